@@ -1,0 +1,52 @@
+//! The custom resources of the contract (`grantoperator.dev/v1alpha1`): the
+//! shared parts, and one module per kind.
+
+pub mod common;
+pub mod dremio;
+pub mod grafana;
+pub mod provider;
+pub mod sigma;
+pub mod snowflake;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+pub use common::*;
+pub use dremio::*;
+pub use grafana::*;
+pub use provider::*;
+pub use sigma::*;
+pub use snowflake::*;
+
+/// Every CRD with the file name it is committed under in `crds/`.
+pub fn all_crds() -> Vec<(String, CustomResourceDefinition)> {
+    [
+        GrantProvider::crd(),
+        ClusterGrantProvider::crd(),
+        SigmaGrant::crd(),
+        GrafanaGrant::crd(),
+        SnowflakeGrant::crd(),
+        DremioGrant::crd(),
+    ]
+    .into_iter()
+    .map(|crd| {
+        let file = format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural);
+        (file, crd)
+    })
+    .collect()
+}
+
+/// Every CRD as one multi-document YAML stream, as printed by `grant-operator crd`.
+pub fn crds_yaml() -> Result<String, serde_norway::Error> {
+    let mut out = String::new();
+    for (_, crd) in all_crds() {
+        out.push_str("---\n");
+        out.push_str(&crd_yaml(&crd)?);
+    }
+    Ok(out)
+}
+
+/// One CRD as YAML.
+pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_norway::Error> {
+    serde_norway::to_string(crd)
+}

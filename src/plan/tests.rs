@@ -1,0 +1,900 @@
+//! Table-driven tests of every rule of the contract, on levels (Sigma and
+//! Grafana style), privilege sets (Dremio style) and grant options (Snowflake).
+
+use super::*;
+use std::fmt;
+
+/// A level permission: `Annotate` includes `Usage`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum L {
+    Usage,
+    Annotate,
+}
+use L::{Annotate as A, Usage as U};
+
+impl fmt::Display for L {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            U => "usage",
+            A => "annotate",
+        })
+    }
+}
+
+impl Permission for L {
+    fn closure(&self) -> Vec<Self> {
+        match self {
+            U => vec![U],
+            A => vec![A, U],
+        }
+    }
+}
+
+/// A privilege with an optional grant option (which includes the privilege).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct P(&'static str, bool);
+
+impl fmt::Display for P {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.1 {
+            write!(f, "{}+grant", self.0)
+        } else {
+            f.write_str(self.0)
+        }
+    }
+}
+
+impl Permission for P {
+    fn closure(&self) -> Vec<Self> {
+        if self.1 {
+            vec![self.clone(), P(self.0, false)]
+        } else {
+            vec![self.clone()]
+        }
+    }
+}
+
+fn p(name: &'static str) -> P {
+    P(name, false)
+}
+
+fn with_grant(name: &'static str) -> P {
+    P(name, true)
+}
+
+fn member<Q: Permission>(decls: &[(&str, Q)]) -> Member<Q> {
+    Member {
+        phase: Phase::Active,
+        mode: Mode::Additive,
+        management: ManagementPolicy::Manage,
+        declarations: decls
+            .iter()
+            .map(|(key, perm)| Declaration::Resolved {
+                key: key.to_string(),
+                perm: perm.clone(),
+            })
+            .collect(),
+        previous: Vec::new(),
+        was_synced: false,
+        authoritative_keys: None,
+    }
+}
+
+impl<Q: Permission> Member<Q> {
+    /// The member applied these grants before (status rows `Applied`).
+    fn owns(mut self, rows: &[(&str, Q)]) -> Self {
+        self.previous = rows
+            .iter()
+            .map(|(key, perm)| PreviousRow {
+                key: key.to_string(),
+                perm: perm.clone(),
+                state: GrantState::Applied,
+                has_vendor_id: true,
+                revocation: false,
+            })
+            .collect();
+        self
+    }
+    fn authoritative(mut self) -> Self {
+        self.mode = Mode::Authoritative;
+        self
+    }
+    fn scoped(mut self, keys: &[&str]) -> Self {
+        self.authoritative_keys = Some(keys.iter().map(ToString::to_string).collect());
+        self
+    }
+    fn observe(mut self) -> Self {
+        self.management = ManagementPolicy::Observe;
+        self
+    }
+    fn phase(mut self, phase: Phase) -> Self {
+        self.phase = phase;
+        self
+    }
+    fn synced(mut self) -> Self {
+        self.was_synced = true;
+        self
+    }
+    fn unresolved(mut self, label: &str, perm: Q) -> Self {
+        self.declarations.push(Declaration::Unresolved {
+            label: label.to_string(),
+            perm,
+            message: format!("{label} not found"),
+        });
+        self
+    }
+}
+
+fn live<Q: Permission>(grants: &[(&str, Q)]) -> Vec<LiveGrant<Q>> {
+    grants
+        .iter()
+        .map(|(key, perm)| LiveGrant {
+            key: key.to_string(),
+            perm: perm.clone(),
+            vendor_id: Some(format!("id-{key}")),
+        })
+        .collect()
+}
+
+fn unit<Q: Permission>(members: Vec<Member<Q>>, live_grants: &[(&str, Q)]) -> Unit<Q> {
+    Unit {
+        members,
+        foreign: Vec::new(),
+        live: live(live_grants),
+    }
+}
+
+/// `(key, kind, target's top permissions)` of every planned action.
+fn summary<Q: Permission>(unit: &Unit<Q>) -> Vec<(String, ActionKind, Vec<Q>)> {
+    plan(unit)
+        .actions
+        .into_iter()
+        .map(|action| {
+            let kind = action.kind();
+            (action.key.clone(), kind, action.target_top())
+        })
+        .collect()
+}
+
+/// The live grants after applying every action of the plan successfully.
+fn applied<Q: Permission>(unit: &Unit<Q>) -> Vec<LiveGrant<Q>> {
+    let planned = plan(unit);
+    let mut by_key: BTreeMap<Key, BTreeSet<Q>> = BTreeMap::new();
+    for grant in &unit.live {
+        by_key
+            .entry(grant.key.clone())
+            .or_default()
+            .extend(grant.perm.closure());
+    }
+    for action in &planned.actions {
+        by_key.insert(action.key.clone(), action.target.clone());
+    }
+    by_key
+        .into_iter()
+        .flat_map(|(key, set)| {
+            maximal(&set).into_iter().map(move |perm| LiveGrant {
+                key: key.clone(),
+                perm,
+                vendor_id: Some(format!("id-{key}")),
+            })
+        })
+        .collect()
+}
+
+use ActionKind::{Change, Grant, Lower, Raise, Revoke};
+
+#[test]
+fn level_rules() {
+    struct Case {
+        name: &'static str,
+        unit: Unit<L>,
+        expect: Vec<(&'static str, ActionKind, Vec<L>)>,
+    }
+    let cases = vec![
+        Case {
+            name: "declared and absent: grant",
+            unit: unit(vec![member(&[("m1", U)])], &[]),
+            expect: vec![("m1", Grant, vec![U])],
+        },
+        Case {
+            name: "already live: nothing to do",
+            unit: unit(vec![member(&[("m1", U)]).owns(&[("m1", U)])], &[("m1", U)]),
+            expect: vec![],
+        },
+        Case {
+            name: "union of resources",
+            unit: unit(vec![member(&[("m1", U)]), member(&[("t1", A)])], &[]),
+            expect: vec![("m1", Grant, vec![U]), ("t1", Grant, vec![A])],
+        },
+        Case {
+            name: "highest level wins",
+            unit: unit(vec![member(&[("m1", U)]), member(&[("m1", A)])], &[]),
+            expect: vec![("m1", Grant, vec![A])],
+        },
+        Case {
+            name: "same grantee twice in one resource: highest wins",
+            unit: unit(vec![member(&[("m1", A), ("m1", U)])], &[]),
+            expect: vec![("m1", Grant, vec![A])],
+        },
+        Case {
+            name: "raise",
+            unit: unit(vec![member(&[("m1", A)]).owns(&[("m1", U)])], &[("m1", U)]),
+            expect: vec![("m1", Raise, vec![A])],
+        },
+        Case {
+            name: "lower a level this resource set",
+            unit: unit(vec![member(&[("m1", U)]).owns(&[("m1", A)])], &[("m1", A)]),
+            expect: vec![("m1", Lower, vec![U])],
+        },
+        Case {
+            name: "removed from the spec: revoked",
+            unit: unit(vec![member(&[]).owns(&[("m1", U)])], &[("m1", U)]),
+            expect: vec![("m1", Revoke, vec![])],
+        },
+        Case {
+            name: "removed from the spec but already gone: nothing",
+            unit: unit(vec![member(&[]).owns(&[("m1", U)])], &[]),
+            expect: vec![],
+        },
+        Case {
+            name: "deletion revokes what no one else declares",
+            unit: unit(
+                vec![
+                    member(&[("m1", U)])
+                        .owns(&[("m1", U)])
+                        .phase(Phase::Deleting),
+                    member(&[("m2", U)]).owns(&[("m2", U)]),
+                ],
+                &[("m1", U), ("m2", U)],
+            ),
+            expect: vec![("m1", Revoke, vec![])],
+        },
+        Case {
+            name: "deletion keeps what another resource declares",
+            unit: unit(
+                vec![
+                    member(&[("m1", U)])
+                        .owns(&[("m1", U)])
+                        .phase(Phase::Deleting),
+                    member(&[("m1", U)]).owns(&[("m1", U)]),
+                ],
+                &[("m1", U)],
+            ),
+            expect: vec![],
+        },
+        Case {
+            name: "deletion lowers to what the others still declare",
+            unit: unit(
+                vec![
+                    member(&[("m1", A)])
+                        .owns(&[("m1", A)])
+                        .phase(Phase::Deleting),
+                    member(&[("m1", U)]).owns(&[("m1", U)]),
+                ],
+                &[("m1", A)],
+            ),
+            expect: vec![("m1", Lower, vec![U])],
+        },
+        Case {
+            name: "deletion of the lower declaration keeps the higher level",
+            unit: unit(
+                vec![
+                    member(&[("m1", U)])
+                        .owns(&[("m1", U)])
+                        .phase(Phase::Deleting),
+                    member(&[("m1", A)]).owns(&[("m1", A)]),
+                ],
+                &[("m1", A)],
+            ),
+            expect: vec![],
+        },
+        Case {
+            name: "expiry revokes like deletion",
+            unit: unit(
+                vec![
+                    member(&[("m1", U)])
+                        .owns(&[("m1", U)])
+                        .phase(Phase::Expired),
+                ],
+                &[("m1", U)],
+            ),
+            expect: vec![("m1", Revoke, vec![])],
+        },
+        Case {
+            name: "expiry keeps what another resource declares",
+            unit: unit(
+                vec![
+                    member(&[("m1", A)])
+                        .owns(&[("m1", A)])
+                        .phase(Phase::Expired),
+                    member(&[("m1", U)]).owns(&[("m1", U)]),
+                ],
+                &[("m1", A)],
+            ),
+            expect: vec![("m1", Lower, vec![U])],
+        },
+        Case {
+            name: "additive leaves grants nobody declares",
+            unit: unit(
+                vec![member(&[("m1", U)]).owns(&[("m1", U)])],
+                &[("m1", U), ("m9", A)],
+            ),
+            expect: vec![],
+        },
+        Case {
+            name: "authoritative revokes grants nobody declares",
+            unit: unit(
+                vec![member(&[("m1", U)]).owns(&[("m1", U)]).authoritative()],
+                &[("m1", U), ("m9", A)],
+            ),
+            expect: vec![("m9", Revoke, vec![])],
+        },
+        Case {
+            name: "authoritative on one member makes the union exact",
+            unit: unit(
+                vec![member(&[("m1", U)]).authoritative(), member(&[("m2", U)])],
+                &[("m1", U), ("m2", U), ("m3", U)],
+            ),
+            expect: vec![("m3", Revoke, vec![])],
+        },
+        Case {
+            name: "authoritative lowers a level nobody declares",
+            unit: unit(vec![member(&[("m1", U)]).authoritative()], &[("m1", A)]),
+            expect: vec![("m1", Lower, vec![U])],
+        },
+        Case {
+            name: "additive leaves a level someone else raised",
+            unit: unit(vec![member(&[("m1", U)]).owns(&[("m1", U)])], &[("m1", A)]),
+            expect: vec![],
+        },
+        Case {
+            name: "additive adopts a grant that already exists",
+            unit: unit(vec![member(&[("m1", U)])], &[("m1", U)]),
+            expect: vec![],
+        },
+        Case {
+            name: "removal leaves in place a grant someone else raised above ours",
+            unit: unit(vec![member(&[]).owns(&[("m1", U)])], &[("m1", A)]),
+            expect: vec![],
+        },
+        Case {
+            name: "observe never writes",
+            unit: unit(
+                vec![
+                    member(&[("m1", A)])
+                        .owns(&[("m2", U)])
+                        .observe()
+                        .authoritative(),
+                ],
+                &[("m2", U), ("m9", U)],
+            ),
+            expect: vec![],
+        },
+        Case {
+            name: "observe declarations are not revoked by an authoritative neighbour",
+            unit: unit(
+                vec![
+                    member(&[("m1", U)]).authoritative(),
+                    member(&[("m2", U)]).observe(),
+                ],
+                &[("m1", U), ("m2", U), ("m3", U)],
+            ),
+            expect: vec![("m3", Revoke, vec![])],
+        },
+        Case {
+            name: "observe declarations are not granted",
+            unit: unit(
+                vec![member(&[("m1", U)]), member(&[("m2", U)]).observe()],
+                &[],
+            ),
+            expect: vec![("m1", Grant, vec![U])],
+        },
+        Case {
+            name: "suspended: its grants are kept, its missing ones not granted",
+            unit: unit(
+                vec![
+                    member(&[("m1", U)]).authoritative(),
+                    member(&[("m2", U), ("m3", U)])
+                        .owns(&[("m2", U)])
+                        .phase(Phase::Suspended),
+                ],
+                &[("m1", U), ("m2", U)],
+            ),
+            expect: vec![],
+        },
+        Case {
+            name: "suspended authoritative does not prune",
+            unit: unit(
+                vec![
+                    member(&[("m1", U)])
+                        .owns(&[("m1", U)])
+                        .authoritative()
+                        .phase(Phase::Suspended),
+                ],
+                &[("m1", U), ("m9", U)],
+            ),
+            expect: vec![],
+        },
+        Case {
+            name: "suspended deletion waits: nothing revoked",
+            unit: unit(
+                vec![
+                    member(&[("m1", U)])
+                        .owns(&[("m1", U)])
+                        .phase(Phase::Suspended),
+                ],
+                &[("m1", U)],
+            ),
+            expect: vec![],
+        },
+        Case {
+            name: "deleting observe member revokes nothing",
+            unit: unit(
+                vec![
+                    member(&[("m1", U)])
+                        .owns(&[("m1", U)])
+                        .observe()
+                        .phase(Phase::Deleting),
+                ],
+                &[("m1", U)],
+            ),
+            expect: vec![],
+        },
+        Case {
+            name: "unresolved grantee holds back removals of the resource",
+            unit: unit(
+                vec![
+                    member(&[("m1", U)])
+                        .owns(&[("m1", U), ("m2", U)])
+                        .unresolved("member:gone@example.com", U),
+                ],
+                &[("m1", U), ("m2", U)],
+            ),
+            expect: vec![],
+        },
+        Case {
+            name: "unresolved grantee does not stop the other grants",
+            unit: unit(
+                vec![member(&[("m1", U)]).unresolved("member:gone@example.com", U)],
+                &[],
+            ),
+            expect: vec![("m1", Grant, vec![U])],
+        },
+        Case {
+            name: "a grant that never applied is not ours to revoke",
+            unit: Unit {
+                members: vec![Member {
+                    previous: vec![PreviousRow {
+                        key: "m1".into(),
+                        perm: A,
+                        state: GrantState::Failed,
+                        has_vendor_id: false,
+                        revocation: false,
+                    }],
+                    ..member(&[])
+                }],
+                foreign: Vec::new(),
+                live: live(&[("m1", A)]),
+            },
+            expect: vec![],
+        },
+        Case {
+            name: "a failed raise keeps the grant ours (vendor id)",
+            unit: Unit {
+                members: vec![Member {
+                    previous: vec![PreviousRow {
+                        key: "m1".into(),
+                        perm: A,
+                        state: GrantState::Failed,
+                        has_vendor_id: true,
+                        revocation: false,
+                    }],
+                    ..member(&[])
+                }],
+                foreign: Vec::new(),
+                live: live(&[("m1", U)]),
+            },
+            expect: vec![("m1", Revoke, vec![])],
+        },
+        Case {
+            name: "a pending revocation row is retried",
+            unit: Unit {
+                members: vec![Member {
+                    previous: vec![PreviousRow {
+                        key: "m1".into(),
+                        perm: A,
+                        state: GrantState::Failed,
+                        has_vendor_id: false,
+                        revocation: true,
+                    }],
+                    ..member(&[("m1", U)])
+                }],
+                foreign: Vec::new(),
+                live: live(&[("m1", A)]),
+            },
+            expect: vec![("m1", Lower, vec![U])],
+        },
+        Case {
+            name: "grants held through another provider are never revoked",
+            unit: Unit {
+                members: vec![member(&[]).owns(&[("m1", U)]).phase(Phase::Deleting)],
+                foreign: vec![("m1".into(), U)],
+                live: live(&[("m1", U)]),
+            },
+            expect: vec![],
+        },
+        Case {
+            name: "authoritative spares grants held through another provider",
+            unit: Unit {
+                members: vec![member(&[("m1", U)]).authoritative()],
+                foreign: vec![("m2".into(), A)],
+                live: live(&[("m1", U), ("m2", A), ("m3", U)]),
+            },
+            expect: vec![("m3", Revoke, vec![])],
+        },
+        Case {
+            name: "combination: delete one, observe one, authoritative third",
+            unit: unit(
+                vec![
+                    member(&[("m1", A)])
+                        .owns(&[("m1", A), ("m4", U)])
+                        .phase(Phase::Deleting),
+                    member(&[("m1", U)]).owns(&[("m1", U)]).authoritative(),
+                    member(&[("m2", U)]).observe(),
+                ],
+                &[("m1", A), ("m2", U), ("m3", U), ("m4", U)],
+            ),
+            expect: vec![
+                ("m1", Lower, vec![U]),
+                ("m3", Revoke, vec![]),
+                ("m4", Revoke, vec![]),
+            ],
+        },
+    ];
+    for case in cases {
+        let got = summary(&case.unit);
+        let expect: Vec<(String, ActionKind, Vec<L>)> = case
+            .expect
+            .into_iter()
+            .map(|(key, kind, top)| (key.to_string(), kind, top))
+            .collect();
+        assert_eq!(got, expect, "case: {}", case.name);
+        // Applying a plan converges: planning again changes nothing more.
+        let converged = Unit {
+            live: applied(&case.unit),
+            ..case.unit.clone()
+        };
+        assert_eq!(
+            summary(&converged),
+            vec![],
+            "case did not converge: {}",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn privilege_set_rules() {
+    // Dremio style: per grantee a set of privileges.
+    let changed = unit(
+        vec![
+            member(&[("u1", p("SELECT")), ("u1", p("INSERT"))])
+                .owns(&[("u1", p("SELECT")), ("u1", p("ALTER"))]),
+        ],
+        &[
+            ("u1", p("SELECT")),
+            ("u1", p("ALTER")),
+            ("u1", p("MANAGE_GRANTS")),
+        ],
+    );
+    let planned = plan(&changed);
+    assert_eq!(planned.actions.len(), 1);
+    let action = &planned.actions[0];
+    assert_eq!(action.kind(), Change);
+    assert_eq!(action.added(), BTreeSet::from([p("INSERT")]));
+    // MANAGE_GRANTS was never ours: Additive leaves it.
+    assert_eq!(action.removed(), BTreeSet::from([p("ALTER")]));
+
+    // Union of two resources, then deleting one removes only its own privilege.
+    let shared = unit(
+        vec![
+            member(&[("r1", p("SELECT"))])
+                .owns(&[("r1", p("SELECT")), ("r1", p("ALTER"))])
+                .phase(Phase::Deleting),
+            member(&[("r1", p("SELECT"))]).owns(&[("r1", p("SELECT"))]),
+        ],
+        &[("r1", p("SELECT")), ("r1", p("ALTER"))],
+    );
+    let planned = plan(&shared);
+    assert_eq!(planned.actions.len(), 1);
+    assert_eq!(planned.actions[0].kind(), Lower);
+    assert_eq!(planned.actions[0].removed(), BTreeSet::from([p("ALTER")]));
+
+    // Authoritative: every privilege nobody declares goes.
+    let exact = unit(
+        vec![member(&[("r1", p("SELECT"))]).authoritative()],
+        &[("r1", p("SELECT")), ("r1", p("ALTER")), ("r2", p("SELECT"))],
+    );
+    let summary = summary(&exact);
+    assert_eq!(
+        summary,
+        vec![
+            ("r1".to_string(), Lower, vec![p("SELECT")]),
+            ("r2".to_string(), Revoke, vec![])
+        ]
+    );
+}
+
+#[test]
+fn grant_option_rules() {
+    // Turning the grant option off revokes only the grant option.
+    let off = unit(
+        vec![member(&[("SCHEMA S", p("USAGE"))]).owns(&[("SCHEMA S", with_grant("USAGE"))])],
+        &[("SCHEMA S", with_grant("USAGE"))],
+    );
+    let planned = plan(&off);
+    assert_eq!(planned.actions.len(), 1);
+    assert_eq!(planned.actions[0].kind(), Lower);
+    assert_eq!(
+        planned.actions[0].removed(),
+        BTreeSet::from([with_grant("USAGE")])
+    );
+    assert_eq!(planned.actions[0].target, BTreeSet::from([p("USAGE")]));
+
+    // Turning it on adds only the grant option.
+    let on = unit(
+        vec![member(&[("SCHEMA S", with_grant("USAGE"))]).owns(&[("SCHEMA S", p("USAGE"))])],
+        &[("SCHEMA S", p("USAGE"))],
+    );
+    let planned = plan(&on);
+    assert_eq!(planned.actions[0].kind(), Raise);
+    assert_eq!(
+        planned.actions[0].added(),
+        BTreeSet::from([with_grant("USAGE")])
+    );
+
+    // Authoritative scoped to the resource's own securable leaves others alone.
+    let scoped = unit(
+        vec![
+            member(&[("SCHEMA S", p("USAGE"))])
+                .authoritative()
+                .scoped(&["SCHEMA S"]),
+        ],
+        &[
+            ("SCHEMA S", p("USAGE")),
+            ("SCHEMA S", p("CREATE TABLE")),
+            ("SCHEMA T", p("USAGE")),
+        ],
+    );
+    assert_eq!(
+        summary(&scoped),
+        vec![("SCHEMA S".to_string(), Lower, vec![p("USAGE")])]
+    );
+}
+
+#[test]
+fn unmanaged_grants_are_counted() {
+    let planned = plan(&unit(
+        vec![member(&[("m1", U)])],
+        &[("m1", U), ("m8", U), ("m9", A)],
+    ));
+    assert!(planned.actions.is_empty());
+    assert_eq!(planned.unmanaged, 2);
+}
+
+fn rows<Q: Permission>(report: &Report<Q>) -> Vec<(String, Q, GrantState)> {
+    report
+        .rows
+        .iter()
+        .map(|row| (row.grantee.clone(), row.perm.clone(), row.state))
+        .collect()
+}
+
+#[test]
+fn report_rows_after_a_successful_sync() {
+    let u = unit(
+        vec![
+            member(&[("m1", U), ("t1", A)]).unresolved("member:nobody@example.com", U),
+            member(&[("m1", A)]).observe(),
+        ],
+        &[],
+    );
+    let planned = plan(&u);
+    let after = applied(&u);
+    let reports = report(&u, &planned, &after, &BTreeMap::new());
+    assert_eq!(
+        rows(&reports[0]),
+        vec![
+            ("m1".to_string(), U, GrantState::Applied),
+            ("t1".to_string(), A, GrantState::Applied),
+            (
+                "member:nobody@example.com".to_string(),
+                U,
+                GrantState::Failed
+            ),
+        ]
+    );
+    assert_eq!(reports[0].rows[0].vendor_id.as_deref(), Some("id-m1"));
+    assert!(!reports[0].rows[2].resolved);
+    // The observe member declared annotate; only usage is live.
+    assert_eq!(
+        rows(&reports[1]),
+        vec![("m1".to_string(), A, GrantState::Drifted)]
+    );
+    assert_eq!(reports[1].rows[0].message, "declared annotate, live usage");
+    assert_eq!(reports[0].drift_repaired, 0);
+}
+
+#[test]
+fn report_failures_keep_memory_of_revocations() {
+    let u = unit(
+        vec![member(&[("m2", U)]).owns(&[("m1", A), ("m2", U)])],
+        &[("m1", A)],
+    );
+    let planned = plan(&u);
+    assert_eq!(planned.actions.len(), 2);
+    let failures = BTreeMap::from([(
+        "m1".to_string(),
+        Failure {
+            reason: Reason::VendorUnavailable,
+            message: "Sigma answered 503".into(),
+        },
+    )]);
+    // The revocation of m1 failed: m1 is still live.
+    let after = live(&[("m1", A), ("m2", U)]);
+    let reports = report(&u, &planned, &after, &failures);
+    assert_eq!(
+        rows(&reports[0]),
+        vec![
+            ("m2".to_string(), U, GrantState::Applied),
+            ("m1".to_string(), A, GrantState::Failed),
+        ]
+    );
+    assert!(reports[0].rows[1].message.starts_with(REVOCATION_MARK));
+    assert_eq!(reports[0].failures.len(), 1);
+
+    // Read back at the next sync, the revocation row is still ours and retried.
+    let next = Unit {
+        members: vec![Member {
+            previous: reports[0]
+                .rows
+                .iter()
+                .map(|row| PreviousRow {
+                    key: row.grantee.clone(),
+                    perm: row.perm,
+                    state: row.state,
+                    has_vendor_id: row.vendor_id.is_some(),
+                    revocation: row.message.starts_with(REVOCATION_MARK),
+                })
+                .collect(),
+            ..member(&[("m2", U)])
+        }],
+        foreign: Vec::new(),
+        live: after,
+    };
+    assert_eq!(summary(&next), vec![("m1".to_string(), Revoke, vec![])]);
+}
+
+#[test]
+fn report_declared_row_fails_with_the_vendor_message() {
+    let u = unit(vec![member(&[("m1", U), ("m2", U)])], &[]);
+    let planned = plan(&u);
+    let failures = BTreeMap::from([(
+        "m2".to_string(),
+        Failure {
+            reason: Reason::InvalidGrant,
+            message: "Sigma refused the grant: unknown member".into(),
+        },
+    )]);
+    let after = live(&[("m1", U)]);
+    let reports = report(&u, &planned, &after, &failures);
+    assert_eq!(
+        rows(&reports[0]),
+        vec![
+            ("m1".to_string(), U, GrantState::Applied),
+            ("m2".to_string(), U, GrantState::Failed),
+        ]
+    );
+    assert_eq!(
+        reports[0].rows[1].message,
+        "Sigma refused the grant: unknown member"
+    );
+    assert_eq!(reports[0].failures[0].reason, Reason::InvalidGrant);
+}
+
+#[test]
+fn report_counts_drift_repairs() {
+    // m1 was applied before, removed behind our back, and is restored.
+    let u = unit(
+        vec![member(&[("m1", U), ("m2", U)]).owns(&[("m1", U), ("m2", U)])],
+        &[("m2", U)],
+    );
+    let planned = plan(&u);
+    let reports = report(&u, &planned, &applied(&u), &BTreeMap::new());
+    assert_eq!(reports[0].drift_repaired, 1);
+
+    // A first convergence is not drift.
+    let first = unit(vec![member(&[("m1", U)])], &[]);
+    let planned = plan(&first);
+    let reports = report(&first, &planned, &applied(&first), &BTreeMap::new());
+    assert_eq!(reports[0].drift_repaired, 0);
+
+    // Authoritative: a grant added behind our back to a synced resource is drift.
+    let pruned = unit(
+        vec![
+            member(&[("m1", U)])
+                .owns(&[("m1", U)])
+                .authoritative()
+                .synced(),
+        ],
+        &[("m1", U), ("m9", U)],
+    );
+    let planned = plan(&pruned);
+    let reports = report(&pruned, &planned, &applied(&pruned), &BTreeMap::new());
+    assert_eq!(reports[0].drift_repaired, 1);
+}
+
+#[test]
+fn report_deleting_member_is_done_when_nothing_is_pending() {
+    let u = unit(
+        vec![
+            member(&[("m1", A)])
+                .owns(&[("m1", A), ("m2", U)])
+                .phase(Phase::Deleting),
+            member(&[("m1", U)]).owns(&[("m1", U)]),
+        ],
+        &[("m1", A), ("m2", U)],
+    );
+    let planned = plan(&u);
+    let reports = report(&u, &planned, &applied(&u), &BTreeMap::new());
+    assert!(reports[0].rows.is_empty(), "{:?}", reports[0].rows);
+    assert_eq!(
+        rows(&reports[1]),
+        vec![("m1".to_string(), U, GrantState::Applied)]
+    );
+}
+
+#[test]
+fn report_held_back_revocations_are_remembered() {
+    let u = unit(
+        vec![
+            member(&[("m1", U)])
+                .owns(&[("m1", U), ("m2", U)])
+                .unresolved("member:gone@example.com", U),
+        ],
+        &[("m1", U), ("m2", U)],
+    );
+    let planned = plan(&u);
+    assert!(planned.actions.is_empty());
+    let reports = report(&u, &planned, &u.live, &BTreeMap::new());
+    assert_eq!(
+        rows(&reports[0]),
+        vec![
+            ("m1".to_string(), U, GrantState::Applied),
+            ("member:gone@example.com".to_string(), U, GrantState::Failed),
+            ("m2".to_string(), U, GrantState::Pending),
+        ]
+    );
+    assert!(reports[0].rows[2].message.contains("held back"));
+}
+
+#[test]
+fn report_observe_authoritative_counts_undeclared() {
+    let u = unit(
+        vec![member(&[("m1", U)]).observe().authoritative()],
+        &[("m1", U), ("m8", U), ("m9", A)],
+    );
+    let planned = plan(&u);
+    let reports = report(&u, &planned, &u.live, &BTreeMap::new());
+    assert_eq!(reports[0].undeclared, 2);
+    assert!(reports[0].all_applied());
+}
+
+#[test]
+fn maximal_and_close() {
+    let set = close(&[A]);
+    assert_eq!(set, BTreeSet::from([U, A]));
+    assert_eq!(maximal(&set), vec![A]);
+    let set = close(&[with_grant("USAGE"), p("SELECT")]);
+    assert_eq!(maximal(&set), vec![p("SELECT"), with_grant("USAGE")]);
+}
