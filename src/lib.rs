@@ -7,4 +7,16 @@
 //! - [`controller`]: the reconcilers for providers and grants.
 
 pub mod api;
+pub mod metrics;
 pub mod plan;
+pub mod vendor;
+
+/// Installs ring as the process-wide rustls crypto provider (the one kube uses
+/// too), once; later calls do nothing.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider was installed first, which is just as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

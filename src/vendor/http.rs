@@ -1,0 +1,574 @@
+//! The one HTTP client every vendor uses.
+//!
+//! Per request: a per-provider token bucket (paused while a `Retry-After` is
+//! running), a timeout, retries with exponential backoff and full jitter on
+//! 5xx, timeouts and connection errors, `Retry-After` honoured on 429 (up to a
+//! bound; longer waits are handed back to the controller), and one metric
+//! sample per attempt. Bodies and headers are never logged: they may carry
+//! credentials.
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::{RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::api::VendorKind;
+use crate::metrics::Metrics;
+
+use super::VendorError;
+
+/// Largest response body read (vendor listings are paged well below this).
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// How requests are retried.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included.
+    pub attempts: u32,
+    /// Backoff ceiling of the first retry; doubles each retry.
+    pub base: Duration,
+    /// Backoff ceiling.
+    pub max: Duration,
+    /// The longest `Retry-After` waited inside one call; longer ones fail the call
+    /// with [`VendorError::RateLimited`] so the controller requeues instead.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 5,
+            base: Duration::from_millis(200),
+            max: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Settings of one provider's client.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Timeout of one attempt.
+    pub timeout: Duration,
+    /// Sustained requests per second.
+    pub requests_per_second: f64,
+    /// Burst.
+    pub burst: u32,
+    /// PEM bundle of extra trusted CAs.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Retries.
+    pub retry: RetryPolicy,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            timeout: Duration::from_secs(30),
+            requests_per_second: 10.0,
+            burst: 20,
+            ca_pem: None,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// A token bucket that a 429's `Retry-After` can pause for every caller.
+struct Limiter {
+    bucket: DefaultDirectRateLimiter,
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl Limiter {
+    fn new(requests_per_second: f64, burst: u32) -> Limiter {
+        let period = Duration::from_secs_f64(1.0 / requests_per_second.max(0.001));
+        let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(burst);
+        Limiter {
+            bucket: RateLimiter::direct(quota),
+            paused_until: Mutex::new(None),
+        }
+    }
+
+    async fn acquire(&self) {
+        loop {
+            let paused = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+            match paused {
+                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
+                _ => break,
+            }
+        }
+        self.bucket.until_ready().await;
+    }
+
+    fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        if paused.is_none_or(|current| current < until) {
+            *paused = Some(until);
+        }
+    }
+}
+
+/// A response with its body read.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// Body.
+    pub body: bytes::Bytes,
+}
+
+impl HttpResponse {
+    /// Parses the body as JSON.
+    pub fn json<T: DeserializeOwned>(
+        &self,
+        vendor: VendorKind,
+        operation: &'static str,
+    ) -> Result<T, VendorError> {
+        serde_json::from_slice(&self.body).map_err(|error| VendorError::Protocol {
+            vendor,
+            operation,
+            message: format!("unexpected response body: {error}"),
+        })
+    }
+}
+
+/// A request that failed for good.
+#[derive(Debug)]
+pub enum CallError {
+    /// The vendor answered with an error status.
+    Status {
+        /// Status code.
+        status: StatusCode,
+        /// The vendor's error message, if its body had one.
+        message: String,
+        /// `Retry-After` of a 429.
+        retry_after: Option<Duration>,
+    },
+    /// The request did not get an answer (timeout, connection error).
+    Transport {
+        /// What happened.
+        message: String,
+    },
+}
+
+impl CallError {
+    /// The status code, when the vendor answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            CallError::Status { status, .. } => Some(*status),
+            CallError::Transport { .. } => None,
+        }
+    }
+
+    /// Maps the error to the contract's reasons the usual way: 401 Unauthorized,
+    /// 403 Forbidden, 404 `not_found`, 409 Conflict, 429 RateLimited, other 4xx
+    /// InvalidGrant, 5xx and transport errors VendorUnavailable.
+    pub fn into_vendor_error(
+        self,
+        vendor: VendorKind,
+        operation: &'static str,
+        not_found: impl FnOnce(String) -> VendorError,
+    ) -> VendorError {
+        match self {
+            CallError::Transport { message } => VendorError::Unavailable {
+                vendor,
+                operation,
+                message,
+            },
+            CallError::Status {
+                status,
+                message,
+                retry_after,
+            } => match status.as_u16() {
+                401 => VendorError::Unauthorized {
+                    vendor,
+                    operation,
+                    message,
+                },
+                403 => VendorError::Forbidden {
+                    vendor,
+                    operation,
+                    message,
+                },
+                404 => not_found(message),
+                409 => VendorError::Conflict {
+                    vendor,
+                    operation,
+                    message,
+                },
+                429 => VendorError::RateLimited {
+                    vendor,
+                    operation,
+                    retry_after,
+                },
+                400..=499 => VendorError::Invalid {
+                    vendor,
+                    operation,
+                    message: format!("{status}: {message}"),
+                },
+                _ => VendorError::Unavailable {
+                    vendor,
+                    operation,
+                    message: format!("{status}: {message}"),
+                },
+            },
+        }
+    }
+}
+
+/// The HTTP client of one provider.
+#[derive(Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    vendor: VendorKind,
+    limiter: Arc<Limiter>,
+    retry: RetryPolicy,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("vendor", &self.vendor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpClient {
+    /// Builds a client; fails when the CA bundle is not valid PEM.
+    pub fn new(
+        vendor: VendorKind,
+        config: &HttpConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<HttpClient, VendorError> {
+        crate::install_crypto_provider();
+        let mut builder = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("grant-operator/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = &config.ca_pem {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem).map_err(|error| {
+                VendorError::Config {
+                    vendor,
+                    message: format!("caBundle is not a valid PEM certificate bundle: {error}"),
+                }
+            })?;
+            if certificates.is_empty() {
+                return Err(VendorError::Config {
+                    vendor,
+                    message: "caBundle holds no PEM certificate".into(),
+                });
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder.build().map_err(|error| VendorError::Config {
+            vendor,
+            message: format!("cannot build the HTTP client: {error}"),
+        })?;
+        Ok(HttpClient {
+            client,
+            vendor,
+            limiter: Arc::new(Limiter::new(config.requests_per_second, config.burst)),
+            retry: config.retry.clone(),
+            metrics,
+        })
+    }
+
+    /// The underlying reqwest client, to build requests with.
+    pub fn reqwest(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends a request built by `build` (called again for each attempt) and
+    /// returns a 2xx answer, retrying as the module describes.
+    pub async fn send(
+        &self,
+        operation: &'static str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<HttpResponse, CallError> {
+        let vendor = self.vendor.as_str();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let last = attempt >= self.retry.attempts;
+            self.limiter.acquire().await;
+            let started = Instant::now();
+            let outcome = match build(&self.client).send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = retry_after(response.headers());
+                    match read_body(response).await {
+                        Ok(body) => Ok((status, body, retry_after)),
+                        Err(error) => Err(error),
+                    }
+                }
+                Err(error) => Err(error),
+            };
+            let elapsed = started.elapsed();
+            match outcome {
+                Ok((status, body, _)) if status.is_success() => {
+                    self.metrics.vendor_call(vendor, operation, "success");
+                    debug!(vendor, operation, %status, ?elapsed, "vendor call");
+                    return Ok(HttpResponse { status, body });
+                }
+                Ok((status, body, retry_after)) => {
+                    let message = error_message(&body);
+                    self.metrics
+                        .vendor_call(vendor, operation, status_outcome(status));
+                    debug!(vendor, operation, %status, ?elapsed, "vendor call failed");
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
+                        self.limiter.pause(wait);
+                        if last || wait > self.retry.max_retry_after {
+                            return Err(CallError::Status {
+                                status,
+                                message,
+                                retry_after: Some(wait),
+                            });
+                        }
+                        warn!(vendor, operation, wait = ?wait, "rate limited by the vendor; waiting");
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    if status.is_server_error() && !last {
+                        let wait = self.backoff(attempt);
+                        warn!(vendor, operation, %status, retry_in = ?wait, "vendor error; retrying");
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    return Err(CallError::Status {
+                        status,
+                        message,
+                        retry_after: None,
+                    });
+                }
+                Err(error) => {
+                    let outcome = if error.is_timeout() {
+                        "timeout"
+                    } else {
+                        "connection_error"
+                    };
+                    self.metrics.vendor_call(vendor, operation, outcome);
+                    let message = describe_transport_error(&error);
+                    if !last {
+                        let wait = self.backoff(attempt);
+                        warn!(vendor, operation, error = %message, retry_in = ?wait, "vendor unreachable; retrying");
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    return Err(CallError::Transport { message });
+                }
+            }
+        }
+    }
+
+    /// Full jitter: a random wait up to `base * 2^(attempt-1)`, capped.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .retry
+            .base
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            .min(self.retry.max);
+        let millis = ceiling.as_millis().max(1) as u64;
+        Duration::from_millis(rand::random_range(millis / 2..=millis))
+    }
+}
+
+async fn read_body(response: reqwest::Response) -> Result<bytes::Bytes, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|len| len as usize > MAX_BODY)
+    {
+        // Refuse to buffer absurd bodies; surfaces as a protocol error upstream.
+        return Ok(bytes::Bytes::from_static(
+            b"{\"message\":\"response too large\"}",
+        ));
+    }
+    response.bytes().await
+}
+
+fn status_outcome(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        429 => "rate_limited",
+        400..=499 => "client_error",
+        _ => "server_error",
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = jiff::fmt::rfc2822::parse(value).ok()?;
+    let wait = date.timestamp().duration_since(jiff::Timestamp::now());
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+/// The vendor's error message: `message` (Sigma, Grafana, Snowflake), `errorMessage`
+/// (Dremio), or the start of the body.
+fn error_message(body: &[u8]) -> String {
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+        for field in ["message", "errorMessage", "error"] {
+            if let Some(text) = value.get(field).and_then(|v| v.as_str()) {
+                return truncate(text);
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    if text.trim().is_empty() {
+        "no error message".into()
+    } else {
+        truncate(text.trim())
+    }
+}
+
+fn truncate(text: &str) -> String {
+    const MAX: usize = 300;
+    if text.len() <= MAX {
+        text.to_string()
+    } else {
+        let mut end = MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &text[..end])
+    }
+}
+
+/// A transport error without the URL (it may carry query parameters such as emails).
+fn describe_transport_error(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_body() || error.is_decode() {
+        "broken response"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(error);
+    let mut detail = String::new();
+    while let Some(cause) = source {
+        detail = cause.to_string();
+        source = cause.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendor_error_messages_are_extracted() {
+        assert_eq!(error_message(br#"{"message":"bad","code":"x"}"#), "bad");
+        assert_eq!(error_message(br#"{"errorMessage":"nope"}"#), "nope");
+        assert_eq!(error_message(b"plain text"), "plain text");
+        assert_eq!(error_message(b""), "no error message");
+        assert!(error_message("x".repeat(1000).as_bytes()).ends_with("..."));
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_and_dates() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            reqwest::header::RETRY_AFTER,
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        headers.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn status_errors_map_to_contract_reasons() {
+        use crate::api::Reason;
+        let map = |status: u16| {
+            CallError::Status {
+                status: StatusCode::from_u16(status).unwrap(),
+                message: "m".into(),
+                retry_after: None,
+            }
+            .into_vendor_error(VendorKind::Sigma, "op", |message| {
+                VendorError::TargetNotFound {
+                    vendor: VendorKind::Sigma,
+                    what: message,
+                }
+            })
+            .reason()
+        };
+        assert_eq!(map(400), Reason::InvalidGrant);
+        assert_eq!(map(401), Reason::Unauthorized);
+        assert_eq!(map(403), Reason::Forbidden);
+        assert_eq!(map(404), Reason::TargetNotFound);
+        assert_eq!(map(409), Reason::Conflict);
+        assert_eq!(map(429), Reason::RateLimited);
+        assert_eq!(map(500), Reason::VendorUnavailable);
+        assert_eq!(map(503), Reason::VendorUnavailable);
+        let transport = CallError::Transport {
+            message: "timed out".into(),
+        }
+        .into_vendor_error(VendorKind::Sigma, "op", |_| unreachable!());
+        assert_eq!(transport.reason(), Reason::VendorUnavailable);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let client = HttpClient::new(
+            VendorKind::Sigma,
+            &HttpConfig {
+                retry: RetryPolicy {
+                    base: Duration::from_millis(100),
+                    max: Duration::from_millis(1000),
+                    ..RetryPolicy::default()
+                },
+                ..HttpConfig::default()
+            },
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        for _ in 0..50 {
+            let first = client.backoff(1);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let late = client.backoff(10);
+            assert!(late >= Duration::from_millis(500) && late <= Duration::from_millis(1000));
+        }
+    }
+
+    #[test]
+    fn invalid_ca_bundles_are_refused() {
+        let config = HttpConfig {
+            ca_pem: Some(b"not a certificate".to_vec()),
+            ..HttpConfig::default()
+        };
+        let error =
+            HttpClient::new(VendorKind::Sigma, &config, Arc::new(Metrics::new())).unwrap_err();
+        assert!(error.to_string().contains("caBundle"), "{error}");
+    }
+}

@@ -1,0 +1,319 @@
+//! The vendor side: one small trait per concern and one folder per vendor.
+//!
+//! - [`Vendor`]: what the grant controller needs from a vendor for one unit (a
+//!   vendor object read with one listing): resolve names to keys, read the live
+//!   grants, apply planned actions, and prove the credentials work.
+//! - [`GrantKind`]: how a grant custom resource maps onto its vendor (its
+//!   target, declarations, status rows).
+//! - [`http`]: the one HTTP client every vendor uses.
+//!
+//! The controller knows nothing of any one vendor; a vendor's quirks stay in its
+//! folder.
+
+pub mod http;
+pub mod sigma;
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::hash::Hash;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Resource;
+use kube::core::NamespaceResourceScope;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::{
+    GrantPolicy, GrantRow, GrantStatus, GrantTarget, ProviderConfig, Reason, VendorKind,
+};
+use crate::plan::{Action, Key, LiveGrant, Permission};
+
+/// A vendor call that failed, with enough context to explain it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VendorError {
+    /// 401: the credentials were refused.
+    #[error("{vendor} rejected the credentials ({operation}): {message}")]
+    Unauthorized {
+        /// Vendor.
+        vendor: VendorKind,
+        /// Operation.
+        operation: &'static str,
+        /// Vendor message.
+        message: String,
+    },
+    /// 403: the credentials may not do this.
+    #[error("{vendor} denied {operation}: {message}")]
+    Forbidden {
+        /// Vendor.
+        vendor: VendorKind,
+        /// Operation.
+        operation: &'static str,
+        /// Vendor message.
+        message: String,
+    },
+    /// The target object does not exist.
+    #[error("{what} was not found on {vendor}")]
+    TargetNotFound {
+        /// Vendor.
+        vendor: VendorKind,
+        /// What was looked for.
+        what: String,
+    },
+    /// A grantee does not exist.
+    #[error("{what} was not found on {vendor}")]
+    GranteeNotFound {
+        /// Vendor.
+        vendor: VendorKind,
+        /// What was looked for.
+        what: String,
+    },
+    /// 400 and other 4xx: the vendor refused the request as invalid.
+    #[error("{vendor} refused {operation}: {message}")]
+    Invalid {
+        /// Vendor.
+        vendor: VendorKind,
+        /// Operation.
+        operation: &'static str,
+        /// Vendor message.
+        message: String,
+    },
+    /// 429 beyond what the client waits for itself.
+    #[error("{vendor} is rate limiting {operation}{}", retry_after.map(|d| format!("; retry after {}s", d.as_secs())).unwrap_or_default())]
+    RateLimited {
+        /// Vendor.
+        vendor: VendorKind,
+        /// Operation.
+        operation: &'static str,
+        /// How long the vendor asked to wait.
+        retry_after: Option<Duration>,
+    },
+    /// 5xx, timeouts and connection errors, after retries.
+    #[error("{vendor} is unavailable ({operation}): {message}")]
+    Unavailable {
+        /// Vendor.
+        vendor: VendorKind,
+        /// Operation.
+        operation: &'static str,
+        /// What happened.
+        message: String,
+    },
+    /// 409: a conflicting change.
+    #[error("{vendor} reported a conflict ({operation}): {message}")]
+    Conflict {
+        /// Vendor.
+        vendor: VendorKind,
+        /// Operation.
+        operation: &'static str,
+        /// Vendor message.
+        message: String,
+    },
+    /// The answer could not be understood.
+    #[error("unexpected answer from {vendor} ({operation}): {message}")]
+    Protocol {
+        /// Vendor.
+        vendor: VendorKind,
+        /// Operation.
+        operation: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// The provider's settings cannot be used (bad CA bundle, unsupported option).
+    #[error("{vendor} provider: {message}")]
+    Config {
+        /// Vendor.
+        vendor: VendorKind,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl VendorError {
+    /// The contract reason for conditions, Events and metrics.
+    pub fn reason(&self) -> Reason {
+        match self {
+            VendorError::Unauthorized { .. } => Reason::Unauthorized,
+            VendorError::Forbidden { .. } => Reason::Forbidden,
+            VendorError::TargetNotFound { .. } => Reason::TargetNotFound,
+            VendorError::GranteeNotFound { .. } => Reason::GranteeNotFound,
+            VendorError::Invalid { .. } => Reason::InvalidGrant,
+            VendorError::RateLimited { .. } => Reason::RateLimited,
+            VendorError::Unavailable { .. } | VendorError::Protocol { .. } => {
+                Reason::VendorUnavailable
+            }
+            VendorError::Conflict { .. } => Reason::Conflict,
+            VendorError::Config { .. } => Reason::InvalidSpec,
+        }
+    }
+
+    /// How long the vendor asked to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            VendorError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether waiting alone may fix it (as opposed to a change of spec, credentials or vendor data).
+    pub fn transient(&self) -> bool {
+        matches!(
+            self,
+            VendorError::RateLimited { .. }
+                | VendorError::Unavailable { .. }
+                | VendorError::Conflict { .. }
+                | VendorError::Protocol { .. }
+        )
+    }
+}
+
+/// The resolved target of a unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedTarget {
+    /// The vendor's id of the object.
+    pub id: String,
+    /// The ids shown in status.
+    pub status: GrantTarget,
+}
+
+/// The live grants of a unit as the vendor reports them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Live<P> {
+    /// Grants with permissions the operator manages.
+    pub grants: Vec<LiveGrant<P>>,
+    /// Entries with permissions the operator does not manage (left alone).
+    pub unmanaged: usize,
+}
+
+/// A vendor, as the grant controller uses it for one unit.
+pub trait Vendor: Send + Sync + 'static {
+    /// Permissions (levels or privileges).
+    type Perm: Permission + FromStr + Send + Sync + 'static;
+    /// The target as declared in a resource.
+    type Target: Clone + Debug + Send + Sync + 'static;
+    /// A grantee as declared in a resource.
+    type Grantee: Clone + Debug + Eq + Hash + Send + Sync + 'static;
+
+    /// Resolves declared grantees to keys, in order; `Ok(None)` means the
+    /// grantee definitely does not exist. Any error aborts the sync (no writes).
+    fn resolve(
+        &self,
+        grantees: &[Self::Grantee],
+    ) -> impl Future<Output = Result<Vec<Option<Key>>, VendorError>> + Send;
+
+    /// Resolves the declared target to the vendor's id.
+    fn resolve_target(
+        &self,
+        target: &Self::Target,
+    ) -> impl Future<Output = Result<ResolvedTarget, VendorError>> + Send;
+
+    /// Reads the live grants of the target (one listing, all pages).
+    fn read(
+        &self,
+        target: &ResolvedTarget,
+    ) -> impl Future<Output = Result<Live<Self::Perm>, VendorError>> + Send;
+
+    /// Applies planned actions; returns the failures by key. Actions are
+    /// independent: one failing does not stop the others.
+    fn apply(
+        &self,
+        target: &ResolvedTarget,
+        actions: &[Action<Self::Perm>],
+    ) -> impl Future<Output = BTreeMap<Key, VendorError>> + Send;
+
+    /// Authenticates for real and describes the identity used (for the provider's
+    /// `Ready` message; never a secret).
+    fn check(&self) -> impl Future<Output = Result<String, VendorError>> + Send;
+}
+
+/// How a grant custom resource maps onto its vendor.
+pub trait GrantKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// The vendor.
+    type Vendor: Vendor;
+    /// Which provider block this kind needs.
+    const VENDOR: VendorKind;
+    /// The kind name, for metrics and messages.
+    const KIND: &'static str;
+
+    /// Provider, mode and lifecycle policies.
+    fn policy(&self) -> &GrantPolicy;
+    /// Current status.
+    fn status(&self) -> Option<&GrantStatus>;
+    /// The unit this resource belongs to, as declared; stable because target
+    /// fields are immutable.
+    fn unit_key(&self) -> String;
+    /// The declared target.
+    fn target(&self) -> <Self::Vendor as Vendor>::Target;
+    /// The declared grants, in spec order.
+    fn declarations(
+        &self,
+    ) -> Vec<(
+        <Self::Vendor as Vendor>::Grantee,
+        <Self::Vendor as Vendor>::Perm,
+    )>;
+    /// How an unresolved grantee is shown in a status row.
+    fn grantee_label(grantee: &<Self::Vendor as Vendor>::Grantee) -> String;
+    /// Keys `Authoritative` covers for this resource (`None`: the whole unit).
+    fn authoritative_keys(&self) -> Option<Vec<Key>> {
+        None
+    }
+    /// The status row of a planner row.
+    fn row(key_or_label: &str, perm: &<Self::Vendor as Vendor>::Perm) -> (String, String) {
+        (key_or_label.to_string(), perm.to_string())
+    }
+    /// The planner key and permission of a status row (`None` for rows that are not keys).
+    fn parse_row(row: &GrantRow) -> Option<(Key, <Self::Vendor as Vendor>::Perm)> {
+        let perm = row.permission.parse().ok()?;
+        Some((row.grantee.clone(), perm))
+    }
+    /// Identity of the vendor account a provider reaches (resources reaching the
+    /// same account through different providers protect each other's grants).
+    fn endpoint<P: ProviderConfig>(provider: &P) -> Option<String>;
+    /// Builds the vendor client for a provider from its credentials.
+    fn client(client: &VendorClient) -> Option<Arc<Self::Vendor>>;
+}
+
+/// A ready-to-use client for one provider, whatever the vendor.
+#[derive(Clone, Debug)]
+pub enum VendorClient {
+    /// Sigma Computing.
+    Sigma(Arc<sigma::SigmaClient>),
+}
+
+impl VendorClient {
+    /// Authenticates for real (provider `Ready`).
+    pub async fn check(&self) -> Result<String, VendorError> {
+        match self {
+            VendorClient::Sigma(client) => client.check().await,
+        }
+    }
+}
+
+/// Normalises a base URL for identity comparison (scheme and host lower-cased, no trailing slash).
+pub fn normalize_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => {
+            let mut text = format!(
+                "{}://{}",
+                parsed.scheme(),
+                parsed.host_str().unwrap_or_default().to_ascii_lowercase()
+            );
+            if let Some(port) = parsed.port() {
+                text.push_str(&format!(":{port}"));
+            }
+            text.push_str(parsed.path().trim_end_matches('/'));
+            text
+        }
+        Err(_) => url.trim_end_matches('/').to_string(),
+    }
+}

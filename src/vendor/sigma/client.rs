@@ -1,0 +1,405 @@
+//! Sigma REST API calls and wire types: OAuth client credentials, connection
+//! grants, member and team look-ups.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::api::VendorKind;
+use crate::vendor::VendorError;
+use crate::vendor::http::{CallError, HttpClient, HttpResponse};
+
+const VENDOR: VendorKind = VendorKind::Sigma;
+/// The page size asked for (the vendor's maximum).
+pub const PAGE_LIMIT: usize = 1000;
+/// The most grants one POST may carry.
+pub const MAX_BATCH: usize = 100;
+/// A bound on pages of one listing, against a server that never ends it.
+const MAX_PAGES: usize = 100_000;
+
+/// One grant of a connection listing.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantEntry {
+    /// Grant id.
+    pub grant_id: String,
+    /// Member grantee, or null.
+    #[serde(default)]
+    pub member_id: Option<String>,
+    /// Team grantee, or null.
+    #[serde(default)]
+    pub team_id: Option<String>,
+    /// `usage`, `annotate`, or a permission the operator does not manage.
+    pub permission: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Page<T> {
+    #[serde(default = "Vec::new")]
+    entries: Vec<T>,
+    #[serde(default)]
+    next_page: Option<String>,
+}
+
+/// A member of a member search.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberEntry {
+    /// Member id.
+    pub member_id: String,
+    /// Email.
+    #[serde(default)]
+    pub email: String,
+}
+
+/// A team of a team search.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamEntry {
+    /// Team id.
+    pub team_id: String,
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// Who a new grant is for.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub enum GranteeId {
+    /// A member.
+    #[serde(rename = "memberId")]
+    Member(String),
+    /// A team.
+    #[serde(rename = "teamId")]
+    Team(String),
+}
+
+/// One grant to create.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct NewGrant {
+    /// Grantee.
+    pub grantee: GranteeId,
+    /// `usage` or `annotate`.
+    pub permission: &'static str,
+}
+
+#[derive(Serialize)]
+struct CreateBody<'a> {
+    grants: &'a [NewGrant],
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+struct Token {
+    access: SecretString,
+    refresh: Option<SecretString>,
+    renew_at: Instant,
+}
+
+/// Client credentials of a Sigma API client.
+pub struct Credentials {
+    /// Client id.
+    pub client_id: SecretString,
+    /// Client secret.
+    pub client_secret: SecretString,
+}
+
+/// The Sigma API of one provider.
+pub struct SigmaApi {
+    http: HttpClient,
+    base: String,
+    credentials: Credentials,
+    token: Mutex<Option<Token>>,
+}
+
+impl std::fmt::Debug for SigmaApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigmaApi")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigmaApi {
+    /// A client for `api_url`.
+    pub fn new(http: HttpClient, api_url: &str, credentials: Credentials) -> SigmaApi {
+        SigmaApi {
+            http,
+            base: api_url.trim_end_matches('/').to_string(),
+            credentials,
+            token: Mutex::new(None),
+        }
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Obtains a new token with the client credentials, and keeps it.
+    pub async fn login(&self) -> Result<(), CallError> {
+        let mut slot = self.token.lock().await;
+        *slot = Some(self.request_token(None).await?);
+        Ok(())
+    }
+
+    /// A valid access token: the cached one, a refreshed one, or a new one.
+    async fn bearer(&self) -> Result<SecretString, CallError> {
+        let mut slot = self.token.lock().await;
+        if let Some(token) = slot.as_ref()
+            && Instant::now() < token.renew_at
+        {
+            return Ok(token.access.clone());
+        }
+        let refresh = slot.as_ref().and_then(|token| token.refresh.clone());
+        let token = match refresh {
+            Some(refresh) => match self.request_token(Some(&refresh)).await {
+                Ok(token) => token,
+                // An expired or rotated refresh token: log in again.
+                Err(CallError::Status { status, .. }) if status.is_client_error() => {
+                    self.request_token(None).await?
+                }
+                Err(error) => return Err(error),
+            },
+            None => self.request_token(None).await?,
+        };
+        let access = token.access.clone();
+        *slot = Some(token);
+        Ok(access)
+    }
+
+    /// Forgets `access` after the API refused it (keeps the refresh token).
+    async fn invalidate(&self, access: &SecretString) {
+        let mut slot = self.token.lock().await;
+        if let Some(token) = slot.as_mut()
+            && token.access.expose_secret() == access.expose_secret()
+        {
+            token.renew_at = Instant::now();
+        }
+    }
+
+    async fn request_token(&self, refresh: Option<&SecretString>) -> Result<Token, CallError> {
+        let url = self.url("/v2/auth/token");
+        let response = self
+            .http
+            .send("token", |client| {
+                let request = client.post(&url).basic_auth(
+                    self.credentials.client_id.expose_secret(),
+                    Some(self.credentials.client_secret.expose_secret()),
+                );
+                match refresh {
+                    Some(refresh) => request.form(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", refresh.expose_secret()),
+                    ]),
+                    None => request.form(&[("grant_type", "client_credentials")]),
+                }
+            })
+            .await
+            .map_err(|error| match error {
+                // Whatever the token endpoint refuses is a credentials problem.
+                CallError::Status {
+                    status,
+                    message,
+                    retry_after,
+                } if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS => {
+                    CallError::Status {
+                        status: StatusCode::UNAUTHORIZED,
+                        message: format!("token request refused ({status}): {message}"),
+                        retry_after,
+                    }
+                }
+                other => other,
+            })?;
+        let answer: TokenAnswer =
+            serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
+                message: format!("unexpected token answer: {error}"),
+            })?;
+        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3600));
+        // Renew a minute early, or a quarter early for short-lived tokens.
+        let margin = Duration::from_secs(60).min(lifetime / 4);
+        Ok(Token {
+            access: SecretString::from(answer.access_token),
+            refresh: answer.refresh_token.map(SecretString::from),
+            renew_at: Instant::now() + lifetime - margin,
+        })
+    }
+
+    /// An authenticated call; a 401 drops the token and tries once more with a new one.
+    async fn call(
+        &self,
+        operation: &'static str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<HttpResponse, CallError> {
+        let mut retried = false;
+        loop {
+            let access = self.bearer().await?;
+            let result = self
+                .http
+                .send(operation, |client| {
+                    build(client).bearer_auth(access.expose_secret())
+                })
+                .await;
+            match result {
+                Err(CallError::Status { status, .. })
+                    if status == StatusCode::UNAUTHORIZED && !retried =>
+                {
+                    retried = true;
+                    self.invalidate(&access).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Every page of a listing.
+    async fn list_all<T: for<'de> Deserialize<'de>>(
+        &self,
+        operation: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+        not_found: impl Fn(String) -> VendorError,
+    ) -> Result<Vec<T>, VendorError> {
+        let url = self.url(path);
+        let limit = PAGE_LIMIT.to_string();
+        let mut entries = Vec::new();
+        let mut page: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let response = self
+                .call(operation, |client| {
+                    let mut params: Vec<(&str, &str)> = query.to_vec();
+                    params.push(("limit", &limit));
+                    if let Some(page) = &page {
+                        params.push(("page", page));
+                    }
+                    client.get(&url).query(&params)
+                })
+                .await
+                .map_err(|error| error.into_vendor_error(VENDOR, operation, &not_found))?;
+            let parsed: Page<T> = response.json(VENDOR, operation)?;
+            entries.extend(parsed.entries);
+            match parsed.next_page {
+                Some(next) if Some(&next) == page.as_ref() => {
+                    return Err(VendorError::Protocol {
+                        vendor: VENDOR,
+                        operation,
+                        message: "the listing returned the same page token twice".into(),
+                    });
+                }
+                Some(next) => page = Some(next),
+                None => return Ok(entries),
+            }
+        }
+        Err(VendorError::Protocol {
+            vendor: VENDOR,
+            operation,
+            message: format!("the listing did not end after {MAX_PAGES} pages"),
+        })
+    }
+
+    /// Every grant of a connection.
+    pub async fn list_grants(&self, connection_id: &str) -> Result<Vec<GrantEntry>, VendorError> {
+        let path = format!("/v2/connections/{}/grants", encode(connection_id));
+        self.list_all("list_grants", &path, &[], |_| VendorError::TargetNotFound {
+            vendor: VENDOR,
+            what: format!("connection {connection_id}"),
+        })
+        .await
+    }
+
+    /// Creates (or raises) up to [`MAX_BATCH`] grants in one call.
+    pub async fn create_grants(
+        &self,
+        connection_id: &str,
+        grants: &[NewGrant],
+    ) -> Result<(), CallError> {
+        let url = self.url(&format!("/v2/connections/{}/grants", encode(connection_id)));
+        self.call("create_grants", |client| {
+            client.post(&url).json(&CreateBody { grants })
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Revokes a grant; one that is already gone counts as revoked.
+    pub async fn revoke_grant(
+        &self,
+        connection_id: &str,
+        grant_id: &str,
+    ) -> Result<(), VendorError> {
+        let url = self.url(&format!(
+            "/v2/connections/{}/grants/{}",
+            encode(connection_id),
+            encode(grant_id)
+        ));
+        match self
+            .call("revoke_grant", |client| client.delete(&url))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if error.status() == Some(StatusCode::NOT_FOUND) => Ok(()),
+            Err(error) => Err(error.into_vendor_error(VENDOR, "revoke_grant", |message| {
+                VendorError::Invalid {
+                    vendor: VENDOR,
+                    operation: "revoke_grant",
+                    message,
+                }
+            })),
+        }
+    }
+
+    /// Members whose email contains `search` (the vendor matches substrings).
+    pub async fn search_members(
+        &self,
+        search: Option<&str>,
+    ) -> Result<Vec<MemberEntry>, VendorError> {
+        let query: Vec<(&str, &str)> = search
+            .map(|search| ("search", search))
+            .into_iter()
+            .collect();
+        self.list_all("search_members", "/v2/members", &query, |message| {
+            VendorError::Protocol {
+                vendor: VENDOR,
+                operation: "search_members",
+                message,
+            }
+        })
+        .await
+    }
+
+    /// Teams whose name contains `name` (the vendor matches substrings).
+    pub async fn search_teams(&self, name: Option<&str>) -> Result<Vec<TeamEntry>, VendorError> {
+        let query: Vec<(&str, &str)> = name.map(|name| ("name", name)).into_iter().collect();
+        self.list_all("search_teams", "/v2/teams", &query, |message| {
+            VendorError::Protocol {
+                vendor: VENDOR,
+                operation: "search_teams",
+                message,
+            }
+        })
+        .await
+    }
+}
+
+/// Percent-encodes one path segment.
+fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}

@@ -1,0 +1,477 @@
+//! Sigma Computing connection grants.
+//!
+//! - Keys are `member:<memberId>` and `team:<teamId>`; permissions are the
+//!   levels `usage` < `annotate`. Listed permissions the operator does not
+//!   manage (`admin`, `writeback`, ...) never reach the planner.
+//! - A grant is raised by POST; lowering is revoke then grant again.
+//! - Creation goes in batches of at most 100. When the vendor refuses a batch
+//!   as invalid, the batch is split in halves until the refused grants are
+//!   isolated, so the others still apply.
+//! - Members are resolved by email with the member search (exact,
+//!   case-insensitive match on the results), teams by exact name; answers are
+//!   cached per provider in a bounded cache.
+
+pub mod client;
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use tokio::time::Instant;
+
+use crate::api::{
+    GrantPolicy, GrantStatus, GrantTarget, ProviderConfig, SigmaGrant, SigmaPermission, VendorKind,
+};
+use crate::plan::{Action, ActionKind, Key, LiveGrant, Permission};
+
+use self::client::{GranteeId, MAX_BATCH, NewGrant, SigmaApi};
+use super::http::CallError;
+use super::{GrantKind, Live, ResolvedTarget, Vendor, VendorClient, VendorError, normalize_url};
+
+const VENDOR: VendorKind = VendorKind::Sigma;
+/// How long a resolved name is trusted.
+const NAME_TTL: Duration = Duration::from_secs(3600);
+/// Resolved names kept per provider.
+const NAME_CACHE: usize = 20_000;
+/// Above this many unknown emails, list every member once instead of searching each.
+const BULK_LOOKUP: usize = 25;
+/// Revocations in flight at once (the provider's rate limit still applies).
+const PARALLEL_REVOKES: usize = 8;
+
+impl Permission for SigmaPermission {
+    fn closure(&self) -> Vec<Self> {
+        match self {
+            SigmaPermission::Usage => vec![SigmaPermission::Usage],
+            SigmaPermission::Annotate => vec![SigmaPermission::Annotate, SigmaPermission::Usage],
+        }
+    }
+}
+
+impl std::fmt::Display for SigmaPermission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SigmaPermission {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        SigmaPermission::parse(text).ok_or(())
+    }
+}
+
+/// A grantee as declared in a `SigmaGrant`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SigmaGrantee {
+    /// `member: { id }`.
+    MemberId(String),
+    /// `member: { email }`.
+    MemberEmail(String),
+    /// `team: { id }`.
+    TeamId(String),
+    /// `team: { name }`.
+    TeamName(String),
+}
+
+/// The Sigma client of one provider.
+pub struct SigmaClient {
+    api: SigmaApi,
+    names: Mutex<lru::LruCache<SigmaGrantee, (Key, Instant)>>,
+}
+
+impl std::fmt::Debug for SigmaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigmaClient")
+            .field("api", &self.api)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigmaClient {
+    /// A client over `api`.
+    pub fn new(api: SigmaApi) -> SigmaClient {
+        let capacity = NonZeroUsize::new(NAME_CACHE).unwrap_or(NonZeroUsize::MIN);
+        SigmaClient {
+            api,
+            names: Mutex::new(lru::LruCache::new(capacity)),
+        }
+    }
+
+    fn cached(&self, grantee: &SigmaGrantee) -> Option<Key> {
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        match names.get(grantee) {
+            Some((key, at)) if at.elapsed() < NAME_TTL => Some(key.clone()),
+            Some(_) => {
+                names.pop(grantee);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn remember(&self, grantee: SigmaGrantee, key: Key) {
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        names.put(grantee, (key, Instant::now()));
+    }
+
+    async fn lookup_member(&self, email: &str) -> Result<Option<Key>, VendorError> {
+        let members = self.api.search_members(Some(email)).await?;
+        Ok(members
+            .into_iter()
+            .find(|member| member.email.eq_ignore_ascii_case(email))
+            .map(|member| format!("member:{}", member.member_id)))
+    }
+
+    async fn lookup_team(&self, name: &str) -> Result<Option<Key>, VendorError> {
+        let teams = self.api.search_teams(Some(name)).await?;
+        Ok(teams
+            .into_iter()
+            .find(|team| team.name == name)
+            .map(|team| format!("team:{}", team.team_id)))
+    }
+
+    /// Creates grants in batches; a batch refused as invalid is split until the
+    /// refused grants are isolated. Returns the failures by key.
+    async fn create(
+        &self,
+        connection: &str,
+        grants: Vec<(Key, NewGrant)>,
+    ) -> BTreeMap<Key, VendorError> {
+        let mut failures = BTreeMap::new();
+        let mut queue: Vec<Vec<(Key, NewGrant)>> =
+            grants.chunks(MAX_BATCH).map(<[_]>::to_vec).collect();
+        queue.reverse();
+        while let Some(batch) = queue.pop() {
+            let body: Vec<NewGrant> = batch.iter().map(|(_, grant)| grant.clone()).collect();
+            match self.api.create_grants(connection, &body).await {
+                Ok(()) => {}
+                Err(error) if is_refusal(&error) && batch.len() > 1 => {
+                    let (left, right) = batch.split_at(batch.len() / 2);
+                    queue.push(right.to_vec());
+                    queue.push(left.to_vec());
+                }
+                Err(error) => {
+                    let error = error.into_vendor_error(VENDOR, "create_grants", |_| {
+                        VendorError::TargetNotFound {
+                            vendor: VENDOR,
+                            what: format!("connection {connection}"),
+                        }
+                    });
+                    for (key, _) in batch {
+                        failures.insert(key, error.clone());
+                    }
+                }
+            }
+        }
+        failures
+    }
+}
+
+/// A refusal that concerns the grants of a batch rather than the call as a whole.
+fn is_refusal(error: &CallError) -> bool {
+    matches!(
+        error.status().map(|status| status.as_u16()),
+        Some(400 | 422)
+    )
+}
+
+fn grantee_id(key: &str) -> Option<GranteeId> {
+    if let Some(id) = key.strip_prefix("member:") {
+        Some(GranteeId::Member(id.to_string()))
+    } else {
+        key.strip_prefix("team:")
+            .map(|id| GranteeId::Team(id.to_string()))
+    }
+}
+
+impl Vendor for SigmaClient {
+    type Perm = SigmaPermission;
+    type Target = String;
+    type Grantee = SigmaGrantee;
+
+    async fn resolve(&self, grantees: &[SigmaGrantee]) -> Result<Vec<Option<Key>>, VendorError> {
+        let mut resolved: BTreeMap<usize, Option<Key>> = BTreeMap::new();
+        let mut emails: Vec<(usize, String)> = Vec::new();
+        let mut teams: Vec<(usize, String)> = Vec::new();
+        for (index, grantee) in grantees.iter().enumerate() {
+            match grantee {
+                SigmaGrantee::MemberId(id) => {
+                    resolved.insert(index, Some(format!("member:{id}")));
+                }
+                SigmaGrantee::TeamId(id) => {
+                    resolved.insert(index, Some(format!("team:{id}")));
+                }
+                other => match self.cached(other) {
+                    Some(key) => {
+                        resolved.insert(index, Some(key));
+                    }
+                    None => match other {
+                        SigmaGrantee::MemberEmail(email) => emails.push((index, email.clone())),
+                        SigmaGrantee::TeamName(name) => teams.push((index, name.clone())),
+                        _ => {}
+                    },
+                },
+            }
+        }
+
+        let mut unique_emails: Vec<String> = emails
+            .iter()
+            .map(|(_, email)| email.to_ascii_lowercase())
+            .collect();
+        unique_emails.sort();
+        unique_emails.dedup();
+        let mut by_email: BTreeMap<String, Option<Key>> = BTreeMap::new();
+        if unique_emails.len() > BULK_LOOKUP {
+            let members = self.api.search_members(None).await?;
+            let index: BTreeMap<String, String> = members
+                .into_iter()
+                .map(|member| (member.email.to_ascii_lowercase(), member.member_id))
+                .collect();
+            for email in unique_emails {
+                let key = index.get(&email).map(|id| format!("member:{id}"));
+                by_email.insert(email, key);
+            }
+        } else {
+            let lookups = stream::iter(unique_emails.into_iter().map(|email| async move {
+                let key = self.lookup_member(&email).await;
+                (email, key)
+            }))
+            .buffer_unordered(4)
+            .collect::<Vec<_>>()
+            .await;
+            for (email, key) in lookups {
+                by_email.insert(email, key?);
+            }
+        }
+        for (index, email) in emails {
+            let key = by_email.get(&email.to_ascii_lowercase()).cloned().flatten();
+            if let Some(key) = &key {
+                self.remember(SigmaGrantee::MemberEmail(email), key.clone());
+            }
+            resolved.insert(index, key);
+        }
+
+        for (index, name) in teams {
+            let key = self.lookup_team(&name).await?;
+            if let Some(key) = &key {
+                self.remember(SigmaGrantee::TeamName(name), key.clone());
+            }
+            resolved.insert(index, key);
+        }
+        Ok(resolved.into_values().collect())
+    }
+
+    async fn resolve_target(&self, connection: &String) -> Result<ResolvedTarget, VendorError> {
+        // The connection id is the vendor's id; a missing connection shows as 404 on listing.
+        Ok(ResolvedTarget {
+            id: connection.clone(),
+            status: GrantTarget {
+                connection_id: Some(connection.clone()),
+                ..GrantTarget::default()
+            },
+        })
+    }
+
+    async fn read(&self, target: &ResolvedTarget) -> Result<Live<SigmaPermission>, VendorError> {
+        let entries = self.api.list_grants(&target.id).await?;
+        let mut live = Live {
+            grants: Vec::with_capacity(entries.len()),
+            unmanaged: 0,
+        };
+        for entry in entries {
+            let key = match (&entry.member_id, &entry.team_id) {
+                (Some(member), None) => format!("member:{member}"),
+                (None, Some(team)) => format!("team:{team}"),
+                _ => {
+                    live.unmanaged += 1;
+                    continue;
+                }
+            };
+            match SigmaPermission::parse(&entry.permission) {
+                Some(perm) => live.grants.push(LiveGrant {
+                    key,
+                    perm,
+                    vendor_id: Some(entry.grant_id),
+                }),
+                None => live.unmanaged += 1,
+            }
+        }
+        Ok(live)
+    }
+
+    async fn apply(
+        &self,
+        target: &ResolvedTarget,
+        actions: &[Action<SigmaPermission>],
+    ) -> BTreeMap<Key, VendorError> {
+        let connection = target.id.as_str();
+        let mut failures: BTreeMap<Key, VendorError> = BTreeMap::new();
+
+        // Revocations first: revokes, and the first half of every lowering.
+        let revocations: Vec<(Key, String)> = actions
+            .iter()
+            .filter(|action| !matches!(action.kind(), ActionKind::Grant | ActionKind::Raise))
+            .flat_map(|action| {
+                action
+                    .vendor_ids
+                    .iter()
+                    .map(move |id| (action.key.clone(), id.clone()))
+            })
+            .collect();
+        let results = stream::iter(revocations.into_iter().map(|(key, id)| async move {
+            let result = self.api.revoke_grant(connection, &id).await;
+            (key, result)
+        }))
+        .buffer_unordered(PARALLEL_REVOKES)
+        .collect::<Vec<_>>()
+        .await;
+        for (key, result) in results {
+            if let Err(error) = result {
+                failures.insert(key, error);
+            }
+        }
+
+        // Then every grant to (re)create at its target level.
+        let mut grants: Vec<(Key, NewGrant)> = Vec::new();
+        for action in actions {
+            if failures.contains_key(&action.key) {
+                continue;
+            }
+            let Some(level) = action.target.iter().max() else {
+                continue;
+            };
+            let Some(grantee) = grantee_id(&action.key) else {
+                failures.insert(
+                    action.key.clone(),
+                    VendorError::Invalid {
+                        vendor: VENDOR,
+                        operation: "create_grants",
+                        message: format!("{} is not a Sigma grantee", action.key),
+                    },
+                );
+                continue;
+            };
+            grants.push((
+                action.key.clone(),
+                NewGrant {
+                    grantee,
+                    permission: level.as_str(),
+                },
+            ));
+        }
+        failures.extend(self.create(connection, grants).await);
+        failures
+    }
+
+    async fn check(&self) -> Result<String, VendorError> {
+        self.api.login().await.map_err(|error| {
+            error.into_vendor_error(VENDOR, "token", |message| VendorError::Config {
+                vendor: VENDOR,
+                message: format!(
+                    "no token endpoint at {}/v2/auth/token: {message}",
+                    self.api.base()
+                ),
+            })
+        })?;
+        Ok(format!("obtained an API token from {}", self.api.base()))
+    }
+}
+
+impl GrantKind for SigmaGrant {
+    type Vendor = SigmaClient;
+    const VENDOR: VendorKind = VendorKind::Sigma;
+    const KIND: &'static str = "SigmaGrant";
+
+    fn policy(&self) -> &GrantPolicy {
+        &self.spec.policy
+    }
+
+    fn status(&self) -> Option<&GrantStatus> {
+        self.status.as_ref()
+    }
+
+    fn unit_key(&self) -> String {
+        self.spec.connection_id.clone()
+    }
+
+    fn target(&self) -> String {
+        self.spec.connection_id.clone()
+    }
+
+    fn declarations(&self) -> Vec<(SigmaGrantee, SigmaPermission)> {
+        self.spec
+            .grants
+            .iter()
+            .filter_map(|entry| {
+                let grantee = match (&entry.member, &entry.team) {
+                    (Some(member), None) => match (&member.id, &member.email) {
+                        (Some(id), _) => SigmaGrantee::MemberId(id.clone()),
+                        (None, Some(email)) => SigmaGrantee::MemberEmail(email.clone()),
+                        (None, None) => return None,
+                    },
+                    (None, Some(team)) => match (&team.id, &team.name) {
+                        (Some(id), _) => SigmaGrantee::TeamId(id.clone()),
+                        (None, Some(name)) => SigmaGrantee::TeamName(name.clone()),
+                        (None, None) => return None,
+                    },
+                    // The schema refuses these; never guess.
+                    _ => return None,
+                };
+                Some((grantee, entry.permission))
+            })
+            .collect()
+    }
+
+    fn grantee_label(grantee: &SigmaGrantee) -> String {
+        match grantee {
+            SigmaGrantee::MemberId(id) => format!("member:{id}"),
+            SigmaGrantee::MemberEmail(email) => format!("member:{email}"),
+            SigmaGrantee::TeamId(id) => format!("team:{id}"),
+            SigmaGrantee::TeamName(name) => format!("team:{name}"),
+        }
+    }
+
+    fn endpoint<P: ProviderConfig>(provider: &P) -> Option<String> {
+        provider.sigma().map(|sigma| normalize_url(&sigma.api_url))
+    }
+
+    fn client(client: &VendorClient) -> Option<Arc<SigmaClient>> {
+        match client {
+            VendorClient::Sigma(client) => Some(client.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_include_lower_levels() {
+        assert_eq!(
+            SigmaPermission::Usage.closure(),
+            vec![SigmaPermission::Usage]
+        );
+        assert_eq!(
+            SigmaPermission::Annotate.closure(),
+            vec![SigmaPermission::Annotate, SigmaPermission::Usage]
+        );
+        assert_eq!(
+            "annotate".parse::<SigmaPermission>(),
+            Ok(SigmaPermission::Annotate)
+        );
+        assert!("admin".parse::<SigmaPermission>().is_err());
+    }
+
+    #[test]
+    fn keys_map_to_grantees() {
+        assert_eq!(
+            grantee_id("member:abc"),
+            Some(GranteeId::Member("abc".into()))
+        );
+        assert_eq!(grantee_id("team:t-1"), Some(GranteeId::Team("t-1".into())));
+        assert_eq!(grantee_id("role:x"), None);
+    }
+}
