@@ -7,8 +7,11 @@
 //! - [`controller`]: the reconcilers for providers and grants.
 
 pub mod api;
+pub mod controller;
+pub mod credentials;
 pub mod metrics;
 pub mod plan;
+pub mod telemetry;
 pub mod vendor;
 
 /// Installs ring as the process-wide rustls crypto provider (the one kube uses

@@ -1,6 +1,10 @@
 //! The custom resources of the contract (`grantoperator.dev/v1alpha1`): the
 //! shared parts, and one module per kind.
 
+// kube-derive takes one `printcolumn(...)` per column; clippy reads the repeated
+// `type_ = "string"` inside them as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod common;
 pub mod dremio;
 pub mod grafana;

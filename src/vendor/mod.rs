@@ -283,6 +283,12 @@ pub trait GrantKind:
     fn client(client: &VendorClient) -> Option<Arc<Self::Vendor>>;
 }
 
+/// One declared grant of a resource of kind `K`: the grantee as written and the permission.
+pub type Declared<K> = (
+    <<K as GrantKind>::Vendor as Vendor>::Grantee,
+    <<K as GrantKind>::Vendor as Vendor>::Perm,
+);
+
 /// A ready-to-use client for one provider, whatever the vendor.
 #[derive(Clone, Debug)]
 pub enum VendorClient {

@@ -1,0 +1,442 @@
+//! Providers as grants see them: finding the referenced provider, the scoping
+//! rules (own namespace, `namespaceSelector`), its readiness, and one vendor
+//! client per provider, rebuilt when the provider or one of its Secrets changes
+//! (so a rotated Secret is used from the next sync on).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::core::{Selector, SelectorExt};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+
+use crate::api::{
+    ClusterGrantProvider, GrantProvider, ProviderConfig, ProviderKind, ProviderRef, ProviderStatus,
+    READY, Reason, SecretSelector, SecretValue, VendorKind, vendor_of,
+};
+use crate::credentials::SecretReader;
+use crate::metrics::Metrics;
+use crate::vendor::http::{HttpClient, HttpConfig, RetryPolicy};
+use crate::vendor::sigma::SigmaClient;
+use crate::vendor::sigma::client::{Credentials, SigmaApi};
+use crate::vendor::{GrantKind, VendorClient};
+
+use super::{Context, Failure};
+
+/// Default client-side rate limit of a provider.
+const DEFAULT_RPS: f64 = 10.0;
+const DEFAULT_BURST: u32 = 20;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which provider object.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ProviderId {
+    /// Kind.
+    pub kind: ProviderKind,
+    /// Namespace of a `GrantProvider`.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+impl ProviderId {
+    /// The provider a grant in `namespace` references.
+    pub fn of_ref(reference: &ProviderRef, namespace: &str) -> ProviderId {
+        ProviderId {
+            kind: reference.kind,
+            namespace: match reference.kind {
+                ProviderKind::GrantProvider => Some(namespace.to_string()),
+                ProviderKind::ClusterGrantProvider => None,
+            },
+            name: reference.name.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ProviderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "{} {namespace}/{}", self.kind, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// A provider found for a grant.
+#[derive(Clone, Debug)]
+pub enum Provider {
+    /// Namespaced.
+    Namespaced(Arc<GrantProvider>),
+    /// Cluster-scoped.
+    Cluster(Arc<ClusterGrantProvider>),
+}
+
+impl Provider {
+    /// Finds the provider `id` in the stores.
+    pub fn find(context: &Context, id: &ProviderId) -> Result<Provider, Failure> {
+        let found = match id.kind {
+            ProviderKind::GrantProvider => {
+                let namespace = id.namespace.as_deref().unwrap_or_default();
+                context
+                    .stores
+                    .providers
+                    .get(&ObjectRef::new(&id.name).within(namespace))
+                    .map(Provider::Namespaced)
+            }
+            ProviderKind::ClusterGrantProvider => context
+                .stores
+                .cluster_providers
+                .get(&ObjectRef::new(&id.name))
+                .map(Provider::Cluster),
+        };
+        found.ok_or_else(|| Failure::new(Reason::ProviderNotFound, format!("{id} not found")))
+    }
+
+    /// `resourceVersion`, to notice any change of the provider.
+    pub fn version(&self) -> Option<String> {
+        match self {
+            Provider::Namespaced(provider) => provider.resource_version(),
+            Provider::Cluster(provider) => provider.resource_version(),
+        }
+    }
+
+    fn status(&self) -> Option<&ProviderStatus> {
+        match self {
+            Provider::Namespaced(provider) => provider.status.as_ref(),
+            Provider::Cluster(provider) => provider.status.as_ref(),
+        }
+    }
+
+    fn generation(&self) -> Option<i64> {
+        match self {
+            Provider::Namespaced(provider) => provider.metadata.generation,
+            Provider::Cluster(provider) => provider.metadata.generation,
+        }
+    }
+
+    /// The vendor block the provider carries.
+    pub fn vendor(&self) -> Option<VendorKind> {
+        match self {
+            Provider::Namespaced(provider) => vendor_of(&provider.spec),
+            Provider::Cluster(provider) => vendor_of(&provider.spec),
+        }
+    }
+
+    /// The account identity, for grants of kind `K`.
+    pub fn endpoint<K: GrantKind>(&self) -> Option<String> {
+        match self {
+            Provider::Namespaced(provider) => K::endpoint(&provider.spec),
+            Provider::Cluster(provider) => K::endpoint(&provider.spec),
+        }
+    }
+
+    /// Checks that grants of kind `K` can use this provider: right vendor, and Ready.
+    pub fn usable_for<K: GrantKind>(&self, id: &ProviderId) -> Result<(), Failure> {
+        if self.vendor() != Some(K::VENDOR) {
+            return Err(Failure::new(
+                Reason::ProviderNotFound,
+                format!(
+                    "{id} is not a {} provider; a {} needs one with a {} block",
+                    K::VENDOR,
+                    K::KIND,
+                    K::VENDOR
+                ),
+            ));
+        }
+        let ready = self.status().and_then(|status| {
+            status
+                .conditions
+                .iter()
+                .find(|condition| condition.type_ == READY)
+        });
+        match ready {
+            Some(condition)
+                if condition.status == "True"
+                    && condition.observed_generation == self.generation() =>
+            {
+                Ok(())
+            }
+            Some(condition) if condition.status != "True" => Err(Failure::new(
+                Reason::ProviderNotReady,
+                format!(
+                    "{id} is not ready ({}): {}",
+                    condition.reason, condition.message
+                ),
+            )),
+            _ => Err(Failure::new(
+                Reason::ProviderNotReady,
+                format!("{id} has not been checked yet"),
+            )),
+        }
+    }
+
+    /// Whether a grant in `namespace` may use this provider.
+    pub fn allows(
+        &self,
+        context: &Context,
+        id: &ProviderId,
+        namespace: &str,
+    ) -> Result<(), Failure> {
+        let Provider::Cluster(provider) = self else {
+            // A GrantProvider is only ever looked up in the grant's own namespace.
+            return Ok(());
+        };
+        let selector =
+            Selector::try_from(provider.spec.namespace_selector.clone()).map_err(|error| {
+                Failure::new(
+                    Reason::ProviderNotAllowed,
+                    format!("{id} has an invalid namespaceSelector: {error}"),
+                )
+            })?;
+        let labels = context
+            .stores
+            .namespaces
+            .get(&ObjectRef::new(namespace))
+            .map(|ns| ns.labels().clone())
+            .unwrap_or_default();
+        if selector.matches(&labels) {
+            Ok(())
+        } else {
+            Err(Failure::new(
+                Reason::ProviderNotAllowed,
+                format!(
+                    "{id} does not admit namespace {namespace} (namespaceSelector does not match its labels)"
+                ),
+            ))
+        }
+    }
+
+    /// The vendor client of this provider.
+    pub async fn client(
+        &self,
+        context: &Context,
+        id: &ProviderId,
+    ) -> Result<VendorClient, Failure> {
+        match self {
+            Provider::Namespaced(provider) => {
+                context
+                    .clients
+                    .get(
+                        id,
+                        provider.as_ref(),
+                        provider.namespace().as_deref(),
+                        &context.secrets,
+                    )
+                    .await
+            }
+            Provider::Cluster(provider) => {
+                context
+                    .clients
+                    .get(id, provider.as_ref(), None, &context.secrets)
+                    .await
+            }
+        }
+    }
+}
+
+/// Every Secret a provider spec references, as `(namespace, name)`.
+pub fn secret_refs<P: ProviderConfig>(
+    spec: &P,
+    own_namespace: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut refs: Vec<&P::Secret> = Vec::new();
+    if let Some(sigma) = spec.sigma() {
+        refs.push(&sigma.client_id.secret_key_ref);
+        refs.push(&sigma.client_secret.secret_key_ref);
+    }
+    if let Some(grafana) = spec.grafana() {
+        refs.extend(grafana.token.iter().map(|value| &value.secret_key_ref));
+        if let Some(basic) = &grafana.basic_auth {
+            refs.push(&basic.username.secret_key_ref);
+            refs.push(&basic.password.secret_key_ref);
+        }
+    }
+    if let Some(snowflake) = spec.snowflake() {
+        if let Some(pair) = &snowflake.key_pair {
+            refs.push(&pair.private_key.secret_key_ref);
+            refs.extend(pair.passphrase.iter().map(|value| &value.secret_key_ref));
+        }
+        refs.extend(
+            snowflake
+                .oauth_token
+                .iter()
+                .map(|value| &value.secret_key_ref),
+        );
+        refs.extend(
+            snowflake
+                .programmatic_access_token
+                .iter()
+                .map(|value| &value.secret_key_ref),
+        );
+    }
+    if let Some(dremio) = spec.dremio() {
+        refs.push(&dremio.token.secret_key_ref);
+    }
+    refs.extend(spec.ca_bundle().map(|value| &value.secret_key_ref));
+    let mut out: Vec<(String, String)> = refs
+        .into_iter()
+        .filter_map(|selector| {
+            let namespace = selector.namespace().or(own_namespace)?;
+            Some((namespace.to_string(), selector.name().to_string()))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Vendor clients per provider.
+pub struct VendorClients {
+    clients: Mutex<HashMap<ProviderId, (String, VendorClient)>>,
+    metrics: Arc<Metrics>,
+    retry: RetryPolicy,
+}
+
+impl VendorClients {
+    /// An empty registry.
+    pub fn new(metrics: Arc<Metrics>, retry: RetryPolicy) -> VendorClients {
+        VendorClients {
+            clients: Mutex::new(HashMap::new()),
+            metrics,
+            retry,
+        }
+    }
+
+    /// The client of a provider, built again when the provider or a Secret it references changed.
+    pub async fn get<P>(
+        &self,
+        id: &ProviderId,
+        provider: &P,
+        own_namespace: Option<&str>,
+        secrets: &SecretReader,
+    ) -> Result<VendorClient, Failure>
+    where
+        P: Resource + ProviderConfigOf,
+    {
+        let spec = provider.config();
+        let mut fingerprint = format!(
+            "{}/{}",
+            provider.meta().uid.as_deref().unwrap_or_default(),
+            provider.meta().generation.unwrap_or_default()
+        );
+        for (namespace, name) in secret_refs(spec, own_namespace) {
+            let version = secrets
+                .version(&namespace, &name)
+                .unwrap_or_else(|| "?".into());
+            fingerprint.push_str(&format!("/{namespace}/{name}@{version}"));
+        }
+        if let Some((known, client)) = self.lock().get(id)
+            && *known == fingerprint
+        {
+            return Ok(client.clone());
+        }
+        let client = self.build(spec, own_namespace, secrets).await?;
+        self.lock()
+            .insert(id.clone(), (fingerprint, client.clone()));
+        Ok(client)
+    }
+
+    /// Drops the client of a provider that is gone.
+    pub fn forget(&self, id: &ProviderId) {
+        self.lock().remove(id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ProviderId, (String, VendorClient)>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn build<P: ProviderConfig>(
+        &self,
+        spec: &P,
+        own_namespace: Option<&str>,
+        secrets: &SecretReader,
+    ) -> Result<VendorClient, Failure> {
+        let ca_pem = match spec.ca_bundle() {
+            Some(value) => {
+                use secrecy::ExposeSecret;
+                Some(
+                    read_value(secrets, value, own_namespace)
+                        .await?
+                        .expose_secret()
+                        .as_bytes()
+                        .to_vec(),
+                )
+            }
+            None => None,
+        };
+        let (requests_per_second, burst) = match spec.rate_limit() {
+            Some(limit) => {
+                let burst = limit
+                    .burst
+                    .map(|burst| burst.max(1) as u32)
+                    .unwrap_or_else(|| limit.requests_per_second.ceil().max(1.0) as u32);
+                (limit.requests_per_second, burst)
+            }
+            None => (DEFAULT_RPS, DEFAULT_BURST),
+        };
+        let config = HttpConfig {
+            timeout: spec
+                .request_timeout_seconds()
+                .map(|seconds| Duration::from_secs(seconds.max(1) as u64))
+                .unwrap_or(DEFAULT_TIMEOUT),
+            requests_per_second,
+            burst,
+            ca_pem,
+            retry: self.retry.clone(),
+        };
+        let vendor = vendor_of(spec)
+            .ok_or_else(|| Failure::new(Reason::InvalidSpec, "the provider has no vendor block"))?;
+        let http = HttpClient::new(vendor, &config, self.metrics.clone())?;
+        match (vendor, spec.sigma()) {
+            (VendorKind::Sigma, Some(sigma)) => {
+                let credentials = Credentials {
+                    client_id: read_value(secrets, &sigma.client_id, own_namespace).await?,
+                    client_secret: read_value(secrets, &sigma.client_secret, own_namespace).await?,
+                };
+                let api = SigmaApi::new(http, &sigma.api_url, credentials);
+                Ok(VendorClient::Sigma(Arc::new(SigmaClient::new(api))))
+            }
+            (other, _) => Err(Failure::new(
+                Reason::InvalidSpec,
+                format!(
+                    "the {other} vendor is not supported by this version of grant-operator yet"
+                ),
+            )),
+        }
+    }
+}
+
+/// Reads one Secret value of a provider (the reference's namespace, or the provider's own).
+async fn read_value<S: SecretSelector>(
+    secrets: &SecretReader,
+    value: &SecretValue<S>,
+    own_namespace: Option<&str>,
+) -> Result<secrecy::SecretString, Failure> {
+    let selector = &value.secret_key_ref;
+    let namespace = selector.namespace().or(own_namespace).unwrap_or_default();
+    Ok(secrets.read(namespace, selector).await?)
+}
+
+/// A provider object and its spec.
+pub trait ProviderConfigOf {
+    /// The spec type.
+    type Config: ProviderConfig;
+    /// The spec.
+    fn config(&self) -> &Self::Config;
+}
+
+impl ProviderConfigOf for GrantProvider {
+    type Config = crate::api::GrantProviderSpec;
+    fn config(&self) -> &Self::Config {
+        &self.spec
+    }
+}
+
+impl ProviderConfigOf for ClusterGrantProvider {
+    type Config = crate::api::ClusterGrantProviderSpec;
+    fn config(&self) -> &Self::Config {
+        &self.spec
+    }
+}

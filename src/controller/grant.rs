@@ -1,0 +1,1326 @@
+//! The grant controller, generic over the grant kinds.
+//!
+//! `reconcile` has one top-level step, the finalizer helper:
+//! - **Apply**: a suspended resource only reports `Suspended`. Otherwise the
+//!   resource needs a sync unless the unit's last sync covered it with the same
+//!   inputs (generation, deletion, suspension, expiry, provider, namespace
+//!   labels), succeeded, and is younger than its `syncInterval`; then it just
+//!   waits for the next due time.
+//! - **Cleanup**: `Orphan` and `Observe` release at once; otherwise a sync in
+//!   which the resource declares nothing revokes what no other resource still
+//!   declares, and the finalizer goes once nothing it held is left.
+//!
+//! `sync_unit` is the pipeline of one sync, for every member at once:
+//! gather members -> provider (exists, right vendor, Ready) -> scoping per
+//! member -> vendor client -> resolve target and grantees -> read -> plan ->
+//! apply -> read again -> rows, conditions and Events -> status writes.
+//! A failure before the plan changes no grant and keeps every status row, so a
+//! failing sync can never forget or wrongly revoke a grant.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt, stream};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use tracing::{debug, info, warn};
+
+use crate::api::{
+    DeletionPolicy, FINALIZER, GrantPolicy, GrantRow, GrantState, GrantStatus, ManagementPolicy,
+    Reason, parse_duration,
+};
+use crate::plan::{
+    self, Declaration, Key, LiveGrant, Permission, Phase, PreviousRow, REVOCATION_MARK,
+};
+use crate::vendor::{GrantKind, Live, ResolvedTarget, Vendor};
+
+use super::clients::{Provider, ProviderId};
+use super::status::{apply_status, list_some, publish, ready, ready_of};
+use super::units::{Index, MemberResult, SyncOutcome, UnitKey, Units};
+use super::{Config, Context, Error, Failure, jitter};
+
+type PermOf<K> = <<K as GrantKind>::Vendor as Vendor>::Perm;
+
+/// Everything the controller of one grant kind shares.
+pub struct GrantContext<K: GrantKind> {
+    /// Shared context.
+    pub shared: Arc<Context>,
+    /// The reflector store of the kind.
+    pub store: Store<K>,
+    /// Resources by target.
+    pub index: Arc<Index<K>>,
+    /// Units and their syncs.
+    pub units: Units<K>,
+}
+
+impl<K: GrantKind> GrantContext<K> {
+    /// A context for kind `K`.
+    pub fn new(shared: Arc<Context>, store: Store<K>, index: Arc<Index<K>>) -> GrantContext<K> {
+        GrantContext {
+            shared,
+            store,
+            index,
+            units: Units::default(),
+        }
+    }
+}
+
+/// The `syncInterval` of a resource.
+pub fn sync_interval(policy: &GrantPolicy, config: &Config) -> Duration {
+    policy
+        .sync_interval
+        .as_deref()
+        .and_then(parse_duration)
+        .filter(|interval| *interval >= Duration::from_secs(1))
+        .unwrap_or(config.default_sync_interval)
+}
+
+fn object_key<K: GrantKind>(object: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::KIND,
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}
+
+fn expired(policy: &GrantPolicy, now: Timestamp) -> bool {
+    policy.expires_at.as_ref().is_some_and(|at| at.0 <= now)
+}
+
+fn deleting<K: GrantKind>(object: &K) -> bool {
+    object.meta().deletion_timestamp.is_some()
+}
+
+/// Reconciles one grant resource.
+pub async fn reconcile<K: GrantKind>(
+    object: Arc<K>,
+    cx: Arc<GrantContext<K>>,
+) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let key = object_key(object.as_ref());
+    let namespace = object.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(cx.shared.client.clone(), &namespace);
+    let handler = cx.clone();
+    let result = finalizer(&api, FINALIZER, object, move |event| async move {
+        match event {
+            FinalizerEvent::Apply(object) => apply(object, &handler).await,
+            FinalizerEvent::Cleanup(object) => cleanup(object, &handler).await,
+        }
+    })
+    .await
+    .map_err(Error::from_finalizer);
+
+    let metrics = &cx.shared.metrics;
+    let outcome = match &result {
+        Ok(_) => "success".to_string(),
+        Err(error) => error.reason().to_string(),
+    };
+    metrics
+        .reconciles
+        .get_or_create(&crate::metrics::ReconcileLabels {
+            kind: K::KIND,
+            result: outcome,
+        })
+        .inc();
+    metrics
+        .reconcile_duration
+        .get_or_create(&crate::metrics::KindLabels { kind: K::KIND })
+        .observe(started.elapsed().as_secs_f64());
+    if result.is_ok() {
+        cx.shared.backoff.reset(&key);
+    }
+    result
+}
+
+/// Requeues a failed resource with per-object backoff, capped at its sync interval.
+pub fn error_policy<K: GrantKind>(
+    object: Arc<K>,
+    error: &Error,
+    cx: Arc<GrantContext<K>>,
+) -> Action {
+    let cap = sync_interval(object.policy(), &cx.shared.config);
+    let wait = cx
+        .shared
+        .backoff
+        .fail(&object_key(object.as_ref()), cap, error.retry_after());
+    warn!(
+        kind = K::KIND,
+        namespace = object.namespace().unwrap_or_default(),
+        name = object.name_any(),
+        reason = error.reason(),
+        %error,
+        retry_in = ?wait,
+        "reconcile failed"
+    );
+    Action::requeue(wait)
+}
+
+/// What a member's last sync depended on; a change means a new sync is needed.
+fn fingerprint<K: GrantKind>(
+    object: &K,
+    context: &Context,
+    provider: &ProviderId,
+    now: Timestamp,
+) -> u64 {
+    let policy = object.policy();
+    let mut hasher = DefaultHasher::new();
+    object.meta().generation.hash(&mut hasher);
+    deleting(object).hash(&mut hasher);
+    policy.suspend.hash(&mut hasher);
+    expired(policy, now).hash(&mut hasher);
+    if let Ok(found) = Provider::find(context, provider) {
+        found.version().hash(&mut hasher);
+        if let Provider::Cluster(_) = found {
+            let namespace = object.namespace().unwrap_or_default();
+            context
+                .stores
+                .namespaces
+                .get(&ObjectRef::new(&namespace))
+                .and_then(|ns| ns.resource_version())
+                .hash(&mut hasher);
+        }
+    }
+    hasher.finish()
+}
+
+fn unit_of<K: GrantKind>(object: &K) -> UnitKey {
+    let namespace = object.namespace().unwrap_or_default();
+    UnitKey {
+        provider: ProviderId::of_ref(&object.policy().provider_ref, &namespace),
+        target: object.unit_key(),
+    }
+}
+
+async fn apply<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Result<Action, Error> {
+    let context = &cx.shared;
+    let now = context.clock.now();
+    let policy = object.policy();
+    let interval = sync_interval(policy, &context.config);
+
+    if policy.suspend {
+        report_suspended(object.as_ref(), cx, now).await?;
+        return Ok(Action::await_change());
+    }
+
+    let unit = unit_of(object.as_ref());
+    let oref = ObjectRef::from_obj(object.as_ref());
+    let fingerprint = fingerprint(object.as_ref(), context, &unit.provider, now);
+    if let Some(last) = cx.units.last(&unit)
+        && let Some(member) = last.members.get(&oref)
+        && member.fingerprint == fingerprint
+        && member.result.is_ok()
+    {
+        let due = last
+            .started
+            .saturating_add(SignedDuration::try_from(interval).unwrap_or(SignedDuration::MAX))
+            .unwrap_or(Timestamp::MAX);
+        if now < due {
+            let wait = Duration::try_from(due.duration_since(now)).unwrap_or_default();
+            return Ok(Action::requeue(until_expiry(
+                policy,
+                now,
+                wait + jitter(interval),
+            )));
+        }
+    }
+
+    let has_ready = object
+        .status()
+        .is_some_and(|status| ready_of(&status.conditions).is_some());
+    if !has_ready {
+        report_progressing(object.as_ref(), cx, now).await?;
+    }
+
+    let outcome = sync(cx, &unit).await;
+    match outcome.members.get(&oref) {
+        Some(MemberResult { result: Ok(()), .. }) => Ok(Action::requeue(until_expiry(
+            policy,
+            now,
+            interval + jitter(interval),
+        ))),
+        Some(MemberResult {
+            result: Err(failure),
+            ..
+        }) => Err(Error::Failed(failure.clone())),
+        None => Err(Error::Failed(Failure::new(
+            Reason::Progressing,
+            "the resource was not yet part of its target's sync; retrying",
+        ))),
+    }
+}
+
+/// Shortens `wait` so the resource wakes up when it expires.
+fn until_expiry(policy: &GrantPolicy, now: Timestamp, wait: Duration) -> Duration {
+    match &policy.expires_at {
+        Some(at) if at.0 > now => {
+            let left = Duration::try_from(at.0.duration_since(now)).unwrap_or_default();
+            wait.min(left + Duration::from_millis(100))
+        }
+        _ => wait,
+    }
+}
+
+async fn cleanup<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Result<Action, Error> {
+    let policy = object.policy();
+    if policy.deletion_policy == DeletionPolicy::Orphan
+        || policy.management_policy == ManagementPolicy::Observe
+    {
+        info!(
+            kind = K::KIND,
+            namespace = object.namespace().unwrap_or_default(),
+            name = object.name_any(),
+            "deleted without revoking (deletionPolicy Orphan or managementPolicy Observe)"
+        );
+        return Ok(Action::await_change());
+    }
+    let now = cx.shared.clock.now();
+    let holds_grants = !owned_rows::<K>(object.as_ref(), None).is_empty();
+    if policy.suspend {
+        if !holds_grants {
+            return Ok(Action::await_change());
+        }
+        let failure = Failure::new(
+            Reason::Deleting,
+            "deletion waits: the resource is suspended; set spec.suspend to false to revoke its grants, or spec.deletionPolicy to Orphan to keep them",
+        );
+        report_condition(object.as_ref(), cx, now, "False", &failure).await?;
+        return Err(Error::Failed(failure));
+    }
+    let unit = unit_of(object.as_ref());
+    let oref = ObjectRef::from_obj(object.as_ref());
+    let outcome = sync(cx, &unit).await;
+    match outcome.members.get(&oref) {
+        Some(MemberResult { result: Ok(()), .. }) => Ok(Action::await_change()),
+        Some(MemberResult {
+            result: Err(failure),
+            ..
+        }) => {
+            if holds_grants {
+                Err(Error::Failed(failure.clone()))
+            } else {
+                // Nothing of ours is live as far as we know: do not hold the deletion
+                // hostage to a provider that cannot be reached.
+                Ok(Action::await_change())
+            }
+        }
+        None if !holds_grants => Ok(Action::await_change()),
+        None => Err(Error::Failed(Failure::new(
+            Reason::Deleting,
+            "the resource was not yet part of its target's sync; retrying",
+        ))),
+    }
+}
+
+async fn sync<K: GrantKind>(cx: &Arc<GrantContext<K>>, unit: &UnitKey) -> Arc<SyncOutcome<K>> {
+    let run_cx = cx.clone();
+    let run_unit = unit.clone();
+    cx.units
+        .sync_fresh(unit, move |seq| sync_unit(run_cx, run_unit, seq))
+        .await
+}
+
+async fn report_suspended<K: GrantKind>(
+    object: &K,
+    cx: &GrantContext<K>,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let previous = object.status().cloned().unwrap_or_default();
+    // Ready keeps its status; only the reason says Suspended.
+    let status = ready_of(&previous.conditions)
+        .map(|condition| condition.status.clone())
+        .unwrap_or_else(|| "Unknown".into());
+    let failure = Failure::new(
+        Reason::Suspended,
+        "reconciliation is suspended (spec.suspend); no vendor calls are made",
+    );
+    report_condition(object, cx, now, &status, &failure).await
+}
+
+async fn report_progressing<K: GrantKind>(
+    object: &K,
+    cx: &GrantContext<K>,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let failure = Failure::new(Reason::Progressing, "first sync under way");
+    report_condition(object, cx, now, "Unknown", &failure).await
+}
+
+/// Writes only the Ready condition (and observedGeneration), keeping the rest of status.
+async fn report_condition<K: GrantKind>(
+    object: &K,
+    cx: &GrantContext<K>,
+    now: Timestamp,
+    status: &str,
+    failure: &Failure,
+) -> Result<(), Error> {
+    let previous = object.status().cloned().unwrap_or_default();
+    let generation = object.meta().generation;
+    let condition = ready(
+        &previous.conditions,
+        status,
+        failure.reason,
+        &failure.message,
+        generation,
+        now,
+    );
+    if ready_of(&previous.conditions) == Some(&condition)
+        && previous.observed_generation == generation
+    {
+        return Ok(());
+    }
+    let mut next = previous.clone();
+    next.observed_generation = generation;
+    next.conditions = vec![condition];
+    let api: Api<K> = Api::namespaced(
+        cx.shared.client.clone(),
+        &object.namespace().unwrap_or_default(),
+    );
+    apply_status(&api, object, &next)
+        .await
+        .map_err(Error::Kube)?;
+    if failure.reason != Reason::Progressing {
+        let warning = failure.reason == Reason::Deleting;
+        publish(
+            &cx.shared.recorder,
+            object,
+            warning,
+            failure.reason.as_str(),
+            "Reconcile",
+            failure.message.clone(),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// A member of the unit being synced.
+struct Member<K: GrantKind> {
+    object: Arc<K>,
+    oref: ObjectRef<K>,
+    phase: Phase,
+    fingerprint: u64,
+    /// Rows of the previous sync (this process's last write when newer than the store).
+    previous_rows: Vec<GrantRow>,
+    /// Scoping refusal.
+    refused: Option<Failure>,
+}
+
+/// Status rows the resource answers for, parsed back into planner rows.
+fn previous_rows<K: GrantKind>(rows: &[GrantRow]) -> Vec<PreviousRow<PermOf<K>>> {
+    rows.iter()
+        .filter_map(|row| {
+            let (key, perm) = K::parse_row(row)?;
+            Some(PreviousRow {
+                key,
+                perm,
+                state: row.state,
+                has_vendor_id: row.vendor_id.is_some(),
+                revocation: row.message.starts_with(REVOCATION_MARK),
+            })
+        })
+        .collect()
+}
+
+/// `(key, perm)` the resource applied and answers for (see `plan::Member::owned_by_key`).
+fn owned_rows<K: GrantKind>(object: &K, rows: Option<&[GrantRow]>) -> Vec<(Key, PermOf<K>)> {
+    let rows = rows.unwrap_or_else(|| {
+        object
+            .status()
+            .map(|status| status.grants.as_slice())
+            .unwrap_or(&[])
+    });
+    previous_rows::<K>(rows)
+        .into_iter()
+        .filter(|row| row.state == GrantState::Applied || row.has_vendor_id || row.revocation)
+        .map(|row| (row.key, row.perm))
+        .collect()
+}
+
+async fn sync_unit<K: GrantKind>(
+    cx: Arc<GrantContext<K>>,
+    unit: UnitKey,
+    seq: u64,
+) -> SyncOutcome<K> {
+    let context = cx.shared.clone();
+    let started = context.clock.now();
+    let previous = cx.units.last(&unit);
+    let mut outcome = SyncOutcome {
+        seq,
+        started,
+        members: HashMap::new(),
+    };
+
+    // Gather the members of the unit, and the resources of other providers on the same target.
+    let mut members: Vec<Member<K>> = Vec::new();
+    let mut neighbours: Vec<Arc<K>> = Vec::new();
+    for oref in cx.index.refs(&unit.target) {
+        let Some(object) = cx.store.get(&oref) else {
+            continue;
+        };
+        if object.unit_key() != unit.target {
+            continue;
+        }
+        if unit_of(object.as_ref()).provider != unit.provider {
+            neighbours.push(object);
+            continue;
+        }
+        let policy = object.policy();
+        let phase = if deleting(object.as_ref()) {
+            let ours = object
+                .finalizers()
+                .iter()
+                .any(|finalizer| finalizer == FINALIZER);
+            if !ours
+                || policy.deletion_policy == DeletionPolicy::Orphan
+                || policy.management_policy == ManagementPolicy::Observe
+            {
+                continue;
+            }
+            if policy.suspend {
+                Phase::Suspended
+            } else {
+                Phase::Deleting
+            }
+        } else if policy.suspend {
+            Phase::Suspended
+        } else if expired(policy, started) {
+            Phase::Expired
+        } else {
+            Phase::Active
+        };
+        let written = previous
+            .as_ref()
+            .and_then(|last| last.members.get(&oref))
+            .and_then(|member| member.rows.clone());
+        let previous_rows = match written {
+            Some(rows) => rows.as_ref().clone(),
+            None => object
+                .status()
+                .map(|status| status.grants.clone())
+                .unwrap_or_default(),
+        };
+        members.push(Member {
+            fingerprint: fingerprint(object.as_ref(), &context, &unit.provider, started),
+            oref,
+            phase,
+            previous_rows,
+            refused: None,
+            object,
+        });
+    }
+    if members.is_empty() {
+        return outcome;
+    }
+    debug!(kind = K::KIND, target = %unit.target, provider = %unit.provider, members = members.len(), seq, "sync");
+
+    // Provider, then scoping per member.
+    let provider = Provider::find(&context, &unit.provider).and_then(|provider| {
+        provider.usable_for::<K>(&unit.provider)?;
+        Ok(provider)
+    });
+    let provider = match provider {
+        Ok(provider) => provider,
+        Err(failure) => {
+            fail_all(&cx, &mut outcome, &members, &failure, started).await;
+            return outcome;
+        }
+    };
+    for member in &mut members {
+        let namespace = member.object.namespace().unwrap_or_default();
+        if let Err(failure) = provider.allows(&context, &unit.provider, &namespace) {
+            member.refused = Some(failure);
+        }
+    }
+    let (refused, members): (Vec<Member<K>>, Vec<Member<K>>) = members
+        .into_iter()
+        .partition(|member| member.refused.is_some());
+    for member in &refused {
+        let failure = member
+            .refused
+            .clone()
+            .unwrap_or_else(|| Failure::new(Reason::ProviderNotAllowed, ""));
+        fail_all(
+            &cx,
+            &mut outcome,
+            std::slice::from_ref(member),
+            &failure,
+            started,
+        )
+        .await;
+    }
+    for member in members
+        .iter()
+        .filter(|member| member.phase == Phase::Suspended)
+    {
+        outcome.members.insert(
+            member.oref.clone(),
+            MemberResult {
+                fingerprint: member.fingerprint,
+                result: Ok(()),
+                rows: None,
+            },
+        );
+    }
+    if members
+        .iter()
+        .all(|member| member.phase == Phase::Suspended)
+    {
+        return outcome;
+    }
+
+    match read_plan_apply(&cx, &unit, &provider, &members, &neighbours, started).await {
+        Ok(result) => finish(&cx, &mut outcome, &members, result, started).await,
+        Err(failure) => {
+            if failure.reason == Reason::Unauthorized {
+                // Let the provider find out too, so every grant waits on it instead of failing alone.
+                let _ = context.recheck.try_send(unit.provider.clone());
+            }
+            let active: Vec<&Member<K>> = members
+                .iter()
+                .filter(|member| member.phase != Phase::Suspended)
+                .collect();
+            for member in active {
+                fail_all(
+                    &cx,
+                    &mut outcome,
+                    std::slice::from_ref(member),
+                    &failure,
+                    started,
+                )
+                .await;
+            }
+        }
+    }
+    outcome
+}
+
+/// What a sync learned, for `finish`.
+struct Synced<P: Permission> {
+    target: ResolvedTarget,
+    input: plan::Unit<P>,
+    plan: plan::Plan<P>,
+    reports: Vec<plan::Report<P>>,
+    failures: BTreeMap<Key, plan::Failure>,
+    unmanaged: usize,
+}
+
+async fn read_plan_apply<K: GrantKind>(
+    cx: &Arc<GrantContext<K>>,
+    unit: &UnitKey,
+    provider: &Provider,
+    members: &[Member<K>],
+    neighbours: &[Arc<K>],
+    started: Timestamp,
+) -> Result<Synced<PermOf<K>>, Failure> {
+    let context = &cx.shared;
+    let client = provider.client(context, &unit.provider).await?;
+    let vendor = K::client(&client).ok_or_else(|| {
+        Failure::new(
+            Reason::ProviderNotFound,
+            format!("{} cannot serve {} resources", unit.provider, K::KIND),
+        )
+    })?;
+    let first = members
+        .iter()
+        .find(|member| member.phase != Phase::Suspended)
+        .unwrap_or(&members[0]);
+    let target = vendor.resolve_target(&first.object.target()).await?;
+
+    // Resolve every declared grantee of active members in one go.
+    let mut grantees = Vec::new();
+    let mut seen = HashSet::new();
+    for member in members
+        .iter()
+        .filter(|member| member.phase == Phase::Active)
+    {
+        for (grantee, _) in member.object.declarations() {
+            if seen.insert(grantee.clone()) {
+                grantees.push(grantee);
+            }
+        }
+    }
+    let keys: HashMap<_, _> = grantees
+        .iter()
+        .cloned()
+        .zip(vendor.resolve(&grantees).await?)
+        .collect();
+
+    let live: Live<PermOf<K>> = vendor.read(&target).await?;
+    context
+        .metrics
+        .syncs
+        .get_or_create(&crate::metrics::KindLabels { kind: K::KIND })
+        .inc();
+
+    let input = plan::Unit {
+        members: members
+            .iter()
+            .map(|member| plan_member::<K>(member, &keys))
+            .collect(),
+        foreign: foreign_holdings::<K>(context, provider, neighbours),
+        live: live.grants.clone(),
+    };
+    let plan = plan::plan(&input);
+
+    let mut failures: BTreeMap<Key, plan::Failure> = BTreeMap::new();
+    let mut live_after = live.grants.clone();
+    if !plan.actions.is_empty() {
+        let errors = vendor.apply(&target, &plan.actions).await;
+        for action in &plan.actions {
+            let outcome = if errors.contains_key(&action.key) {
+                "failure"
+            } else {
+                "success"
+            };
+            context
+                .metrics
+                .actions
+                .get_or_create(&crate::metrics::ActionLabels {
+                    kind: K::KIND,
+                    action: action.kind().as_str(),
+                    outcome,
+                })
+                .inc();
+        }
+        for (key, error) in errors {
+            failures.insert(
+                key,
+                plan::Failure {
+                    reason: error.reason(),
+                    message: error.to_string(),
+                },
+            );
+        }
+        live_after = match vendor.read(&target).await {
+            Ok(after) => after.grants,
+            Err(error) => {
+                // The writes happened; without a second listing, assume what succeeded.
+                warn!(kind = K::KIND, target = %unit.target, %error, "could not read the grants back after writing");
+                projected(&live.grants, &plan, &failures)
+            }
+        };
+    }
+    let reports = plan::report(&input, &plan, &live_after, &failures);
+    let _ = started;
+    Ok(Synced {
+        target,
+        input,
+        plan,
+        reports,
+        failures,
+        unmanaged: live.unmanaged,
+    })
+}
+
+fn plan_member<K: GrantKind>(
+    member: &Member<K>,
+    keys: &HashMap<<K::Vendor as Vendor>::Grantee, Option<Key>>,
+) -> plan::Member<PermOf<K>> {
+    let policy = member.object.policy();
+    let declarations = if member.phase == Phase::Active {
+        member
+            .object
+            .declarations()
+            .into_iter()
+            .map(
+                |(grantee, perm)| match keys.get(&grantee).cloned().flatten() {
+                    Some(key) => Declaration::Resolved { key, perm },
+                    None => {
+                        let label = K::grantee_label(&grantee);
+                        Declaration::Unresolved {
+                            message: format!("{label} not found on {}", K::VENDOR),
+                            label,
+                            perm,
+                        }
+                    }
+                },
+            )
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let was_synced = member.object.status().is_some_and(|status| {
+        status.observed_generation == member.object.meta().generation
+            && ready_of(&status.conditions)
+                .is_some_and(|ready| ready.reason == Reason::Synced.as_str())
+    });
+    plan::Member {
+        phase: member.phase,
+        mode: policy.mode,
+        management: policy.management_policy,
+        declarations,
+        previous: previous_rows::<K>(&member.previous_rows),
+        was_synced,
+        authoritative_keys: member.object.authoritative_keys(),
+    }
+}
+
+/// Grants held by resources that reach the same vendor account through another provider.
+fn foreign_holdings<K: GrantKind>(
+    context: &Context,
+    provider: &Provider,
+    neighbours: &[Arc<K>],
+) -> Vec<(Key, PermOf<K>)> {
+    let Some(endpoint) = provider.endpoint::<K>() else {
+        return Vec::new();
+    };
+    neighbours
+        .iter()
+        .filter(|neighbour| {
+            let namespace = neighbour.namespace().unwrap_or_default();
+            let id = ProviderId::of_ref(&neighbour.policy().provider_ref, &namespace);
+            Provider::find(context, &id)
+                .is_ok_and(|theirs| theirs.endpoint::<K>().as_ref() == Some(&endpoint))
+        })
+        .flat_map(|neighbour| owned_rows::<K>(neighbour.as_ref(), None))
+        .collect()
+}
+
+/// The live grants after `plan`, assuming every action without a failure took effect.
+fn projected<P: Permission>(
+    live: &[LiveGrant<P>],
+    plan: &plan::Plan<P>,
+    failures: &BTreeMap<Key, plan::Failure>,
+) -> Vec<LiveGrant<P>> {
+    let changed: HashMap<&Key, &plan::Action<P>> = plan
+        .actions
+        .iter()
+        .filter(|action| !failures.contains_key(&action.key))
+        .map(|action| (&action.key, action))
+        .collect();
+    let mut out: Vec<LiveGrant<P>> = live
+        .iter()
+        .filter(|grant| !changed.contains_key(&grant.key))
+        .cloned()
+        .collect();
+    for action in changed.values() {
+        for perm in plan::maximal(&action.target) {
+            out.push(LiveGrant {
+                key: action.key.clone(),
+                perm,
+                vendor_id: None,
+            });
+        }
+    }
+    out
+}
+
+/// Status, Events and results of a sync that got as far as the plan.
+async fn finish<K: GrantKind>(
+    cx: &Arc<GrantContext<K>>,
+    outcome: &mut SyncOutcome<K>,
+    members: &[Member<K>],
+    synced: Synced<PermOf<K>>,
+    started: Timestamp,
+) {
+    let context = &cx.shared;
+    let drift: i64 = synced
+        .reports
+        .iter()
+        .map(|report| report.drift_repaired)
+        .sum();
+    if drift > 0 {
+        context
+            .metrics
+            .drift_repairs
+            .get_or_create(&crate::metrics::KindLabels { kind: K::KIND })
+            .inc_by(drift as u64);
+    }
+    if synced.unmanaged > 0 {
+        debug!(kind = K::KIND, target = %synced.target.id, unmanaged = synced.unmanaged, "left alone grants with permissions the operator does not manage");
+    }
+    let mut writes = Vec::new();
+    for ((member, report), input) in members
+        .iter()
+        .zip(&synced.reports)
+        .zip(&synced.input.members)
+    {
+        if member.phase == Phase::Suspended {
+            continue;
+        }
+        let cx = cx.clone();
+        let target = &synced.target;
+        let plan = &synced.plan;
+        let failures = &synced.failures;
+        writes.push(
+            async move {
+                let (status, result, events) = member_status::<K>(
+                    member,
+                    input,
+                    report,
+                    plan,
+                    failures,
+                    target,
+                    started,
+                    cx.shared.clock.now(),
+                );
+                let written = write_status(&cx, member, &status).await;
+                for (warning, reason, note) in events {
+                    publish(
+                        &cx.shared.recorder,
+                        member.object.as_ref(),
+                        warning,
+                        reason,
+                        "Sync",
+                        note,
+                    )
+                    .await;
+                }
+                let result = match written {
+                    Ok(()) => result,
+                    Err(error) => Err(Failure::new(
+                        Reason::Progressing,
+                        format!("status could not be written: {error}"),
+                    )),
+                };
+                (
+                    member.oref.clone(),
+                    MemberResult {
+                        fingerprint: member.fingerprint,
+                        result,
+                        rows: Some(Arc::new(status.grants)),
+                    },
+                )
+            }
+            .boxed(),
+        );
+    }
+    let results: Vec<_> = stream::iter(writes).buffer_unordered(16).collect().await;
+    outcome.members.extend(results);
+}
+
+/// Events of one member after a sync: `(warning, reason, note)`.
+type Events = Vec<(bool, &'static str, String)>;
+
+#[allow(clippy::too_many_arguments)]
+fn member_status<K: GrantKind>(
+    member: &Member<K>,
+    input: &plan::Member<PermOf<K>>,
+    report: &plan::Report<PermOf<K>>,
+    plan: &plan::Plan<PermOf<K>>,
+    failures: &BTreeMap<Key, plan::Failure>,
+    target: &ResolvedTarget,
+    started: Timestamp,
+    now: Timestamp,
+) -> (GrantStatus, Result<(), Failure>, Events) {
+    let object = member.object.as_ref();
+    let previous = object.status().cloned().unwrap_or_default();
+    let generation = object.meta().generation;
+    let observe = input.management == ManagementPolicy::Observe;
+
+    let rows: Vec<GrantRow> = report
+        .rows
+        .iter()
+        .map(|row| {
+            let (grantee, permission) = K::row(&row.grantee, &row.perm);
+            GrantRow {
+                grantee,
+                permission,
+                vendor_id: row.vendor_id.clone(),
+                state: row.state,
+                message: row.message.clone(),
+            }
+        })
+        .collect();
+    let declared = rows
+        .iter()
+        .filter(|row| !row.message.starts_with(REVOCATION_MARK))
+        .count();
+    let applied = rows
+        .iter()
+        .filter(|row| row.state == GrantState::Applied)
+        .count();
+    let pending_revocations = rows
+        .iter()
+        .filter(|row| row.message.starts_with(REVOCATION_MARK))
+        .count();
+    let unresolved: Vec<String> = report
+        .rows
+        .iter()
+        .filter(|row| !row.resolved)
+        .map(|row| row.grantee.clone())
+        .collect();
+    let failure = report
+        .failures
+        .iter()
+        .find(|failure| failure.reason != Reason::GranteeNotFound)
+        .or(report.failures.first());
+
+    let (status, reason, message) = match member.phase {
+        Phase::Deleting => match failure {
+            None if rows.is_empty() => (
+                "False",
+                Reason::Deleting,
+                "grants revoked; removing the finalizer".to_string(),
+            ),
+            None => (
+                "False",
+                Reason::Deleting,
+                format!("{} grants still to revoke; retrying", rows.len()),
+            ),
+            Some(failure) => (
+                "False",
+                Reason::Deleting,
+                format!(
+                    "revoking {} grants failed: {}; set spec.deletionPolicy to Orphan to keep them and release the resource",
+                    rows.len(),
+                    failure.message
+                ),
+            ),
+        },
+        Phase::Expired => {
+            let at = object
+                .policy()
+                .expires_at
+                .as_ref()
+                .map(|at| at.0.to_string())
+                .unwrap_or_default();
+            match failure {
+                None if rows.is_empty() => (
+                    "False",
+                    Reason::Expired,
+                    format!("expired at {at}; its grants are revoked"),
+                ),
+                None => (
+                    "False",
+                    Reason::Expired,
+                    format!("expired at {at}; {} grants still to revoke", rows.len()),
+                ),
+                Some(failure) => (
+                    "False",
+                    failure.reason,
+                    format!(
+                        "expired at {at}; revoking {} grants failed: {}",
+                        rows.len(),
+                        failure.message
+                    ),
+                ),
+            }
+        }
+        _ if observe => {
+            let drifted: Vec<String> = rows
+                .iter()
+                .filter(|row| row.state == GrantState::Drifted)
+                .map(|row| format!("{} ({})", row.grantee, row.message))
+                .collect();
+            if !unresolved.is_empty() {
+                (
+                    "False",
+                    Reason::GranteeNotFound,
+                    format!("not found: {}", list_some(&unresolved, 5)),
+                )
+            } else if drifted.is_empty() && report.undeclared == 0 {
+                (
+                    "True",
+                    Reason::Synced,
+                    format!("{applied} of {declared} grants match the live state"),
+                )
+            } else {
+                let mut message = format!(
+                    "{} of {declared} grants differ from the live state",
+                    drifted.len()
+                );
+                if !drifted.is_empty() {
+                    message.push_str(&format!(": {}", list_some(&drifted, 3)));
+                }
+                if report.undeclared > 0 {
+                    message.push_str(&format!(
+                        "; {} grantees hold grants no resource declares (Authoritative would revoke them)",
+                        report.undeclared
+                    ));
+                }
+                ("False", Reason::DriftDetected, message)
+            }
+        }
+        _ => {
+            if let Some(failure) =
+                failure.filter(|failure| failure.reason != Reason::GranteeNotFound)
+            {
+                (
+                    "False",
+                    failure.reason,
+                    format!(
+                        "{applied} of {declared} grants applied; {}",
+                        failure.message
+                    ),
+                )
+            } else if !unresolved.is_empty() {
+                (
+                    "False",
+                    Reason::GranteeNotFound,
+                    format!(
+                        "{applied} of {declared} grants applied; not found on {}: {}",
+                        K::VENDOR,
+                        list_some(&unresolved, 5)
+                    ),
+                )
+            } else if applied == declared && pending_revocations == 0 {
+                let message = if declared == 0 {
+                    "no grants declared".to_string()
+                } else {
+                    format!("{applied} of {declared} grants applied")
+                };
+                ("True", Reason::Synced, message)
+            } else {
+                (
+                    "Unknown",
+                    Reason::Progressing,
+                    format!(
+                        "{applied} of {declared} grants applied; the rest is checked again at the next sync"
+                    ),
+                )
+            }
+        }
+    };
+
+    let condition = ready(
+        &previous.conditions,
+        status,
+        reason,
+        &message,
+        generation,
+        now,
+    );
+    let next = GrantStatus {
+        observed_generation: generation,
+        conditions: vec![condition.clone()],
+        target: Some(target.status.clone()),
+        grants: rows,
+        last_sync_time: Some(Time(started)),
+        drift_corrections: previous.drift_corrections + report.drift_repaired,
+    };
+
+    let done = match member.phase {
+        Phase::Deleting | Phase::Expired => failure.is_none() && next.grants.is_empty(),
+        _ => status == "True" || reason == Reason::DriftDetected,
+    };
+    let result = if done {
+        Ok(())
+    } else {
+        Err(Failure {
+            reason,
+            message: message.clone(),
+            retry_after: None,
+        })
+    };
+
+    let events = member_events::<K>(
+        member,
+        input,
+        plan,
+        failures,
+        &previous,
+        &condition,
+        report.drift_repaired,
+    );
+    (next, result, events)
+}
+
+fn member_events<K: GrantKind>(
+    member: &Member<K>,
+    input: &plan::Member<PermOf<K>>,
+    plan: &plan::Plan<PermOf<K>>,
+    failures: &BTreeMap<Key, plan::Failure>,
+    previous: &GrantStatus,
+    condition: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition,
+    drift_repaired: i64,
+) -> Events {
+    let mut events = Events::new();
+    let declared: HashSet<&Key> = input
+        .declarations
+        .iter()
+        .filter_map(|decl| match decl {
+            Declaration::Resolved { key, .. } => Some(key),
+            Declaration::Unresolved { .. } => None,
+        })
+        .collect();
+    let owned: HashSet<Key> = owned_rows::<K>(member.object.as_ref(), Some(&member.previous_rows))
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    let mut granted = Vec::new();
+    let mut revoked = Vec::new();
+    if input.management == ManagementPolicy::Manage {
+        for action in plan
+            .actions
+            .iter()
+            .filter(|action| !failures.contains_key(&action.key))
+        {
+            let added = action.added();
+            let removed = action.removed();
+            if !added.is_empty() && declared.contains(&action.key) {
+                let top: Vec<String> = plan::maximal(&action.target)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                granted.push(format!("{} {}", action.key, top.join("+")));
+            }
+            if !removed.is_empty() && owned.contains(&action.key) {
+                let gone: Vec<String> = plan::maximal(&removed)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                revoked.push(format!("{} {}", action.key, gone.join("+")));
+            }
+        }
+    }
+    if !granted.is_empty() {
+        events.push((
+            false,
+            "Granted",
+            format!("granted {}", list_some(&granted, 10)),
+        ));
+    }
+    if !revoked.is_empty() {
+        events.push((
+            false,
+            "Revoked",
+            format!("revoked {}", list_some(&revoked, 10)),
+        ));
+    }
+    if drift_repaired > 0 {
+        events.push((
+            false,
+            "DriftRepaired",
+            format!("repaired {drift_repaired} grants changed outside the operator"),
+        ));
+    }
+    let before = ready_of(&previous.conditions);
+    let changed = before.is_none_or(|before| {
+        before.reason != condition.reason || before.message != condition.message
+    });
+    if condition.status != "True" && changed && condition.reason != Reason::Progressing.as_str() {
+        let warning = condition.reason != Reason::Expired.as_str()
+            && condition.reason != Reason::DriftDetected.as_str();
+        let reason = reason_str(&condition.reason);
+        events.push((warning, reason, condition.message.clone()));
+    }
+    events
+}
+
+/// The static reason string of a condition reason.
+fn reason_str(reason: &str) -> &'static str {
+    const ALL: [Reason; 21] = [
+        Reason::Synced,
+        Reason::Progressing,
+        Reason::DriftDetected,
+        Reason::ProviderNotFound,
+        Reason::ProviderNotReady,
+        Reason::ProviderNotAllowed,
+        Reason::CredentialsMissing,
+        Reason::Unauthorized,
+        Reason::Forbidden,
+        Reason::TargetNotFound,
+        Reason::GranteeNotFound,
+        Reason::InvalidGrant,
+        Reason::RateLimited,
+        Reason::VendorUnavailable,
+        Reason::Conflict,
+        Reason::Suspended,
+        Reason::Expired,
+        Reason::Deleting,
+        Reason::Authenticated,
+        Reason::Unreachable,
+        Reason::InvalidSpec,
+    ];
+    ALL.iter()
+        .find(|known| known.as_str() == reason)
+        .map_or("Failed", |known| known.as_str())
+}
+
+/// Reports a failure that happened before the plan: rows and target are kept.
+async fn fail_all<K: GrantKind>(
+    cx: &Arc<GrantContext<K>>,
+    outcome: &mut SyncOutcome<K>,
+    members: &[Member<K>],
+    failure: &Failure,
+    started: Timestamp,
+) {
+    let _ = started;
+    for member in members {
+        let object = member.object.as_ref();
+        let now = cx.shared.clock.now();
+        let mut status = object.status().cloned().unwrap_or_default();
+        status.grants = member.previous_rows.clone();
+        let (reason, message) = if member.phase == Phase::Deleting {
+            (
+                Reason::Deleting,
+                format!(
+                    "cannot revoke: {}; retrying (set spec.deletionPolicy to Orphan to keep the grants and release the resource)",
+                    failure.message
+                ),
+            )
+        } else {
+            (failure.reason, failure.message.clone())
+        };
+        let before = ready_of(&status.conditions).cloned();
+        let condition = ready(
+            &status.conditions,
+            "False",
+            reason,
+            &message,
+            object.meta().generation,
+            now,
+        );
+        status.conditions = vec![condition.clone()];
+        status.observed_generation = object.meta().generation;
+        let written = write_status(cx, member, &status).await;
+        let changed = before.is_none_or(|before| {
+            before.reason != condition.reason || before.message != condition.message
+        });
+        if changed {
+            publish(
+                &cx.shared.recorder,
+                object,
+                true,
+                reason_str(reason.as_str()),
+                "Sync",
+                message.clone(),
+            )
+            .await;
+        }
+        let result = Err(match written {
+            Ok(()) => Failure {
+                reason,
+                message,
+                retry_after: failure.retry_after,
+            },
+            Err(error) => Failure::new(
+                reason,
+                format!("{message} (status could not be written: {error})"),
+            ),
+        });
+        outcome.members.insert(
+            member.oref.clone(),
+            MemberResult {
+                fingerprint: member.fingerprint,
+                result,
+                rows: Some(Arc::new(member.previous_rows.clone())),
+            },
+        );
+    }
+}
+
+async fn write_status<K: GrantKind>(
+    cx: &GrantContext<K>,
+    member: &Member<K>,
+    status: &GrantStatus,
+) -> Result<(), kube::Error> {
+    let object = member.object.as_ref();
+    if object.status() == Some(status) {
+        return Ok(());
+    }
+    let api: Api<K> = Api::namespaced(
+        cx.shared.client.clone(),
+        &object.namespace().unwrap_or_default(),
+    );
+    apply_status(&api, object, status).await
+}

@@ -1,0 +1,324 @@
+//! The reconcilers: one for both provider kinds, one generic over the grant kinds.
+//!
+//! Pipeline of a grant resource (see [`grant`]): the finalizer is added first;
+//! then the resource asks the [`units`] coalescer for a sync of its *unit* (the
+//! vendor object it targets, through its provider) fresh enough for it. One
+//! sync reads the vendor once for every resource on the unit, plans with the
+//! pure [`crate::plan`], applies, reads again, and writes the status of every
+//! member whose status changed. Deletion asks for a sync in which the resource
+//! declares nothing, and releases the finalizer once nothing it held is left.
+
+pub mod clients;
+pub mod grant;
+pub mod provider;
+pub mod run;
+pub mod status;
+pub mod units;
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::PartialObjectMeta;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+
+use crate::api::{ClusterGrantProvider, GrantProvider, Reason};
+use crate::credentials::{CredentialError, SecretReader};
+use crate::metrics::Metrics;
+use crate::vendor::VendorError;
+use crate::vendor::http::RetryPolicy;
+
+/// The field manager of every write.
+pub const FIELD_MANAGER: &str = "grant-operator";
+
+/// Settings of the controllers.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `syncInterval` of resources that do not set one.
+    pub default_sync_interval: Duration,
+    /// How often providers authenticate again to prove their credentials.
+    pub provider_check_interval: Duration,
+    /// Reconciles in flight per controller.
+    pub concurrency: u16,
+    /// Watch only this namespace (grants, providers, Secrets); `None` for all.
+    pub namespace: Option<String>,
+    /// First wait after a failed reconcile (doubles per failure, capped at the sync interval).
+    pub error_backoff: Duration,
+    /// Retries of vendor requests.
+    pub vendor_retry: RetryPolicy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            default_sync_interval: Duration::from_secs(600),
+            provider_check_interval: Duration::from_secs(600),
+            concurrency: 32,
+            namespace: None,
+            error_backoff: Duration::from_secs(2),
+            vendor_retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Where the controllers get the time (a test can hold it still).
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// Reflector stores every controller reads from.
+#[derive(Clone)]
+pub struct Stores {
+    /// Namespaced providers.
+    pub providers: Store<GrantProvider>,
+    /// Cluster providers.
+    pub cluster_providers: Store<ClusterGrantProvider>,
+    /// Secrets, metadata only.
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+    /// Namespaces, metadata only (labels for `namespaceSelector`).
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+}
+
+/// Everything the reconcilers share.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: kube::Client,
+    /// Settings.
+    pub config: Config,
+    /// Events publisher.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Reflector stores.
+    pub stores: Stores,
+    /// Secret access.
+    pub secrets: SecretReader,
+    /// Vendor clients per provider.
+    pub clients: clients::VendorClients,
+    /// Per-object failure counts for backoff.
+    pub backoff: Backoff,
+    /// Asks the provider controllers to check a provider again (after a 401 in a grant sync).
+    pub recheck: tokio::sync::mpsc::Sender<clients::ProviderId>,
+}
+
+impl Context {
+    /// A context over `client` and `stores`; returns the receiving end of provider re-checks.
+    pub fn new(
+        client: kube::Client,
+        config: Config,
+        stores: Stores,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> (Context, tokio::sync::mpsc::Receiver<clients::ProviderId>) {
+        let (recheck, rechecks) = tokio::sync::mpsc::channel(1024);
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        let context = Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            secrets: SecretReader::new(client.clone(), stores.secrets.clone()),
+            clients: clients::VendorClients::new(metrics.clone(), config.vendor_retry.clone()),
+            backoff: Backoff::new(config.error_backoff),
+            client,
+            config,
+            metrics,
+            clock,
+            stores,
+            recheck,
+        };
+        (context, rechecks)
+    }
+}
+
+/// Why a reconcile failed, as conditions and Events show it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    /// Contract reason.
+    pub reason: Reason,
+    /// Readable message, never a secret.
+    pub message: String,
+    /// Wait the vendor asked for.
+    pub retry_after: Option<Duration>,
+}
+
+impl Failure {
+    /// A failure with a reason and message.
+    pub fn new(reason: Reason, message: impl Into<String>) -> Failure {
+        Failure {
+            reason,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<VendorError> for Failure {
+    fn from(error: VendorError) -> Failure {
+        Failure {
+            reason: error.reason(),
+            retry_after: error.retry_after(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<CredentialError> for Failure {
+    fn from(error: CredentialError) -> Failure {
+        Failure::new(Reason::CredentialsMissing, error.to_string())
+    }
+}
+
+/// Errors of a reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The resource cannot be brought to its declared state yet.
+    #[error("{0}")]
+    Failed(Failure),
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+    /// The finalizer could not be added or removed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl Error {
+    /// The reason for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Failed(failure) => failure.reason.as_str(),
+            Error::Kube(_) => "KubernetesError",
+            Error::Finalizer(_) => "FinalizerError",
+        }
+    }
+
+    /// The wait the vendor asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Failed(failure) => failure.retry_after,
+            _ => None,
+        }
+    }
+
+    /// Flattens the finalizer helper's wrapper.
+    pub fn from_finalizer(error: kube::runtime::finalizer::Error<Error>) -> Error {
+        use kube::runtime::finalizer::Error as F;
+        match error {
+            F::ApplyFailed(error) | F::CleanupFailed(error) => error,
+            F::AddFinalizer(error) | F::RemoveFinalizer(error) => {
+                Error::Finalizer(error.to_string())
+            }
+            F::UnnamedObject => Error::Finalizer("object has no name".into()),
+            F::InvalidFinalizer => Error::Finalizer("invalid finalizer name".into()),
+        }
+    }
+}
+
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Error {
+        Error::Failed(failure)
+    }
+}
+
+/// Per-object consecutive failure counts, bounded (least recently failed forgotten first).
+pub struct Backoff {
+    base: Duration,
+    failures: Mutex<lru::LruCache<String, u32>>,
+}
+
+impl Backoff {
+    /// Backoff starting at `base`.
+    pub fn new(base: Duration) -> Backoff {
+        Backoff {
+            base,
+            failures: Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(100_000).unwrap_or(NonZeroUsize::MIN),
+            )),
+        }
+    }
+
+    /// Records a failure of `key` and returns how long to wait: exponential with
+    /// jitter, capped at `cap`; a vendor's `Retry-After` wins.
+    pub fn fail(&self, key: &str, cap: Duration, retry_after: Option<Duration>) -> Duration {
+        let attempts = {
+            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            let attempts = failures.get(key).copied().unwrap_or(0).saturating_add(1);
+            failures.put(key.to_string(), attempts);
+            attempts
+        };
+        if let Some(wait) = retry_after {
+            return wait;
+        }
+        let ceiling = self
+            .base
+            .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).min(20)))
+            .min(cap);
+        let millis = ceiling.as_millis().max(1) as u64;
+        Duration::from_millis(rand::random_range(millis * 3 / 4..=millis))
+    }
+
+    /// Forgets the failures of `key`.
+    pub fn reset(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop(key);
+    }
+}
+
+/// A random extra wait of up to a tenth of `interval`, so resyncs spread out.
+pub fn jitter(interval: Duration) -> Duration {
+    let max = (interval.as_millis() / 10).max(1) as u64;
+    Duration::from_millis(rand::random_range(0..=max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_resets() {
+        let backoff = Backoff::new(Duration::from_secs(2));
+        let cap = Duration::from_secs(60);
+        let first = backoff.fail("a", cap, None);
+        assert!(first <= Duration::from_secs(2) && first >= Duration::from_millis(1500));
+        let second = backoff.fail("a", cap, None);
+        assert!(second >= Duration::from_secs(3) && second <= Duration::from_secs(4));
+        for _ in 0..20 {
+            assert!(backoff.fail("a", cap, None) <= cap);
+        }
+        assert_eq!(
+            backoff.fail("a", cap, Some(Duration::from_secs(120))),
+            Duration::from_secs(120)
+        );
+        backoff.reset("a");
+        assert!(backoff.fail("a", cap, None) <= Duration::from_secs(2));
+        // Other objects are independent.
+        assert!(backoff.fail("b", cap, None) <= Duration::from_secs(2));
+    }
+
+    #[test]
+    fn jitter_is_bounded() {
+        for _ in 0..100 {
+            assert!(jitter(Duration::from_secs(10)) <= Duration::from_secs(1));
+        }
+    }
+}

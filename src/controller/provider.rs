@@ -1,0 +1,209 @@
+//! The provider controller, for `GrantProvider` and `ClusterGrantProvider`.
+//!
+//! `Ready` comes from a real authentication against the vendor with the
+//! credentials the provider references (Sigma: obtaining a token). It is checked
+//! again every `--provider-check-interval`, whenever the provider or one of its
+//! Secrets changes, and right after a grant sync was refused with 401. Grants
+//! wait on a provider that is not Ready instead of each failing on their own.
+
+use std::sync::Arc;
+
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{info, warn};
+
+use crate::api::{ClusterGrantProvider, GrantProvider, ProviderKind, ProviderStatus, Reason};
+
+use super::clients::{ProviderConfigOf, ProviderId};
+use super::status::{apply_status, publish, ready, ready_of};
+use super::{Context, Error, Failure, jitter};
+
+/// Both provider kinds.
+pub trait ProviderObject:
+    Resource<DynamicType = ()>
+    + ProviderConfigOf
+    + Clone
+    + std::fmt::Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// The kind.
+    const KIND: ProviderKind;
+    /// Current status.
+    fn provider_status(&self) -> Option<&ProviderStatus>;
+    /// Which provider this is.
+    fn id(&self) -> ProviderId {
+        ProviderId {
+            kind: Self::KIND,
+            namespace: match Self::KIND {
+                ProviderKind::GrantProvider => self.namespace(),
+                ProviderKind::ClusterGrantProvider => None,
+            },
+            name: self.name_any(),
+        }
+    }
+    /// An API handle for this object.
+    fn api(&self, client: kube::Client) -> Api<Self>;
+}
+
+impl ProviderObject for GrantProvider {
+    const KIND: ProviderKind = ProviderKind::GrantProvider;
+    fn provider_status(&self) -> Option<&ProviderStatus> {
+        self.status.as_ref()
+    }
+    fn api(&self, client: kube::Client) -> Api<Self> {
+        Api::namespaced(client, &self.namespace().unwrap_or_default())
+    }
+}
+
+impl ProviderObject for ClusterGrantProvider {
+    const KIND: ProviderKind = ProviderKind::ClusterGrantProvider;
+    fn provider_status(&self) -> Option<&ProviderStatus> {
+        self.status.as_ref()
+    }
+    fn api(&self, client: kube::Client) -> Api<Self> {
+        Api::all(client)
+    }
+}
+
+/// The provider reason of a failure.
+fn provider_reason(reason: Reason) -> Reason {
+    match reason {
+        Reason::CredentialsMissing | Reason::InvalidSpec => reason,
+        Reason::Unauthorized | Reason::Forbidden | Reason::InvalidGrant => Reason::Unauthorized,
+        _ => Reason::Unreachable,
+    }
+}
+
+/// Authenticates with the provider's credentials and reports `Ready`.
+pub async fn reconcile<P: ProviderObject>(
+    provider: Arc<P>,
+    context: Arc<Context>,
+) -> Result<Action, Error> {
+    let id = provider.id();
+    let own_namespace = match P::KIND {
+        ProviderKind::GrantProvider => provider.namespace(),
+        ProviderKind::ClusterGrantProvider => None,
+    };
+    let checked = async {
+        let client = context
+            .clients
+            .get(
+                &id,
+                provider.as_ref(),
+                own_namespace.as_deref(),
+                &context.secrets,
+            )
+            .await?;
+        client.check().await.map_err(Failure::from)
+    }
+    .await;
+
+    let now = context.clock.now();
+    let previous = provider.provider_status().cloned().unwrap_or_default();
+    let generation = provider.meta().generation;
+    let condition = match &checked {
+        Ok(description) => ready(
+            &previous.conditions,
+            "True",
+            Reason::Authenticated,
+            description,
+            generation,
+            now,
+        ),
+        Err(failure) => ready(
+            &previous.conditions,
+            "False",
+            provider_reason(failure.reason),
+            &failure.message,
+            generation,
+            now,
+        ),
+    };
+    let next = ProviderStatus {
+        observed_generation: generation,
+        conditions: vec![condition.clone()],
+    };
+    if provider.provider_status() != Some(&next) {
+        apply_status(
+            &provider.api(context.client.clone()),
+            provider.as_ref(),
+            &next,
+        )
+        .await
+        .map_err(Error::Kube)?;
+        let before = ready_of(&previous.conditions);
+        if before.is_none_or(|before| {
+            before.status != condition.status || before.reason != condition.reason
+        }) {
+            let warning = condition.status != "True";
+            if warning {
+                warn!(provider = %id, reason = %condition.reason, message = %condition.message, "provider not ready");
+            } else {
+                info!(provider = %id, "provider ready");
+            }
+            publish(
+                &context.recorder,
+                provider.as_ref(),
+                warning,
+                if warning {
+                    provider_reason_str(&condition.reason)
+                } else {
+                    "Authenticated"
+                },
+                "Authenticate",
+                condition.message.clone(),
+            )
+            .await;
+        }
+    }
+    match checked {
+        Ok(_) => {
+            context.backoff.reset(&backoff_key(&id));
+            let interval = context.config.provider_check_interval;
+            Ok(Action::requeue(interval + jitter(interval)))
+        }
+        Err(failure) => Err(Error::Failed(Failure {
+            reason: provider_reason(failure.reason),
+            ..failure
+        })),
+    }
+}
+
+fn provider_reason_str(reason: &str) -> &'static str {
+    [
+        Reason::CredentialsMissing,
+        Reason::Unauthorized,
+        Reason::Unreachable,
+        Reason::InvalidSpec,
+    ]
+    .iter()
+    .find(|known| known.as_str() == reason)
+    .map_or("NotReady", |known| known.as_str())
+}
+
+fn backoff_key(id: &ProviderId) -> String {
+    format!("provider/{id}")
+}
+
+/// Requeues a failed provider with backoff, capped at the check interval.
+pub fn error_policy<P: ProviderObject>(
+    provider: Arc<P>,
+    error: &Error,
+    context: Arc<Context>,
+) -> Action {
+    let id = provider.id();
+    let wait = context.backoff.fail(
+        &backoff_key(&id),
+        context.config.provider_check_interval,
+        error.retry_after(),
+    );
+    warn!(provider = %id, reason = error.reason(), %error, retry_in = ?wait, "provider check failed");
+    Action::requeue(wait)
+}

@@ -1,0 +1,435 @@
+//! Wiring: watches, reflector stores, controllers and shutdown.
+//!
+//! Providers, Secrets (metadata only) and Namespaces (metadata only) are each
+//! watched once and shared by every controller that needs them. Each grant kind
+//! has its own watch feeding its store and its target index. Objects are kept
+//! in memory without `managedFields` and `last-applied-configuration`.
+
+use std::sync::Arc;
+
+use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, Stream, StreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, PartialObjectMeta};
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tracing::{debug, warn};
+
+use crate::api::{ClusterGrantProvider, GrantProvider, ProviderKind, SigmaGrant};
+use crate::metrics::Metrics;
+use crate::vendor::GrantKind;
+
+use super::clients::{ProviderId, secret_refs};
+use super::grant::{self, GrantContext};
+use super::provider::{self, ProviderObject};
+use super::units::Index;
+use super::{Clock, Config, Context, Stores};
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// Events buffered per subscriber of a shared watch.
+const SUBSCRIBER_BUFFER: usize = 1024;
+
+/// Keeps only what the controllers read.
+fn slim<K: ResourceExt>(object: &mut K) {
+    object.managed_fields_mut().clear();
+    object.annotations_mut().remove(LAST_APPLIED);
+}
+
+/// Metadata of Secrets and Namespaces: names, labels and versions only.
+fn slim_metadata<K: ResourceExt>(object: &mut K) {
+    object.managed_fields_mut().clear();
+    object.annotations_mut().clear();
+}
+
+fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A shared watch: its store, a subscription per consumer, and the task driving it.
+struct SharedWatch<K: Resource<DynamicType = ()> + Clone + 'static> {
+    store: Store<K>,
+    writer: Option<reflector::store::Writer<K>>,
+}
+
+impl<K> SharedWatch<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    fn new() -> SharedWatch<K> {
+        let (store, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
+        SharedWatch {
+            store,
+            writer: Some(writer),
+        }
+    }
+
+    fn subscribe(&self) -> ReflectHandle<K> {
+        self.writer
+            .as_ref()
+            .and_then(|writer| writer.subscribe())
+            .expect("shared stores hand out subscriptions until started")
+    }
+
+    fn start(&mut self, api: Api<K>, slim: fn(&mut K)) {
+        let Some(writer) = self.writer.take() else {
+            return;
+        };
+        let kind = K::kind(&()).to_string();
+        let watch = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(slim)
+            .reflect_shared(writer)
+            .for_each(move |event| {
+                if let Err(error) = event {
+                    warn!(kind, %error, "watch error; retrying");
+                }
+                futures::future::ready(())
+            });
+        tokio::spawn(watch);
+    }
+}
+
+/// A future that completes on shutdown, clonable for every controller.
+pub type ShutdownSignal = Shared<BoxFuture<'static, ()>>;
+
+/// Completes on SIGTERM or Ctrl-C.
+pub fn shutdown_signal() -> ShutdownSignal {
+    async {
+        #[cfg(unix)]
+        {
+            let mut terminate =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(signal) => signal,
+                    Err(error) => {
+                        warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the operator");
+                        let _ = tokio::signal::ctrl_c().await;
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    .boxed()
+    .shared()
+}
+
+/// Runs every controller until `shutdown` completes.
+pub async fn run(
+    client: kube::Client,
+    config: Config,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    shutdown: ShutdownSignal,
+) {
+    let namespace = config.namespace.clone();
+    let mut providers = SharedWatch::<GrantProvider>::new();
+    let mut cluster_providers = SharedWatch::<ClusterGrantProvider>::new();
+    let mut secrets = SharedWatch::<PartialObjectMeta<Secret>>::new();
+    let mut namespaces = SharedWatch::<PartialObjectMeta<Namespace>>::new();
+
+    let stores = Stores {
+        providers: providers.store.clone(),
+        cluster_providers: cluster_providers.store.clone(),
+        secrets: secrets.store.clone(),
+        namespaces: namespaces.store.clone(),
+    };
+    let (context, mut rechecks) = Context::new(
+        client.clone(),
+        config.clone(),
+        stores.clone(),
+        metrics,
+        clock,
+    );
+    let context = Arc::new(context);
+
+    // Provider controllers.
+    let (recheck_namespaced, recheck_namespaced_rx) =
+        tokio::sync::mpsc::channel::<ObjectRef<GrantProvider>>(256);
+    let (recheck_cluster, recheck_cluster_rx) =
+        tokio::sync::mpsc::channel::<ObjectRef<ClusterGrantProvider>>(256);
+    tokio::spawn(async move {
+        while let Some(id) = rechecks.recv().await {
+            debug!(provider = %id, "checking a provider again after a refused grant sync");
+            // A full queue means a check is coming anyway.
+            match id.namespace {
+                Some(namespace) => {
+                    let _ =
+                        recheck_namespaced.try_send(ObjectRef::new(&id.name).within(&namespace));
+                }
+                None => {
+                    let _ = recheck_cluster.try_send(ObjectRef::new(&id.name));
+                }
+            }
+        }
+    });
+
+    let controller_config = controller::Config::default().concurrency(config.concurrency);
+    let namespaced_providers =
+        Controller::for_shared_stream(providers.subscribe(), providers.store.clone())
+            .with_config(controller_config.clone())
+            .watches_shared_stream(secrets.subscribe(), {
+                let store = providers.store.clone();
+                move |secret| providers_using_secret(&store, &secret)
+            })
+            .reconcile_on(receiver_stream(recheck_namespaced_rx))
+            .graceful_shutdown_on(shutdown.clone())
+            .run(
+                provider::reconcile::<GrantProvider>,
+                provider::error_policy::<GrantProvider>,
+                context.clone(),
+            )
+            .for_each(log_result("GrantProvider"));
+
+    let cluster = Controller::for_shared_stream(
+        cluster_providers.subscribe(),
+        cluster_providers.store.clone(),
+    )
+    .with_config(controller_config.clone())
+    .watches_shared_stream(secrets.subscribe(), {
+        let store = cluster_providers.store.clone();
+        move |secret| providers_using_secret(&store, &secret)
+    })
+    .reconcile_on(receiver_stream(recheck_cluster_rx))
+    .graceful_shutdown_on(shutdown.clone())
+    .run(
+        provider::reconcile::<ClusterGrantProvider>,
+        provider::error_policy::<ClusterGrantProvider>,
+        context.clone(),
+    )
+    .for_each(log_result("ClusterGrantProvider"));
+
+    let sigma = grant_controller::<SigmaGrant>(
+        &client,
+        namespace.as_deref(),
+        &context,
+        Subscriptions::of(&providers, &cluster_providers, &secrets, &namespaces),
+        controller_config,
+        shutdown.clone(),
+    );
+
+    providers.start(api(&client, namespace.as_deref()), slim);
+    cluster_providers.start(Api::all(client.clone()), slim);
+    secrets.start(api(&client, namespace.as_deref()), slim_metadata);
+    namespaces.start(Api::all(client.clone()), slim_metadata);
+
+    tokio::join!(namespaced_providers, cluster, sigma);
+}
+
+/// A channel as a stream.
+fn receiver_stream<T: Send + 'static>(
+    receiver: tokio::sync::mpsc::Receiver<T>,
+) -> impl Stream<Item = T> + Send {
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
+}
+
+fn log_result<K, E: std::fmt::Display>(
+    kind: &'static str,
+) -> impl FnMut(Result<(ObjectRef<K>, controller::Action), E>) -> futures::future::Ready<()>
+where
+    K: Resource,
+{
+    move |result| {
+        if let Err(error) = result {
+            debug!(kind, %error, "reconcile error");
+        }
+        futures::future::ready(())
+    }
+}
+
+/// Providers (of one kind) that reference a Secret.
+fn providers_using_secret<P>(
+    store: &Store<P>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<P>>
+where
+    P: ProviderObject,
+{
+    let name = secret.name_any();
+    let namespace = secret.namespace().unwrap_or_default();
+    store
+        .state()
+        .into_iter()
+        .filter(|provider| {
+            let own = match P::KIND {
+                ProviderKind::GrantProvider => provider.namespace(),
+                ProviderKind::ClusterGrantProvider => None,
+            };
+            secret_refs(provider.config(), own.as_deref())
+                .iter()
+                .any(|(ns, n)| *ns == namespace && *n == name)
+        })
+        .map(|provider| ObjectRef::from_obj(provider.as_ref()))
+        .collect()
+}
+
+/// Grants that reference a provider.
+fn grants_using<K: GrantKind>(store: &Store<K>, id: &ProviderId) -> Vec<ObjectRef<K>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|grant| {
+            let namespace = grant.namespace().unwrap_or_default();
+            ProviderId::of_ref(&grant.policy().provider_ref, &namespace) == *id
+        })
+        .map(|grant| ObjectRef::from_obj(grant.as_ref()))
+        .collect()
+}
+
+/// What a grant controller follows besides its own kind.
+struct Subscriptions {
+    providers: (Store<GrantProvider>, ReflectHandle<GrantProvider>),
+    cluster_providers: (
+        Store<ClusterGrantProvider>,
+        ReflectHandle<ClusterGrantProvider>,
+    ),
+    secrets: ReflectHandle<PartialObjectMeta<Secret>>,
+    namespaces: ReflectHandle<PartialObjectMeta<Namespace>>,
+}
+
+impl Subscriptions {
+    fn of(
+        providers: &SharedWatch<GrantProvider>,
+        cluster_providers: &SharedWatch<ClusterGrantProvider>,
+        secrets: &SharedWatch<PartialObjectMeta<Secret>>,
+        namespaces: &SharedWatch<PartialObjectMeta<Namespace>>,
+    ) -> Subscriptions {
+        Subscriptions {
+            providers: (providers.store.clone(), providers.subscribe()),
+            cluster_providers: (
+                cluster_providers.store.clone(),
+                cluster_providers.subscribe(),
+            ),
+            secrets: secrets.subscribe(),
+            namespaces: namespaces.subscribe(),
+        }
+    }
+}
+
+fn grant_controller<K: GrantKind>(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    context: &Arc<Context>,
+    subscriptions: Subscriptions,
+    controller_config: controller::Config,
+    shutdown: ShutdownSignal,
+) -> impl std::future::Future<Output = ()> + Send + use<K> {
+    let (store, writer) = reflector::store::<K>();
+    let index = Arc::new(Index::<K>::default());
+    let follow = index.clone();
+    let stream = watcher(api::<K>(client, namespace), watcher::Config::default())
+        .default_backoff()
+        .modify(slim)
+        .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                follow.apply(event);
+            }
+        })
+        .applied_objects();
+    let cx = Arc::new(GrantContext::new(context.clone(), store.clone(), index));
+
+    let on_provider = {
+        let store = store.clone();
+        move |provider: Arc<GrantProvider>| {
+            grants_using(
+                &store,
+                &ProviderId {
+                    kind: ProviderKind::GrantProvider,
+                    namespace: provider.namespace(),
+                    name: provider.name_any(),
+                },
+            )
+        }
+    };
+    let on_cluster_provider = {
+        let store = store.clone();
+        move |provider: Arc<ClusterGrantProvider>| {
+            grants_using(
+                &store,
+                &ProviderId {
+                    kind: ProviderKind::ClusterGrantProvider,
+                    namespace: None,
+                    name: provider.name_any(),
+                },
+            )
+        }
+    };
+    let on_secret = {
+        let store = store.clone();
+        let providers = subscriptions.providers.0.clone();
+        let cluster_providers = subscriptions.cluster_providers.0.clone();
+        move |secret: Arc<PartialObjectMeta<Secret>>| {
+            let mut grants = Vec::new();
+            for provider in providers_using_secret(&providers, &secret) {
+                grants.extend(grants_using(
+                    &store,
+                    &ProviderId {
+                        kind: ProviderKind::GrantProvider,
+                        namespace: provider.namespace.clone(),
+                        name: provider.name.clone(),
+                    },
+                ));
+            }
+            for provider in providers_using_secret(&cluster_providers, &secret) {
+                grants.extend(grants_using(
+                    &store,
+                    &ProviderId {
+                        kind: ProviderKind::ClusterGrantProvider,
+                        namespace: None,
+                        name: provider.name.clone(),
+                    },
+                ));
+            }
+            grants
+        }
+    };
+    let on_namespace = {
+        let store = store.clone();
+        move |ns: Arc<PartialObjectMeta<Namespace>>| {
+            let name = ns.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(|grant| {
+                    grant.namespace().as_deref() == Some(name.as_str())
+                        && grant.policy().provider_ref.kind == ProviderKind::ClusterGrantProvider
+                })
+                .map(|grant| ObjectRef::from_obj(grant.as_ref()))
+                .collect::<Vec<_>>()
+        }
+    };
+
+    Controller::for_stream(stream, store)
+        .with_config(controller_config)
+        .watches_shared_stream(subscriptions.providers.1, on_provider)
+        .watches_shared_stream(subscriptions.cluster_providers.1, on_cluster_provider)
+        .watches_shared_stream(subscriptions.secrets, on_secret)
+        .watches_shared_stream(subscriptions.namespaces, on_namespace)
+        .graceful_shutdown_on(shutdown)
+        .run(grant::reconcile::<K>, grant::error_policy::<K>, cx)
+        .for_each(log_result(K::KIND))
+}
