@@ -255,12 +255,7 @@ pub trait GrantKind:
     /// The declared target.
     fn target(&self) -> <Self::Vendor as Vendor>::Target;
     /// The declared grants, in spec order.
-    fn declarations(
-        &self,
-    ) -> Vec<(
-        <Self::Vendor as Vendor>::Grantee,
-        <Self::Vendor as Vendor>::Perm,
-    )>;
+    fn declarations(&self) -> Vec<Declared<Self>>;
     /// How an unresolved grantee is shown in a status row.
     fn grantee_label(grantee: &<Self::Vendor as Vendor>::Grantee) -> String;
     /// Keys `Authoritative` covers for this resource (`None`: the whole unit).

@@ -400,7 +400,7 @@ impl GrantKind for SigmaGrant {
         self.spec.connection_id.clone()
     }
 
-    fn declarations(&self) -> Vec<(SigmaGrantee, SigmaPermission)> {
+    fn declarations(&self) -> Vec<crate::vendor::Declared<Self>> {
         self.spec
             .grants
             .iter()
