@@ -299,6 +299,31 @@ fn grants_using<K: GrantKind>(store: &Store<K>, id: &ProviderId) -> Vec<ObjectRe
         .collect()
 }
 
+/// The watch of one grant kind: its reflector store, its target index, and the
+/// stream (of applied objects) that drives both and triggers the controller.
+pub fn grant_watch<K: GrantKind>(
+    api: Api<K>,
+) -> (
+    Store<K>,
+    Arc<Index<K>>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+) {
+    let (store, writer) = reflector::store::<K>();
+    let index = Arc::new(Index::<K>::default());
+    let follow = index.clone();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(slim)
+        .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                follow.apply(event);
+            }
+        })
+        .applied_objects();
+    (store, index, stream)
+}
+
 /// What a grant controller follows besides its own kind.
 struct Subscriptions {
     providers: (Store<GrantProvider>, ReflectHandle<GrantProvider>),
@@ -337,19 +362,7 @@ fn grant_controller<K: GrantKind>(
     controller_config: controller::Config,
     shutdown: ShutdownSignal,
 ) -> impl std::future::Future<Output = ()> + Send + use<K> {
-    let (store, writer) = reflector::store::<K>();
-    let index = Arc::new(Index::<K>::default());
-    let follow = index.clone();
-    let stream = watcher(api::<K>(client, namespace), watcher::Config::default())
-        .default_backoff()
-        .modify(slim)
-        .reflect(writer)
-        .inspect(move |event| {
-            if let Ok(event) = event {
-                follow.apply(event);
-            }
-        })
-        .applied_objects();
+    let (store, index, stream) = grant_watch(api::<K>(client, namespace));
     let cx = Arc::new(GrantContext::new(context.clone(), store.clone(), index));
 
     let on_provider = {

@@ -1,0 +1,564 @@
+//! Test support: vendor emulators, a fake Kubernetes API, and a harness that
+//! drives the operator's real reconcilers over them.
+//!
+//! The harness runs the same watches and reflector stores as `run` (through
+//! `grant_watch`), but calls `reconcile` itself so each test decides when a
+//! reconcile happens, and holds the clock still unless it advances it.
+#![allow(dead_code)]
+
+pub mod fake_kube;
+pub mod sigma;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use grant_operator::api::*;
+use grant_operator::controller::clients::ProviderId;
+use grant_operator::controller::grant::{self, GrantContext};
+use grant_operator::controller::{Clock, Config, Context, Error, Stores, provider, run};
+use grant_operator::metrics::Metrics;
+use grant_operator::vendor::http::RetryPolicy;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, PartialObjectMeta};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use fake_kube::FakeKube;
+use sigma::SigmaEmulator;
+
+/// The namespace most tests use.
+pub const NS: &str = "analytics";
+/// The connection the emulator knows.
+pub const CONNECTION: &str = "g3e8e8947-c9f5-43re-93b0-T80d0ddf5627";
+/// Valid API credentials of the emulator.
+pub const CLIENT_ID: &str = "client-id-1";
+pub const CLIENT_SECRET: &str = "client-secret-1";
+
+/// A clock that only moves when told to.
+pub struct ManualClock {
+    now: Mutex<Timestamp>,
+}
+
+impl ManualClock {
+    pub fn new() -> ManualClock {
+        ManualClock {
+            now: Mutex::new(Timestamp::now()),
+        }
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.now.lock().unwrap();
+        *now = now.checked_add(by).unwrap();
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.now.lock().unwrap()
+    }
+}
+
+/// Fast vendor retries for tests.
+pub fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 4,
+        base: Duration::from_millis(10),
+        max: Duration::from_millis(50),
+        max_retry_after: Duration::from_secs(5),
+    }
+}
+
+pub struct Harness {
+    pub kube: FakeKube,
+    pub sigma: SigmaEmulator,
+    pub clock: Arc<ManualClock>,
+    pub metrics: Arc<Metrics>,
+    pub context: Arc<Context>,
+    pub grants: Arc<GrantContext<SigmaGrant>>,
+    pub rechecks: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<ProviderId>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn reflect<K>(client: &kube::Client, tasks: &mut Vec<tokio::task::JoinHandle<()>>) -> Store<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let api: Api<K> = Api::all(client.clone());
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()));
+    tasks.push(tokio::spawn(
+        stream.for_each(|_| futures::future::ready(())),
+    ));
+    store
+}
+
+impl Harness {
+    /// A harness with an emulator that knows one API client and one connection.
+    pub async fn new() -> Harness {
+        Self::with_config(Config {
+            error_backoff: Duration::from_millis(10),
+            vendor_retry: fast_retries(),
+            ..Config::default()
+        })
+        .await
+    }
+
+    pub async fn with_config(config: Config) -> Harness {
+        grant_operator::install_crypto_provider();
+        let kube = FakeKube::new();
+        for (plural, kind, namespaced) in [
+            ("grantproviders", "GrantProvider", true),
+            ("clustergrantproviders", "ClusterGrantProvider", false),
+            ("sigmagrants", "SigmaGrant", true),
+            ("grafanagrants", "GrafanaGrant", true),
+            ("snowflakegrants", "SnowflakeGrant", true),
+            ("dremiogrants", "DremioGrant", true),
+        ] {
+            kube.register_kind(GROUP, VERSION, plural, kind, namespaced);
+            kube.register_status_subresource(GROUP, plural);
+        }
+        let client = kube.client();
+        let mut tasks = Vec::new();
+        let stores = Stores {
+            providers: reflect::<GrantProvider>(&client, &mut tasks),
+            cluster_providers: reflect::<ClusterGrantProvider>(&client, &mut tasks),
+            secrets: reflect::<PartialObjectMeta<Secret>>(&client, &mut tasks),
+            namespaces: reflect::<PartialObjectMeta<Namespace>>(&client, &mut tasks),
+        };
+        let (store, index, stream) = run::grant_watch::<SigmaGrant>(Api::all(client.clone()));
+        tasks.push(tokio::spawn(
+            stream.for_each(|_| futures::future::ready(())),
+        ));
+
+        let clock = Arc::new(ManualClock::new());
+        let metrics = Arc::new(Metrics::new());
+        let (context, rechecks) =
+            Context::new(client, config, stores, metrics.clone(), clock.clone());
+        let context = Arc::new(context);
+        let grants = Arc::new(GrantContext::new(context.clone(), store, index));
+
+        let sigma = SigmaEmulator::start().await;
+        sigma.add_client(CLIENT_ID, CLIENT_SECRET);
+        sigma.add_connection(CONNECTION);
+
+        let harness = Harness {
+            kube,
+            sigma,
+            clock,
+            metrics,
+            context,
+            grants,
+            rechecks: tokio::sync::Mutex::new(rechecks),
+            tasks,
+        };
+        harness.namespace(NS, &[]);
+        harness
+    }
+
+    /// A harness with the standard namespace, Secret and a Ready `GrantProvider` `sigma-prod`.
+    pub async fn ready() -> Harness {
+        let harness = Harness::new().await;
+        harness.secret(
+            NS,
+            "sigma-api",
+            &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
+        );
+        harness.put(&harness.sigma_provider(NS, "sigma-prod", "sigma-api"));
+        harness
+            .reconcile_provider(NS, "sigma-prod")
+            .await
+            .expect("provider becomes ready");
+        harness.sigma.clear_calls();
+        harness.kube.clear_calls();
+        harness
+    }
+
+    // ----- objects -----
+
+    pub fn namespace(&self, name: &str, labels: &[(&str, &str)]) {
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        self.kube.put(&namespace);
+    }
+
+    pub fn secret(&self, namespace: &str, name: &str, data: &[(&str, &str)]) {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(namespace.into()),
+                ..ObjectMeta::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Secret::default()
+        };
+        self.kube.put(&secret);
+    }
+
+    pub fn sigma_provider(&self, namespace: &str, name: &str, secret: &str) -> GrantProvider {
+        let mut provider = GrantProvider::new(
+            name,
+            GrantProviderSpec {
+                sigma: Some(SigmaProvider {
+                    api_url: self.sigma.url(),
+                    client_id: secret_value(secret, "client-id"),
+                    client_secret: secret_value(secret, "client-secret"),
+                }),
+                grafana: None,
+                snowflake: None,
+                dremio: None,
+                request_timeout_seconds: Some(5),
+                rate_limit: Some(RateLimit {
+                    requests_per_second: 1000.0,
+                    burst: Some(1000),
+                }),
+                ca_bundle: None,
+            },
+        );
+        provider.metadata.namespace = Some(namespace.into());
+        provider
+    }
+
+    pub fn cluster_provider(
+        &self,
+        name: &str,
+        secret_namespace: &str,
+        secret: &str,
+        selector: LabelSelector,
+    ) -> ClusterGrantProvider {
+        let value = |key: &str| SecretValue {
+            secret_key_ref: ClusterSecretKeySelector {
+                name: secret.into(),
+                namespace: secret_namespace.into(),
+                key: key.into(),
+            },
+        };
+        ClusterGrantProvider::new(
+            name,
+            ClusterGrantProviderSpec {
+                sigma: Some(SigmaProvider {
+                    api_url: self.sigma.url(),
+                    client_id: value("client-id"),
+                    client_secret: value("client-secret"),
+                }),
+                grafana: None,
+                snowflake: None,
+                dremio: None,
+                request_timeout_seconds: Some(5),
+                rate_limit: None,
+                ca_bundle: None,
+                namespace_selector: selector,
+            },
+        )
+    }
+
+    /// Creates or replaces an object as given (status and finalizers included).
+    pub fn put<K: Resource<DynamicType = ()> + serde::Serialize>(&self, object: &K) {
+        self.kube.put(object);
+    }
+
+    pub fn get(&self, name: &str) -> Option<SigmaGrant> {
+        self.kube.get::<SigmaGrant>(Some(NS), name)
+    }
+
+    pub fn status(&self, name: &str) -> GrantStatus {
+        self.get(name)
+            .and_then(|grant| grant.status)
+            .unwrap_or_default()
+    }
+
+    pub fn ready_condition(&self, name: &str) -> Condition {
+        let status = self.status(name);
+        status
+            .conditions
+            .into_iter()
+            .find(|condition| condition.type_ == READY)
+            .unwrap_or_else(|| panic!("{name} has no Ready condition"))
+    }
+
+    /// Changes the spec of a grant (keeping its status and finalizers, like `kubectl apply`).
+    pub fn edit(&self, name: &str, change: impl FnOnce(&mut SigmaGrantSpec)) {
+        let mut grant = self.get(name).expect("grant exists");
+        change(&mut grant.spec);
+        self.kube.put(&grant);
+    }
+
+    pub fn delete(&self, name: &str) {
+        self.kube.delete::<SigmaGrant>(Some(NS), name);
+    }
+
+    pub fn provider_ready(&self, namespace: &str, name: &str) -> Condition {
+        self.kube
+            .get::<GrantProvider>(Some(namespace), name)
+            .and_then(|provider| provider.status)
+            .and_then(|status| {
+                status
+                    .conditions
+                    .into_iter()
+                    .find(|condition| condition.type_ == READY)
+            })
+            .expect("provider has a Ready condition")
+    }
+
+    /// Events recorded for a grant: `(type, reason, note)`.
+    pub fn events(&self, name: &str) -> Vec<(String, String, String)> {
+        self.kube
+            .list_json("events.k8s.io", "events")
+            .into_iter()
+            .filter(|event| event["regarding"]["name"] == name)
+            .map(|event| {
+                (
+                    event["type"].as_str().unwrap_or_default().to_string(),
+                    event["reason"].as_str().unwrap_or_default().to_string(),
+                    event["note"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    // ----- reconciling -----
+
+    /// Waits until every reflector store has seen the latest version of every object.
+    pub async fn caught_up(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let stores = &self.context.stores;
+            let done = matches(
+                &self.grants.store,
+                self.kube.list_json(GROUP, "sigmagrants"),
+            ) && matches(
+                &stores.providers,
+                self.kube.list_json(GROUP, "grantproviders"),
+            ) && matches(
+                &stores.cluster_providers,
+                self.kube.list_json(GROUP, "clustergrantproviders"),
+            ) && matches(&stores.secrets, self.kube.list_json("", "secrets"))
+                && matches(&stores.namespaces, self.kube.list_json("", "namespaces"));
+            if done {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "stores did not catch up with the API"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    pub async fn reconcile(&self, name: &str) -> Result<Action, Error> {
+        self.caught_up().await;
+        match self.grants.store.get(&ObjectRef::new(name).within(NS)) {
+            Some(object) => grant::reconcile(object, self.grants.clone()).await,
+            None => Ok(Action::await_change()),
+        }
+    }
+
+    /// Reconciles until a reconcile writes nothing more; returns the last result.
+    pub async fn settle(&self, name: &str) -> Result<Action, Error> {
+        let mut result = Ok(Action::await_change());
+        for _ in 0..10 {
+            let before = self.version(name);
+            result = self.reconcile(name).await;
+            self.caught_up().await;
+            if self.version(name) == before {
+                return result;
+            }
+        }
+        result
+    }
+
+    fn version(&self, name: &str) -> Option<String> {
+        self.get(name).and_then(|grant| grant.resource_version())
+    }
+
+    pub async fn reconcile_provider(&self, namespace: &str, name: &str) -> Result<Action, Error> {
+        self.caught_up().await;
+        let object = self
+            .context
+            .stores
+            .providers
+            .get(&ObjectRef::new(name).within(namespace))
+            .expect("provider in store");
+        let result = provider::reconcile(object, self.context.clone()).await;
+        self.caught_up().await;
+        result
+    }
+
+    pub async fn reconcile_cluster_provider(&self, name: &str) -> Result<Action, Error> {
+        self.caught_up().await;
+        let object = self
+            .context
+            .stores
+            .cluster_providers
+            .get(&ObjectRef::new(name))
+            .expect("cluster provider in store");
+        let result = provider::reconcile(object, self.context.clone()).await;
+        self.caught_up().await;
+        result
+    }
+
+    /// Moves the clock past every resource's sync interval.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    /// Grants on the connection as `(grantee, permission)` sorted, for comparisons.
+    pub fn live(&self) -> Vec<(String, String)> {
+        let mut live: Vec<(String, String)> = self
+            .sigma
+            .grants(CONNECTION)
+            .into_iter()
+            .map(|grant| {
+                let grantee = match grant.grantee {
+                    sigma::Grantee::Member(id) => format!("member:{id}"),
+                    sigma::Grantee::Team(id) => format!("team:{id}"),
+                };
+                (grantee, grant.permission)
+            })
+            .collect();
+        live.sort();
+        live
+    }
+}
+
+fn matches<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>, listed: Vec<Value>) -> bool {
+    let listed: BTreeMap<(String, String), String> = listed
+        .iter()
+        .map(|object| {
+            let meta = &object["metadata"];
+            (
+                (
+                    meta["namespace"].as_str().unwrap_or_default().to_string(),
+                    meta["name"].as_str().unwrap_or_default().to_string(),
+                ),
+                meta["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let stored: BTreeMap<(String, String), String> = store
+        .state()
+        .iter()
+        .map(|object| {
+            (
+                (object.namespace().unwrap_or_default(), object.name_any()),
+                object.resource_version().unwrap_or_default(),
+            )
+        })
+        .collect();
+    listed == stored
+}
+
+pub fn secret_value(secret: &str, key: &str) -> SecretValue<SecretKeySelector> {
+    SecretValue {
+        secret_key_ref: SecretKeySelector {
+            name: secret.into(),
+            key: key.into(),
+        },
+    }
+}
+
+pub fn policy(provider: &str) -> GrantPolicy {
+    GrantPolicy {
+        provider_ref: ProviderRef {
+            kind: ProviderKind::GrantProvider,
+            name: provider.into(),
+        },
+        mode: Mode::Additive,
+        deletion_policy: DeletionPolicy::Delete,
+        management_policy: ManagementPolicy::Manage,
+        suspend: false,
+        sync_interval: Some("1m".into()),
+        expires_at: None,
+    }
+}
+
+pub fn member(email: &str, permission: SigmaPermission) -> SigmaGrantEntry {
+    SigmaGrantEntry {
+        member: Some(SigmaMemberRef {
+            id: None,
+            email: Some(email.into()),
+        }),
+        team: None,
+        permission,
+    }
+}
+
+pub fn member_id(id: &str, permission: SigmaPermission) -> SigmaGrantEntry {
+    SigmaGrantEntry {
+        member: Some(SigmaMemberRef {
+            id: Some(id.into()),
+            email: None,
+        }),
+        team: None,
+        permission,
+    }
+}
+
+pub fn team(name: &str, permission: SigmaPermission) -> SigmaGrantEntry {
+    SigmaGrantEntry {
+        member: None,
+        team: Some(SigmaTeamRef {
+            id: None,
+            name: Some(name.into()),
+        }),
+        permission,
+    }
+}
+
+/// A SigmaGrant in [`NS`] on [`CONNECTION`] through `sigma-prod`.
+pub fn sigma_grant(name: &str, grants: Vec<SigmaGrantEntry>) -> SigmaGrant {
+    let mut grant = SigmaGrant::new(
+        name,
+        SigmaGrantSpec {
+            policy: policy("sigma-prod"),
+            connection_id: CONNECTION.into(),
+            grants,
+        },
+    );
+    grant.metadata.namespace = Some(NS.into());
+    grant
+}
+
+pub fn time(at: Timestamp) -> Time {
+    Time(at)
+}
