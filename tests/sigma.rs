@@ -34,10 +34,10 @@ async fn create_applies_grants_with_ids_in_status_and_finalizer_first() {
     h.settle("readers").await.unwrap();
     assert_eq!(
         h.live(),
-        vec![
+        sorted(vec![
             (format!("member:{jane}"), "annotate".to_string()),
             (format!("team:{finance}"), "usage".to_string())
-        ]
+        ])
     );
     let status = h.status("readers");
     let ready = h.ready_condition("readers");
@@ -168,4 +168,848 @@ async fn deleting_revokes_and_releases_the_resource() {
     assert!(h.live().is_empty());
     assert!(h.get("readers").is_none(), "finalizer removed, object gone");
     let _ = Duration::ZERO;
+}
+
+#[tokio::test]
+async fn orphan_leaves_grants_in_place() {
+    let h = Harness::ready().await;
+    h.sigma.add_member("jane@example.com");
+    let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
+    grant.spec.policy.deletion_policy = grant_operator::api::DeletionPolicy::Orphan;
+    h.put(&grant);
+    h.settle("readers").await.unwrap();
+    h.sigma.clear_calls();
+
+    h.delete("readers");
+    h.settle("readers").await.unwrap();
+    assert!(h.get("readers").is_none());
+    assert_eq!(h.live().len(), 1, "orphaned grant stays");
+    assert_eq!(h.sigma.count("DELETE", "/v2/"), 0);
+}
+
+#[tokio::test]
+async fn shared_grantee_survives_deletion_of_one_resource_and_is_lowered() {
+    let h = Harness::ready().await;
+    let jane = h.sigma.add_member("jane@example.com");
+    let joe = h.sigma.add_member("joe@example.com");
+    h.put(&sigma_grant(
+        "editors",
+        vec![
+            member("jane@example.com", Annotate),
+            member("joe@example.com", Usage),
+        ],
+    ));
+    h.put(&sigma_grant(
+        "readers",
+        vec![
+            member("jane@example.com", Usage),
+            member("joe@example.com", Usage),
+        ],
+    ));
+    h.settle("editors").await.unwrap();
+    h.settle("readers").await.unwrap();
+    assert_eq!(
+        h.live(),
+        sorted(vec![
+            (format!("member:{jane}"), "annotate".to_string()),
+            (format!("member:{joe}"), "usage".to_string())
+        ])
+    );
+    // Both resources report the same live grant ids.
+    assert_eq!(
+        h.status("editors").grants[1].vendor_id,
+        h.status("readers").grants[1].vendor_id
+    );
+
+    // Deleting the annotate declaration lowers jane to what readers still declares, keeps joe.
+    h.delete("editors");
+    h.settle("editors").await.unwrap();
+    assert!(h.get("editors").is_none());
+    assert_eq!(
+        h.live(),
+        sorted(vec![
+            (format!("member:{jane}"), "usage".to_string()),
+            (format!("member:{joe}"), "usage".to_string())
+        ])
+    );
+    h.settle("readers").await.unwrap();
+    let ready = h.ready_condition("readers");
+    assert_eq!(ready.reason, "Synced", "{ready:?}");
+    // The lowered grant got a new id; readers' status follows it.
+    let ids: Vec<String> = h
+        .sigma
+        .grants(CONNECTION)
+        .into_iter()
+        .map(|g| g.grant_id)
+        .collect();
+    for row in h.status("readers").grants {
+        assert!(ids.contains(row.vendor_id.as_ref().unwrap()));
+    }
+
+    // Deleting the last resource revokes everything.
+    h.delete("readers");
+    h.settle("readers").await.unwrap();
+    assert!(h.live().is_empty());
+}
+
+#[tokio::test]
+async fn authoritative_prunes_undeclared_grants_but_not_unmanaged_permissions() {
+    let h = Harness::ready().await;
+    let jane = h.sigma.add_member("jane@example.com");
+    let stranger = h.sigma.add_member("stranger@example.com");
+    let admin = h.sigma.add_member("admin@example.com");
+    h.sigma.seed_grant(
+        CONNECTION,
+        sigma::Grantee::Member(stranger.clone()),
+        "annotate",
+    );
+    h.sigma
+        .seed_grant(CONNECTION, sigma::Grantee::Member(admin.clone()), "admin");
+
+    // Additive first: the stranger's grant is left alone.
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ));
+    h.settle("readers").await.unwrap();
+    assert_eq!(h.live().len(), 3);
+
+    h.edit("readers", |spec| {
+        spec.policy.mode = grant_operator::api::Mode::Authoritative
+    });
+    h.settle("readers").await.unwrap();
+    assert_eq!(
+        h.live(),
+        sorted(vec![
+            (format!("member:{admin}"), "admin".to_string()),
+            (format!("member:{jane}"), "usage".to_string()),
+        ]),
+        "undeclared grant pruned; a permission the operator does not manage is never touched"
+    );
+    assert_eq!(h.ready_condition("readers").reason, "Synced");
+}
+
+#[tokio::test]
+async fn observe_writes_nothing_and_reports_drift() {
+    let h = Harness::ready().await;
+    let jane = h.sigma.add_member("jane@example.com");
+    h.sigma.add_member("joe@example.com");
+    h.sigma
+        .seed_grant(CONNECTION, sigma::Grantee::Member(jane.clone()), "usage");
+    let mut grant = sigma_grant(
+        "watching",
+        vec![
+            member("jane@example.com", Annotate),
+            member("joe@example.com", Usage),
+        ],
+    );
+    grant.spec.policy.management_policy = grant_operator::api::ManagementPolicy::Observe;
+    h.put(&grant);
+    h.settle("watching").await.unwrap();
+
+    assert_eq!(
+        h.live(),
+        vec![(format!("member:{jane}"), "usage".to_string())],
+        "nothing written"
+    );
+    assert_eq!(h.sigma.count("POST", "/v2/connections"), 0);
+    assert_eq!(h.sigma.count("DELETE", "/v2/connections"), 0);
+    let ready = h.ready_condition("watching");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "DriftDetected"),
+        "{ready:?}"
+    );
+    assert!(
+        ready.message.contains("2 of 2 grants differ"),
+        "{}",
+        ready.message
+    );
+    let rows = h.status("watching").grants;
+    assert!(
+        rows.iter().all(|row| row.state == GrantState::Drifted),
+        "{rows:?}"
+    );
+    assert_eq!(rows[0].message, "declared annotate, live usage");
+
+    // Deleting an observing resource revokes nothing.
+    h.delete("watching");
+    h.settle("watching").await.unwrap();
+    assert!(h.get("watching").is_none());
+    assert_eq!(h.live().len(), 1);
+}
+
+#[tokio::test]
+async fn drift_is_repaired_at_the_next_sync_and_counted() {
+    let h = Harness::ready().await;
+    let jane = h.sigma.add_member("jane@example.com");
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ));
+    h.settle("readers").await.unwrap();
+    let grant_id = h.sigma.grants(CONNECTION)[0].grant_id.clone();
+
+    // Someone removes the grant in Sigma's UI.
+    h.sigma.delete_grant_directly(CONNECTION, &grant_id);
+    // Not due yet: nothing happens.
+    h.sigma.clear_calls();
+    h.reconcile("readers").await.unwrap();
+    assert_eq!(
+        h.sigma.calls().len(),
+        0,
+        "no vendor call before the sync interval"
+    );
+    assert!(h.live().is_empty());
+
+    h.advance(Duration::from_secs(61));
+    h.settle("readers").await.unwrap();
+    assert_eq!(
+        h.live(),
+        vec![(format!("member:{jane}"), "usage".to_string())]
+    );
+    let status = h.status("readers");
+    assert_eq!(status.drift_corrections, 1);
+    assert!(
+        h.events("readers")
+            .iter()
+            .any(|(_, reason, _)| reason == "DriftRepaired")
+    );
+    assert_eq!(
+        h.metrics
+            .drift_repairs
+            .get_or_create(&grant_operator::metrics::KindLabels { kind: "SigmaGrant" })
+            .get(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn steady_state_sync_is_one_listing_for_many_resources_and_no_writes() {
+    let h = Harness::ready().await;
+    for i in 0..5 {
+        h.sigma.add_member(&format!("user{i}@example.com"));
+    }
+    for i in 0..5 {
+        h.put(&sigma_grant(
+            &format!("g{i}"),
+            vec![member(&format!("user{i}@example.com"), Usage)],
+        ));
+    }
+    for i in 0..5 {
+        h.settle(&format!("g{i}")).await.unwrap();
+    }
+    assert_eq!(h.live().len(), 5);
+
+    h.advance(Duration::from_secs(61));
+    h.sigma.clear_calls();
+    for i in 0..5 {
+        h.settle(&format!("g{i}")).await.unwrap();
+    }
+    let calls: Vec<String> = h
+        .sigma
+        .calls()
+        .into_iter()
+        .map(|call| format!("{} {}", call.method, call.path))
+        .collect();
+    assert_eq!(
+        calls,
+        vec![format!("GET /v2/connections/{CONNECTION}/grants")],
+        "one listing, no lookups, no writes"
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_converge_without_duplicates() {
+    let h = Harness::ready().await;
+    for i in 0..3 {
+        h.sigma.add_member(&format!("user{i}@example.com"));
+    }
+    h.sigma.inject(sigma::Fault {
+        method: Some("POST".into()),
+        path_prefix: "/v2/connections".into(),
+        times: 1,
+        kind: sigma::FaultKind::RateLimited {
+            retry_after_secs: 1,
+        },
+    });
+    h.sigma.inject(sigma::Fault {
+        method: Some("POST".into()),
+        path_prefix: "/v2/connections".into(),
+        times: 1,
+        kind: sigma::FaultKind::Status(500),
+    });
+    h.sigma.inject(sigma::Fault {
+        method: Some("GET".into()),
+        path_prefix: "/v2/connections".into(),
+        times: 2,
+        kind: sigma::FaultKind::Status(503),
+    });
+    h.put(&sigma_grant(
+        "readers",
+        (0..3)
+            .map(|i| member(&format!("user{i}@example.com"), Usage))
+            .collect(),
+    ));
+    h.settle("readers").await.unwrap();
+    assert_eq!(h.live().len(), 3, "no duplicates: {:?}", h.live());
+    assert_eq!(h.ready_condition("readers").reason, "Synced");
+    // Retry-After was honoured before the retry.
+    let posts: Vec<_> = h
+        .sigma
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "POST" && c.path.starts_with("/v2/connections"))
+        .collect();
+    assert!(posts.len() >= 3, "{posts:?}");
+    assert_eq!(posts[0].status, 429);
+    assert!(posts[1].at.duration_since(posts[0].at) >= Duration::from_millis(950));
+    assert!(
+        h.metrics
+            .vendor_call_count("sigma", "create_grants", "rate_limited")
+            >= 1
+    );
+    assert!(
+        h.metrics
+            .vendor_call_count("sigma", "list_grants", "server_error")
+            >= 2
+    );
+}
+
+#[tokio::test]
+async fn persistent_outage_is_reported_and_nothing_is_forgotten() {
+    let h = Harness::ready().await;
+    h.sigma.add_member("jane@example.com");
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ));
+    h.settle("readers").await.unwrap();
+    let rows = h.status("readers").grants;
+
+    h.sigma.inject(sigma::Fault {
+        method: Some("GET".into()),
+        path_prefix: "/v2/connections".into(),
+        times: 100,
+        kind: sigma::FaultKind::Status(502),
+    });
+    h.advance(Duration::from_secs(61));
+    let error = h.settle("readers").await.unwrap_err();
+    assert_eq!(error.reason(), "VendorUnavailable");
+    let ready = h.ready_condition("readers");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "VendorUnavailable")
+    );
+    assert_eq!(
+        h.status("readers").grants,
+        rows,
+        "rows are kept while the vendor is down"
+    );
+    assert!(
+        h.events("readers")
+            .iter()
+            .any(|(kind, reason, _)| kind == "Warning" && reason == "VendorUnavailable")
+    );
+}
+
+#[tokio::test]
+async fn wrong_credentials_make_the_provider_unauthorized_and_grants_wait() {
+    let h = Harness::new().await;
+    h.secret(
+        NS,
+        "sigma-api",
+        &[("client-id", CLIENT_ID), ("client-secret", "wrong")],
+    );
+    h.put(&h.sigma_provider(NS, "sigma-prod", "sigma-api"));
+    let error = h.reconcile_provider(NS, "sigma-prod").await.unwrap_err();
+    assert_eq!(error.reason(), "Unauthorized");
+    let ready = h.provider_ready(NS, "sigma-prod");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "Unauthorized")
+    );
+    assert!(
+        !ready.message.contains("wrong"),
+        "never a secret in status: {}",
+        ready.message
+    );
+
+    h.sigma.add_member("jane@example.com");
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ));
+    h.sigma.clear_calls();
+    let error = h.settle("readers").await.unwrap_err();
+    assert_eq!(error.reason(), "ProviderNotReady");
+    let ready = h.ready_condition("readers");
+    assert_eq!(ready.reason, "ProviderNotReady");
+    assert!(ready.message.contains("Unauthorized"), "{}", ready.message);
+    assert_eq!(
+        h.sigma.calls().len(),
+        0,
+        "grants do not hammer the vendor with bad credentials"
+    );
+
+    // Fixing the Secret fixes the provider, then the grant, without a restart.
+    h.secret(
+        NS,
+        "sigma-api",
+        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
+    );
+    h.reconcile_provider(NS, "sigma-prod").await.unwrap();
+    h.settle("readers").await.unwrap();
+    assert_eq!(h.ready_condition("readers").reason, "Synced");
+}
+
+#[tokio::test]
+async fn credentials_revoked_behind_our_back_give_unauthorized_and_a_provider_recheck() {
+    let h = Harness::ready().await;
+    h.sigma.add_member("jane@example.com");
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ));
+    h.settle("readers").await.unwrap();
+
+    // The Secret is rotated to a value Sigma does not accept.
+    h.secret(
+        NS,
+        "sigma-api",
+        &[("client-id", CLIENT_ID), ("client-secret", "revoked")],
+    );
+    h.advance(Duration::from_secs(61));
+    let error = h.settle("readers").await.unwrap_err();
+    assert_eq!(error.reason(), "Unauthorized");
+    assert_eq!(h.ready_condition("readers").reason, "Unauthorized");
+    let recheck = h
+        .rechecks
+        .lock()
+        .await
+        .try_recv()
+        .expect("provider asked to check again");
+    assert_eq!(recheck.name, "sigma-prod");
+    assert_eq!(h.live().len(), 1, "nothing revoked on an auth failure");
+}
+
+#[tokio::test]
+async fn rotated_secret_is_used_from_the_next_sync_without_restart() {
+    let h = Harness::ready().await;
+    h.sigma.add_member("jane@example.com");
+    h.sigma.add_member("joe@example.com");
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ));
+    h.settle("readers").await.unwrap();
+
+    h.sigma.add_client("client-id-2", "client-secret-2");
+    h.secret(
+        NS,
+        "sigma-api",
+        &[
+            ("client-id", "client-id-2"),
+            ("client-secret", "client-secret-2"),
+        ],
+    );
+    h.sigma.expire_all_tokens();
+    h.sigma.clear_calls();
+    h.edit("readers", |spec| {
+        spec.grants.push(member("joe@example.com", Usage))
+    });
+    h.settle("readers").await.unwrap();
+    assert_eq!(h.live().len(), 2);
+    let token_calls: Vec<_> = h
+        .sigma
+        .calls()
+        .into_iter()
+        .filter(|c| c.path == "/v2/auth/token")
+        .collect();
+    assert_eq!(token_calls.len(), 1, "one login with the new credentials");
+    assert_eq!(token_calls[0].status, 200);
+}
+
+#[tokio::test]
+async fn token_is_cached_refreshed_and_renewed_after_401() {
+    let h = Harness::ready().await;
+    h.sigma.add_member("jane@example.com");
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ));
+    h.settle("readers").await.unwrap();
+    let (logins, refreshes) = h.sigma.tokens_issued();
+    assert_eq!(
+        (logins, refreshes),
+        (1, 0),
+        "the provider check's token is reused by grants"
+    );
+
+    // An access token the API refuses is dropped; the refresh token renews it.
+    h.sigma.expire_all_tokens();
+    h.advance(Duration::from_secs(61));
+    h.settle("readers").await.unwrap();
+    assert_eq!(h.sigma.tokens_issued(), (1, 1));
+    assert_eq!(h.ready_condition("readers").reason, "Synced");
+}
+
+#[tokio::test]
+async fn unknown_email_is_grantee_not_found_while_the_others_apply() {
+    let h = Harness::ready().await;
+    let jane = h.sigma.add_member("jane@example.com");
+    // A substring match must not be taken for the member.
+    h.sigma.add_member("nobody@example.com.au");
+    h.put(&sigma_grant(
+        "readers",
+        vec![
+            member("Jane@Example.com", Usage),
+            member("nobody@example.com", Usage),
+            team("Nope", Usage),
+        ],
+    ));
+    let error = h.settle("readers").await.unwrap_err();
+    assert_eq!(error.reason(), "GranteeNotFound");
+    assert_eq!(
+        h.live(),
+        vec![(format!("member:{jane}"), "usage".to_string())]
+    );
+    let ready = h.ready_condition("readers");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "GranteeNotFound")
+    );
+    assert!(
+        ready.message.contains("member:nobody@example.com"),
+        "{}",
+        ready.message
+    );
+    assert!(ready.message.contains("team:Nope"), "{}", ready.message);
+    let rows = h.status("readers").grants;
+    assert_eq!(rows[0].state, GrantState::Applied);
+    assert_eq!(rows[1].state, GrantState::Failed);
+    assert_eq!(rows[2].state, GrantState::Failed);
+    assert!(
+        h.events("readers")
+            .iter()
+            .any(|(kind, reason, _)| kind == "Warning" && reason == "GranteeNotFound")
+    );
+
+    // Once the member exists, the next retry applies it.
+    h.sigma.add_member("nobody@example.com");
+    h.edit("readers", |spec| spec.grants.truncate(2));
+    h.settle("readers").await.unwrap();
+    assert_eq!(h.live().len(), 2);
+}
+
+#[tokio::test]
+async fn many_grants_go_in_batches_of_at_most_100() {
+    let h = Harness::ready().await;
+    h.sigma.set_page_size_cap(100);
+    let ids: Vec<String> = (0..250)
+        .map(|i| h.sigma.add_member(&format!("user{i}@example.com")))
+        .collect();
+    h.put(&sigma_grant(
+        "everyone",
+        ids.iter().map(|id| member_id(id, Usage)).collect(),
+    ));
+    h.settle("everyone").await.unwrap();
+    assert_eq!(h.live().len(), 250);
+    let posts: Vec<usize> = h
+        .sigma
+        .calls()
+        .into_iter()
+        .filter(|call| call.method == "POST" && call.path.ends_with("/grants"))
+        .map(|call| call.body.unwrap()["grants"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(posts, vec![100, 100, 50]);
+    // Listings followed every page (3 pages of 100 after the writes).
+    assert_eq!(
+        h.status("everyone")
+            .grants
+            .iter()
+            .filter(|row| row.state == GrantState::Applied)
+            .count(),
+        250
+    );
+}
+
+#[tokio::test]
+async fn a_refused_grant_is_isolated_and_the_rest_of_its_batch_applies() {
+    let h = Harness::ready().await;
+    let ids: Vec<String> = (0..10)
+        .map(|i| h.sigma.add_member(&format!("user{i}@example.com")))
+        .collect();
+    let mut grants: Vec<_> = ids.iter().map(|id| member_id(id, Usage)).collect();
+    grants.insert(4, member_id("DoesNotExist", Usage));
+    h.put(&sigma_grant("readers", grants));
+    let error = h.settle("readers").await.unwrap_err();
+    assert_eq!(error.reason(), "InvalidGrant");
+    assert_eq!(h.live().len(), 10);
+    let rows = h.status("readers").grants;
+    assert_eq!(rows[4].state, GrantState::Failed);
+    assert!(
+        rows[4].message.contains("DoesNotExist"),
+        "{}",
+        rows[4].message
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|row| row.state == GrantState::Applied)
+            .count(),
+        10
+    );
+}
+
+#[tokio::test]
+async fn an_expired_resource_revokes_its_grants() {
+    let h = Harness::ready().await;
+    h.sigma.add_member("jane@example.com");
+    let mut grant = sigma_grant("temporary", vec![member("jane@example.com", Usage)]);
+    grant.spec.policy.expires_at = Some(time(h.clock.now_plus(Duration::from_secs(30))));
+    h.put(&grant);
+    let action = h.settle("temporary").await.unwrap();
+    assert_eq!(h.live().len(), 1);
+    // Requeued to wake up at the expiry (Time has one-second precision), not after the full interval.
+    let wait = requeue_after(&action);
+    assert!(
+        wait > Duration::from_secs(28) && wait <= Duration::from_millis(30_100),
+        "{action:?}"
+    );
+
+    h.advance(Duration::from_secs(31));
+    h.settle("temporary").await.unwrap();
+    assert!(h.live().is_empty());
+    let ready = h.ready_condition("temporary");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "Expired")
+    );
+    assert!(h.get("temporary").is_some(), "the resource itself stays");
+    assert!(h.status("temporary").grants.is_empty());
+}
+
+#[tokio::test]
+async fn unknown_connection_is_target_not_found() {
+    let h = Harness::ready().await;
+    h.sigma.add_member("jane@example.com");
+    let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
+    grant.spec.connection_id = "no-such-connection".into();
+    h.put(&grant);
+    let error = h.settle("readers").await.unwrap_err();
+    assert_eq!(error.reason(), "TargetNotFound");
+    assert!(
+        h.ready_condition("readers")
+            .message
+            .contains("connection no-such-connection")
+    );
+}
+
+#[tokio::test]
+async fn suspended_resources_make_no_vendor_calls() {
+    let h = Harness::ready().await;
+    h.sigma.add_member("jane@example.com");
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ));
+    h.settle("readers").await.unwrap();
+    h.edit("readers", |spec| spec.policy.suspend = true);
+    h.sigma.clear_calls();
+    h.advance(Duration::from_secs(600));
+    h.settle("readers").await.unwrap();
+    assert_eq!(h.sigma.calls().len(), 0);
+    let ready = h.ready_condition("readers");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Suspended"),
+        "Ready keeps its status"
+    );
+
+    // Deleting while suspended waits (nothing is forgotten), Orphan releases it.
+    h.delete("readers");
+    assert!(h.settle("readers").await.is_err());
+    assert!(h.get("readers").is_some());
+    assert_eq!(h.ready_condition("readers").reason, "Deleting");
+    assert_eq!(h.sigma.calls().len(), 0);
+    h.edit("readers", |spec| spec.policy.suspend = false);
+    h.settle("readers").await.unwrap();
+    assert!(h.get("readers").is_none());
+    assert!(h.live().is_empty());
+}
+
+#[tokio::test]
+async fn deletion_waits_for_an_unreachable_provider_and_orphan_releases() {
+    let h = Harness::ready().await;
+    h.sigma.add_member("jane@example.com");
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ));
+    h.settle("readers").await.unwrap();
+
+    h.kube
+        .delete::<grant_operator::api::GrantProvider>(Some(NS), "sigma-prod");
+    h.delete("readers");
+    let error = h.settle("readers").await.unwrap_err();
+    assert_eq!(error.reason(), "Deleting");
+    let ready = h.ready_condition("readers");
+    assert_eq!(ready.reason, "Deleting");
+    assert!(ready.message.contains("not found"), "{}", ready.message);
+    assert!(
+        h.get("readers").is_some(),
+        "the finalizer stays: the grant is still live"
+    );
+
+    h.edit("readers", |spec| {
+        spec.policy.deletion_policy = grant_operator::api::DeletionPolicy::Orphan
+    });
+    h.settle("readers").await.unwrap();
+    assert!(h.get("readers").is_none());
+    assert_eq!(h.live().len(), 1);
+}
+
+#[tokio::test]
+async fn a_resource_that_never_applied_anything_deletes_without_a_provider() {
+    let h = Harness::new().await;
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ));
+    let error = h.settle("readers").await.unwrap_err();
+    assert_eq!(error.reason(), "ProviderNotFound");
+    h.delete("readers");
+    h.settle("readers").await.unwrap();
+    assert!(h.get("readers").is_none());
+}
+
+#[tokio::test]
+async fn missing_secret_and_key_are_credentials_missing() {
+    let h = Harness::new().await;
+    h.put(&h.sigma_provider(NS, "sigma-prod", "sigma-api"));
+    assert_eq!(
+        h.reconcile_provider(NS, "sigma-prod")
+            .await
+            .unwrap_err()
+            .reason(),
+        "CredentialsMissing"
+    );
+    let ready = h.provider_ready(NS, "sigma-prod");
+    assert_eq!(ready.reason, "CredentialsMissing");
+    assert_eq!(ready.message, "Secret analytics/sigma-api not found");
+
+    h.secret(NS, "sigma-api", &[("client-id", CLIENT_ID)]);
+    assert_eq!(
+        h.reconcile_provider(NS, "sigma-prod")
+            .await
+            .unwrap_err()
+            .reason(),
+        "CredentialsMissing"
+    );
+    assert_eq!(
+        h.provider_ready(NS, "sigma-prod").message,
+        "Secret analytics/sigma-api has no key \"client-secret\""
+    );
+    assert_eq!(h.sigma.calls().len(), 0);
+}
+
+#[tokio::test]
+async fn cluster_provider_scoping_refuses_other_namespaces_without_vendor_calls() {
+    use grant_operator::api::ProviderKind;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    let h = Harness::new().await;
+    h.namespace("platform", &[]);
+    h.namespace(NS, &[("team", "analytics")]);
+    h.secret(
+        "platform",
+        "sigma-api",
+        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
+    );
+    let selector = LabelSelector {
+        match_labels: Some([("grants".to_string(), "sigma".to_string())].into()),
+        ..LabelSelector::default()
+    };
+    h.put(&h.cluster_provider("sigma", "platform", "sigma-api", selector));
+    h.reconcile_cluster_provider("sigma").await.unwrap();
+    h.sigma.add_member("jane@example.com");
+    h.sigma.clear_calls();
+
+    let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
+    grant.spec.policy.provider_ref.kind = ProviderKind::ClusterGrantProvider;
+    grant.spec.policy.provider_ref.name = "sigma".into();
+    h.put(&grant);
+    let error = h.settle("readers").await.unwrap_err();
+    assert_eq!(error.reason(), "ProviderNotAllowed");
+    assert_eq!(
+        h.sigma.calls().len(),
+        0,
+        "nothing is sent to the vendor for a refused namespace"
+    );
+    assert!(h.live().is_empty());
+
+    // Labelling the namespace admits it.
+    h.namespace(NS, &[("grants", "sigma")]);
+    h.settle("readers").await.unwrap();
+    assert_eq!(h.live().len(), 1);
+}
+
+#[tokio::test]
+async fn a_grant_cannot_use_a_provider_of_another_namespace() {
+    let h = Harness::ready().await;
+    h.namespace("other", &[]);
+    h.sigma.add_member("jane@example.com");
+    let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
+    grant.metadata.namespace = Some("other".into());
+    h.put(&grant);
+    h.caught_up().await;
+    let object = h
+        .grants
+        .store
+        .get(&kube::runtime::reflector::ObjectRef::new("readers").within("other"))
+        .unwrap();
+    // First reconcile adds the finalizer, the second looks for the provider in "other".
+    let _ = grant_operator::controller::grant::reconcile(object, h.grants.clone()).await;
+    h.caught_up().await;
+    let object = h
+        .grants
+        .store
+        .get(&kube::runtime::reflector::ObjectRef::new("readers").within("other"))
+        .unwrap();
+    let error = grant_operator::controller::grant::reconcile(object, h.grants.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "ProviderNotFound");
+    assert!(h.live().is_empty());
+}
+
+#[tokio::test]
+async fn pagination_is_followed_until_next_page_is_null() {
+    let h = Harness::ready().await;
+    h.sigma.set_page_size_cap(2);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let id = h.sigma.add_member(&format!("user{i}@example.com"));
+        h.sigma
+            .seed_grant(CONNECTION, sigma::Grantee::Member(id.clone()), "usage");
+        ids.push(id);
+    }
+    h.put(&sigma_grant(
+        "readers",
+        ids.iter().map(|id| member_id(id, Usage)).collect(),
+    ));
+    h.settle("readers").await.unwrap();
+    assert_eq!(
+        h.sigma.count("GET", "/v2/connections"),
+        3,
+        "three pages, then nextPage is null"
+    );
+    assert_eq!(
+        h.sigma.count("POST", "/v2/connections"),
+        0,
+        "everything was already live: adopted"
+    );
+    assert_eq!(
+        h.ready_condition("readers").message,
+        "5 of 5 grants applied"
+    );
 }

@@ -59,6 +59,10 @@ impl ManualClock {
         let mut now = self.now.lock().unwrap();
         *now = now.checked_add(by).unwrap();
     }
+
+    pub fn now_plus(&self, by: Duration) -> Timestamp {
+        self.now.lock().unwrap().checked_add(by).unwrap()
+    }
 }
 
 impl Clock for ManualClock {
@@ -561,4 +565,22 @@ pub fn sigma_grant(name: &str, grants: Vec<SigmaGrantEntry>) -> SigmaGrant {
 
 pub fn time(at: Timestamp) -> Time {
     Time(at)
+}
+
+/// The requeue delay of an action (kube keeps the field private; Debug shows it).
+pub fn requeue_after(action: &Action) -> Duration {
+    let text = format!("{action:?}");
+    let seconds = text
+        .split("Some(")
+        .nth(1)
+        .and_then(|rest| rest.split('s').next())
+        .and_then(|number| number.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no requeue in {text}"));
+    Duration::from_secs_f64(seconds)
+}
+
+/// `items`, sorted (live grants are compared sorted).
+pub fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
+    items.sort();
+    items
 }
