@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use grant_operator::api::{crds_yaml, parse_duration};
+use grant_operator::api::{all_crds, crd_yaml, crds_yaml, parse_duration};
 use grant_operator::controller::{self, SystemClock};
 use grant_operator::metrics::Metrics;
 use grant_operator::telemetry::{self, LogFormat};
@@ -31,7 +31,11 @@ enum Command {
     /// Run the controllers against the current cluster (the default).
     Run(RunArgs),
     /// Print every CustomResourceDefinition as YAML.
-    Crd,
+    Crd {
+        /// Write one file per kind into this folder instead (as committed in `crds/`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -62,6 +66,15 @@ struct RunArgs {
     log_format: LogFormat,
 }
 
+fn write_crds(dir: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|error| error.to_string())?;
+    for (file, crd) in all_crds() {
+        let yaml = crd_yaml(&crd).map_err(|error| error.to_string())?;
+        std::fs::write(dir.join(&file), yaml).map_err(|error| format!("{file}: {error}"))?;
+    }
+    Ok(())
+}
+
 fn interval(text: &str) -> Result<Duration, String> {
     match parse_duration(text) {
         Some(duration) if duration >= Duration::from_secs(1) => Ok(duration),
@@ -75,7 +88,14 @@ async fn main() -> ExitCode {
     grant_operator::install_crypto_provider();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Crd) => match crds_yaml() {
+        Some(Command::Crd { dir: Some(dir) }) => match write_crds(&dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("cannot write the CRDs to {}: {error}", dir.display());
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Crd { dir: None }) => match crds_yaml() {
             Ok(yaml) => {
                 use std::io::Write;
                 match std::io::stdout().lock().write_all(yaml.as_bytes()) {
