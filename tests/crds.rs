@@ -499,3 +499,58 @@ fn dremio_grant_rules() {
     );
     cel.all_rules_exercised();
 }
+
+/// Every example manifest of a grant-operator kind deserializes into its type
+/// and passes the CRD's CEL rules.
+#[test]
+fn examples_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for document in serde_norway::Deserializer::from_str(&text) {
+            let value: Value = serde::Deserialize::deserialize(document).unwrap();
+            if value.is_null() || value["apiVersion"] != "grantoperator.dev/v1alpha1" {
+                continue;
+            }
+            let kind = value["kind"].as_str().unwrap();
+            let name = format!("{} {kind}/{}", path.display(), value["metadata"]["name"]);
+            let typed = match kind {
+                "GrantProvider" => {
+                    serde_json::from_value::<grant_operator::api::GrantProvider>(value.clone())
+                        .map(|_| ())
+                }
+                "ClusterGrantProvider" => serde_json::from_value::<
+                    grant_operator::api::ClusterGrantProvider,
+                >(value.clone())
+                .map(|_| ()),
+                "SigmaGrant" => {
+                    serde_json::from_value::<grant_operator::api::SigmaGrant>(value.clone())
+                        .map(|_| ())
+                }
+                "GrafanaGrant" => {
+                    serde_json::from_value::<grant_operator::api::GrafanaGrant>(value.clone())
+                        .map(|_| ())
+                }
+                "SnowflakeGrant" => {
+                    serde_json::from_value::<grant_operator::api::SnowflakeGrant>(value.clone())
+                        .map(|_| ())
+                }
+                "DremioGrant" => {
+                    serde_json::from_value::<grant_operator::api::DremioGrant>(value.clone())
+                        .map(|_| ())
+                }
+                other => panic!("{name}: unknown kind {other}"),
+            };
+            typed.unwrap_or_else(|error| panic!("{name}: {error}"));
+            let result = Validator::new().validate(&schema(kind), &value, None);
+            assert!(result.is_ok(), "{name}: {result:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "examples checked: {checked}");
+}

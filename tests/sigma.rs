@@ -167,7 +167,10 @@ async fn deleting_revokes_and_releases_the_resource() {
     h.settle("readers").await.unwrap();
     assert!(h.live().is_empty());
     assert!(h.get("readers").is_none(), "finalizer removed, object gone");
-    let _ = Duration::ZERO;
+    assert!(
+        h.grants.units.is_empty(),
+        "the unit's state goes with its last member"
+    );
 }
 
 #[tokio::test]
@@ -233,6 +236,11 @@ async fn shared_grantee_survives_deletion_of_one_resource_and_is_lowered() {
         ])
     );
     h.settle("readers").await.unwrap();
+    assert_eq!(
+        h.grants.units.len(),
+        1,
+        "the unit stays while readers is on it"
+    );
     let ready = h.ready_condition("readers");
     assert_eq!(ready.reason, "Synced", "{ready:?}");
     // The lowered grant got a new id; readers' status follows it.

@@ -298,7 +298,10 @@ async fn cleanup<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Res
     let oref = ObjectRef::from_obj(object.as_ref());
     let outcome = sync(cx, &unit).await;
     match outcome.members.get(&oref) {
-        Some(MemberResult { result: Ok(()), .. }) => Ok(Action::await_change()),
+        Some(MemberResult { result: Ok(()), .. }) => {
+            release_unit_if_last(cx, &unit, &oref);
+            Ok(Action::await_change())
+        }
         Some(MemberResult {
             result: Err(failure),
             ..
@@ -316,6 +319,24 @@ async fn cleanup<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Res
             Reason::Deleting,
             "the resource was not yet part of its target's sync; retrying",
         ))),
+    }
+}
+
+/// Forgets the unit's state once the resource being released was its last member.
+fn release_unit_if_last<K: GrantKind>(
+    cx: &GrantContext<K>,
+    unit: &UnitKey,
+    leaving: &ObjectRef<K>,
+) {
+    let others = cx.index.refs(&unit.target).into_iter().any(|oref| {
+        &oref != leaving
+            && cx
+                .store
+                .get(&oref)
+                .is_some_and(|object| unit_of(object.as_ref()) == *unit)
+    });
+    if !others {
+        cx.units.forget(unit);
     }
 }
 
@@ -529,6 +550,9 @@ async fn sync_unit<K: GrantKind>(
     let provider = match provider {
         Ok(provider) => provider,
         Err(failure) => {
+            if failure.reason == Reason::ProviderNotFound {
+                context.clients.forget(&unit.provider);
+            }
             fail_all(&cx, &mut outcome, &members, &failure, started).await;
             return outcome;
         }

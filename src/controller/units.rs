@@ -131,6 +131,14 @@ impl<K: GrantKind> Units<K> {
         outcome
     }
 
+    /// Forgets a unit (its last member is gone).
+    pub fn forget(&self, key: &UnitKey) {
+        self.units
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
     /// Units known (for tests and metrics).
     pub fn len(&self) -> usize {
         self.units.lock().unwrap_or_else(|e| e.into_inner()).len()

@@ -1,0 +1,239 @@
+//! End to end on a real cluster: installs the CRDs into the cluster of
+//! `KUBECONFIG`, runs the operator (in this process), and exercises Sigma
+//! through the emulator on the host.
+//!
+//! Runs only with `GRANT_OPERATOR_E2E=1` (it changes the cluster: CRDs and a
+//! throwaway namespace); otherwise it prints why it skipped. On kind:
+//! `.ci/e2e` (creates the cluster if needed, then runs this test).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use grant_operator::api::{GrantProvider, SigmaGrant, SigmaPermission, all_crds};
+use grant_operator::controller::{Config, SystemClock, run};
+use grant_operator::metrics::Metrics;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use support::sigma::SigmaEmulator;
+use support::*;
+
+async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn reason_of(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Option<String> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.reason.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigma_end_to_end_on_a_real_cluster() {
+    if std::env::var("GRANT_OPERATOR_E2E").as_deref() != Ok("1") {
+        println!(
+            "e2e skipped: set GRANT_OPERATOR_E2E=1 and point KUBECONFIG at a disposable cluster \
+             (for example `.ci/e2e`, which uses kind) to run it"
+        );
+        return;
+    }
+    grant_operator::install_crypto_provider();
+    let client = kube::Client::try_default()
+        .await
+        .expect("GRANT_OPERATOR_E2E=1 needs a cluster in KUBECONFIG");
+
+    // CRDs, by server-side apply, and wait until they are served.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (_, crd) in all_crds() {
+        let name = crd.metadata.name.clone().unwrap();
+        crds.patch(
+            &name,
+            &PatchParams::apply("grant-operator-e2e").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("the API server refused CRD {name}: {error}"));
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            await_condition(crds.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .expect("CRD established in time")
+        .unwrap();
+    }
+
+    // A throwaway namespace.
+    let namespace = format!("grant-operator-e2e-{}", std::process::id());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some(namespace.clone()),
+                    ..ObjectMeta::default()
+                },
+                ..Namespace::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    // The emulator runs on the host; the operator runs here too, so it reaches it on loopback.
+    let sigma = SigmaEmulator::start().await;
+    sigma.add_client(CLIENT_ID, CLIENT_SECRET);
+    sigma.add_connection(CONNECTION);
+    let jane = sigma.add_member("jane@example.com");
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    secrets
+        .create(
+            &PostParams::default(),
+            &Secret {
+                metadata: ObjectMeta {
+                    name: Some("sigma-api".into()),
+                    ..ObjectMeta::default()
+                },
+                data: Some(
+                    [
+                        ("client-id".to_string(), ByteString(CLIENT_ID.into())),
+                        (
+                            "client-secret".to_string(),
+                            ByteString(CLIENT_SECRET.into()),
+                        ),
+                    ]
+                    .into(),
+                ),
+                ..Secret::default()
+            },
+        )
+        .await
+        .unwrap();
+    let providers: Api<GrantProvider> = Api::namespaced(client.clone(), &namespace);
+    let mut provider = GrantProvider::new(
+        "sigma-prod",
+        grant_operator::api::GrantProviderSpec {
+            sigma: Some(grant_operator::api::SigmaProvider {
+                api_url: sigma.url(),
+                client_id: secret_value("sigma-api", "client-id"),
+                client_secret: secret_value("sigma-api", "client-secret"),
+            }),
+            grafana: None,
+            snowflake: None,
+            dremio: None,
+            request_timeout_seconds: None,
+            rate_limit: None,
+            ca_bundle: None,
+        },
+    );
+    provider.metadata.namespace = Some(namespace.clone());
+    providers
+        .create(&PostParams::default(), &provider)
+        .await
+        .unwrap();
+
+    let grants: Api<SigmaGrant> = Api::namespaced(client.clone(), &namespace);
+    let mut grant = sigma_grant(
+        "readers",
+        vec![member("jane@example.com", SigmaPermission::Usage)],
+    );
+    grant.metadata.namespace = Some(namespace.clone());
+    grant.spec.policy.sync_interval = Some("2s".into());
+    grants.create(&PostParams::default(), &grant).await.unwrap();
+
+    // The API server refuses an invalid manifest at apply time (CEL one-of).
+    let mut invalid = serde_json::to_value(&grant).unwrap();
+    invalid["metadata"]["name"] = "invalid".into();
+    invalid["spec"]["grants"] = serde_json::json!([{"permission": "usage"}]);
+    let refused = grants
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(invalid).unwrap(),
+        )
+        .await
+        .expect_err("the CEL rule refuses a grant with neither member nor team");
+    assert!(
+        refused
+            .to_string()
+            .contains("exactly one of member or team"),
+        "{refused}"
+    );
+
+    // Run the operator against the cluster, watching only the test namespace.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = Config {
+        namespace: Some(namespace.clone()),
+        vendor_retry: fast_retries(),
+        ..Config::default()
+    };
+    let operator = tokio::spawn(run::run(
+        client.clone(),
+        config,
+        Arc::new(Metrics::new()),
+        Arc::new(SystemClock),
+        async move {
+            let _ = stopped.await;
+        }
+        .boxed()
+        .shared(),
+    ));
+
+    eventually("provider Authenticated", async || {
+        let provider = providers.get("sigma-prod").await.ok()?;
+        (reason_of(&provider.status?.conditions)? == "Authenticated").then_some(())
+    })
+    .await;
+    let status = eventually("grant Synced", async || {
+        let grant = grants.get("readers").await.ok()?;
+        let status = grant.status?;
+        (reason_of(&status.conditions)? == "Synced").then_some(status)
+    })
+    .await;
+    assert_eq!(status.grants[0].grantee, format!("member:{jane}"));
+    assert_eq!(sigma.grants(CONNECTION).len(), 1);
+
+    // Drift repaired by the periodic sync.
+    let id = sigma.grants(CONNECTION)[0].grant_id.clone();
+    sigma.delete_grant_directly(CONNECTION, &id);
+    eventually("drift repaired", async || {
+        (sigma.grants(CONNECTION).len() == 1).then_some(())
+    })
+    .await;
+
+    // Deleting the resource revokes through the finalizer.
+    grants
+        .delete("readers", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("revoked and released", async || {
+        let gone = grants.get_opt("readers").await.ok()?.is_none();
+        (gone && sigma.grants(CONNECTION).is_empty()).then_some(())
+    })
+    .await;
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(20), operator).await;
+    namespaces
+        .delete(&namespace, &DeleteParams::default())
+        .await
+        .unwrap();
+}
