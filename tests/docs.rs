@@ -25,8 +25,7 @@ fn ci_runs_exactly_the_readme_test_command() {
     let ci = read(".ci/run");
     let last = ci
         .lines()
-        .filter(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
-        .next_back()
+        .rfind(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
         .unwrap()
         .trim()
         .to_string();

@@ -142,3 +142,51 @@ async fn the_operator_converges_repairs_and_revokes_on_its_own() {
         .expect("the operator stops on the shutdown signal")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_that_keeps_failing_backs_off_instead_of_looping() {
+    let h = Harness::new().await;
+    h.secret(
+        NS,
+        "sigma-api",
+        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
+    );
+    h.put(&h.sigma_provider(NS, "sigma-prod", "sigma-api"));
+    // The member does not exist: every sync reads the vendor and fails with GranteeNotFound.
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("nobody@example.com", Usage)],
+    ));
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = Config {
+        error_backoff: Duration::from_millis(200),
+        vendor_retry: fast_retries(),
+        ..Config::default()
+    };
+    let operator = tokio::spawn(run::run(
+        h.kube.client(),
+        config,
+        Arc::new(Metrics::new()),
+        Arc::new(SystemClock),
+        async move {
+            let _ = stopped.await;
+        }
+        .boxed()
+        .shared(),
+    ));
+    eventually("GranteeNotFound reported", || {
+        h.kube
+            .get::<SigmaGrant>(Some(NS), "readers")
+            .and_then(|g| g.status)
+            .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "GranteeNotFound"))
+    })
+    .await;
+    let first = h.sigma.count("GET", "/v2/connections");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let listings = h.sigma.count("GET", "/v2/connections") - first;
+    // Backoff 200ms, 400ms, 800ms, 1.6s: a handful of retries, not one per status write.
+    assert!((1..=6).contains(&listings), "{listings} listings in 2.5s");
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), operator).await;
+}

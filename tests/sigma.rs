@@ -1021,3 +1021,46 @@ async fn pagination_is_followed_until_next_page_is_null() {
         "5 of 5 grants applied"
     );
 }
+
+#[tokio::test]
+async fn a_failing_resource_waits_out_its_backoff_instead_of_resyncing_on_its_own_status_events() {
+    let h = Harness::with_config(grant_operator::controller::Config {
+        error_backoff: Duration::from_secs(30),
+        vendor_retry: fast_retries(),
+        ..grant_operator::controller::Config::default()
+    })
+    .await;
+    h.secret(
+        NS,
+        "sigma-api",
+        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
+    );
+    h.put(&h.sigma_provider(NS, "sigma-prod", "sigma-api"));
+    h.reconcile_provider(NS, "sigma-prod").await.unwrap();
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("nobody@example.com", Usage)],
+    ));
+    h.reconcile("readers").await.unwrap(); // finalizer
+    assert_eq!(
+        h.reconcile("readers").await.unwrap_err().reason(),
+        "GranteeNotFound"
+    );
+    h.sigma.clear_calls();
+
+    // The status write above wakes the resource again at once (its own watch event).
+    // Nothing changed and its backoff has not run out: no new sync.
+    let error = h.reconcile("readers").await.unwrap_err();
+    assert_eq!(error.reason(), "GranteeNotFound");
+    assert!(
+        matches!(error, grant_operator::controller::Error::Backoff { .. }),
+        "{error:?}"
+    );
+    assert_eq!(h.sigma.calls().len(), 0, "no vendor call while backing off");
+
+    // A change to the resource is picked up at once, backoff or not.
+    h.sigma.add_member("nobody@example.com");
+    h.edit("readers", |spec| spec.grants[0].permission = Annotate);
+    h.settle("readers").await.unwrap();
+    assert_eq!(h.ready_condition("readers").reason, "Synced");
+}

@@ -216,19 +216,25 @@ async fn apply<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Resul
     if let Some(last) = cx.units.last(&unit)
         && let Some(member) = last.members.get(&oref)
         && member.fingerprint == fingerprint
-        && member.result.is_ok()
     {
-        let due = last
-            .started
-            .saturating_add(SignedDuration::try_from(interval).unwrap_or(SignedDuration::MAX))
-            .unwrap_or(Timestamp::MAX);
-        if now < due {
-            let wait = Duration::try_from(due.duration_since(now)).unwrap_or_default();
-            return Ok(Action::requeue(until_expiry(
-                policy,
-                now,
-                wait + jitter(interval),
-            )));
+        match &member.result {
+            Ok(()) => {
+                let due = last
+                    .started
+                    .saturating_add(
+                        SignedDuration::try_from(interval).unwrap_or(SignedDuration::MAX),
+                    )
+                    .unwrap_or(Timestamp::MAX);
+                if now < due {
+                    let wait = Duration::try_from(due.duration_since(now)).unwrap_or_default();
+                    return Ok(Action::requeue(until_expiry(
+                        policy,
+                        now,
+                        wait + jitter(interval),
+                    )));
+                }
+            }
+            Err(failure) => backing_off(context, object.as_ref(), failure)?,
         }
     }
 
@@ -254,6 +260,21 @@ async fn apply<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Resul
             Reason::Progressing,
             "the resource was not yet part of its target's sync; retrying",
         ))),
+    }
+}
+
+/// Fails with [`Error::Backoff`] while an unchanged resource still waits out its last failure.
+fn backing_off<K: GrantKind>(
+    context: &Context,
+    object: &K,
+    failure: &Failure,
+) -> Result<(), Error> {
+    match context.backoff.remaining(&object_key(object)) {
+        Some(wait) => Err(Error::Backoff {
+            failure: failure.clone(),
+            wait,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -296,6 +317,14 @@ async fn cleanup<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Res
     }
     let unit = unit_of(object.as_ref());
     let oref = ObjectRef::from_obj(object.as_ref());
+    let fingerprint = fingerprint(object.as_ref(), &cx.shared, &unit.provider, now);
+    if let Some(last) = cx.units.last(&unit)
+        && let Some(member) = last.members.get(&oref)
+        && member.fingerprint == fingerprint
+        && let Err(failure) = &member.result
+    {
+        backing_off(&cx.shared, object.as_ref(), failure)?;
+    }
     let outcome = sync(cx, &unit).await;
     match outcome.members.get(&oref) {
         Some(MemberResult { result: Ok(()), .. }) => {

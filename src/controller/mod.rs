@@ -198,13 +198,22 @@ pub enum Error {
     /// The finalizer could not be added or removed.
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// Nothing changed since the last failure and its backoff has not run out:
+    /// wait `wait` more (woken by our own status write, not by a change).
+    #[error("{failure} (retrying in {}s)", wait.as_secs())]
+    Backoff {
+        /// The last failure.
+        failure: Failure,
+        /// Time left until the retry.
+        wait: Duration,
+    },
 }
 
 impl Error {
     /// The reason for metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::Failed(failure) => failure.reason.as_str(),
+            Error::Failed(failure) | Error::Backoff { failure, .. } => failure.reason.as_str(),
             Error::Kube(_) => "KubernetesError",
             Error::Finalizer(_) => "FinalizerError",
         }
@@ -214,6 +223,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Failed(failure) => failure.retry_after,
+            Error::Backoff { wait, .. } => Some(*wait),
             _ => None,
         }
     }
@@ -238,10 +248,11 @@ impl From<Failure> for Error {
     }
 }
 
-/// Per-object consecutive failure counts, bounded (least recently failed forgotten first).
+/// Per-object consecutive failures and when the next retry is due; bounded
+/// (least recently failed forgotten first).
 pub struct Backoff {
     base: Duration,
-    failures: Mutex<lru::LruCache<String, u32>>,
+    failures: Mutex<lru::LruCache<String, (u32, tokio::time::Instant)>>,
 }
 
 impl Backoff {
@@ -258,21 +269,32 @@ impl Backoff {
     /// Records a failure of `key` and returns how long to wait: exponential with
     /// jitter, capped at `cap`; a vendor's `Retry-After` wins.
     pub fn fail(&self, key: &str, cap: Duration, retry_after: Option<Duration>) -> Duration {
-        let attempts = {
-            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-            let attempts = failures.get(key).copied().unwrap_or(0).saturating_add(1);
-            failures.put(key.to_string(), attempts);
-            attempts
-        };
-        if let Some(wait) = retry_after {
-            return wait;
-        }
-        let ceiling = self
-            .base
-            .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).min(20)))
-            .min(cap);
-        let millis = ceiling.as_millis().max(1) as u64;
-        Duration::from_millis(rand::random_range(millis * 3 / 4..=millis))
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let attempts = failures
+            .get(key)
+            .map_or(0, |(attempts, _)| *attempts)
+            .saturating_add(1);
+        let wait = retry_after.unwrap_or_else(|| {
+            let ceiling = self
+                .base
+                .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).min(20)))
+                .min(cap);
+            let millis = ceiling.as_millis().max(1) as u64;
+            Duration::from_millis(rand::random_range(millis * 3 / 4..=millis))
+        });
+        failures.put(
+            key.to_string(),
+            (attempts, tokio::time::Instant::now() + wait),
+        );
+        wait
+    }
+
+    /// Time left before the retry of a failed `key`, if it is still backing off.
+    pub fn remaining(&self, key: &str) -> Option<Duration> {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, due) = failures.get(key)?;
+        let now = tokio::time::Instant::now();
+        (*due > now).then(|| *due - now)
     }
 
     /// Forgets the failures of `key`.
@@ -309,7 +331,13 @@ mod tests {
             backoff.fail("a", cap, Some(Duration::from_secs(120))),
             Duration::from_secs(120)
         );
+        assert!(
+            backoff
+                .remaining("a")
+                .is_some_and(|left| left <= Duration::from_secs(120))
+        );
         backoff.reset("a");
+        assert_eq!(backoff.remaining("a"), None);
         assert!(backoff.fail("a", cap, None) <= Duration::from_secs(2));
         // Other objects are independent.
         assert!(backoff.fail("b", cap, None) <= Duration::from_secs(2));

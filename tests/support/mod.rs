@@ -386,10 +386,17 @@ impl Harness {
         }
     }
 
+    /// One reconcile, as the controller runs it (with `error_policy` on failure).
     pub async fn reconcile(&self, name: &str) -> Result<Action, Error> {
         self.caught_up().await;
         match self.grants.store.get(&ObjectRef::new(name).within(NS)) {
-            Some(object) => grant::reconcile(object, self.grants.clone()).await,
+            Some(object) => {
+                let result = grant::reconcile(object.clone(), self.grants.clone()).await;
+                if let Err(error) = &result {
+                    grant::error_policy(object, error, self.grants.clone());
+                }
+                result
+            }
             None => Ok(Action::await_change()),
         }
     }
