@@ -542,6 +542,15 @@ async fn wrong_credentials_make_the_provider_unauthorized_and_grants_wait() {
         "never a secret in status: {}",
         ready.message
     );
+    // Woken again by its own status write with nothing changed: no new login attempt.
+    h.sigma.clear_calls();
+    let again = h.reconcile_provider(NS, "sigma-prod").await.unwrap_err();
+    assert!(
+        matches!(again, grant_operator::controller::Error::Backoff { .. }),
+        "{again:?}"
+    );
+    assert_eq!(again.reason(), "Unauthorized");
+    assert_eq!(h.sigma.calls().len(), 0);
 
     h.sigma.add_member("jane@example.com");
     h.put(&sigma_grant(

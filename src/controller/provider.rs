@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use crate::api::{ClusterGrantProvider, GrantProvider, ProviderKind, ProviderStatus, Reason};
 
-use super::clients::{ProviderConfigOf, ProviderId};
+use super::clients::{ProviderConfigOf, ProviderId, secret_refs};
 use super::status::{apply_status, publish, ready, ready_of};
 use super::{Context, Error, Failure, jitter};
 
@@ -81,16 +81,59 @@ fn provider_reason(reason: Reason) -> Reason {
     }
 }
 
+fn own_namespace<P: ProviderObject>(provider: &P) -> Option<String> {
+    match P::KIND {
+        ProviderKind::GrantProvider => provider.namespace(),
+        ProviderKind::ClusterGrantProvider => None,
+    }
+}
+
+/// The provider's inputs: a failure is retried before its backoff runs out only when they change.
+fn backoff_key<P: ProviderObject>(provider: &P, context: &Context) -> String {
+    let mut key = format!(
+        "provider/{}/{}",
+        provider.id(),
+        provider.meta().generation.unwrap_or_default()
+    );
+    for (namespace, name) in secret_refs(provider.config(), own_namespace(provider).as_deref()) {
+        let version = context
+            .secrets
+            .version(&namespace, &name)
+            .unwrap_or_default();
+        key.push_str(&format!("/{namespace}/{name}@{version}"));
+    }
+    key
+}
+
 /// Authenticates with the provider's credentials and reports `Ready`.
 pub async fn reconcile<P: ProviderObject>(
     provider: Arc<P>,
     context: Arc<Context>,
 ) -> Result<Action, Error> {
     let id = provider.id();
-    let own_namespace = match P::KIND {
-        ProviderKind::GrantProvider => provider.namespace(),
-        ProviderKind::ClusterGrantProvider => None,
-    };
+    let own_namespace = own_namespace(provider.as_ref());
+    let key = backoff_key(provider.as_ref(), &context);
+    // Woken by our own status write after a failure, with nothing changed: keep waiting.
+    if let Some(wait) = context.backoff.remaining(&key)
+        && let Some(ready) = provider
+            .provider_status()
+            .and_then(|status| ready_of(&status.conditions))
+            .filter(|ready| ready.status != "True")
+    {
+        let reason = [
+            Reason::CredentialsMissing,
+            Reason::Unauthorized,
+            Reason::Unreachable,
+            Reason::InvalidSpec,
+        ]
+        .into_iter()
+        .find(|reason| reason.as_str() == ready.reason)
+        .unwrap_or(Reason::Unreachable);
+        return Err(Error::Backoff {
+            failure: Failure::new(reason, ready.message.clone()),
+            wait,
+        });
+    }
     let checked = async {
         let client = context
             .clients
@@ -165,7 +208,7 @@ pub async fn reconcile<P: ProviderObject>(
     }
     match checked {
         Ok(_) => {
-            context.backoff.reset(&backoff_key(&id));
+            context.backoff.reset(&key);
             let interval = context.config.provider_check_interval;
             Ok(Action::requeue(interval + jitter(interval)))
         }
@@ -188,20 +231,24 @@ fn provider_reason_str(reason: &str) -> &'static str {
     .map_or("NotReady", |known| known.as_str())
 }
 
-fn backoff_key(id: &ProviderId) -> String {
-    format!("provider/{id}")
-}
-
 /// Requeues a failed provider with backoff, capped at the check interval.
 pub fn error_policy<P: ProviderObject>(
     provider: Arc<P>,
     error: &Error,
     context: Arc<Context>,
 ) -> Action {
+    if let Error::Backoff { wait, .. } = error {
+        return Action::requeue(*wait);
+    }
     let id = provider.id();
+    // Capped at a minute: grants wait on their provider, so it must notice a recovery soon.
+    let cap = context
+        .config
+        .provider_check_interval
+        .min(std::time::Duration::from_secs(60));
     let wait = context.backoff.fail(
-        &backoff_key(&id),
-        context.config.provider_check_interval,
+        &backoff_key(provider.as_ref(), &context),
+        cap,
         error.retry_after(),
     );
     warn!(provider = %id, reason = error.reason(), %error, retry_in = ?wait, "provider check failed");

@@ -427,7 +427,10 @@ impl Harness {
             .providers
             .get(&ObjectRef::new(name).within(namespace))
             .expect("provider in store");
-        let result = provider::reconcile(object, self.context.clone()).await;
+        let result = provider::reconcile(object.clone(), self.context.clone()).await;
+        if let Err(error) = &result {
+            provider::error_policy(object, error, self.context.clone());
+        }
         self.caught_up().await;
         result
     }
@@ -440,7 +443,10 @@ impl Harness {
             .cluster_providers
             .get(&ObjectRef::new(name))
             .expect("cluster provider in store");
-        let result = provider::reconcile(object, self.context.clone()).await;
+        let result = provider::reconcile(object.clone(), self.context.clone()).await;
+        if let Err(error) = &result {
+            provider::error_policy(object, error, self.context.clone());
+        }
         self.caught_up().await;
         result
     }
