@@ -1073,3 +1073,103 @@ async fn a_failing_resource_waits_out_its_backoff_instead_of_resyncing_on_its_ow
     h.settle("readers").await.unwrap();
     assert_eq!(h.ready_condition("readers").reason, "Synced");
 }
+
+#[tokio::test]
+async fn slow_answers_time_out_and_are_retried() {
+    let h = Harness::new().await;
+    h.secret(
+        NS,
+        "sigma-api",
+        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
+    );
+    let mut provider = h.sigma_provider(NS, "sigma-prod", "sigma-api");
+    provider.spec.request_timeout_seconds = Some(1);
+    h.put(&provider);
+    h.reconcile_provider(NS, "sigma-prod").await.unwrap();
+    h.sigma.add_member("jane@example.com");
+    h.sigma.inject(sigma::Fault {
+        method: Some("GET".into()),
+        path_prefix: "/v2/connections".into(),
+        times: 1,
+        kind: sigma::FaultKind::Delay(Duration::from_millis(1500)),
+    });
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ));
+    h.settle("readers").await.unwrap();
+    assert_eq!(h.live().len(), 1);
+    assert_eq!(
+        h.metrics
+            .vendor_call_count("sigma", "list_grants", "timeout"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_long_retry_after_is_handed_to_the_controller_and_wins() {
+    let h = Harness::ready().await;
+    h.sigma.add_member("jane@example.com");
+    h.sigma.inject(sigma::Fault {
+        method: Some("GET".into()),
+        path_prefix: "/v2/connections".into(),
+        times: 1,
+        kind: sigma::FaultKind::RateLimited {
+            retry_after_secs: 90,
+        },
+    });
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ));
+    h.reconcile("readers").await.unwrap(); // finalizer
+    h.caught_up().await;
+    let object = h
+        .grants
+        .store
+        .get(&kube::runtime::reflector::ObjectRef::new("readers").within(NS))
+        .unwrap();
+    let error = grant_operator::controller::grant::reconcile(object.clone(), h.grants.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "RateLimited");
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(90)));
+    let action = grant_operator::controller::grant::error_policy(object, &error, h.grants.clone());
+    assert_eq!(
+        requeue_after(&action),
+        Duration::from_secs(90),
+        "Retry-After wins over the backoff"
+    );
+    assert_eq!(h.ready_condition("readers").reason, "RateLimited");
+    assert_eq!(
+        h.sigma.count("GET", "/v2/connections"),
+        1,
+        "no retry inside the call for a long wait"
+    );
+}
+
+#[tokio::test]
+async fn revoking_a_grant_that_is_already_gone_counts_as_revoked() {
+    use grant_operator::vendor::http::{HttpClient, HttpConfig};
+    use grant_operator::vendor::sigma::client::{Credentials, SigmaApi};
+    let h = Harness::new().await;
+    let http = HttpClient::new(
+        grant_operator::api::VendorKind::Sigma,
+        &HttpConfig {
+            retry: fast_retries(),
+            ..HttpConfig::default()
+        },
+        h.metrics.clone(),
+    )
+    .unwrap();
+    let api = SigmaApi::new(
+        http,
+        &h.sigma.url(),
+        Credentials {
+            client_id: CLIENT_ID.to_string().into(),
+            client_secret: CLIENT_SECRET.to_string().into(),
+        },
+    );
+    api.revoke_grant(CONNECTION, "no-such-grant").await.unwrap();
+    assert_eq!(h.sigma.calls().last().unwrap().status, 404);
+}

@@ -338,6 +338,14 @@ impl VendorClients {
         Ok(client)
     }
 
+    /// The clients currently built (for inspection; their `Debug` shows no secret).
+    pub fn snapshot(&self) -> Vec<VendorClient> {
+        self.lock()
+            .values()
+            .map(|(_, client)| client.clone())
+            .collect()
+    }
+
     /// Drops the client of a provider that is gone.
     pub fn forget(&self, id: &ProviderId) {
         self.lock().remove(id);

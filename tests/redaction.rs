@@ -1,0 +1,109 @@
+//! No secret value or token ever reaches logs (at any level, ours or the
+//! libraries'), status, Events, or `Debug` output.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use grant_operator::api::SigmaPermission::*;
+use support::*;
+use tracing_subscriber::fmt::MakeWriter;
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn secrets_and_tokens_never_leave_memory() {
+    let logs = Capture::default();
+    tracing_subscriber::fmt()
+        .with_env_filter("trace")
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .init();
+
+    let h = Harness::ready().await;
+    h.sigma.add_member("jane@example.com");
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ));
+    h.settle("readers").await.unwrap();
+    // Refresh after a refused token, then a failing rotation.
+    h.sigma.expire_all_tokens();
+    h.advance(Duration::from_secs(61));
+    h.settle("readers").await.unwrap();
+    h.secret(
+        NS,
+        "sigma-api",
+        &[
+            ("client-id", CLIENT_ID),
+            ("client-secret", "rotated-but-wrong"),
+        ],
+    );
+    h.advance(Duration::from_secs(61));
+    let _ = h.settle("readers").await;
+    let _ = h.reconcile_provider(NS, "sigma-prod").await;
+
+    let mut secrets = vec![CLIENT_SECRET.to_string(), "rotated-but-wrong".to_string()];
+    for call in h.sigma.calls() {
+        if let Some(token) = call
+            .authorization
+            .as_deref()
+            .and_then(|auth| auth.strip_prefix("Bearer "))
+        {
+            secrets.push(token.to_string());
+        }
+    }
+    assert!(secrets.len() > 2, "tokens were used");
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.len() > 10_000,
+        "trace logs were captured ({} bytes)",
+        logs.len()
+    );
+    let mut objects = String::new();
+    for (group, plural) in [
+        ("grantoperator.dev", "sigmagrants"),
+        ("grantoperator.dev", "grantproviders"),
+        ("events.k8s.io", "events"),
+    ] {
+        for object in h.kube.list_json(group, plural) {
+            objects.push_str(&object.to_string());
+        }
+    }
+    let debug = format!("{:?}", h.context.clients.snapshot());
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret or token was logged"
+        );
+        assert!(
+            !objects.contains(secret.as_str()),
+            "a secret or token reached status or an Event"
+        );
+        assert!(
+            !debug.contains(secret.as_str()),
+            "a secret or token is in Debug output"
+        );
+    }
+}
