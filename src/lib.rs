@@ -7,6 +7,7 @@
 //! - [`controller`]: the reconcilers for providers and grants.
 
 pub mod api;
+pub mod cache;
 pub mod controller;
 pub mod credentials;
 pub mod metrics;

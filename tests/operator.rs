@@ -197,3 +197,46 @@ async fn a_resource_that_keeps_failing_backs_off_instead_of_looping() {
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), operator).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_right_after_the_grant_appears_still_revokes_it() {
+    let h = Harness::new().await;
+    h.sigma.add_member("jane@example.com");
+    h.secret(
+        NS,
+        "sigma-api",
+        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
+    );
+    h.put(&h.sigma_provider(NS, "sigma-prod", "sigma-api"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = Config {
+        error_backoff: Duration::from_millis(50),
+        vendor_retry: fast_retries(),
+        ..Config::default()
+    };
+    let operator = tokio::spawn(run::run(
+        h.kube.client(),
+        config,
+        Arc::new(Metrics::new()),
+        Arc::new(SystemClock),
+        async move {
+            let _ = stopped.await;
+        }
+        .boxed()
+        .shared(),
+    ));
+    for round in 0..5 {
+        let name = format!("quick-{round}");
+        h.put(&sigma_grant(&name, vec![member("jane@example.com", Usage)]));
+        eventually("grant created at the vendor", || h.live().len() == 1).await;
+        // Delete at once. (On a real API server the status holding the new grant may not have
+        // reached the watch cache yet; the unit test of `caught_up` covers that case.)
+        h.delete(&name);
+        eventually("revoked and released", || {
+            h.live().is_empty() && h.get(&name).is_none()
+        })
+        .await;
+    }
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), operator).await;
+}

@@ -198,7 +198,7 @@ pub enum GrantState {
 }
 
 /// One declared grant, as resolved and applied.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantRow {
     /// The resolved grantee, `kind:id` (for example `member:D09b2Z...`), or the declared name

@@ -42,8 +42,8 @@ use crate::plan::{
 use crate::vendor::{GrantKind, Live, ResolvedTarget, Vendor};
 
 use super::clients::{Provider, ProviderId};
-use super::status::{apply_status, list_some, publish, ready, ready_of};
-use super::units::{Index, MemberResult, SyncOutcome, UnitKey, Units};
+use super::status::{apply_status, list_some, ready, ready_of};
+use super::units::{Index, MemberResult, SyncOutcome, UnitKey, Units, key_of, rows_hash};
 use super::{Config, Context, Error, Failure, jitter};
 
 type PermOf<K> = <<K as GrantKind>::Vendor as Vendor>::Perm;
@@ -211,13 +211,13 @@ async fn apply<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Resul
     }
 
     let unit = unit_of(object.as_ref());
-    let oref = ObjectRef::from_obj(object.as_ref());
+    let oref = key_of(object.as_ref());
     let fingerprint = fingerprint(object.as_ref(), context, &unit.provider, now);
     if let Some(last) = cx.units.last(&unit)
-        && let Some(member) = last.members.get(&oref)
+        && let Some(member) = last.member(&oref)
         && member.fingerprint == fingerprint
     {
-        match &member.result {
+        match member.result() {
             Ok(()) => {
                 let due = last
                     .started
@@ -246,16 +246,13 @@ async fn apply<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Resul
     }
 
     let outcome = sync(cx, &unit).await;
-    match outcome.members.get(&oref) {
-        Some(MemberResult { result: Ok(()), .. }) => Ok(Action::requeue(until_expiry(
+    match outcome.member(&oref).map(MemberResult::result) {
+        Some(Ok(())) => Ok(Action::requeue(until_expiry(
             policy,
             now,
             interval + jitter(interval),
         ))),
-        Some(MemberResult {
-            result: Err(failure),
-            ..
-        }) => Err(Error::Failed(failure.clone())),
+        Some(Err(failure)) => Err(Error::Failed(failure.clone())),
         None => Err(Error::Failed(Failure::new(
             Reason::Progressing,
             "the resource was not yet part of its target's sync; retrying",
@@ -316,25 +313,22 @@ async fn cleanup<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Res
         return Err(Error::Failed(failure));
     }
     let unit = unit_of(object.as_ref());
-    let oref = ObjectRef::from_obj(object.as_ref());
+    let oref = key_of(object.as_ref());
     let fingerprint = fingerprint(object.as_ref(), &cx.shared, &unit.provider, now);
     if let Some(last) = cx.units.last(&unit)
-        && let Some(member) = last.members.get(&oref)
+        && let Some(member) = last.member(&oref)
         && member.fingerprint == fingerprint
-        && let Err(failure) = &member.result
+        && let Err(failure) = member.result()
     {
         backing_off(&cx.shared, object.as_ref(), failure)?;
     }
     let outcome = sync(cx, &unit).await;
-    match outcome.members.get(&oref) {
-        Some(MemberResult { result: Ok(()), .. }) => {
+    match outcome.member(&oref).map(MemberResult::result) {
+        Some(Ok(())) => {
             release_unit_if_last(cx, &unit, &oref);
             Ok(Action::await_change())
         }
-        Some(MemberResult {
-            result: Err(failure),
-            ..
-        }) => {
+        Some(Err(failure)) => {
             if holds_grants {
                 Err(Error::Failed(failure.clone()))
             } else {
@@ -433,20 +427,21 @@ async fn report_condition<K: GrantKind>(
         cx.shared.client.clone(),
         &object.namespace().unwrap_or_default(),
     );
-    apply_status(&api, object, &next)
+    apply_status(&api, object, &next, &cx.shared.writes)
         .await
         .map_err(Error::Kube)?;
     if failure.reason != Reason::Progressing {
         let warning = failure.reason == Reason::Deleting;
-        publish(
-            &cx.shared.recorder,
-            object,
-            warning,
-            failure.reason.as_str(),
-            "Reconcile",
-            failure.message.clone(),
-        )
-        .await;
+        cx.shared
+            .events
+            .publish(
+                object,
+                warning,
+                failure.reason.as_str(),
+                "Reconcile",
+                failure.message.clone(),
+            )
+            .await;
     }
     Ok(())
 }
@@ -461,6 +456,34 @@ struct Member<K: GrantKind> {
     previous_rows: Vec<GrantRow>,
     /// Scoping refusal.
     refused: Option<Failure>,
+}
+
+/// The status rows of a resource.
+fn status_rows<K: GrantKind>(object: &K) -> Vec<GrantRow> {
+    object
+        .status()
+        .map(|status| status.grants.clone())
+        .unwrap_or_default()
+}
+
+/// Waits (briefly) until the watch cache holds the status rows a sync wrote.
+async fn caught_up<K: GrantKind>(
+    store: &Store<K>,
+    oref: &ObjectRef<K>,
+    hash: u64,
+) -> Option<Arc<K>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let object = store.get(oref)?;
+        if rows_hash(&status_rows(object.as_ref())) == hash {
+            return Some(object);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            debug!(kind = K::KIND, name = %oref.name, "status rows differ from the last write; using what the cache holds");
+            return Some(object);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Status rows the resource answers for, parsed back into planner rows.
@@ -502,11 +525,7 @@ async fn sync_unit<K: GrantKind>(
     let context = cx.shared.clone();
     let started = context.clock.now();
     let previous = cx.units.last(&unit);
-    let mut outcome = SyncOutcome {
-        seq,
-        started,
-        members: HashMap::new(),
-    };
+    let mut outcome = SyncOutcome::new(seq, started);
 
     // Gather the members of the unit, and the resources of other providers on the same target.
     let mut members: Vec<Member<K>> = Vec::new();
@@ -522,6 +541,18 @@ async fn sync_unit<K: GrantKind>(
             neighbours.push(object);
             continue;
         }
+        // The status rows are the memory of what the resource holds: if the watch cache
+        // has not caught up with the last sync's write yet, wait for it.
+        let written = previous
+            .as_ref()
+            .and_then(|last| last.member(&oref))
+            .map(|member| member.rows_hash);
+        let object = match written {
+            Some(hash) if rows_hash(&status_rows(object.as_ref())) != hash => {
+                caught_up(&cx.store, &oref, hash).await.unwrap_or(object)
+            }
+            _ => object,
+        };
         let policy = object.policy();
         let phase = if deleting(object.as_ref()) {
             let ours = object
@@ -546,17 +577,7 @@ async fn sync_unit<K: GrantKind>(
         } else {
             Phase::Active
         };
-        let written = previous
-            .as_ref()
-            .and_then(|last| last.members.get(&oref))
-            .and_then(|member| member.rows.clone());
-        let previous_rows = match written {
-            Some(rows) => rows.as_ref().clone(),
-            None => object
-                .status()
-                .map(|status| status.grants.clone())
-                .unwrap_or_default(),
-        };
+        let previous_rows = status_rows(object.as_ref());
         members.push(Member {
             fingerprint: fingerprint(object.as_ref(), &context, &unit.provider, started),
             oref,
@@ -613,12 +634,12 @@ async fn sync_unit<K: GrantKind>(
         .iter()
         .filter(|member| member.phase == Phase::Suspended)
     {
-        outcome.members.insert(
-            member.oref.clone(),
+        outcome.insert(
+            &member.oref,
             MemberResult {
                 fingerprint: member.fingerprint,
-                result: Ok(()),
-                rows: None,
+                failure: None,
+                rows_hash: rows_hash(&member.previous_rows),
             },
         );
     }
@@ -917,29 +938,28 @@ async fn finish<K: GrantKind>(
                 );
                 let written = write_status(&cx, member, &status).await;
                 for (warning, reason, note) in events {
-                    publish(
-                        &cx.shared.recorder,
-                        member.object.as_ref(),
-                        warning,
-                        reason,
-                        "Sync",
-                        note,
-                    )
-                    .await;
+                    cx.shared
+                        .events
+                        .publish(member.object.as_ref(), warning, reason, "Sync", note)
+                        .await;
                 }
-                let result = match written {
-                    Ok(()) => result,
-                    Err(error) => Err(Failure::new(
-                        Reason::Progressing,
-                        format!("status could not be written: {error}"),
-                    )),
+                // A failed write leaves the old rows, which still cover what is ours.
+                let (result, rows) = match written {
+                    Ok(()) => (result, &status.grants),
+                    Err(error) => (
+                        Err(Failure::new(
+                            Reason::Progressing,
+                            format!("status could not be written: {error}"),
+                        )),
+                        &member.previous_rows,
+                    ),
                 };
                 (
                     member.oref.clone(),
                     MemberResult {
                         fingerprint: member.fingerprint,
-                        result,
-                        rows: Some(Arc::new(status.grants)),
+                        failure: result.err().map(Box::new),
+                        rows_hash: rows_hash(rows),
                     },
                 )
             }
@@ -947,7 +967,9 @@ async fn finish<K: GrantKind>(
         );
     }
     let results: Vec<_> = stream::iter(writes).buffer_unordered(16).collect().await;
-    outcome.members.extend(results);
+    for (oref, result) in results {
+        outcome.insert(&oref, result);
+    }
 }
 
 /// Events of one member after a sync: `(warning, reason, note)`.
@@ -1330,17 +1352,18 @@ async fn fail_all<K: GrantKind>(
             before.reason != condition.reason || before.message != condition.message
         });
         if changed {
-            publish(
-                &cx.shared.recorder,
-                object,
-                true,
-                reason_str(reason.as_str()),
-                "Sync",
-                message.clone(),
-            )
-            .await;
+            cx.shared
+                .events
+                .publish(
+                    object,
+                    true,
+                    reason_str(reason.as_str()),
+                    "Sync",
+                    message.clone(),
+                )
+                .await;
         }
-        let result = Err(match written {
+        let failure = match written {
             Ok(()) => Failure {
                 reason,
                 message,
@@ -1350,13 +1373,13 @@ async fn fail_all<K: GrantKind>(
                 reason,
                 format!("{message} (status could not be written: {error})"),
             ),
-        });
-        outcome.members.insert(
-            member.oref.clone(),
+        };
+        outcome.insert(
+            &member.oref,
             MemberResult {
                 fingerprint: member.fingerprint,
-                result,
-                rows: Some(Arc::new(member.previous_rows.clone())),
+                failure: Some(Box::new(failure)),
+                rows_hash: rows_hash(&member.previous_rows),
             },
         );
     }
@@ -1375,5 +1398,75 @@ async fn write_status<K: GrantKind>(
         cx.shared.client.clone(),
         &object.namespace().unwrap_or_default(),
     );
-    apply_status(&api, object, status).await
+    apply_status(&api, object, status, &cx.shared.writes).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{GrantPolicy, ProviderRef, SigmaGrant, SigmaGrantSpec};
+    use kube::runtime::watcher;
+
+    fn grant(rows: Vec<GrantRow>) -> SigmaGrant {
+        let mut grant = SigmaGrant::new(
+            "g",
+            SigmaGrantSpec {
+                policy: GrantPolicy {
+                    provider_ref: ProviderRef {
+                        kind: Default::default(),
+                        name: "p".into(),
+                    },
+                    mode: Default::default(),
+                    deletion_policy: Default::default(),
+                    management_policy: Default::default(),
+                    suspend: false,
+                    sync_interval: None,
+                    expires_at: None,
+                },
+                connection_id: "c".into(),
+                grants: Vec::new(),
+            },
+        );
+        grant.metadata.namespace = Some("ns".into());
+        grant.status = Some(GrantStatus {
+            grants: rows,
+            ..GrantStatus::default()
+        });
+        grant
+    }
+
+    fn row(grantee: &str) -> GrantRow {
+        GrantRow {
+            grantee: grantee.into(),
+            permission: "usage".into(),
+            vendor_id: Some("id".into()),
+            state: GrantState::Applied,
+            message: String::new(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sync_waits_for_the_cache_to_hold_its_last_write() {
+        let (store, mut writer) = kube::runtime::reflector::store::<SigmaGrant>();
+        writer.apply_watcher_event(&watcher::Event::Apply(grant(vec![])));
+        let written = vec![row("member:a")];
+        let expected = rows_hash(&written);
+        let oref = ObjectRef::new("g").within("ns");
+        let late = grant(written);
+        let update = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            writer.apply_watcher_event(&watcher::Event::Apply(late));
+            writer
+        });
+        let seen = caught_up(&store, &oref, expected).await.unwrap();
+        assert_eq!(status_rows(seen.as_ref()), vec![row("member:a")]);
+        let mut writer = update.await.unwrap();
+
+        // Someone else changed the rows: after a bounded wait, the cache wins.
+        writer.apply_watcher_event(&watcher::Event::Apply(grant(vec![row("member:b")])));
+        let started = tokio::time::Instant::now();
+        let seen = caught_up(&store, &oref, expected).await.unwrap();
+        assert_eq!(status_rows(seen.as_ref()), vec![row("member:b")]);
+        assert!(started.elapsed() >= Duration::from_secs(2));
+    }
 }

@@ -15,17 +15,17 @@ pub mod run;
 pub mod status;
 pub mod units;
 
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PartialObjectMeta;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 
 use crate::api::{ClusterGrantProvider, GrantProvider, Reason};
+use crate::cache::BoundedLru;
 use crate::credentials::{CredentialError, SecretReader};
 use crate::metrics::Metrics;
 use crate::vendor::VendorError;
@@ -49,6 +49,8 @@ pub struct Config {
     pub error_backoff: Duration,
     /// Retries of vendor requests.
     pub vendor_retry: RetryPolicy,
+    /// Status and Event writes in flight at once (bounds connections to the API server).
+    pub kube_writes: usize,
 }
 
 impl Default for Config {
@@ -56,10 +58,11 @@ impl Default for Config {
         Config {
             default_sync_interval: Duration::from_secs(600),
             provider_check_interval: Duration::from_secs(600),
-            concurrency: 32,
+            concurrency: 64,
             namespace: None,
             error_backoff: Duration::from_secs(2),
             vendor_retry: RetryPolicy::default(),
+            kube_writes: 16,
         }
     }
 }
@@ -100,7 +103,9 @@ pub struct Context {
     /// Settings.
     pub config: Config,
     /// Events publisher.
-    pub recorder: Recorder,
+    pub events: status::Events,
+    /// Bounds concurrent status and Event writes to the API server.
+    pub writes: Arc<tokio::sync::Semaphore>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Time source.
@@ -127,12 +132,14 @@ impl Context {
         clock: Arc<dyn Clock>,
     ) -> (Context, tokio::sync::mpsc::Receiver<clients::ProviderId>) {
         let (recheck, rechecks) = tokio::sync::mpsc::channel(1024);
+        let writes = Arc::new(tokio::sync::Semaphore::new(config.kube_writes.max(1)));
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
         };
         let context = Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: status::Events::new(client.clone(), reporter, writes.clone()),
+            writes,
             secrets: SecretReader::new(client.clone(), stores.secrets.clone()),
             clients: clients::VendorClients::new(metrics.clone(), config.vendor_retry.clone()),
             backoff: Backoff::new(config.error_backoff),
@@ -252,7 +259,7 @@ impl From<Failure> for Error {
 /// (least recently failed forgotten first).
 pub struct Backoff {
     base: Duration,
-    failures: Mutex<lru::LruCache<String, (u32, tokio::time::Instant)>>,
+    failures: Mutex<BoundedLru<String, (u32, tokio::time::Instant)>>,
 }
 
 impl Backoff {
@@ -260,9 +267,7 @@ impl Backoff {
     pub fn new(base: Duration) -> Backoff {
         Backoff {
             base,
-            failures: Mutex::new(lru::LruCache::new(
-                NonZeroUsize::new(100_000).unwrap_or(NonZeroUsize::MIN),
-            )),
+            failures: Mutex::new(BoundedLru::new(100_000)),
         }
     }
 

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use crate::api::{ClusterGrantProvider, GrantProvider, ProviderKind, ProviderStatus, Reason};
 
 use super::clients::{ProviderConfigOf, ProviderId, secret_refs};
-use super::status::{apply_status, publish, ready, ready_of};
+use super::status::{apply_status, ready, ready_of};
 use super::{Context, Error, Failure, jitter};
 
 /// Both provider kinds.
@@ -178,6 +178,7 @@ pub async fn reconcile<P: ProviderObject>(
             &provider.api(context.client.clone()),
             provider.as_ref(),
             &next,
+            &context.writes,
         )
         .await
         .map_err(Error::Kube)?;
@@ -191,19 +192,20 @@ pub async fn reconcile<P: ProviderObject>(
             } else {
                 info!(provider = %id, "provider ready");
             }
-            publish(
-                &context.recorder,
-                provider.as_ref(),
-                warning,
-                if warning {
-                    provider_reason_str(&condition.reason)
-                } else {
-                    "Authenticated"
-                },
-                "Authenticate",
-                condition.message.clone(),
-            )
-            .await;
+            context
+                .events
+                .publish(
+                    provider.as_ref(),
+                    warning,
+                    if warning {
+                        provider_reason_str(&condition.reason)
+                    } else {
+                        "Authenticated"
+                    },
+                    "Authenticate",
+                    condition.message.clone(),
+                )
+                .await;
         }
     }
     match checked {

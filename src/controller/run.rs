@@ -28,17 +28,27 @@ use super::provider::{self, ProviderObject};
 use super::units::Index;
 use super::{Clock, Config, Context, Stores};
 
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// Events buffered per subscriber of a shared watch.
 const SUBSCRIBER_BUFFER: usize = 1024;
 
 /// Keeps only what the controllers read.
+/// Grants and providers: the controllers read spec, status, and these metadata
+/// fields: name, namespace, uid, resourceVersion, generation, deletionTimestamp
+/// and finalizers. Labels and annotations (Argo CD adds tracking annotations to
+/// every object) are dropped from memory.
 fn slim<K: ResourceExt>(object: &mut K) {
     object.managed_fields_mut().clear();
-    object.annotations_mut().remove(LAST_APPLIED);
+    object.annotations_mut().clear();
+    object.labels_mut().clear();
+    object.meta_mut().owner_references = None;
 }
 
-/// Metadata of Secrets and Namespaces: names, labels and versions only.
+/// Secrets: names and versions only.
+fn slim_secret<K: ResourceExt>(object: &mut K) {
+    slim(object);
+}
+
+/// Namespaces: names, labels (for `namespaceSelector`) and versions only.
 fn slim_metadata<K: ResourceExt>(object: &mut K) {
     object.managed_fields_mut().clear();
     object.annotations_mut().clear();
@@ -90,7 +100,7 @@ where
             return;
         };
         let kind = K::kind(&()).to_string();
-        let watch = watcher(api, watcher::Config::default())
+        let watch = watcher(api, watch_config())
             .default_backoff()
             .modify(slim)
             .reflect_shared(writer)
@@ -102,6 +112,12 @@ where
             });
         tokio::spawn(watch);
     }
+}
+
+/// Lists in pages of 100: a connection's read buffer grows to the largest answer
+/// it carried and keeps that size while pooled or watching.
+fn watch_config() -> watcher::Config {
+    watcher::Config::default().page_size(100)
 }
 
 /// A future that completes on shutdown, clonable for every controller.
@@ -231,7 +247,7 @@ pub async fn run(
 
     providers.start(api(&client, namespace.as_deref()), slim);
     cluster_providers.start(Api::all(client.clone()), slim);
-    secrets.start(api(&client, namespace.as_deref()), slim_metadata);
+    secrets.start(api(&client, namespace.as_deref()), slim_secret);
     namespaces.start(Api::all(client.clone()), slim_metadata);
 
     tokio::join!(namespaced_providers, cluster, sigma);
@@ -311,7 +327,7 @@ pub fn grant_watch<K: GrantKind>(
     let (store, writer) = reflector::store::<K>();
     let index = Arc::new(Index::<K>::default());
     let follow = index.clone();
-    let stream = watcher(api, watcher::Config::default())
+    let stream = watcher(api, watch_config())
         .default_backoff()
         .modify(slim)
         .reflect(writer)

@@ -7,10 +7,13 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use std::sync::Arc;
+
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
 use tracing::warn;
 
 use crate::api::{READY, Reason};
@@ -47,7 +50,14 @@ pub fn ready_of(conditions: &[Condition]) -> Option<&Condition> {
 }
 
 /// Writes `status` to `object` by server-side apply (the operator owns all of status).
-pub async fn apply_status<K, S>(api: &Api<K>, object: &K, status: &S) -> Result<(), kube::Error>
+/// Writes wait for a permit of `writes`, which bounds concurrent writes (and so the
+/// connections opened to the API server).
+pub async fn apply_status<K, S>(
+    api: &Api<K>,
+    object: &K,
+    status: &S,
+    writes: &Semaphore,
+) -> Result<(), kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize,
@@ -57,6 +67,7 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
+    let _permit = writes.acquire().await;
     api.patch_status(
         &object.name_any(),
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -66,28 +77,52 @@ where
     .map(|_| ())
 }
 
-/// Publishes an Event on `object`; failures are logged, never fatal.
-pub async fn publish<K: Resource<DynamicType = ()>>(
-    recorder: &Recorder,
-    object: &K,
-    warning: bool,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.into(),
-        note: Some(truncate(note, 1000)),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(error) = recorder.publish(&event, &object.object_ref(&())).await {
-        warn!(%error, reason, "could not publish an event");
+/// Publishes Events through kube's `Recorder`, one recorder per event: the
+/// operator only emits on transitions, so the recorder's series aggregation (a
+/// cache that keeps every event for six minutes, about 3 KB each) buys nothing
+/// and would cost tens of MB when thousands of grants converge at once.
+#[derive(Clone)]
+pub struct Events {
+    client: kube::Client,
+    reporter: Reporter,
+    writes: Arc<Semaphore>,
+}
+
+impl Events {
+    /// A publisher sharing the write bound `writes`.
+    pub fn new(client: kube::Client, reporter: Reporter, writes: Arc<Semaphore>) -> Events {
+        Events {
+            client,
+            reporter,
+            writes,
+        }
+    }
+
+    /// Publishes an Event on `object`; failures are logged, never fatal.
+    pub async fn publish<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(truncate(note, 1000)),
+            action: action.into(),
+            secondary: None,
+        };
+        let _permit = self.writes.acquire().await;
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        if let Err(error) = recorder.publish(&event, &object.object_ref(&())).await {
+            warn!(%error, reason, "could not publish an event");
+        }
     }
 }
 

@@ -13,6 +13,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -35,15 +37,26 @@ pub struct UnitKey {
     pub target: String,
 }
 
-/// What one sync concluded for one member.
+/// What one sync concluded for one member (kept small: one per resource).
 #[derive(Clone, Debug)]
 pub struct MemberResult {
     /// The inputs the member was synced with (see `grant::fingerprint`).
     pub fingerprint: u64,
+    /// Why it did not reach its declared state, if it did not.
+    pub failure: Option<Box<Failure>>,
+    /// Hash of the status rows as this sync left them, to tell whether the watch
+    /// cache has caught up with that write when the next sync starts.
+    pub rows_hash: u64,
+}
+
+impl MemberResult {
     /// Whether it reached its declared state.
-    pub result: Result<(), Failure>,
-    /// The status rows this sync wrote (fresher than the watch cache for the next sync).
-    pub rows: Option<Arc<Vec<GrantRow>>>,
+    pub fn result(&self) -> Result<(), &Failure> {
+        match &self.failure {
+            None => Ok(()),
+            Some(failure) => Err(failure),
+        }
+    }
 }
 
 /// The result of one sync of a unit.
@@ -53,8 +66,51 @@ pub struct SyncOutcome<K: GrantKind> {
     pub seq: u64,
     /// When it started (its listing is at least this fresh).
     pub started: Timestamp,
-    /// Per member.
-    pub members: HashMap<ObjectRef<K>, MemberResult>,
+    /// Per member, by [`member_hash`].
+    members: HashMap<u64, MemberResult>,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K: GrantKind> SyncOutcome<K> {
+    /// An outcome with no member yet.
+    pub fn new(seq: u64, started: Timestamp) -> SyncOutcome<K> {
+        SyncOutcome {
+            seq,
+            started,
+            members: HashMap::new(),
+            kind: PhantomData,
+        }
+    }
+
+    /// The result of a member.
+    pub fn member(&self, member: &ObjectRef<K>) -> Option<&MemberResult> {
+        self.members.get(&member_hash(member))
+    }
+
+    /// Records the result of a member.
+    pub fn insert(&mut self, member: &ObjectRef<K>, result: MemberResult) {
+        self.members.insert(member_hash(member), result);
+    }
+
+    /// Whether the sync had no member.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+/// A member's key in an outcome: a hash of its namespace and name.
+pub fn member_hash<K: GrantKind>(member: &ObjectRef<K>) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    member.namespace.hash(&mut hasher);
+    member.name.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// A hash of status rows.
+pub fn rows_hash(rows: &[GrantRow]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    rows.hash(&mut hasher);
+    hasher.finish()
 }
 
 struct UnitState<K: GrantKind> {
@@ -121,7 +177,7 @@ impl<K: GrantKind> Units<K> {
         let seq = state.started.fetch_add(1, Ordering::SeqCst) + 1;
         let outcome = Arc::new(run(seq).await);
         *state.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome.clone());
-        if outcome.members.is_empty() {
+        if outcome.is_empty() {
             // Nobody is left on this unit: forget it (bounded by live units).
             self.units
                 .lock()
@@ -150,6 +206,17 @@ impl<K: GrantKind> Units<K> {
     }
 }
 
+/// The key of a resource in units and the index: namespace and name only (an
+/// `ObjectRef` built from an object also carries its uid and resourceVersion,
+/// which equality ignores but memory does not).
+pub fn key_of<K: GrantKind>(object: &K) -> ObjectRef<K> {
+    let name = object.meta().name.clone().unwrap_or_default();
+    match &object.meta().namespace {
+        Some(namespace) => ObjectRef::new(&name).within(namespace),
+        None => ObjectRef::new(&name),
+    }
+}
+
 /// Resources by the unit target they declare.
 pub struct Index<K: GrantKind> {
     current: RwLock<HashMap<String, HashSet<ObjectRef<K>>>>,
@@ -174,7 +241,7 @@ impl<K: GrantKind> Index<K> {
                 let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
                 let target = object.unit_key();
                 if let Some(refs) = current.get_mut(&target) {
-                    refs.remove(&ObjectRef::from_obj(object));
+                    refs.remove(&key_of(object));
                     if refs.is_empty() {
                         current.remove(&target);
                     }
@@ -193,7 +260,7 @@ impl<K: GrantKind> Index<K> {
                 {
                     next.entry(object.unit_key())
                         .or_default()
-                        .insert(ObjectRef::from_obj(object));
+                        .insert(key_of(object));
                 }
             }
             watcher::Event::InitDone => {
@@ -214,7 +281,7 @@ impl<K: GrantKind> Index<K> {
         current
             .entry(object.unit_key())
             .or_default()
-            .insert(ObjectRef::from_obj(object));
+            .insert(key_of(object));
     }
 
     /// Resources that declare `target`.

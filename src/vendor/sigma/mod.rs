@@ -14,7 +14,6 @@
 pub mod client;
 
 use std::collections::BTreeMap;
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +23,7 @@ use tokio::time::Instant;
 use crate::api::{
     GrantPolicy, GrantStatus, GrantTarget, ProviderConfig, SigmaGrant, SigmaPermission, VendorKind,
 };
+use crate::cache::BoundedLru;
 use crate::plan::{Action, ActionKind, Key, LiveGrant, Permission};
 
 use self::client::{GranteeId, MAX_BATCH, NewGrant, SigmaApi};
@@ -78,7 +78,7 @@ pub enum SigmaGrantee {
 /// The Sigma client of one provider.
 pub struct SigmaClient {
     api: SigmaApi,
-    names: Mutex<lru::LruCache<SigmaGrantee, (Key, Instant)>>,
+    names: Mutex<BoundedLru<SigmaGrantee, (Key, Instant)>>,
 }
 
 impl std::fmt::Debug for SigmaClient {
@@ -92,10 +92,9 @@ impl std::fmt::Debug for SigmaClient {
 impl SigmaClient {
     /// A client over `api`.
     pub fn new(api: SigmaApi) -> SigmaClient {
-        let capacity = NonZeroUsize::new(NAME_CACHE).unwrap_or(NonZeroUsize::MIN);
         SigmaClient {
             api,
-            names: Mutex::new(lru::LruCache::new(capacity)),
+            names: Mutex::new(BoundedLru::new(NAME_CACHE)),
         }
     }
 

@@ -1,0 +1,113 @@
+//! Scale check of the whole loop (ignored by default; run with
+//! `cargo test --release --test scale -- --ignored --nocapture`):
+//! many SigmaGrants over many connections with 100 ms vendor round trips.
+//! It reports time to converge and the listings of a steady-state sync.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use grant_operator::api::{SigmaGrant, SigmaPermission::*};
+use grant_operator::controller::{Config, SystemClock, run};
+use grant_operator::metrics::Metrics;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "scale check; run explicitly"]
+async fn many_grants_converge() {
+    let resources: usize = std::env::var("SCALE_RESOURCES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let connections: usize = std::env::var("SCALE_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let h = Harness::new().await;
+    h.secret(
+        NS,
+        "sigma-api",
+        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
+    );
+    let mut provider = h.sigma_provider(NS, "sigma-prod", "sigma-api");
+    provider.spec.rate_limit = None; // the default limit would bound this run, as intended in production
+    provider.spec.rate_limit = Some(grant_operator::api::RateLimit {
+        requests_per_second: 1000.0,
+        burst: Some(1000),
+    });
+    h.put(&provider);
+    for c in 0..connections {
+        h.sigma.add_connection(&format!("conn-{c}"));
+    }
+    let members: Vec<String> = (0..50)
+        .map(|i| h.sigma.add_member(&format!("user{i}@example.com")))
+        .collect();
+    h.sigma.inject(sigma::Fault {
+        method: None,
+        path_prefix: "/v2/".into(),
+        times: usize::MAX,
+        kind: sigma::FaultKind::Delay(Duration::from_millis(100)),
+    });
+    let started = Instant::now();
+    for i in 0..resources {
+        let mut grant = sigma_grant(
+            &format!("g{i}"),
+            vec![member_id(&members[i % members.len()], Usage)],
+        );
+        grant.spec.connection_id = format!("conn-{}", i % connections);
+        grant.spec.policy.sync_interval = Some("1h".into());
+        h.put(&grant);
+    }
+    eprintln!("created {resources} resources in {:?}", started.elapsed());
+
+    let metrics = Arc::new(Metrics::new());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = Config {
+        concurrency: 64,
+        vendor_retry: fast_retries(),
+        ..Config::default()
+    };
+    let started = Instant::now();
+    let operator = tokio::spawn(run::run(
+        h.kube.client(),
+        config,
+        metrics.clone(),
+        Arc::new(SystemClock),
+        async move {
+            let _ = stopped.await;
+        }
+        .boxed()
+        .shared(),
+    ));
+    loop {
+        let synced = h
+            .kube
+            .list_json("grantoperator.dev", "sigmagrants")
+            .iter()
+            .filter(|g| g["status"]["conditions"][0]["reason"] == "Synced")
+            .count();
+        if synced == resources {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "only {synced} of {resources} synced"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let converged = started.elapsed();
+    let listings = metrics.vendor_call_count("sigma", "list_grants", "success");
+    let posts = metrics.vendor_call_count("sigma", "create_grants", "success");
+    eprintln!(
+        "converged {resources} resources on {connections} connections in {converged:?}: {listings} listings, {posts} creation calls"
+    );
+    let grants: usize = (0..connections)
+        .map(|c| h.sigma.grants(&format!("conn-{c}")).len())
+        .sum();
+    eprintln!("live grants: {grants}");
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(30), operator).await;
+    let _: Option<SigmaGrant> = None;
+}
