@@ -57,7 +57,7 @@ async fn many_grants_converge() {
             vec![member_id(&members[i % members.len()], Usage)],
         );
         grant.spec.connection_id = format!("conn-{}", i % connections);
-        grant.spec.policy.sync_interval = Some("1h".into());
+        grant.spec.policy.sync_interval = Some("20s".into());
         h.put(&grant);
     }
     eprintln!("created {resources} resources in {:?}", started.elapsed());
@@ -107,6 +107,36 @@ async fn many_grants_converge() {
         .map(|c| h.sigma.grants(&format!("conn-{c}")).len())
         .sum();
     eprintln!("live grants: {grants}");
+
+    // Steady state: one resync interval later, one listing per connection and no writes.
+    let count = || {
+        (
+            metrics.vendor_call_count("sigma", "list_grants", "success"),
+            metrics.vendor_call_count("sigma", "create_grants", "success"),
+            metrics.vendor_call_count("sigma", "revoke_grant", "success"),
+            metrics.vendor_call_count("sigma", "search_members", "success"),
+        )
+    };
+    let before = count();
+    tokio::time::sleep(Duration::from_secs(26)).await;
+    let after = count();
+    eprintln!(
+        "one steady-state interval: {} listings for {connections} connections, {} creations, {} revocations, {} look-ups",
+        after.0 - before.0,
+        after.1 - before.1,
+        after.2 - before.2,
+        after.3 - before.3
+    );
+    assert_eq!(
+        after.0 - before.0,
+        connections as u64,
+        "one listing per connection"
+    );
+    assert_eq!(
+        (after.1 - before.1, after.2 - before.2, after.3 - before.3),
+        (0, 0, 0),
+        "no writes or look-ups"
+    );
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(30), operator).await;
     let _: Option<SigmaGrant> = None;

@@ -43,7 +43,9 @@ use crate::vendor::{GrantKind, Live, ResolvedTarget, Vendor};
 
 use super::clients::{Provider, ProviderId};
 use super::status::{apply_status, list_some, ready, ready_of};
-use super::units::{Index, MemberResult, SyncOutcome, UnitKey, Units, key_of, rows_hash};
+use super::units::{
+    Freshness, Index, MemberResult, SyncOutcome, UnitKey, Units, key_of, rows_hash,
+};
 use super::{Config, Context, Error, Failure, jitter};
 
 type PermOf<K> = <<K as GrantKind>::Vendor as Vendor>::Perm;
@@ -213,6 +215,7 @@ async fn apply<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Resul
     let unit = unit_of(object.as_ref());
     let oref = key_of(object.as_ref());
     let fingerprint = fingerprint(object.as_ref(), context, &unit.provider, now);
+    let mut freshness = Freshness::StartedAfterRequest;
     if let Some(last) = cx.units.last(&unit)
         && let Some(member) = last.member(&oref)
         && member.fingerprint == fingerprint
@@ -225,6 +228,7 @@ async fn apply<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Resul
                         SignedDuration::try_from(interval).unwrap_or(SignedDuration::MAX),
                     )
                     .unwrap_or(Timestamp::MAX);
+                freshness = Freshness::StartedSince(due);
                 if now < due {
                     let wait = Duration::try_from(due.duration_since(now)).unwrap_or_default();
                     return Ok(Action::requeue(until_expiry(
@@ -245,7 +249,7 @@ async fn apply<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Resul
         report_progressing(object.as_ref(), cx, now).await?;
     }
 
-    let outcome = sync(cx, &unit).await;
+    let outcome = sync(cx, &unit, freshness).await;
     match outcome.member(&oref).map(MemberResult::result) {
         Some(Ok(())) => Ok(Action::requeue(until_expiry(
             policy,
@@ -322,7 +326,7 @@ async fn cleanup<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Res
     {
         backing_off(&cx.shared, object.as_ref(), failure)?;
     }
-    let outcome = sync(cx, &unit).await;
+    let outcome = sync(cx, &unit, Freshness::StartedAfterRequest).await;
     match outcome.member(&oref).map(MemberResult::result) {
         Some(Ok(())) => {
             release_unit_if_last(cx, &unit, &oref);
@@ -363,11 +367,15 @@ fn release_unit_if_last<K: GrantKind>(
     }
 }
 
-async fn sync<K: GrantKind>(cx: &Arc<GrantContext<K>>, unit: &UnitKey) -> Arc<SyncOutcome<K>> {
+async fn sync<K: GrantKind>(
+    cx: &Arc<GrantContext<K>>,
+    unit: &UnitKey,
+    freshness: Freshness,
+) -> Arc<SyncOutcome<K>> {
     let run_cx = cx.clone();
     let run_unit = unit.clone();
     cx.units
-        .sync_fresh(unit, move |seq| sync_unit(run_cx, run_unit, seq))
+        .sync(unit, freshness, move |seq| sync_unit(run_cx, run_unit, seq))
         .await
 }
 

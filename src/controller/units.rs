@@ -28,6 +28,16 @@ use crate::vendor::GrantKind;
 use super::Failure;
 use super::clients::ProviderId;
 
+/// How fresh a sync a member needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// Started after the request: the resource changed, failed, or is new.
+    StartedAfterRequest,
+    /// Started at or after this time: a periodic resync that fell due then, which
+    /// a sync already running for another member of the unit may serve.
+    StartedSince(Timestamp),
+}
+
 /// One vendor object through one provider.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct UnitKey {
@@ -159,9 +169,14 @@ impl<K: GrantKind> Units<K> {
         units.get(key).and_then(|state| state.last())
     }
 
-    /// An outcome of a sync that started after this call: joins the next sync,
-    /// or runs it (`run` gets the sequence number).
-    pub async fn sync_fresh<F, Fut>(&self, key: &UnitKey, run: F) -> Arc<SyncOutcome<K>>
+    /// An outcome of a sync fresh enough for `freshness`: the one in flight or
+    /// a new one (`run` gets the sequence number).
+    pub async fn sync<F, Fut>(
+        &self,
+        key: &UnitKey,
+        freshness: Freshness,
+        run: F,
+    ) -> Arc<SyncOutcome<K>>
     where
         F: FnOnce(u64) -> Fut,
         Fut: Future<Output = SyncOutcome<K>>,
@@ -169,10 +184,12 @@ impl<K: GrantKind> Units<K> {
         let state = self.state(key);
         let ticket = state.started.load(Ordering::SeqCst);
         let _running = state.running.lock().await;
-        if let Some(last) = state.last()
-            && last.seq > ticket
-        {
-            return last;
+        if let Some(last) = state.last() {
+            let fresh = last.seq > ticket
+                || matches!(freshness, Freshness::StartedSince(due) if last.started >= due);
+            if fresh {
+                return last;
+            }
         }
         let seq = state.started.fetch_add(1, Ordering::SeqCst) + 1;
         let outcome = Arc::new(run(seq).await);
@@ -291,5 +308,115 @@ impl<K: GrantKind> Index<K> {
             .get(target)
             .map(|refs| refs.iter().cloned().collect())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::SigmaGrant;
+    use crate::controller::clients::ProviderId;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    fn key() -> UnitKey {
+        UnitKey {
+            provider: ProviderId {
+                kind: Default::default(),
+                namespace: Some("ns".into()),
+                name: "p".into(),
+            },
+            target: "c".into(),
+        }
+    }
+
+    /// Two members ask while one sync runs; counts the syncs that ran.
+    async fn overlapping(second: Freshness) -> usize {
+        let units: Arc<Units<SigmaGrant>> = Arc::new(Units::default());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let run = |runs: Arc<AtomicUsize>| {
+            move |seq| async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let mut outcome = SyncOutcome::new(seq, Timestamp::now());
+                outcome.insert(
+                    &ObjectRef::new("m").within("ns"),
+                    MemberResult {
+                        fingerprint: 0,
+                        failure: None,
+                        rows_hash: 0,
+                    },
+                );
+                outcome
+            }
+        };
+        let due = Timestamp::now();
+        let first = {
+            let (units, runs) = (units.clone(), runs.clone());
+            tokio::spawn(async move {
+                units
+                    .sync(&key(), Freshness::StartedSince(due), run(runs))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let second = units.sync(&key(), second, run(runs.clone())).await;
+        let first = first.await.unwrap();
+        assert!(second.seq >= first.seq);
+        runs.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn a_periodic_resync_is_served_by_a_sync_already_running() {
+        // Due before the running sync started: that sync is fresh enough.
+        assert_eq!(
+            overlapping(Freshness::StartedSince(Timestamp::UNIX_EPOCH)).await,
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_changed_resource_waits_for_a_sync_that_starts_after_it_asked() {
+        assert_eq!(overlapping(Freshness::StartedAfterRequest).await, 2);
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_requests_costs_at_most_two_syncs() {
+        let units: Arc<Units<SigmaGrant>> = Arc::new(Units::default());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (units, runs) = (units.clone(), runs.clone());
+            tasks.push(tokio::spawn(async move {
+                units
+                    .sync(
+                        &key(),
+                        Freshness::StartedAfterRequest,
+                        move |seq| async move {
+                            runs.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            let mut outcome = SyncOutcome::new(seq, Timestamp::now());
+                            outcome.insert(
+                                &ObjectRef::new("m").within("ns"),
+                                MemberResult {
+                                    fingerprint: 0,
+                                    failure: None,
+                                    rows_hash: 0,
+                                },
+                            );
+                            outcome
+                        },
+                    )
+                    .await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert!(
+            runs.load(Ordering::SeqCst) <= 2,
+            "{} syncs",
+            runs.load(Ordering::SeqCst)
+        );
     }
 }
