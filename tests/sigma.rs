@@ -1173,3 +1173,45 @@ async fn revoking_a_grant_that_is_already_gone_counts_as_revoked() {
     api.revoke_grant(CONNECTION, "no-such-grant").await.unwrap();
     assert_eq!(h.sigma.calls().last().unwrap().status, 404);
 }
+
+#[tokio::test]
+async fn a_configured_rate_limit_paces_requests_and_none_is_the_default() {
+    use grant_operator::vendor::http::{HttpClient, HttpConfig, RateLimitConfig};
+    let h = Harness::new().await;
+    let url = format!("{}/v2/members", h.sigma.url());
+    let timed = |rate_limit: Option<RateLimitConfig>| {
+        let client = HttpClient::new(
+            grant_operator::api::VendorKind::Sigma,
+            &HttpConfig {
+                rate_limit,
+                retry: fast_retries(),
+                ..HttpConfig::default()
+            },
+            h.metrics.clone(),
+        )
+        .unwrap();
+        let url = url.clone();
+        async move {
+            let started = std::time::Instant::now();
+            for _ in 0..6 {
+                // Unauthenticated: a quick 401, which is all this test needs.
+                let _ = client.send("probe", |http| http.get(&url)).await;
+            }
+            started.elapsed()
+        }
+    };
+    let limited = timed(Some(RateLimitConfig {
+        requests_per_second: 5.0,
+        burst: 1,
+    }))
+    .await;
+    assert!(
+        limited >= Duration::from_millis(950),
+        "6 requests at 5/s took {limited:?}"
+    );
+    let unlimited = timed(None).await;
+    assert!(
+        unlimited < Duration::from_millis(500),
+        "no limit by default: {unlimited:?}"
+    );
+}

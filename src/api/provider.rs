@@ -193,7 +193,8 @@ macro_rules! provider_spec {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             #[schemars(range(min = 1, max = 600))]
             pub request_timeout_seconds: Option<i32>,
-            /// Client-side rate limit for this provider (default 10 requests/s, burst 20).
+            /// Client-side rate limit for this provider. Unset, requests are only bounded by
+            /// the reconciles in flight, and a 429's `Retry-After` pauses the provider.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub rate_limit: Option<RateLimit>,
             /// PEM bundle of private CAs to trust, in addition to the system roots.

@@ -18,16 +18,13 @@ use crate::api::{
 };
 use crate::credentials::SecretReader;
 use crate::metrics::Metrics;
-use crate::vendor::http::{HttpClient, HttpConfig, RetryPolicy};
+use crate::vendor::http::{HttpClient, HttpConfig, RateLimitConfig, RetryPolicy};
 use crate::vendor::sigma::SigmaClient;
 use crate::vendor::sigma::client::{Credentials, SigmaApi};
 use crate::vendor::{GrantKind, VendorClient};
 
 use super::{Context, Failure};
 
-/// Default client-side rate limit of a provider.
-const DEFAULT_RPS: f64 = 10.0;
-const DEFAULT_BURST: u32 = 20;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Which provider object.
@@ -374,23 +371,19 @@ impl VendorClients {
             }
             None => None,
         };
-        let (requests_per_second, burst) = match spec.rate_limit() {
-            Some(limit) => {
-                let burst = limit
-                    .burst
-                    .map(|burst| burst.max(1) as u32)
-                    .unwrap_or_else(|| limit.requests_per_second.ceil().max(1.0) as u32);
-                (limit.requests_per_second, burst)
-            }
-            None => (DEFAULT_RPS, DEFAULT_BURST),
-        };
+        let rate_limit = spec.rate_limit().map(|limit| RateLimitConfig {
+            requests_per_second: limit.requests_per_second,
+            burst: limit
+                .burst
+                .map(|burst| burst.max(1) as u32)
+                .unwrap_or_else(|| limit.requests_per_second.ceil().max(1.0) as u32),
+        });
         let config = HttpConfig {
             timeout: spec
                 .request_timeout_seconds()
                 .map(|seconds| Duration::from_secs(seconds.max(1) as u64))
                 .unwrap_or(DEFAULT_TIMEOUT),
-            requests_per_second,
-            burst,
+            rate_limit,
             ca_pem,
             retry: self.retry.clone(),
         };

@@ -50,15 +50,22 @@ impl Default for RetryPolicy {
     }
 }
 
+/// A client-side rate limit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateLimitConfig {
+    /// Sustained requests per second.
+    pub requests_per_second: f64,
+    /// Requests allowed at once after a quiet period.
+    pub burst: u32,
+}
+
 /// Settings of one provider's client.
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
     /// Timeout of one attempt.
     pub timeout: Duration,
-    /// Sustained requests per second.
-    pub requests_per_second: f64,
-    /// Burst.
-    pub burst: u32,
+    /// Client-side limit; `None` leaves the pace to the vendor (429 and `Retry-After`).
+    pub rate_limit: Option<RateLimitConfig>,
     /// PEM bundle of extra trusted CAs.
     pub ca_pem: Option<Vec<u8>>,
     /// Retries.
@@ -69,29 +76,31 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             timeout: Duration::from_secs(30),
-            requests_per_second: 10.0,
-            burst: 20,
+            rate_limit: None,
             ca_pem: None,
             retry: RetryPolicy::default(),
         }
     }
 }
 
-/// A token bucket that a 429's `Retry-After` can pause for every caller.
+/// An optional token bucket, and a pause that a 429's `Retry-After` puts on every caller.
 struct Limiter {
-    bucket: DefaultDirectRateLimiter,
+    bucket: Option<DefaultDirectRateLimiter>,
     paused_until: Mutex<Option<Instant>>,
 }
 
 impl Limiter {
-    fn new(requests_per_second: f64, burst: u32) -> Limiter {
-        let period = Duration::from_secs_f64(1.0 / requests_per_second.max(0.001));
-        let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
-        let quota = Quota::with_period(period)
-            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-            .allow_burst(burst);
+    fn new(limit: Option<&RateLimitConfig>) -> Limiter {
+        let bucket = limit.map(|limit| {
+            let period = Duration::from_secs_f64(1.0 / limit.requests_per_second.max(0.001));
+            let burst = NonZeroU32::new(limit.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+            let quota = Quota::with_period(period)
+                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+                .allow_burst(burst);
+            RateLimiter::direct(quota)
+        });
         Limiter {
-            bucket: RateLimiter::direct(quota),
+            bucket,
             paused_until: Mutex::new(None),
         }
     }
@@ -104,7 +113,9 @@ impl Limiter {
                 _ => break,
             }
         }
-        self.bucket.until_ready().await;
+        if let Some(bucket) = &self.bucket {
+            bucket.until_ready().await;
+        }
     }
 
     fn pause(&self, wait: Duration) {
@@ -279,7 +290,7 @@ impl HttpClient {
         Ok(HttpClient {
             client,
             vendor,
-            limiter: Arc::new(Limiter::new(config.requests_per_second, config.burst)),
+            limiter: Arc::new(Limiter::new(config.rate_limit.as_ref())),
             retry: config.retry.clone(),
             metrics,
         })
