@@ -29,18 +29,9 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark; run explicitly"]
 async fn resident_memory_with_many_grants() {
-    let resources: usize = std::env::var("SCALE_RESOURCES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let connections: usize = std::env::var("SCALE_CONNECTIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let per_resource: usize = std::env::var("SCALE_GRANTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+    let resources: usize = env_number("SCALE_RESOURCES", 10_000);
+    let connections: usize = env_number("SCALE_CONNECTIONS", 1000);
+    let per_resource: usize = env_number("SCALE_GRANTS", 2);
     let h = Harness::new().await;
 
     // Serve the in-memory API over HTTP.
@@ -147,10 +138,7 @@ async fn resident_memory_with_many_grants() {
     }
     let converged = started.elapsed();
     // BENCH_SETTLE_SECS: how long to let it settle (idle API connections close after 90 s).
-    let settle: u64 = std::env::var("BENCH_SETTLE_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let settle: u64 = env_number("BENCH_SETTLE_SECS", 5);
     tokio::time::sleep(Duration::from_secs(settle)).await;
     let settled = rss_kib(pid, "VmRSS:");
     let high_water = rss_kib(pid, "VmHWM:");

@@ -11,9 +11,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
 use grant_operator::api::{GrantProvider, SigmaGrant, SigmaPermission, all_crds};
-use grant_operator::controller::{Config, SystemClock, run};
+use grant_operator::controller::Config;
 use grant_operator::metrics::Metrics;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -179,23 +178,12 @@ async fn sigma_end_to_end_on_a_real_cluster() {
     );
 
     // Run the operator against the cluster, watching only the test namespace.
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let config = Config {
         namespace: Some(namespace.clone()),
         vendor_retry: fast_retries(),
         ..Config::default()
     };
-    let operator = tokio::spawn(run::run(
-        client.clone(),
-        config,
-        Arc::new(Metrics::new()),
-        Arc::new(SystemClock),
-        async move {
-            let _ = stopped.await;
-        }
-        .boxed()
-        .shared(),
-    ));
+    let operator = RunningOperator::start(client.clone(), config, Arc::new(Metrics::new()));
 
     eventually("provider Authenticated", async || {
         let provider = providers.get("sigma-prod").await.ok()?;
@@ -230,8 +218,7 @@ async fn sigma_end_to_end_on_a_real_cluster() {
     })
     .await;
 
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(20), operator).await;
+    operator.stop(Duration::from_secs(20)).await.unwrap();
     namespaces
         .delete(&namespace, &DeleteParams::default())
         .await

@@ -7,9 +7,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
 use grant_operator::api::{GrantProvider, SigmaGrant, SigmaPermission::*};
-use grant_operator::controller::{Config, SystemClock, run};
+use grant_operator::controller::Config;
 use grant_operator::metrics::Metrics;
 use support::*;
 
@@ -38,24 +37,12 @@ async fn the_operator_converges_repairs_and_revokes_on_its_own() {
     grant.spec.policy.sync_interval = Some("1s".into());
     h.put(&grant);
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let shutdown = async move {
-        let _ = stopped.await;
-    }
-    .boxed()
-    .shared();
     let config = Config {
         error_backoff: Duration::from_millis(50),
         vendor_retry: fast_retries(),
         ..Config::default()
     };
-    let operator = tokio::spawn(run::run(
-        h.kube.client(),
-        config,
-        Arc::new(Metrics::new()),
-        Arc::new(SystemClock),
-        shutdown,
-    ));
+    let operator = RunningOperator::start(h.kube.client(), config, Arc::new(Metrics::new()));
 
     eventually("provider Ready", || {
         h.kube
@@ -136,11 +123,10 @@ async fn the_operator_converges_repairs_and_revokes_on_its_own() {
     })
     .await;
 
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(10), operator)
+    operator
+        .stop(Duration::from_secs(10))
         .await
-        .expect("the operator stops on the shutdown signal")
-        .unwrap();
+        .expect("the operator stops on the shutdown signal");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,23 +151,12 @@ async fn a_resource_that_keeps_failing_backs_off_instead_of_looping() {
         kind: sigma::FaultKind::Delay(Duration::from_millis(1100)),
     });
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let config = Config {
         error_backoff: Duration::from_secs(10),
         vendor_retry: fast_retries(),
         ..Config::default()
     };
-    let operator = tokio::spawn(run::run(
-        h.kube.client(),
-        config,
-        Arc::new(Metrics::new()),
-        Arc::new(SystemClock),
-        async move {
-            let _ = stopped.await;
-        }
-        .boxed()
-        .shared(),
-    ));
+    let operator = RunningOperator::start(h.kube.client(), config, Arc::new(Metrics::new()));
     eventually("GranteeNotFound reported", || {
         h.kube
             .get::<SigmaGrant>(Some(NS), "readers")
@@ -194,8 +169,7 @@ async fn a_resource_that_keeps_failing_backs_off_instead_of_looping() {
     let listings = h.sigma.count("GET", "/v2/connections") - first;
     // The first retry is due after ~10s: its own status writes must not wake it earlier.
     assert_eq!(listings, 0, "{listings} listings while backing off");
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), operator).await;
+    operator.stop(Duration::from_secs(10)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,23 +182,12 @@ async fn deleting_right_after_the_grant_appears_still_revokes_it() {
         &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
     );
     h.put(&h.sigma_provider(NS, "sigma-prod", "sigma-api"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let config = Config {
         error_backoff: Duration::from_millis(50),
         vendor_retry: fast_retries(),
         ..Config::default()
     };
-    let operator = tokio::spawn(run::run(
-        h.kube.client(),
-        config,
-        Arc::new(Metrics::new()),
-        Arc::new(SystemClock),
-        async move {
-            let _ = stopped.await;
-        }
-        .boxed()
-        .shared(),
-    ));
+    let operator = RunningOperator::start(h.kube.client(), config, Arc::new(Metrics::new()));
     for round in 0..5 {
         let name = format!("quick-{round}");
         h.put(&sigma_grant(&name, vec![member("jane@example.com", Usage)]));
@@ -237,6 +200,5 @@ async fn deleting_right_after_the_grant_appears_still_revokes_it() {
         })
         .await;
     }
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), operator).await;
+    operator.stop(Duration::from_secs(10)).await.unwrap();
 }

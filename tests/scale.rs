@@ -8,29 +8,22 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
-use grant_operator::api::{SigmaGrant, SigmaPermission::*};
-use grant_operator::controller::{Config, SystemClock, run};
+use grant_operator::api::SigmaPermission::*;
+use grant_operator::controller::Config;
 use grant_operator::metrics::Metrics;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "scale check; run explicitly"]
 async fn many_grants_converge() {
-    let resources: usize = std::env::var("SCALE_RESOURCES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
-    let connections: usize = std::env::var("SCALE_CONNECTIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+    let resources: usize = env_number("SCALE_RESOURCES", 2000);
+    let connections: usize = env_number("SCALE_CONNECTIONS", 100);
     // The steady-state check needs a short interval; 10,000 units with 100 ms round trips
     // cannot all resync every 20 s, so large runs use a long one and skip it.
-    let interval: u64 = std::env::var("SCALE_INTERVAL_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if connections <= 1000 { 20 } else { 3600 });
+    let interval: u64 = env_number(
+        "SCALE_INTERVAL_SECS",
+        if connections <= 1000 { 20 } else { 3600 },
+    );
     let h = Harness::new().await;
     h.secret(
         NS,
@@ -69,24 +62,13 @@ async fn many_grants_converge() {
     eprintln!("created {resources} resources in {:?}", started.elapsed());
 
     let metrics = Arc::new(Metrics::new());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let config = Config {
         concurrency: 64,
         vendor_retry: fast_retries(),
         ..Config::default()
     };
     let started = Instant::now();
-    let operator = tokio::spawn(run::run(
-        h.kube.client(),
-        config,
-        metrics.clone(),
-        Arc::new(SystemClock),
-        async move {
-            let _ = stopped.await;
-        }
-        .boxed()
-        .shared(),
-    ));
+    let operator = RunningOperator::start(h.kube.client(), config, metrics.clone());
     loop {
         let synced = h
             .kube
@@ -124,8 +106,7 @@ async fn many_grants_converge() {
         )
     };
     if interval > 60 {
-        let _ = stop.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(30), operator).await;
+        operator.stop(Duration::from_secs(30)).await.unwrap();
         return;
     }
     let before = count();
@@ -148,7 +129,5 @@ async fn many_grants_converge() {
         (0, 0, 0),
         "no writes or look-ups"
     );
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(30), operator).await;
-    let _: Option<SigmaGrant> = None;
+    operator.stop(Duration::from_secs(30)).await.unwrap();
 }

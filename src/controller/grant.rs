@@ -611,7 +611,9 @@ async fn sync_unit<K: GrantKind>(
             if failure.reason == Reason::ProviderNotFound {
                 context.clients.forget(&unit.provider);
             }
-            fail_all(&cx, &mut outcome, &members, &failure, started).await;
+            for member in &members {
+                fail(&cx, &mut outcome, member, &failure).await;
+            }
             return outcome;
         }
     };
@@ -629,14 +631,7 @@ async fn sync_unit<K: GrantKind>(
             .refused
             .clone()
             .unwrap_or_else(|| Failure::new(Reason::ProviderNotAllowed, ""));
-        fail_all(
-            &cx,
-            &mut outcome,
-            std::slice::from_ref(member),
-            &failure,
-            started,
-        )
-        .await;
+        fail(&cx, &mut outcome, member, &failure).await;
     }
     for member in members
         .iter()
@@ -658,26 +653,18 @@ async fn sync_unit<K: GrantKind>(
         return outcome;
     }
 
-    match read_plan_apply(&cx, &unit, &provider, &members, &neighbours, started).await {
+    match read_plan_apply(&cx, &unit, &provider, &members, &neighbours).await {
         Ok(result) => finish(&cx, &mut outcome, &members, result, started).await,
         Err(failure) => {
             if failure.reason == Reason::Unauthorized {
                 // Let the provider find out too, so every grant waits on it instead of failing alone.
                 let _ = context.recheck.try_send(unit.provider.clone());
             }
-            let active: Vec<&Member<K>> = members
+            for member in members
                 .iter()
                 .filter(|member| member.phase != Phase::Suspended)
-                .collect();
-            for member in active {
-                fail_all(
-                    &cx,
-                    &mut outcome,
-                    std::slice::from_ref(member),
-                    &failure,
-                    started,
-                )
-                .await;
+            {
+                fail(&cx, &mut outcome, member, &failure).await;
             }
         }
     }
@@ -700,7 +687,6 @@ async fn read_plan_apply<K: GrantKind>(
     provider: &Provider,
     members: &[Member<K>],
     neighbours: &[Arc<K>],
-    started: Timestamp,
 ) -> Result<Synced<PermOf<K>>, Failure> {
     let context = &cx.shared;
     let client = provider.client(context, &unit.provider).await?;
@@ -791,7 +777,6 @@ async fn read_plan_apply<K: GrantKind>(
         };
     }
     let reports = plan::report(&input, &plan, &live_after, &failures);
-    let _ = started;
     Ok(Synced {
         target,
         input,
@@ -1320,77 +1305,73 @@ fn reason_str(reason: &str) -> &'static str {
 }
 
 /// Reports a failure that happened before the plan: rows and target are kept.
-async fn fail_all<K: GrantKind>(
+async fn fail<K: GrantKind>(
     cx: &Arc<GrantContext<K>>,
     outcome: &mut SyncOutcome<K>,
-    members: &[Member<K>],
+    member: &Member<K>,
     failure: &Failure,
-    started: Timestamp,
 ) {
-    let _ = started;
-    for member in members {
-        let object = member.object.as_ref();
-        let now = cx.shared.clock.now();
-        let mut status = object.status().cloned().unwrap_or_default();
-        status.grants = member.previous_rows.clone();
-        let (reason, message) = if member.phase == Phase::Deleting {
-            (
-                Reason::Deleting,
-                format!(
-                    "cannot revoke: {}; retrying (set spec.deletionPolicy to Orphan to keep the grants and release the resource)",
-                    failure.message
-                ),
-            )
-        } else {
-            (failure.reason, failure.message.clone())
-        };
-        let before = ready_of(&status.conditions).cloned();
-        let condition = ready(
-            &status.conditions,
-            "False",
-            reason,
-            &message,
-            object.meta().generation,
-            now,
-        );
-        status.conditions = vec![condition.clone()];
-        status.observed_generation = object.meta().generation;
-        let written = write_status(cx, member, &status).await;
-        let changed = before.is_none_or(|before| {
-            before.reason != condition.reason || before.message != condition.message
-        });
-        if changed {
-            cx.shared
-                .events
-                .publish(
-                    object,
-                    true,
-                    reason_str(reason.as_str()),
-                    "Sync",
-                    message.clone(),
-                )
-                .await;
-        }
-        let failure = match written {
-            Ok(()) => Failure {
-                reason,
-                message,
-                retry_after: failure.retry_after,
-            },
-            Err(error) => Failure::new(
-                reason,
-                format!("{message} (status could not be written: {error})"),
+    let object = member.object.as_ref();
+    let now = cx.shared.clock.now();
+    let mut status = object.status().cloned().unwrap_or_default();
+    status.grants = member.previous_rows.clone();
+    let (reason, message) = if member.phase == Phase::Deleting {
+        (
+            Reason::Deleting,
+            format!(
+                "cannot revoke: {}; retrying (set spec.deletionPolicy to Orphan to keep the grants and release the resource)",
+                failure.message
             ),
-        };
-        outcome.insert(
-            &member.oref,
-            MemberResult {
-                fingerprint: member.fingerprint,
-                failure: Some(Box::new(failure)),
-                rows_hash: rows_hash(&member.previous_rows),
-            },
-        );
+        )
+    } else {
+        (failure.reason, failure.message.clone())
+    };
+    let before = ready_of(&status.conditions).cloned();
+    let condition = ready(
+        &status.conditions,
+        "False",
+        reason,
+        &message,
+        object.meta().generation,
+        now,
+    );
+    status.conditions = vec![condition.clone()];
+    status.observed_generation = object.meta().generation;
+    let written = write_status(cx, member, &status).await;
+    let changed = before.is_none_or(|before| {
+        before.reason != condition.reason || before.message != condition.message
+    });
+    if changed {
+        cx.shared
+            .events
+            .publish(
+                object,
+                true,
+                reason_str(reason.as_str()),
+                "Sync",
+                message.clone(),
+            )
+            .await;
     }
+    let failure = match written {
+        Ok(()) => Failure {
+            reason,
+            message,
+            retry_after: failure.retry_after,
+        },
+        Err(error) => Failure::new(
+            reason,
+            format!("{message} (status could not be written: {error})"),
+        ),
+    };
+    outcome.insert(
+        &member.oref,
+        MemberResult {
+            fingerprint: member.fingerprint,
+            failure: Some(Box::new(failure)),
+            rows_hash: rows_hash(&member.previous_rows),
+        },
+    );
 }
 
 async fn write_status<K: GrantKind>(

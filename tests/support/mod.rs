@@ -597,3 +597,47 @@ pub fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
     items.sort();
     items
 }
+
+/// The real operator loop (`run`) in a task, stopped by [`RunningOperator::stop`].
+pub struct RunningOperator {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningOperator {
+    pub fn start(client: kube::Client, config: Config, metrics: Arc<Metrics>) -> RunningOperator {
+        use futures::FutureExt;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        }
+        .boxed()
+        .shared();
+        let task = tokio::spawn(run::run(
+            client,
+            config,
+            metrics,
+            Arc::new(grant_operator::controller::SystemClock),
+            shutdown,
+        ));
+        RunningOperator { stop, task }
+    }
+
+    /// Signals shutdown; `Err` when the operator did not stop within `within`.
+    pub async fn stop(self, within: Duration) -> Result<(), String> {
+        let _ = self.stop.send(());
+        match tokio::time::timeout(within, self.task).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(format!("the operator task failed: {error}")),
+            Err(_) => Err(format!("the operator did not stop within {within:?}")),
+        }
+    }
+}
+
+/// A number from the environment, or `default`.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
