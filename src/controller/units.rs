@@ -330,6 +330,20 @@ mod tests {
         }
     }
 
+    /// A successful outcome with one member.
+    fn outcome(seq: u64) -> SyncOutcome<SigmaGrant> {
+        let mut outcome = SyncOutcome::new(seq, Timestamp::now());
+        outcome.insert(
+            &ObjectRef::new("m").within("ns"),
+            MemberResult {
+                fingerprint: 0,
+                failure: None,
+                rows_hash: 0,
+            },
+        );
+        outcome
+    }
+
     /// Two members ask while one sync runs; counts the syncs that ran.
     async fn overlapping(second: Freshness) -> usize {
         let units: Arc<Units<SigmaGrant>> = Arc::new(Units::default());
@@ -338,16 +352,7 @@ mod tests {
             move |seq| async move {
                 runs.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                let mut outcome = SyncOutcome::new(seq, Timestamp::now());
-                outcome.insert(
-                    &ObjectRef::new("m").within("ns"),
-                    MemberResult {
-                        fingerprint: 0,
-                        failure: None,
-                        rows_hash: 0,
-                    },
-                );
-                outcome
+                outcome(seq)
             }
         };
         let due = Timestamp::now();
@@ -395,16 +400,7 @@ mod tests {
                         move |seq| async move {
                             runs.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(50)).await;
-                            let mut outcome = SyncOutcome::new(seq, Timestamp::now());
-                            outcome.insert(
-                                &ObjectRef::new("m").within("ns"),
-                                MemberResult {
-                                    fingerprint: 0,
-                                    failure: None,
-                                    rows_hash: 0,
-                                },
-                            );
-                            outcome
+                            outcome(seq)
                         },
                     )
                     .await
