@@ -1215,3 +1215,32 @@ async fn a_configured_rate_limit_paces_requests_and_none_is_the_default() {
         "no limit by default: {unlimited:?}"
     );
 }
+
+#[tokio::test]
+async fn a_suspended_resource_keeps_its_status_when_its_provider_breaks() {
+    let h = Harness::ready().await;
+    h.sigma.add_member("jane@example.com");
+    h.put(&sigma_grant(
+        "paused",
+        vec![member("jane@example.com", Usage)],
+    ));
+    h.put(&sigma_grant(
+        "active",
+        vec![member("jane@example.com", Usage)],
+    ));
+    h.settle("paused").await.unwrap();
+    h.settle("active").await.unwrap();
+    h.edit("paused", |spec| spec.policy.suspend = true);
+    h.settle("paused").await.unwrap();
+    assert_eq!(h.ready_condition("paused").reason, "Suspended");
+
+    // The provider goes away; the active neighbour's sync reports it, the suspended one is left alone.
+    h.kube
+        .delete::<grant_operator::api::GrantProvider>(Some(NS), "sigma-prod");
+    h.edit("active", |spec| spec.grants[0].permission = Annotate);
+    assert_eq!(
+        h.settle("active").await.unwrap_err().reason(),
+        "ProviderNotFound"
+    );
+    assert_eq!(h.ready_condition("paused").reason, "Suspended");
+}

@@ -600,39 +600,8 @@ async fn sync_unit<K: GrantKind>(
     }
     debug!(kind = K::KIND, target = %unit.target, provider = %unit.provider, members = members.len(), seq, "sync");
 
-    // Provider, then scoping per member.
-    let provider = Provider::find(&context, &unit.provider).and_then(|provider| {
-        provider.usable_for::<K>(&unit.provider)?;
-        Ok(provider)
-    });
-    let provider = match provider {
-        Ok(provider) => provider,
-        Err(failure) => {
-            if failure.reason == Reason::ProviderNotFound {
-                context.clients.forget(&unit.provider);
-            }
-            for member in &members {
-                fail(&cx, &mut outcome, member, &failure).await;
-            }
-            return outcome;
-        }
-    };
-    for member in &mut members {
-        let namespace = member.object.namespace().unwrap_or_default();
-        if let Err(failure) = provider.allows(&context, &unit.provider, &namespace) {
-            member.refused = Some(failure);
-        }
-    }
-    let (refused, members): (Vec<Member<K>>, Vec<Member<K>>) = members
-        .into_iter()
-        .partition(|member| member.refused.is_some());
-    for member in &refused {
-        let failure = member
-            .refused
-            .clone()
-            .unwrap_or_else(|| Failure::new(Reason::ProviderNotAllowed, ""));
-        fail(&cx, &mut outcome, member, &failure).await;
-    }
+    // Suspended members take part only by keeping what they hold: no status of
+    // theirs is written here (their own reconcile reports `Suspended`).
     for member in members
         .iter()
         .filter(|member| member.phase == Phase::Suspended)
@@ -645,6 +614,50 @@ async fn sync_unit<K: GrantKind>(
                 rows_hash: rows_hash(&member.previous_rows),
             },
         );
+    }
+    if members
+        .iter()
+        .all(|member| member.phase == Phase::Suspended)
+    {
+        return outcome;
+    }
+
+    // Provider, then scoping per member.
+    let provider = Provider::find(&context, &unit.provider).and_then(|provider| {
+        provider.usable_for::<K>(&unit.provider)?;
+        Ok(provider)
+    });
+    let provider = match provider {
+        Ok(provider) => provider,
+        Err(failure) => {
+            if failure.reason == Reason::ProviderNotFound {
+                context.clients.forget(&unit.provider);
+            }
+            for member in members
+                .iter()
+                .filter(|member| member.phase != Phase::Suspended)
+            {
+                fail(&cx, &mut outcome, member, &failure).await;
+            }
+            return outcome;
+        }
+    };
+    for member in members
+        .iter_mut()
+        .filter(|member| member.phase != Phase::Suspended)
+    {
+        let namespace = member.object.namespace().unwrap_or_default();
+        if let Err(failure) = provider.allows(&context, &unit.provider, &namespace) {
+            member.refused = Some(failure);
+        }
+    }
+    let (refused, members): (Vec<Member<K>>, Vec<Member<K>>) = members
+        .into_iter()
+        .partition(|member| member.refused.is_some());
+    for member in &refused {
+        if let Some(failure) = &member.refused {
+            fail(&cx, &mut outcome, member, failure).await;
+        }
     }
     if members
         .iter()
