@@ -226,6 +226,8 @@ pub struct Failure {
     pub reason: Reason,
     /// A readable message (no secrets).
     pub message: String,
+    /// How long the vendor asked to wait, if it did.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 /// One status row, before the vendor formats grantee and permission.

@@ -1244,3 +1244,34 @@ async fn a_suspended_resource_keeps_its_status_when_its_provider_breaks() {
     );
     assert_eq!(h.ready_condition("paused").reason, "Suspended");
 }
+
+#[tokio::test]
+async fn a_long_retry_after_on_a_write_also_wins() {
+    let h = Harness::ready().await;
+    h.sigma.add_member("jane@example.com");
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ));
+    h.reconcile("readers").await.unwrap(); // finalizer
+    h.sigma.inject(sigma::Fault {
+        method: Some("POST".into()),
+        path_prefix: "/v2/connections".into(),
+        times: 1,
+        kind: sigma::FaultKind::RateLimited {
+            retry_after_secs: 120,
+        },
+    });
+    h.caught_up().await;
+    let object = h
+        .grants
+        .store
+        .get(&kube::runtime::reflector::ObjectRef::new("readers").within(NS))
+        .unwrap();
+    let error = grant_operator::controller::grant::reconcile(object.clone(), h.grants.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "RateLimited");
+    let action = grant_operator::controller::grant::error_policy(object, &error, h.grants.clone());
+    assert_eq!(requeue_after(&action), Duration::from_secs(120));
+}

@@ -777,6 +777,7 @@ async fn read_plan_apply<K: GrantKind>(
                 plan::Failure {
                     reason: error.reason(),
                     message: error.to_string(),
+                    retry_after: error.retry_after(),
                 },
             );
         }
@@ -1189,7 +1190,7 @@ fn member_status<K: GrantKind>(
         Err(Failure {
             reason,
             message: message.clone(),
-            retry_after: None,
+            retry_after: failure.and_then(|failure| failure.retry_after),
         })
     };
 

@@ -738,6 +738,7 @@ fn report_failures_keep_memory_of_revocations() {
         Failure {
             reason: Reason::VendorUnavailable,
             message: "Sigma answered 503".into(),
+            retry_after: None,
         },
     )]);
     // The revocation of m1 failed: m1 is still live.
@@ -784,6 +785,7 @@ fn report_declared_row_fails_with_the_vendor_message() {
         Failure {
             reason: Reason::InvalidGrant,
             message: "Sigma refused the grant: unknown member".into(),
+            retry_after: None,
         },
     )]);
     let after = live(&[("m1", U)]);
