@@ -105,17 +105,26 @@ impl Limiter {
         }
     }
 
-    async fn acquire(&self) {
+    /// Waits for a slot. A pause longer than `max_wait` is not waited out: its
+    /// remaining time comes back so the caller can give up and requeue instead.
+    async fn acquire(&self, max_wait: Duration) -> Result<(), Duration> {
         loop {
             let paused = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
             match paused {
-                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
+                Some(until) if until > Instant::now() => {
+                    let left = until - Instant::now();
+                    if left > max_wait {
+                        return Err(left);
+                    }
+                    tokio::time::sleep_until(until).await;
+                }
                 _ => break,
             }
         }
         if let Some(bucket) = &self.bucket {
             bucket.until_ready().await;
         }
+        Ok(())
     }
 
     fn pause(&self, wait: Duration) {
@@ -313,7 +322,14 @@ impl HttpClient {
         loop {
             attempt += 1;
             let last = attempt >= self.retry.attempts;
-            self.limiter.acquire().await;
+            if let Err(left) = self.limiter.acquire(self.retry.max_retry_after).await {
+                debug!(vendor, operation, wait = ?left, "not sent: the vendor asked to wait");
+                return Err(CallError::Status {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    message: "not sent: the vendor asked to wait (Retry-After)".into(),
+                    retry_after: Some(left),
+                });
+            }
             let started = Instant::now();
             let outcome = match build(&self.client).send().await {
                 Ok(response) => {
