@@ -1282,3 +1282,37 @@ async fn a_long_retry_after_on_a_write_also_wins() {
     let action = grant_operator::controller::grant::error_policy(object, &error, h.grants.clone());
     assert_eq!(requeue_after(&action), Duration::from_secs(120));
 }
+
+#[tokio::test]
+async fn the_token_is_refreshed_shortly_before_it_expires() {
+    let h = Harness::new().await;
+    h.sigma.set_token_ttl(4);
+    h.secret(
+        NS,
+        "sigma-api",
+        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
+    );
+    h.put(&h.sigma_provider(NS, "sigma-prod", "sigma-api"));
+    h.reconcile_provider(NS, "sigma-prod").await.unwrap();
+    h.sigma.add_member("jane@example.com");
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ));
+    h.settle("readers").await.unwrap();
+    assert_eq!(h.sigma.tokens_issued(), (1, 0));
+
+    // Renewed a quarter of its lifetime early (at 3 s of 4 s): never refused.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    h.advance(Duration::from_secs(61));
+    h.settle("readers").await.unwrap();
+    assert_eq!(
+        h.sigma.tokens_issued(),
+        (1, 1),
+        "refreshed, not logged in again"
+    );
+    assert!(
+        h.sigma.calls().iter().all(|call| call.status != 401),
+        "no request was refused"
+    );
+}
