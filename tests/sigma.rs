@@ -1316,3 +1316,45 @@ async fn the_token_is_refreshed_shortly_before_it_expires() {
         "no request was refused"
     );
 }
+
+#[tokio::test]
+async fn providers_of_vendors_not_yet_implemented_say_so_and_grants_need_the_right_vendor() {
+    use grant_operator::api::{GrafanaPermissionsApi, GrafanaProvider};
+    let h = Harness::new().await;
+    h.secret(NS, "grafana-sa", &[("token", "t")]);
+    let mut provider = h.sigma_provider(NS, "grafana", "grafana-sa");
+    provider.spec.sigma = None;
+    provider.spec.grafana = Some(GrafanaProvider {
+        url: "https://grafana.example.com".into(),
+        org_id: None,
+        permissions_api: GrafanaPermissionsApi::Auto,
+        token: Some(secret_value("grafana-sa", "token")),
+        basic_auth: None,
+    });
+    h.put(&provider);
+    assert_eq!(
+        h.reconcile_provider(NS, "grafana")
+            .await
+            .unwrap_err()
+            .reason(),
+        "InvalidSpec"
+    );
+    let ready = h.provider_ready(NS, "grafana");
+    assert_eq!(ready.reason, "InvalidSpec");
+    assert!(
+        ready.message.contains("not supported by this version"),
+        "{}",
+        ready.message
+    );
+
+    let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
+    grant.spec.policy.provider_ref.name = "grafana".into();
+    h.put(&grant);
+    assert_eq!(
+        h.settle("readers").await.unwrap_err().reason(),
+        "ProviderNotFound"
+    );
+    let message = h.ready_condition("readers").message;
+    assert!(message.contains("is not a sigma provider"), "{message}");
+    assert!(h.sigma.calls().is_empty());
+}

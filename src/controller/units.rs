@@ -371,6 +371,40 @@ mod tests {
         runs.load(Ordering::SeqCst)
     }
 
+    fn grant(name: &str, connection: &str) -> SigmaGrant {
+        let mut grant: SigmaGrant = serde_json::from_value(serde_json::json!({
+            "apiVersion": "grantoperator.dev/v1alpha1",
+            "kind": "SigmaGrant",
+            "metadata": {"name": name, "namespace": "ns"},
+            "spec": {"providerRef": {"name": "p"}, "connectionId": connection, "grants": []}
+        }))
+        .unwrap();
+        grant.metadata.uid = Some(format!("uid-{name}"));
+        grant
+    }
+
+    #[test]
+    fn the_index_follows_watch_events_and_forgets_what_a_relist_misses() {
+        let index = Index::<SigmaGrant>::default();
+        index.apply(&watcher::Event::Apply(grant("a", "c1")));
+        index.apply(&watcher::Event::Apply(grant("b", "c1")));
+        index.apply(&watcher::Event::Apply(grant("c", "c2")));
+        assert_eq!(index.refs("c1").len(), 2);
+        index.apply(&watcher::Event::Delete(grant("a", "c1")));
+        assert_eq!(index.refs("c1"), vec![ObjectRef::new("b").within("ns")]);
+
+        // A relist (after the watch lost its place) misses "b": it was deleted meanwhile.
+        index.apply(&watcher::Event::Init);
+        index.apply(&watcher::Event::InitApply(grant("c", "c2")));
+        index.apply(&watcher::Event::InitApply(grant("d", "c1")));
+        // During the relist, new objects are visible and old ones not yet dropped.
+        assert_eq!(index.refs("c1").len(), 2);
+        index.apply(&watcher::Event::InitDone);
+        assert_eq!(index.refs("c1"), vec![ObjectRef::new("d").within("ns")]);
+        assert_eq!(index.refs("c2"), vec![ObjectRef::new("c").within("ns")]);
+        assert!(index.refs("c3").is_empty());
+    }
+
     #[tokio::test]
     async fn a_periodic_resync_is_served_by_a_sync_already_running() {
         // Due before the running sync started: that sync is fresh enough.
