@@ -77,6 +77,21 @@ impl SecretReader {
             .and_then(|meta| meta.metadata.resource_version.clone())
     }
 
+    /// The `resourceVersion` of a Secret: from the watch, or, for a Secret the
+    /// watch does not cover (a cluster provider's Secret in another namespace
+    /// when the operator watches one namespace), from a metadata-only read.
+    pub async fn current_version(&self, namespace: &str, name: &str) -> Option<String> {
+        if let Some(version) = self.version(namespace, name) {
+            return Some(version);
+        }
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        api.get_metadata_opt(name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|meta| meta.metadata.resource_version)
+    }
+
     /// Reads one key. `namespace` is where the Secret lives (the provider's own
     /// namespace, or the reference's namespace for cluster providers).
     pub async fn read<S: SecretSelector>(

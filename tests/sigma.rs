@@ -1358,3 +1358,26 @@ async fn providers_of_vendors_not_yet_implemented_say_so_and_grants_need_the_rig
     assert!(message.contains("is not a sigma provider"), "{message}");
     assert!(h.sigma.calls().is_empty());
 }
+
+#[tokio::test]
+async fn secrets_outside_the_watched_namespaces_are_versioned_by_a_metadata_read() {
+    use grant_operator::credentials::SecretReader;
+    let h = Harness::new().await;
+    h.namespace("platform", &[]);
+    h.secret("platform", "sigma-api", &[("client-id", CLIENT_ID)]);
+    // A reader whose watch sees no Secret at all (as with --namespace and a cluster provider).
+    let (unwatched, _writer) = kube::runtime::reflector::store();
+    let reader = SecretReader::new(h.kube.client(), unwatched);
+    assert_eq!(reader.version("platform", "sigma-api"), None);
+    let before = reader
+        .current_version("platform", "sigma-api")
+        .await
+        .expect("a version");
+    h.secret("platform", "sigma-api", &[("client-id", "rotated")]);
+    let after = reader
+        .current_version("platform", "sigma-api")
+        .await
+        .expect("a version");
+    assert_ne!(before, after, "a rotation is seen without the watch");
+    assert_eq!(reader.current_version("platform", "missing").await, None);
+}

@@ -320,7 +320,8 @@ impl VendorClients {
         );
         for (namespace, name) in secret_refs(spec, own_namespace) {
             let version = secrets
-                .version(&namespace, &name)
+                .current_version(&namespace, &name)
+                .await
                 .unwrap_or_else(|| "?".into());
             fingerprint.push_str(&format!("/{namespace}/{name}@{version}"));
         }
