@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use grant_operator::api::*;
 use grant_operator::controller::grant::{self, GrantContext};
-use grant_operator::controller::units::Index;
+use grant_operator::controller::units::{Index, Watched};
 use grant_operator::controller::{Config, Context, Stores};
 use grant_operator::metrics::Metrics;
 use http::{Request, Response};
@@ -24,6 +24,11 @@ use support::sigma::SigmaEmulator;
 use support::*;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+/// A resource as the grant watch holds it.
+fn readable(grant: SigmaGrant) -> Watched<SigmaGrant> {
+    Watched { object: Ok(grant) }
+}
 
 fn writer_with<K>(objects: Vec<K>) -> (reflector::Store<K>, Writer<K>)
 where
@@ -42,7 +47,7 @@ struct Setup {
     _writers: (
         Writer<GrantProvider>,
         Writer<PartialObjectMeta<Secret>>,
-        Writer<SigmaGrant>,
+        Writer<Watched<SigmaGrant>>,
     ),
 }
 
@@ -92,9 +97,9 @@ async fn setup(grant: &SigmaGrant, client: kube::Client) -> Setup {
     };
     let (providers, provider_writer) = writer_with(vec![provider]);
     let (secrets, secret_writer) = writer_with(vec![secret_meta]);
-    let (grants, grant_writer) = writer_with(vec![grant.clone()]);
+    let (grants, grant_writer) = writer_with(vec![readable(grant.clone())]);
     let index = Arc::new(Index::<SigmaGrant>::default());
-    index.apply(&watcher::Event::Apply(grant.clone()));
+    index.apply(&watcher::Event::Apply(readable(grant.clone())));
     let stores = Stores {
         providers,
         cluster_providers: reflector::store::<ClusterGrantProvider>().0,
@@ -165,7 +170,7 @@ async fn the_first_reconcile_only_adds_the_finalizer() {
     grant.metadata.uid = Some("uid-1".into());
     grant.metadata.resource_version = Some("5".into());
     let setup = setup(&grant, client).await;
-    let object = Arc::new(grant.clone());
+    let object = Arc::new(readable(grant.clone()));
 
     let reconcile = tokio::spawn(grant::reconcile(object, setup.grants.clone()));
     let (request, send) = next(&mut handle).await;
@@ -210,14 +215,14 @@ async fn apply_writes_status_by_server_side_apply_with_only_status() {
     let setup = setup(&grant, client).await;
     let member = setup.sigma.add_member("jane@example.com");
     grant.spec.grants = vec![member_id(&member, SigmaPermission::Usage)];
-    let (store, mut writer) = reflector::store::<SigmaGrant>();
-    writer.apply_watcher_event(&watcher::Event::Apply(grant.clone()));
+    let (store, mut writer) = reflector::store::<Watched<SigmaGrant>>();
+    writer.apply_watcher_event(&watcher::Event::Apply(readable(grant.clone())));
     let grants = Arc::new(GrantContext::new(
         setup.grants.shared.clone(),
         store,
         setup.grants.index.clone(),
     ));
-    let mut reconcile = tokio::spawn(grant::reconcile(Arc::new(grant.clone()), grants));
+    let mut reconcile = tokio::spawn(grant::reconcile(Arc::new(readable(grant.clone())), grants));
 
     let mut statuses = Vec::new();
     let mut events = 0;
@@ -313,8 +318,8 @@ async fn deletion_revokes_at_the_vendor_before_the_finalizer_goes() {
         ..GrantStatus::default()
     });
     // The store sees the deleting object (as the watch would).
-    let (store, mut writer) = reflector::store::<SigmaGrant>();
-    writer.apply_watcher_event(&watcher::Event::Apply(grant.clone()));
+    let (store, mut writer) = reflector::store::<Watched<SigmaGrant>>();
+    writer.apply_watcher_event(&watcher::Event::Apply(readable(grant.clone())));
     let grants = Arc::new(GrantContext::new(
         setup.grants.shared.clone(),
         store,
@@ -322,7 +327,7 @@ async fn deletion_revokes_at_the_vendor_before_the_finalizer_goes() {
     ));
 
     let order = Arc::new(Mutex::new(Vec::<String>::new()));
-    let reconcile = tokio::spawn(grant::reconcile(Arc::new(grant.clone()), grants));
+    let reconcile = tokio::spawn(grant::reconcile(Arc::new(readable(grant.clone())), grants));
     loop {
         let (request, send) = next(&mut handle).await;
         let path = request.uri().path().to_string();

@@ -1066,6 +1066,18 @@ async fn a_failing_resource_waits_out_its_backoff_instead_of_resyncing_on_its_ow
         "{error:?}"
     );
     assert_eq!(h.sigma.calls().len(), 0, "no vendor call while backing off");
+    // Waking up early is not a new failure: the retry stays where the first one put it
+    // (a new failure would double the first 30 s wait).
+    let object = h
+        .grants
+        .store
+        .get(&kube::runtime::reflector::ObjectRef::new("readers").within(NS))
+        .unwrap();
+    let action = grant_operator::controller::grant::error_policy(object, &error, h.grants.clone());
+    assert!(
+        requeue_after(&action) <= Duration::from_secs(30),
+        "{action:?}"
+    );
 
     // A change to the resource is picked up at once, backoff or not.
     h.sigma.add_member("nobody@example.com");
@@ -1380,4 +1392,81 @@ async fn secrets_outside_the_watched_namespaces_are_versioned_by_a_metadata_read
         .expect("a version");
     assert_ne!(before, after, "a rotation is seen without the watch");
     assert_eq!(reader.current_version("platform", "missing").await, None);
+}
+
+#[tokio::test]
+async fn an_unreadable_resource_neither_wedges_the_watch_nor_loses_grants() {
+    use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+    let h = Harness::ready().await;
+    let jane = h.sigma.add_member("jane@example.com");
+    let joe = h.sigma.add_member("joe@example.com");
+    h.put(&sigma_grant(
+        "future",
+        vec![member("joe@example.com", Usage)],
+    ));
+    h.settle("future").await.unwrap();
+    let mut exact = sigma_grant("exact", vec![member("jane@example.com", Usage)]);
+    exact.spec.policy.mode = grant_operator::api::Mode::Authoritative;
+    h.put(&exact);
+    h.settle("exact").await.unwrap();
+    assert_eq!(h.live().len(), 2);
+
+    // A newer CRD lets "future" hold a value this operator cannot read.
+    let resource = ApiResource::erase::<grant_operator::api::SigmaGrant>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(h.kube.client(), NS, &resource);
+    api.patch(
+        "future",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"mode": "SomethingNew"}})),
+    )
+    .await
+    .unwrap();
+    // A brand-new resource still syncs: the watch is not wedged.
+    h.put(&sigma_grant(
+        "new",
+        vec![member("jane@example.com", Annotate)],
+    ));
+    h.settle("future").await.unwrap();
+    assert!(
+        h.events("future")
+            .iter()
+            .any(|(kind, reason, note)| kind == "Warning"
+                && reason == "Unreadable"
+                && note.contains("SomethingNew"))
+    );
+
+    // Its target makes no change while a member cannot be read: the Authoritative
+    // neighbour must not revoke joe's grant, which "future" still holds.
+    let error = h.settle("new").await.unwrap_err();
+    assert_eq!(error.reason(), "InvalidSpec");
+    assert!(
+        h.ready_condition("new").message.contains("future"),
+        "{}",
+        h.ready_condition("new").message
+    );
+    assert_eq!(
+        h.live(),
+        sorted(vec![
+            (format!("member:{jane}"), "usage".to_string()),
+            (format!("member:{joe}"), "usage".to_string())
+        ])
+    );
+
+    // Readable again: everything proceeds.
+    api.patch(
+        "future",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"mode": "Additive"}})),
+    )
+    .await
+    .unwrap();
+    h.settle("future").await.unwrap();
+    h.settle("new").await.unwrap();
+    assert_eq!(
+        h.live(),
+        sorted(vec![
+            (format!("member:{jane}"), "annotate".to_string()),
+            (format!("member:{joe}"), "usage".to_string())
+        ])
+    );
 }

@@ -25,11 +25,11 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
 use crate::api::{
@@ -44,7 +44,8 @@ use crate::vendor::{GrantKind, Live, ResolvedTarget, Vendor};
 use super::clients::{Provider, ProviderId};
 use super::status::{apply_status, list_some, ready, ready_of};
 use super::units::{
-    Freshness, Index, MemberResult, SyncOutcome, UnitKey, Units, key_of, rows_hash,
+    Freshness, Index, MemberResult, SyncOutcome, UnitKey, Units, Unreadable, Watched, key_of,
+    rows_hash,
 };
 use super::{Config, Context, Error, Failure, jitter};
 
@@ -55,7 +56,7 @@ pub struct GrantContext<K: GrantKind> {
     /// Shared context.
     pub shared: Arc<Context>,
     /// The reflector store of the kind.
-    pub store: Store<K>,
+    pub store: Store<Watched<K>>,
     /// Resources by target.
     pub index: Arc<Index<K>>,
     /// Units and their syncs.
@@ -64,13 +65,26 @@ pub struct GrantContext<K: GrantKind> {
 
 impl<K: GrantKind> GrantContext<K> {
     /// A context for kind `K`.
-    pub fn new(shared: Arc<Context>, store: Store<K>, index: Arc<Index<K>>) -> GrantContext<K> {
+    pub fn new(
+        shared: Arc<Context>,
+        store: Store<Watched<K>>,
+        index: Arc<Index<K>>,
+    ) -> GrantContext<K> {
         GrantContext {
             shared,
             store,
             index,
             units: Units::default(),
         }
+    }
+
+    /// A resource as the watch cache holds it: readable (a copy), or not.
+    fn lookup(&self, oref: &ObjectRef<K>) -> Option<Result<Arc<K>, Unreadable>> {
+        let watched = self.store.get(&cast(oref))?;
+        Some(match &watched.object {
+            Ok(object) => Ok(Arc::new(object.clone())),
+            Err(unreadable) => Err(unreadable.clone()),
+        })
     }
 }
 
@@ -97,15 +111,32 @@ fn expired(policy: &GrantPolicy, now: Timestamp) -> bool {
     policy.expires_at.as_ref().is_some_and(|at| at.0 <= now)
 }
 
+/// The same object reference, for another type of the same resource.
+fn cast<A: Resource<DynamicType = ()>, B: Resource<DynamicType = ()>>(
+    oref: &ObjectRef<A>,
+) -> ObjectRef<B> {
+    match &oref.namespace {
+        Some(namespace) => ObjectRef::new(&oref.name).within(namespace),
+        None => ObjectRef::new(&oref.name),
+    }
+}
+
 fn deleting<K: GrantKind>(object: &K) -> bool {
     object.meta().deletion_timestamp.is_some()
 }
 
 /// Reconciles one grant resource.
 pub async fn reconcile<K: GrantKind>(
-    object: Arc<K>,
+    watched: Arc<Watched<K>>,
     cx: Arc<GrantContext<K>>,
 ) -> Result<Action, Error> {
+    let object = match &watched.object {
+        Ok(object) => Arc::new(object.clone()),
+        Err(unreadable) => {
+            report_unreadable(watched.as_ref(), unreadable, &cx).await;
+            return Ok(Action::await_change());
+        }
+    };
     let started = std::time::Instant::now();
     let key = object_key(object.as_ref());
     let namespace = object.namespace().unwrap_or_default();
@@ -144,15 +175,22 @@ pub async fn reconcile<K: GrantKind>(
 
 /// Requeues a failed resource with per-object backoff, capped at its sync interval.
 pub fn error_policy<K: GrantKind>(
-    object: Arc<K>,
+    watched: Arc<Watched<K>>,
     error: &Error,
     cx: Arc<GrantContext<K>>,
 ) -> Action {
+    if let Error::Backoff { wait, .. } = error {
+        // Still waiting out an earlier failure: not a new one.
+        return Action::requeue(*wait);
+    }
+    let Ok(object) = &watched.object else {
+        return Action::await_change();
+    };
     let cap = sync_interval(object.policy(), &cx.shared.config);
     let wait = cx
         .shared
         .backoff
-        .fail(&object_key(object.as_ref()), cap, error.retry_after());
+        .fail(&object_key(object), cap, error.retry_after());
     warn!(
         kind = K::KIND,
         namespace = object.namespace().unwrap_or_default(),
@@ -357,10 +395,12 @@ fn release_unit_if_last<K: GrantKind>(
 ) {
     let others = cx.index.refs(&unit.target).into_iter().any(|oref| {
         &oref != leaving
-            && cx
-                .store
-                .get(&oref)
-                .is_some_and(|object| unit_of(object.as_ref()) == *unit)
+            && match cx.lookup(&oref) {
+                Some(Ok(object)) => unit_of(object.as_ref()) == *unit,
+                // Unreadable: it may be on this unit.
+                Some(Err(_)) => true,
+                None => false,
+            }
     });
     if !others {
         cx.units.forget(unit);
@@ -403,6 +443,43 @@ async fn report_progressing<K: GrantKind>(
 ) -> Result<(), Error> {
     let failure = Failure::new(Reason::Progressing, "first sync under way");
     report_condition(object, cx, now, "Unknown", &failure).await
+}
+
+/// An object this version cannot read: say so in an Event, and touch nothing
+/// (its finalizer stays, so its grants are not forgotten).
+async fn report_unreadable<K: GrantKind>(
+    watched: &Watched<K>,
+    unreadable: &Unreadable,
+    cx: &GrantContext<K>,
+) {
+    warn!(
+        kind = K::KIND,
+        namespace = watched.meta().namespace.as_deref().unwrap_or_default(),
+        name = watched.meta().name.as_deref().unwrap_or_default(),
+        error = %unreadable.error,
+        "cannot read this resource; it is left as is"
+    );
+    cx.shared
+        .metrics
+        .reconciles
+        .get_or_create(&crate::metrics::ReconcileLabels {
+            kind: K::KIND,
+            result: "Unreadable".into(),
+        })
+        .inc();
+    cx.shared
+        .events
+        .publish(
+            watched,
+            true,
+            "Unreadable",
+            "Reconcile",
+            format!(
+                "this version of grant-operator cannot read this resource ({}); it is left as is, and its target is not changed until it can be read",
+                unreadable.error
+            ),
+        )
+        .await;
 }
 
 /// Writes only the Ready condition (and observedGeneration), keeping the rest of status.
@@ -476,13 +553,13 @@ fn status_rows<K: GrantKind>(object: &K) -> Vec<GrantRow> {
 
 /// Waits (briefly) until the watch cache holds the status rows a sync wrote.
 async fn caught_up<K: GrantKind>(
-    store: &Store<K>,
+    cx: &GrantContext<K>,
     oref: &ObjectRef<K>,
     hash: u64,
 ) -> Option<Arc<K>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     loop {
-        let object = store.get(oref)?;
+        let object = cx.lookup(oref)?.ok()?;
         if rows_hash(&status_rows(object.as_ref())) == hash {
             return Some(object);
         }
@@ -538,9 +615,20 @@ async fn sync_unit<K: GrantKind>(
     // Gather the members of the unit, and the resources of other providers on the same target.
     let mut members: Vec<Member<K>> = Vec::new();
     let mut neighbours: Vec<Arc<K>> = Vec::new();
+    let mut unreadable: Vec<String> = Vec::new();
     for oref in cx.index.refs(&unit.target) {
-        let Some(object) = cx.store.get(&oref) else {
-            continue;
+        let object = match cx.lookup(&oref) {
+            None => continue,
+            Some(Ok(object)) => object,
+            Some(Err(error)) => {
+                unreadable.push(format!(
+                    "{}/{} ({})",
+                    oref.namespace.as_deref().unwrap_or_default(),
+                    oref.name,
+                    error.error
+                ));
+                continue;
+            }
         };
         if object.unit_key() != unit.target {
             continue;
@@ -557,7 +645,7 @@ async fn sync_unit<K: GrantKind>(
             .map(|member| member.rows_hash);
         let object = match written {
             Some(hash) if rows_hash(&status_rows(object.as_ref())) != hash => {
-                caught_up(&cx.store, &oref, hash).await.unwrap_or(object)
+                caught_up(&cx, &oref, hash).await.unwrap_or(object)
             }
             _ => object,
         };
@@ -619,6 +707,25 @@ async fn sync_unit<K: GrantKind>(
         .iter()
         .all(|member| member.phase == Phase::Suspended)
     {
+        return outcome;
+    }
+
+    // A member this version cannot read may hold grants here that nothing else
+    // knows of: change nothing until it can be read.
+    if !unreadable.is_empty() {
+        let failure = Failure::new(
+            Reason::InvalidSpec,
+            format!(
+                "this version of grant-operator cannot read {} on this target; no change is made to the target until it can",
+                list_some(&unreadable, 3)
+            ),
+        );
+        for member in members
+            .iter()
+            .filter(|member| member.phase != Phase::Suspended)
+        {
+            fail(&cx, &mut outcome, member, &failure).await;
+        }
         return outcome;
     }
 
@@ -1448,27 +1555,58 @@ mod tests {
         }
     }
 
+    /// A grant context over `store` (no cluster behind it: only the store is used).
+    fn context(store: Store<Watched<SigmaGrant>>) -> GrantContext<SigmaGrant> {
+        let (service, _handle) = tower_test::mock::pair::<
+            http::Request<kube::client::Body>,
+            http::Response<kube::client::Body>,
+        >();
+        let client = kube::Client::new(service, "default");
+        let stores = crate::controller::Stores {
+            providers: kube::runtime::reflector::store().0,
+            cluster_providers: kube::runtime::reflector::store().0,
+            secrets: kube::runtime::reflector::store().0,
+            namespaces: kube::runtime::reflector::store().0,
+        };
+        let (context, _) = Context::new(
+            client,
+            Config::default(),
+            stores,
+            Arc::new(crate::metrics::Metrics::new()),
+            Arc::new(crate::controller::SystemClock),
+        );
+        GrantContext::new(Arc::new(context), store, Arc::new(Index::default()))
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_sync_waits_for_the_cache_to_hold_its_last_write() {
-        let (store, mut writer) = kube::runtime::reflector::store::<SigmaGrant>();
-        writer.apply_watcher_event(&watcher::Event::Apply(grant(vec![])));
+        let (store, mut writer) = kube::runtime::reflector::store::<Watched<SigmaGrant>>();
+        writer.apply_watcher_event(&watcher::Event::Apply(Watched {
+            object: Ok(grant(vec![])),
+        }));
         let written = vec![row("member:a")];
         let expected = rows_hash(&written);
         let oref = ObjectRef::new("g").within("ns");
         let late = grant(written);
         let update = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            writer.apply_watcher_event(&watcher::Event::Apply(late));
+            writer.apply_watcher_event(&watcher::Event::Apply(Watched { object: Ok(late) }));
             writer
         });
-        let seen = caught_up(&store, &oref, expected).await.unwrap();
+        let seen = caught_up(&context(store.clone()), &oref, expected)
+            .await
+            .unwrap();
         assert_eq!(status_rows(seen.as_ref()), vec![row("member:a")]);
         let mut writer = update.await.unwrap();
 
         // Someone else changed the rows: after a bounded wait, the cache wins.
-        writer.apply_watcher_event(&watcher::Event::Apply(grant(vec![row("member:b")])));
+        writer.apply_watcher_event(&watcher::Event::Apply(Watched {
+            object: Ok(grant(vec![row("member:b")])),
+        }));
         let started = tokio::time::Instant::now();
-        let seen = caught_up(&store, &oref, expected).await.unwrap();
+        let seen = caught_up(&context(store.clone()), &oref, expected)
+            .await
+            .unwrap();
         assert_eq!(status_rows(seen.as_ref()), vec![row("member:b")]);
         assert!(started.elapsed() >= Duration::from_secs(2));
     }

@@ -25,7 +25,7 @@ use crate::vendor::GrantKind;
 use super::clients::{ProviderId, secret_refs};
 use super::grant::{self, GrantContext};
 use super::provider::{self, ProviderObject};
-use super::units::Index;
+use super::units::{Index, Watched};
 use super::{Clock, Config, Context, Stores};
 
 /// Events buffered per subscriber of a shared watch.
@@ -303,28 +303,40 @@ where
 }
 
 /// Grants that reference a provider.
-fn grants_using<K: GrantKind>(store: &Store<K>, id: &ProviderId) -> Vec<ObjectRef<K>> {
+fn grants_using<K: GrantKind>(
+    store: &Store<Watched<K>>,
+    id: &ProviderId,
+) -> Vec<ObjectRef<Watched<K>>> {
     store
         .state()
         .into_iter()
-        .filter(|grant| {
+        .filter(|watched| {
+            let Ok(grant) = &watched.object else {
+                return false;
+            };
             let namespace = grant.namespace().unwrap_or_default();
             ProviderId::of_ref(&grant.policy().provider_ref, &namespace) == *id
         })
-        .map(|grant| ObjectRef::from_obj(grant.as_ref()))
+        .map(|watched| ObjectRef::from_obj(watched.as_ref()))
         .collect()
 }
 
 /// The watch of one grant kind: its reflector store, its target index, and the
 /// stream (of applied objects) that drives both and triggers the controller.
+/// What [`grant_watch`] sets up.
+pub struct GrantWatch<K: GrantKind, S> {
+    /// The reflector store.
+    pub store: Store<Watched<K>>,
+    /// Resources by target.
+    pub index: Arc<Index<K>>,
+    /// The stream that drives both (and triggers the controller).
+    pub stream: S,
+}
+
 pub fn grant_watch<K: GrantKind>(
-    api: Api<K>,
-) -> (
-    Store<K>,
-    Arc<Index<K>>,
-    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-) {
-    let (store, writer) = reflector::store::<K>();
+    api: Api<Watched<K>>,
+) -> GrantWatch<K, impl Stream<Item = Result<Watched<K>, watcher::Error>> + Send + 'static> {
+    let (store, writer) = reflector::store::<Watched<K>>();
     let index = Arc::new(Index::<K>::default());
     let follow = index.clone();
     let stream = watcher(api, watch_config())
@@ -337,7 +349,11 @@ pub fn grant_watch<K: GrantKind>(
             }
         })
         .applied_objects();
-    (store, index, stream)
+    GrantWatch {
+        store,
+        index,
+        stream,
+    }
 }
 
 /// What a grant controller follows besides its own kind.
@@ -378,7 +394,11 @@ fn grant_controller<K: GrantKind>(
     controller_config: controller::Config,
     shutdown: ShutdownSignal,
 ) -> impl std::future::Future<Output = ()> + Send + use<K> {
-    let (store, index, stream) = grant_watch(api::<K>(client, namespace));
+    let GrantWatch {
+        store,
+        index,
+        stream,
+    } = grant_watch(api::<Watched<K>>(client, namespace));
     let cx = Arc::new(GrantContext::new(context.clone(), store.clone(), index));
 
     let on_provider = {
@@ -443,9 +463,11 @@ fn grant_controller<K: GrantKind>(
             store
                 .state()
                 .into_iter()
-                .filter(|grant| {
-                    grant.namespace().as_deref() == Some(name.as_str())
-                        && grant.policy().provider_ref.kind == ProviderKind::ClusterGrantProvider
+                .filter(|watched| {
+                    watched.namespace().as_deref() == Some(name.as_str())
+                        && watched.object.as_ref().is_ok_and(|grant| {
+                            grant.policy().provider_ref.kind == ProviderKind::ClusterGrantProvider
+                        })
                 })
                 .map(|grant| ObjectRef::from_obj(grant.as_ref()))
                 .collect::<Vec<_>>()

@@ -11,6 +11,7 @@
 //! every relist, so it never misses a member (a missed member could be pruned
 //! by an `Authoritative` neighbour).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -18,9 +19,13 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
+use kube::Resource;
+use kube::core::NamespaceResourceScope;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
+use serde::de::{self, Deserialize, Deserializer};
 
 use crate::api::GrantRow;
 use crate::vendor::GrantKind;
@@ -226,7 +231,7 @@ impl<K: GrantKind> Units<K> {
 /// The key of a resource in units and the index: namespace and name only (an
 /// `ObjectRef` built from an object also carries its uid and resourceVersion,
 /// which equality ignores but memory does not).
-pub fn key_of<K: GrantKind>(object: &K) -> ObjectRef<K> {
+pub fn key_of<K: GrantKind, R: Resource>(object: &R) -> ObjectRef<K> {
     let name = object.meta().name.clone().unwrap_or_default();
     match &object.meta().namespace {
         Some(namespace) => ObjectRef::new(&name).within(namespace),
@@ -251,12 +256,14 @@ impl<K: GrantKind> Default for Index<K> {
 
 impl<K: GrantKind> Index<K> {
     /// Follows one watch event (after the reflector store applied it).
-    pub fn apply(&self, event: &watcher::Event<K>) {
+    pub fn apply(&self, event: &watcher::Event<Watched<K>>) {
         match event {
             watcher::Event::Apply(object) => self.insert(object),
             watcher::Event::Delete(object) => {
                 let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-                let target = object.unit_key();
+                let Some(target) = object.unit_key() else {
+                    return;
+                };
                 if let Some(refs) = current.get_mut(&target) {
                     refs.remove(&key_of(object));
                     if refs.is_empty() {
@@ -274,10 +281,9 @@ impl<K: GrantKind> Index<K> {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .as_mut()
+                    && let Some(target) = object.unit_key()
                 {
-                    next.entry(object.unit_key())
-                        .or_default()
-                        .insert(key_of(object));
+                    next.entry(target).or_default().insert(key_of(object));
                 }
             }
             watcher::Event::InitDone => {
@@ -293,12 +299,12 @@ impl<K: GrantKind> Index<K> {
         }
     }
 
-    fn insert(&self, object: &K) {
+    fn insert(&self, object: &Watched<K>) {
+        let Some(target) = object.unit_key() else {
+            return;
+        };
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        current
-            .entry(object.unit_key())
-            .or_default()
-            .insert(key_of(object));
+        current.entry(target).or_default().insert(key_of(object));
     }
 
     /// Resources that declare `target`.
@@ -383,20 +389,24 @@ mod tests {
         grant
     }
 
+    fn readable(grant: SigmaGrant) -> Watched<SigmaGrant> {
+        Watched { object: Ok(grant) }
+    }
+
     #[test]
     fn the_index_follows_watch_events_and_forgets_what_a_relist_misses() {
         let index = Index::<SigmaGrant>::default();
-        index.apply(&watcher::Event::Apply(grant("a", "c1")));
-        index.apply(&watcher::Event::Apply(grant("b", "c1")));
-        index.apply(&watcher::Event::Apply(grant("c", "c2")));
+        index.apply(&watcher::Event::Apply(readable(grant("a", "c1"))));
+        index.apply(&watcher::Event::Apply(readable(grant("b", "c1"))));
+        index.apply(&watcher::Event::Apply(readable(grant("c", "c2"))));
         assert_eq!(index.refs("c1").len(), 2);
-        index.apply(&watcher::Event::Delete(grant("a", "c1")));
+        index.apply(&watcher::Event::Delete(readable(grant("a", "c1"))));
         assert_eq!(index.refs("c1"), vec![ObjectRef::new("b").within("ns")]);
 
         // A relist (after the watch lost its place) misses "b": it was deleted meanwhile.
         index.apply(&watcher::Event::Init);
-        index.apply(&watcher::Event::InitApply(grant("c", "c2")));
-        index.apply(&watcher::Event::InitApply(grant("d", "c1")));
+        index.apply(&watcher::Event::InitApply(readable(grant("c", "c2"))));
+        index.apply(&watcher::Event::InitApply(readable(grant("d", "c1"))));
         // During the relist, new objects are visible and old ones not yet dropped.
         assert_eq!(index.refs("c1").len(), 2);
         index.apply(&watcher::Event::InitDone);
@@ -448,5 +458,85 @@ mod tests {
             "{} syncs",
             runs.load(Ordering::SeqCst)
         );
+    }
+}
+
+/// A grant resource as watched: readable, or kept with its metadata and the
+/// target its raw spec names, so that one object this version cannot read
+/// (a newer CRD, an unknown enum value) neither fails the watch for every
+/// other object nor drops out of its target's members.
+#[derive(Clone, Debug)]
+pub struct Watched<K> {
+    /// The object, or why it could not be read.
+    pub object: Result<K, Unreadable>,
+}
+
+/// An object that did not deserialize.
+#[derive(Clone, Debug)]
+pub struct Unreadable {
+    /// Its metadata.
+    pub metadata: ObjectMeta,
+    /// The target it names, if that much could be read.
+    pub unit_key: Option<String>,
+    /// The deserialization error.
+    pub error: String,
+}
+
+impl<K: GrantKind> Watched<K> {
+    /// The target the object declares, readable or not.
+    pub fn unit_key(&self) -> Option<String> {
+        match &self.object {
+            Ok(object) => Some(object.unit_key()),
+            Err(unreadable) => unreadable.unit_key.clone(),
+        }
+    }
+}
+
+impl<'de, K: GrantKind> Deserialize<'de> for Watched<K> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let object = match K::deserialize(&value) {
+            Ok(object) => Ok(object),
+            Err(error) => {
+                let metadata =
+                    ObjectMeta::deserialize(&value["metadata"]).map_err(de::Error::custom)?;
+                Err(Unreadable {
+                    metadata,
+                    unit_key: K::unit_key_of(&value),
+                    error: error.to_string(),
+                })
+            }
+        };
+        Ok(Watched { object })
+    }
+}
+
+impl<K: GrantKind> Resource for Watched<K> {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(dynamic: &()) -> Cow<'_, str> {
+        K::kind(dynamic)
+    }
+    fn group(dynamic: &()) -> Cow<'_, str> {
+        K::group(dynamic)
+    }
+    fn version(dynamic: &()) -> Cow<'_, str> {
+        K::version(dynamic)
+    }
+    fn plural(dynamic: &()) -> Cow<'_, str> {
+        K::plural(dynamic)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        match &self.object {
+            Ok(object) => object.meta(),
+            Err(unreadable) => &unreadable.metadata,
+        }
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        match &mut self.object {
+            Ok(object) => object.meta_mut(),
+            Err(unreadable) => &mut unreadable.metadata,
+        }
     }
 }

@@ -252,6 +252,9 @@ pub trait GrantKind:
     /// The unit this resource belongs to, as declared; stable because target
     /// fields are immutable.
     fn unit_key(&self) -> String;
+    /// The unit a raw object names, read leniently: used when the object as a whole
+    /// cannot be read by this version (so it still counts as a member of its target).
+    fn unit_key_of(object: &serde_json::Value) -> Option<String>;
     /// The declared target.
     fn target(&self) -> <Self::Vendor as Vendor>::Target;
     /// The declared grants, in spec order.

@@ -152,7 +152,11 @@ impl Harness {
             secrets: reflect::<PartialObjectMeta<Secret>>(&client, &mut tasks),
             namespaces: reflect::<PartialObjectMeta<Namespace>>(&client, &mut tasks),
         };
-        let (store, index, stream) = run::grant_watch::<SigmaGrant>(Api::all(client.clone()));
+        let run::GrantWatch {
+            store,
+            index,
+            stream,
+        } = run::grant_watch::<SigmaGrant>(Api::all(client.clone()));
         tasks.push(tokio::spawn(
             stream.for_each(|_| futures::future::ready(())),
         ));
@@ -415,8 +419,19 @@ impl Harness {
         result
     }
 
+    /// The resourceVersion of a grant, read raw (it may not be a readable SigmaGrant).
     fn version(&self, name: &str) -> Option<String> {
-        self.get(name).and_then(|grant| grant.resource_version())
+        self.kube
+            .list_json(GROUP, "sigmagrants")
+            .into_iter()
+            .find(|object| {
+                object["metadata"]["name"] == name && object["metadata"]["namespace"] == NS
+            })
+            .and_then(|object| {
+                object["metadata"]["resourceVersion"]
+                    .as_str()
+                    .map(String::from)
+            })
     }
 
     pub async fn reconcile_provider(&self, namespace: &str, name: &str) -> Result<Action, Error> {

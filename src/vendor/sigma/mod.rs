@@ -395,6 +395,10 @@ impl GrantKind for SigmaGrant {
         self.spec.connection_id.clone()
     }
 
+    fn unit_key_of(object: &serde_json::Value) -> Option<String> {
+        object["spec"]["connectionId"].as_str().map(String::from)
+    }
+
     fn target(&self) -> String {
         self.spec.connection_id.clone()
     }
