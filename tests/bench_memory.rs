@@ -98,7 +98,6 @@ async fn resident_memory_with_many_grants() {
         h.put(&grant);
     }
 
-    let started = Instant::now();
     // BENCH_WRAPPER runs the operator under a profiler, e.g. "valgrind --tool=massif".
     let wrapper: Vec<String> = std::env::var("BENCH_WRAPPER")
         .map(|w| w.split_whitespace().map(String::from).collect())
@@ -119,24 +118,11 @@ async fn resident_memory_with_many_grants() {
         .unwrap();
     let pid = operator.id();
     let mut peak = 0;
-    loop {
-        let synced = h
-            .kube
-            .list_json("grantoperator.dev", "sigmagrants")
-            .iter()
-            .filter(|g| g["status"]["conditions"][0]["reason"] == "Synced")
-            .count();
-        peak = peak.max(rss_kib(pid, "VmRSS:"));
-        if synced == resources {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(900),
-            "only {synced} of {resources} synced"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let converged = started.elapsed();
+    let converged = h
+        .wait_until_synced(resources, Duration::from_secs(900), || {
+            peak = peak.max(rss_kib(pid, "VmRSS:"));
+        })
+        .await;
     // BENCH_SETTLE_SECS: how long to let it settle (idle API connections close after 90 s).
     let settle: u64 = env_number("BENCH_SETTLE_SECS", 5);
     tokio::time::sleep(Duration::from_secs(settle)).await;

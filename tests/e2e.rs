@@ -128,23 +128,7 @@ async fn sigma_end_to_end_on_a_real_cluster() {
         .await
         .unwrap();
     let providers: Api<GrantProvider> = Api::namespaced(client.clone(), &namespace);
-    let mut provider = GrantProvider::new(
-        "sigma-prod",
-        grant_operator::api::GrantProviderSpec {
-            sigma: Some(grant_operator::api::SigmaProvider {
-                api_url: sigma.url(),
-                client_id: secret_value("sigma-api", "client-id"),
-                client_secret: secret_value("sigma-api", "client-secret"),
-            }),
-            grafana: None,
-            snowflake: None,
-            dremio: None,
-            request_timeout_seconds: None,
-            rate_limit: None,
-            ca_bundle: None,
-        },
-    );
-    provider.metadata.namespace = Some(namespace.clone());
+    let provider = support::sigma_provider(&namespace, "sigma-prod", &sigma.url(), "sigma-api");
     providers
         .create(&PostParams::default(), &provider)
         .await

@@ -57,23 +57,7 @@ async fn setup(grant: &SigmaGrant, client: kube::Client) -> Setup {
     sigma.add_client(CLIENT_ID, CLIENT_SECRET);
     sigma.add_connection(CONNECTION);
 
-    let mut provider = GrantProvider::new(
-        "sigma-prod",
-        GrantProviderSpec {
-            sigma: Some(SigmaProvider {
-                api_url: sigma.url(),
-                client_id: secret_value("sigma-api", "client-id"),
-                client_secret: secret_value("sigma-api", "client-secret"),
-            }),
-            grafana: None,
-            snowflake: None,
-            dremio: None,
-            request_timeout_seconds: None,
-            rate_limit: None,
-            ca_bundle: None,
-        },
-    );
-    provider.metadata.namespace = Some(NS.into());
+    let mut provider = support::sigma_provider(NS, "sigma-prod", &sigma.url(), "sigma-api");
     provider.metadata.generation = Some(1);
     provider.status = Some(ProviderStatus {
         observed_generation: Some(1),
@@ -122,6 +106,21 @@ async fn setup(grant: &SigmaGrant, client: kube::Client) -> Setup {
         sigma,
         grants,
         _writers: (provider_writer, secret_writer, grant_writer),
+    }
+}
+
+impl Setup {
+    /// The same context, with a watch cache that holds `grant` as it is now.
+    fn holding(&self, grant: &SigmaGrant) -> Arc<GrantContext<SigmaGrant>> {
+        let (store, mut writer) = reflector::store::<Watched<SigmaGrant>>();
+        writer.apply_watcher_event(&watcher::Event::Apply(readable(grant.clone())));
+        // The store reads stay valid after the writer is dropped.
+        drop(writer);
+        Arc::new(GrantContext::new(
+            self.grants.shared.clone(),
+            store,
+            self.grants.index.clone(),
+        ))
     }
 }
 
@@ -215,13 +214,7 @@ async fn apply_writes_status_by_server_side_apply_with_only_status() {
     let setup = setup(&grant, client).await;
     let member = setup.sigma.add_member("jane@example.com");
     grant.spec.grants = vec![member_id(&member, SigmaPermission::Usage)];
-    let (store, mut writer) = reflector::store::<Watched<SigmaGrant>>();
-    writer.apply_watcher_event(&watcher::Event::Apply(readable(grant.clone())));
-    let grants = Arc::new(GrantContext::new(
-        setup.grants.shared.clone(),
-        store,
-        setup.grants.index.clone(),
-    ));
+    let grants = setup.holding(&grant);
     let mut reconcile = tokio::spawn(grant::reconcile(Arc::new(readable(grant.clone())), grants));
 
     let mut statuses = Vec::new();
@@ -318,13 +311,7 @@ async fn deletion_revokes_at_the_vendor_before_the_finalizer_goes() {
         ..GrantStatus::default()
     });
     // The store sees the deleting object (as the watch would).
-    let (store, mut writer) = reflector::store::<Watched<SigmaGrant>>();
-    writer.apply_watcher_event(&watcher::Event::Apply(readable(grant.clone())));
-    let grants = Arc::new(GrantContext::new(
-        setup.grants.shared.clone(),
-        store,
-        setup.grants.index.clone(),
-    ));
+    let grants = setup.holding(&grant);
 
     let order = Arc::new(Mutex::new(Vec::<String>::new()));
     let reconcile = tokio::spawn(grant::reconcile(Arc::new(readable(grant.clone())), grants));

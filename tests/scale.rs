@@ -67,25 +67,10 @@ async fn many_grants_converge() {
         vendor_retry: fast_retries(),
         ..Config::default()
     };
-    let started = Instant::now();
     let operator = RunningOperator::start(h.kube.client(), config, metrics.clone());
-    loop {
-        let synced = h
-            .kube
-            .list_json("grantoperator.dev", "sigmagrants")
-            .iter()
-            .filter(|g| g["status"]["conditions"][0]["reason"] == "Synced")
-            .count();
-        if synced == resources {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "only {synced} of {resources} synced"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let converged = started.elapsed();
+    let converged = h
+        .wait_until_synced(resources, Duration::from_secs(600), || {})
+        .await;
     let listings = metrics.vendor_call_count("sigma", "list_grants", "success");
     let posts = metrics.vendor_call_count("sigma", "create_grants", "success");
     eprintln!(

@@ -240,28 +240,43 @@ impl Harness {
         self.kube.put(&secret);
     }
 
+    /// A provider for this harness's emulator, with a short timeout and a high rate limit.
     pub fn sigma_provider(&self, namespace: &str, name: &str, secret: &str) -> GrantProvider {
-        let mut provider = GrantProvider::new(
-            name,
-            GrantProviderSpec {
-                sigma: Some(SigmaProvider {
-                    api_url: self.sigma.url(),
-                    client_id: secret_value(secret, "client-id"),
-                    client_secret: secret_value(secret, "client-secret"),
-                }),
-                grafana: None,
-                snowflake: None,
-                dremio: None,
-                request_timeout_seconds: Some(5),
-                rate_limit: Some(RateLimit {
-                    requests_per_second: 1000.0,
-                    burst: Some(1000),
-                }),
-                ca_bundle: None,
-            },
-        );
-        provider.metadata.namespace = Some(namespace.into());
+        let mut provider = sigma_provider(namespace, name, &self.sigma.url(), secret);
+        provider.spec.request_timeout_seconds = Some(5);
+        provider.spec.rate_limit = Some(RateLimit {
+            requests_per_second: 1000.0,
+            burst: Some(1000),
+        });
         provider
+    }
+
+    /// Waits until all `resources` grants report Synced (calling `on_poll` on every
+    /// look); returns how long it took.
+    pub async fn wait_until_synced(
+        &self,
+        resources: usize,
+        limit: Duration,
+        mut on_poll: impl FnMut(),
+    ) -> Duration {
+        let started = tokio::time::Instant::now();
+        loop {
+            let synced = self
+                .kube
+                .list_json(GROUP, "sigmagrants")
+                .iter()
+                .filter(|grant| grant["status"]["conditions"][0]["reason"] == "Synced")
+                .count();
+            on_poll();
+            if synced == resources {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < limit,
+                "only {synced} of {resources} synced"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     pub fn cluster_provider(
@@ -518,6 +533,29 @@ fn matches<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>, listed: Vec<
         })
         .collect();
     listed == stored
+}
+
+/// A `GrantProvider` for Sigma at `api_url`, with credentials in `secret`
+/// (keys `client-id` and `client-secret`).
+pub fn sigma_provider(namespace: &str, name: &str, api_url: &str, secret: &str) -> GrantProvider {
+    let mut provider = GrantProvider::new(
+        name,
+        GrantProviderSpec {
+            sigma: Some(SigmaProvider {
+                api_url: api_url.into(),
+                client_id: secret_value(secret, "client-id"),
+                client_secret: secret_value(secret, "client-secret"),
+            }),
+            grafana: None,
+            snowflake: None,
+            dremio: None,
+            request_timeout_seconds: None,
+            rate_limit: None,
+            ca_bundle: None,
+        },
+    );
+    provider.metadata.namespace = Some(namespace.into());
+    provider
 }
 
 pub fn secret_value(secret: &str, key: &str) -> SecretValue<SecretKeySelector> {
