@@ -56,9 +56,73 @@ impl<K: Hash + Eq, V> BoundedLru<K, V> {
     }
 }
 
+/// Answers of vendor look-ups (names to ids), shared by the syncs of one
+/// provider: bounded in size and trusted for a limited time.
+pub struct TtlCache<K: Hash + Eq, V: Clone> {
+    inner: std::sync::Mutex<BoundedLru<K, (V, tokio::time::Instant)>>,
+    ttl: std::time::Duration,
+}
+
+impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
+    /// At most `capacity` entries, each trusted for `ttl`.
+    pub fn new(capacity: usize, ttl: std::time::Duration) -> Self {
+        TtlCache {
+            inner: std::sync::Mutex::new(BoundedLru::new(capacity)),
+            ttl,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BoundedLru<K, (V, tokio::time::Instant)>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The value of `key`, unless it is missing or too old.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut inner = self.lock();
+        match inner.get(key) {
+            Some((value, at)) if at.elapsed() < self.ttl => Some(value.clone()),
+            Some(_) => {
+                inner.pop(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Remembers `value` from now on.
+    pub fn put(&self, key: K, value: V) {
+        self.lock().put(key, (value, tokio::time::Instant::now()));
+    }
+
+    /// Forgets `key` (the vendor showed the answer is stale).
+    pub fn forget<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.lock().pop(key);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn ttl_entries_expire_and_can_be_forgotten() {
+        let cache = TtlCache::new(10, std::time::Duration::from_secs(60));
+        cache.put("a".to_string(), 1);
+        cache.put("b".to_string(), 2);
+        assert_eq!(cache.get("a"), Some(1));
+        cache.forget("b");
+        assert_eq!(cache.get("b"), None);
+        tokio::time::advance(std::time::Duration::from_secs(61)).await;
+        assert_eq!(cache.get("a"), None, "too old to be trusted");
+    }
 
     #[test]
     fn evicts_the_least_recently_used() {

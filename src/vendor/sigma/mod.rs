@@ -14,16 +14,15 @@
 pub mod client;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
-use tokio::time::Instant;
 
 use crate::api::{
     GrantPolicy, GrantStatus, GrantTarget, ProviderConfig, SigmaGrant, SigmaPermission, VendorKind,
 };
-use crate::cache::BoundedLru;
+use crate::cache::TtlCache;
 use crate::plan::{Action, ActionKind, Key, LiveGrant, Permission};
 
 use self::client::{GranteeId, MAX_BATCH, NewGrant, SigmaApi};
@@ -78,7 +77,7 @@ pub enum SigmaGrantee {
 /// The Sigma client of one provider.
 pub struct SigmaClient {
     api: SigmaApi,
-    names: Mutex<BoundedLru<SigmaGrantee, (Key, Instant)>>,
+    names: TtlCache<SigmaGrantee, Key>,
 }
 
 impl std::fmt::Debug for SigmaClient {
@@ -94,25 +93,8 @@ impl SigmaClient {
     pub fn new(api: SigmaApi) -> SigmaClient {
         SigmaClient {
             api,
-            names: Mutex::new(BoundedLru::new(NAME_CACHE)),
+            names: TtlCache::new(NAME_CACHE, NAME_TTL),
         }
-    }
-
-    fn cached(&self, grantee: &SigmaGrantee) -> Option<Key> {
-        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-        match names.get(grantee) {
-            Some((key, at)) if at.elapsed() < NAME_TTL => Some(key.clone()),
-            Some(_) => {
-                names.pop(grantee);
-                None
-            }
-            None => None,
-        }
-    }
-
-    fn remember(&self, grantee: SigmaGrantee, key: Key) {
-        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-        names.put(grantee, (key, Instant::now()));
     }
 
     async fn lookup_member(&self, email: &str) -> Result<Option<Key>, VendorError> {
@@ -202,7 +184,7 @@ impl Vendor for SigmaClient {
                 SigmaGrantee::TeamId(id) => {
                     resolved.insert(index, Some(format!("team:{id}")));
                 }
-                other => match self.cached(other) {
+                other => match self.names.get(other) {
                     Some(key) => {
                         resolved.insert(index, Some(key));
                     }
@@ -247,7 +229,8 @@ impl Vendor for SigmaClient {
         for (index, email) in emails {
             let key = by_email.get(&email.to_ascii_lowercase()).cloned().flatten();
             if let Some(key) = &key {
-                self.remember(SigmaGrantee::MemberEmail(email), key.clone());
+                self.names
+                    .put(SigmaGrantee::MemberEmail(email), key.clone());
             }
             resolved.insert(index, key);
         }
@@ -255,7 +238,7 @@ impl Vendor for SigmaClient {
         for (index, name) in teams {
             let key = self.lookup_team(&name).await?;
             if let Some(key) = &key {
-                self.remember(SigmaGrantee::TeamName(name), key.clone());
+                self.names.put(SigmaGrantee::TeamName(name), key.clone());
             }
             resolved.insert(index, key);
         }
