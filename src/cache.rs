@@ -98,6 +98,13 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         self.lock().put(key, (value, tokio::time::Instant::now()));
     }
 
+    /// Forgets everything (the vendor showed some answer is stale, and which one is unknown).
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        let capacity = inner.capacity;
+        *inner = BoundedLru::new(capacity);
+    }
+
     /// Forgets `key` (the vendor showed the answer is stale).
     pub fn forget<Q>(&self, key: &Q)
     where

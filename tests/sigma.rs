@@ -1331,27 +1331,29 @@ async fn the_token_is_refreshed_shortly_before_it_expires() {
 
 #[tokio::test]
 async fn providers_of_vendors_not_yet_implemented_say_so_and_grants_need_the_right_vendor() {
-    use grant_operator::api::{GrafanaPermissionsApi, GrafanaProvider};
+    use grant_operator::api::{SnowflakeGrantsApi, SnowflakeProvider};
     let h = Harness::new().await;
-    h.secret(NS, "grafana-sa", &[("token", "t")]);
-    let mut provider = h.sigma_provider(NS, "grafana", "grafana-sa");
+    h.secret(NS, "snowflake-pat", &[("token", "t")]);
+    let mut provider = h.sigma_provider(NS, "snowflake", "snowflake-pat");
     provider.spec.sigma = None;
-    provider.spec.grafana = Some(GrafanaProvider {
-        url: "https://grafana.example.com".into(),
-        org_id: None,
-        permissions_api: GrafanaPermissionsApi::Auto,
-        token: Some(secret_value("grafana-sa", "token")),
-        basic_auth: None,
+    provider.spec.snowflake = Some(SnowflakeProvider {
+        account_url: "https://myorg-myaccount.snowflakecomputing.com".into(),
+        account: "MYORG-MYACCOUNT".into(),
+        user: "GRANT_OPERATOR".into(),
+        key_pair: None,
+        oauth_token: None,
+        programmatic_access_token: Some(secret_value("snowflake-pat", "token")),
+        grants_api: SnowflakeGrantsApi::RoleGrants,
     });
     h.put(&provider);
     assert_eq!(
-        h.reconcile_provider(NS, "grafana")
+        h.reconcile_provider(NS, "snowflake")
             .await
             .unwrap_err()
             .reason(),
         "InvalidSpec"
     );
-    let ready = h.provider_ready(NS, "grafana");
+    let ready = h.provider_ready(NS, "snowflake");
     assert_eq!(ready.reason, "InvalidSpec");
     assert!(
         ready.message.contains("not supported by this version"),
@@ -1360,7 +1362,7 @@ async fn providers_of_vendors_not_yet_implemented_say_so_and_grants_need_the_rig
     );
 
     let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
-    grant.spec.policy.provider_ref.name = "grafana".into();
+    grant.spec.policy.provider_ref.name = "snowflake".into();
     h.put(&grant);
     assert_eq!(
         h.settle("readers").await.unwrap_err().reason(),

@@ -18,6 +18,8 @@ use crate::api::{
 };
 use crate::credentials::SecretReader;
 use crate::metrics::Metrics;
+use crate::vendor::grafana::GrafanaClient;
+use crate::vendor::grafana::client::{Auth, GrafanaApi};
 use crate::vendor::http::{HttpClient, HttpConfig, RateLimitConfig, RetryPolicy};
 use crate::vendor::sigma::SigmaClient;
 use crate::vendor::sigma::client::{Credentials, SigmaApi};
@@ -391,8 +393,8 @@ impl VendorClients {
         let vendor = vendor_of(spec)
             .ok_or_else(|| Failure::new(Reason::InvalidSpec, "the provider has no vendor block"))?;
         let http = HttpClient::new(vendor, &config, self.metrics.clone())?;
-        match (vendor, spec.sigma()) {
-            (VendorKind::Sigma, Some(sigma)) => {
+        match vendor {
+            VendorKind::Sigma if let Some(sigma) = spec.sigma() => {
                 let credentials = Credentials {
                     client_id: read_value(secrets, &sigma.client_id, own_namespace).await?,
                     client_secret: read_value(secrets, &sigma.client_secret, own_namespace).await?,
@@ -400,7 +402,29 @@ impl VendorClients {
                 let api = SigmaApi::new(http, &sigma.api_url, credentials);
                 Ok(VendorClient::Sigma(Arc::new(SigmaClient::new(api))))
             }
-            (other, _) => Err(Failure::new(
+            VendorKind::Grafana if let Some(grafana) = spec.grafana() => {
+                let auth = match (&grafana.token, &grafana.basic_auth) {
+                    (Some(token), _) => {
+                        Auth::Token(read_value(secrets, token, own_namespace).await?)
+                    }
+                    (None, Some(basic)) => Auth::Basic {
+                        username: read_value(secrets, &basic.username, own_namespace).await?,
+                        password: read_value(secrets, &basic.password, own_namespace).await?,
+                    },
+                    (None, None) => {
+                        return Err(Failure::new(
+                            Reason::InvalidSpec,
+                            "the grafana block sets neither token nor basicAuth",
+                        ));
+                    }
+                };
+                let api = GrafanaApi::new(http, &grafana.url, grafana.org_id, auth);
+                Ok(VendorClient::Grafana(Arc::new(GrafanaClient::new(
+                    api,
+                    grafana.permissions_api,
+                ))))
+            }
+            other => Err(Failure::new(
                 Reason::InvalidSpec,
                 format!(
                     "the {other} vendor is not supported by this version of grant-operator yet"

@@ -18,7 +18,7 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
-use crate::api::{ClusterGrantProvider, GrantProvider, ProviderKind, SigmaGrant};
+use crate::api::{ClusterGrantProvider, GrafanaGrant, GrantProvider, ProviderKind, SigmaGrant};
 use crate::metrics::Metrics;
 use crate::vendor::GrantKind;
 
@@ -241,6 +241,14 @@ pub async fn run(
         namespace.as_deref(),
         &context,
         Subscriptions::of(&providers, &cluster_providers, &secrets, &namespaces),
+        controller_config.clone(),
+        shutdown.clone(),
+    );
+    let grafana = grant_controller::<GrafanaGrant>(
+        &client,
+        namespace.as_deref(),
+        &context,
+        Subscriptions::of(&providers, &cluster_providers, &secrets, &namespaces),
         controller_config,
         shutdown.clone(),
     );
@@ -250,7 +258,7 @@ pub async fn run(
     secrets.start(api(&client, namespace.as_deref()), slim_secret);
     namespaces.start(Api::all(client.clone()), slim_metadata);
 
-    tokio::join!(namespaced_providers, cluster, sigma);
+    tokio::join!(namespaced_providers, cluster, sigma, grafana);
 }
 
 /// A channel as a stream.

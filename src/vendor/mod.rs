@@ -10,6 +10,7 @@
 //! The controller knows nothing of any one vendor; a vendor's quirks stay in its
 //! folder.
 
+pub mod grafana;
 pub mod http;
 pub mod sigma;
 
@@ -292,6 +293,8 @@ pub type Declared<K> = (
 pub enum VendorClient {
     /// Sigma Computing.
     Sigma(Arc<sigma::SigmaClient>),
+    /// Grafana.
+    Grafana(Arc<grafana::GrafanaClient>),
 }
 
 impl VendorClient {
@@ -299,6 +302,7 @@ impl VendorClient {
     pub async fn check(&self) -> Result<String, VendorError> {
         match self {
             VendorClient::Sigma(client) => client.check().await,
+            VendorClient::Grafana(client) => client.check().await,
         }
     }
 }

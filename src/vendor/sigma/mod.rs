@@ -426,6 +426,7 @@ impl GrantKind for SigmaGrant {
     fn client(client: &VendorClient) -> Option<Arc<SigmaClient>> {
         match client {
             VendorClient::Sigma(client) => Some(client.clone()),
+            _ => None,
         }
     }
 }

@@ -1,0 +1,558 @@
+//! Grafana HTTP API calls and wire types: authentication (service account
+//! token or Basic), the organisation header, data source, user and team
+//! look-ups, and both data source permission APIs.
+
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::api::VendorKind;
+use crate::vendor::VendorError;
+use crate::vendor::http::{CallError, HttpClient, HttpResponse};
+
+const VENDOR: VendorKind = VendorKind::Grafana;
+/// Page size of team searches and user look-ups.
+pub const PAGE_SIZE: usize = 1000;
+/// A bound on pages of one team search, against a server that never ends it.
+const MAX_PAGES: usize = 10_000;
+
+/// How the operator logs in.
+pub enum Auth {
+    /// `Authorization: Bearer <service account token>`.
+    Token(SecretString),
+    /// HTTP Basic.
+    Basic {
+        /// User name.
+        username: SecretString,
+        /// Password.
+        password: SecretString,
+    },
+}
+
+/// The current organisation (`GET /api/org`).
+#[derive(Deserialize, Debug, Clone)]
+pub struct Org {
+    /// Org id.
+    pub id: i64,
+    /// Org name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// A data source.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Datasource {
+    /// Numeric id (the Legacy API's key).
+    pub id: i64,
+    /// Uid (the AccessControl API's key).
+    pub uid: String,
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// How a data source is looked up.
+#[derive(Debug, Clone, Copy)]
+pub enum DatasourceLookup<'a> {
+    /// `GET /api/datasources/uid/:uid`.
+    Uid(&'a str),
+    /// `GET /api/datasources/name/:name`.
+    Name(&'a str),
+    /// `GET /api/datasources/:id`.
+    Id(i64),
+}
+
+/// A user of the org-scoped look-up (no email in it).
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct LookupUser {
+    /// User id.
+    pub user_id: i64,
+    /// Login.
+    #[serde(default)]
+    pub login: String,
+}
+
+/// A user of the organisation's user listing.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgUser {
+    /// User id.
+    pub user_id: i64,
+    /// Login.
+    #[serde(default)]
+    pub login: String,
+    /// Email.
+    #[serde(default)]
+    pub email: String,
+}
+
+/// A team of a team search.
+#[derive(Deserialize, Debug, Clone)]
+pub struct Team {
+    /// Team id.
+    pub id: i64,
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TeamPage {
+    #[serde(default)]
+    total_count: usize,
+    #[serde(default)]
+    teams: Vec<Team>,
+}
+
+/// The Legacy listing of one data source.
+#[derive(Deserialize, Debug, Clone)]
+pub struct LegacyListing {
+    /// Whether permissions are enabled on the data source.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The entries (the seed's sample shows an object; it is an array).
+    #[serde(default)]
+    pub permissions: Vec<LegacyEntry>,
+}
+
+/// One Legacy permission entry.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyEntry {
+    /// Permission id (what `DELETE` takes).
+    pub id: i64,
+    /// User grantee (absent or 0 for a team entry).
+    #[serde(default)]
+    pub user_id: Option<i64>,
+    /// Team grantee (absent or 0 for a user entry).
+    #[serde(default)]
+    pub team_id: Option<i64>,
+    /// Numeric level.
+    pub permission: i64,
+}
+
+/// Who a Legacy permission is for.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyGrantee {
+    /// A user.
+    #[serde(rename = "userId")]
+    User(i64),
+    /// A team.
+    #[serde(rename = "teamId")]
+    Team(i64),
+}
+
+#[derive(Serialize)]
+struct LegacyAdd {
+    #[serde(flatten)]
+    grantee: LegacyGrantee,
+    permission: i64,
+}
+
+/// One AccessControl entry.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessEntry {
+    /// Entry id.
+    #[serde(default)]
+    pub id: i64,
+    /// User grantee (0 or absent otherwise).
+    #[serde(default)]
+    pub user_id: Option<i64>,
+    /// Team grantee (0 or absent otherwise).
+    #[serde(default)]
+    pub team_id: Option<i64>,
+    /// Built-in role grantee (empty or absent otherwise).
+    #[serde(default)]
+    pub built_in_role: Option<String>,
+    /// `Query`, `Edit`, `Admin`, or a level the operator does not know.
+    #[serde(default)]
+    pub permission: String,
+    /// Managed through this API (the only entries ever changed).
+    #[serde(default)]
+    pub is_managed: bool,
+    /// Inherited from elsewhere (never changed).
+    #[serde(default)]
+    pub is_inherited: bool,
+}
+
+/// Who an AccessControl permission is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessGrantee {
+    /// `/users/:id`.
+    User(i64),
+    /// `/teams/:id`.
+    Team(i64),
+    /// `/builtInRoles/:role`.
+    BuiltIn(String),
+}
+
+#[derive(Serialize)]
+struct AccessSet<'a> {
+    permission: &'a str,
+}
+
+/// The Grafana API of one provider.
+pub struct GrafanaApi {
+    http: HttpClient,
+    base: String,
+    org_id: Option<i64>,
+    auth: Auth,
+}
+
+impl std::fmt::Debug for GrafanaApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrafanaApi")
+            .field("base", &self.base)
+            .field("org_id", &self.org_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GrafanaApi {
+    /// A client for the Grafana at `url`.
+    pub fn new(http: HttpClient, url: &str, org_id: Option<i64>, auth: Auth) -> GrafanaApi {
+        GrafanaApi {
+            http,
+            base: url.trim_end_matches('/').to_string(),
+            org_id,
+            auth,
+        }
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The organisation asked for, if any.
+    pub fn org_id(&self) -> Option<i64> {
+        self.org_id
+    }
+
+    /// One authenticated call in the provider's organisation.
+    async fn call(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<serde_json::Value>,
+    ) -> Result<HttpResponse, CallError> {
+        let url = format!("{}{path}", self.base);
+        self.http
+            .send(operation, |client| {
+                let mut request = client.request(method.clone(), &url);
+                if !query.is_empty() {
+                    request = request.query(query);
+                }
+                request = match &self.auth {
+                    Auth::Token(token) => request.bearer_auth(token.expose_secret()),
+                    Auth::Basic { username, password } => {
+                        request.basic_auth(username.expose_secret(), Some(password.expose_secret()))
+                    }
+                };
+                if let Some(org) = self.org_id {
+                    request = request.header("X-Grafana-Org-Id", org.to_string());
+                }
+                match &body {
+                    Some(body) => request.json(body),
+                    None => request,
+                }
+            })
+            .await
+    }
+
+    async fn get<T: for<'de> Deserialize<'de>>(
+        &self,
+        operation: &'static str,
+        path: &str,
+        query: &[(&str, String)],
+        not_found: impl FnOnce(String) -> VendorError,
+    ) -> Result<T, VendorError> {
+        self.call(operation, Method::GET, path, query, None)
+            .await
+            .map_err(|error| error.into_vendor_error(VENDOR, operation, not_found))?
+            .json(VENDOR, operation)
+    }
+
+    /// The organisation the credentials reach (proves they work).
+    pub async fn current_org(&self) -> Result<Org, VendorError> {
+        self.get("current_org", "/api/org", &[], |message| {
+            protocol("current_org", message)
+        })
+        .await
+    }
+
+    /// Whether the server serves the AccessControl permissions API: its
+    /// description route answers (a 403 also shows the route exists), where a
+    /// server without it answers 404.
+    pub async fn serves_access_control(&self) -> Result<bool, VendorError> {
+        let operation = "detect_permissions_api";
+        match self
+            .call(
+                operation,
+                Method::GET,
+                "/api/access-control/datasources/description",
+                &[],
+                None,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(error) => match error.status() {
+                Some(StatusCode::NOT_FOUND) => Ok(false),
+                Some(StatusCode::FORBIDDEN) => Ok(true),
+                _ => Err(error
+                    .into_vendor_error(VENDOR, operation, |message| protocol(operation, message))),
+            },
+        }
+    }
+
+    /// A data source, or `None` when it does not exist.
+    pub async fn datasource(
+        &self,
+        lookup: DatasourceLookup<'_>,
+    ) -> Result<Option<Datasource>, VendorError> {
+        let path = match lookup {
+            DatasourceLookup::Uid(uid) => format!("/api/datasources/uid/{}", encode(uid)),
+            DatasourceLookup::Name(name) => format!("/api/datasources/name/{}", encode(name)),
+            DatasourceLookup::Id(id) => format!("/api/datasources/{id}"),
+        };
+        let operation = "get_datasource";
+        match self.call(operation, Method::GET, &path, &[], None).await {
+            Ok(response) => response.json(VENDOR, operation).map(Some),
+            Err(error) if error.status() == Some(StatusCode::NOT_FOUND) => Ok(None),
+            Err(error) => {
+                Err(error
+                    .into_vendor_error(VENDOR, operation, |message| protocol(operation, message)))
+            }
+        }
+    }
+
+    /// Users of the organisation whose login, email or name contains `query`.
+    pub async fn lookup_users(&self, query: &str) -> Result<Vec<LookupUser>, VendorError> {
+        self.get(
+            "lookup_users",
+            "/api/org/users/lookup",
+            &[
+                ("query", query.to_string()),
+                ("limit", PAGE_SIZE.to_string()),
+            ],
+            |message| protocol("lookup_users", message),
+        )
+        .await
+    }
+
+    /// Every user of the organisation, with emails.
+    pub async fn org_users(&self) -> Result<Vec<OrgUser>, VendorError> {
+        self.get("list_org_users", "/api/org/users", &[], |message| {
+            protocol("list_org_users", message)
+        })
+        .await
+    }
+
+    /// Teams named exactly `name` (the server's filter; callers match again).
+    pub async fn search_teams(&self, name: &str) -> Result<Vec<Team>, VendorError> {
+        let operation = "search_teams";
+        let mut teams = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let answer: TeamPage = self
+                .get(
+                    operation,
+                    "/api/teams/search",
+                    &[
+                        ("name", name.to_string()),
+                        ("perpage", PAGE_SIZE.to_string()),
+                        ("page", page.to_string()),
+                    ],
+                    |message| protocol(operation, message),
+                )
+                .await?;
+            let last = answer.teams.len() < PAGE_SIZE;
+            teams.extend(answer.teams);
+            if last || teams.len() >= answer.total_count {
+                return Ok(teams);
+            }
+        }
+        Err(protocol(
+            operation,
+            format!("the search did not end after {MAX_PAGES} pages"),
+        ))
+    }
+
+    /// The Legacy listing of a data source.
+    pub async fn legacy_list(&self, datasource_id: i64) -> Result<LegacyListing, CallError> {
+        let response = self
+            .call(
+                "list_permissions",
+                Method::GET,
+                &format!("/api/datasources/{datasource_id}/permissions"),
+                &[],
+                None,
+            )
+            .await?;
+        serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
+            message: format!("unexpected permissions listing: {error}"),
+        })
+    }
+
+    /// Turns Legacy permissions on for a data source (never off).
+    pub async fn legacy_enable(&self, datasource_id: i64) -> Result<(), CallError> {
+        self.call(
+            "enable_permissions",
+            Method::POST,
+            &format!("/api/datasources/{datasource_id}/enable-permissions"),
+            &[],
+            Some(serde_json::json!({})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Adds a Legacy permission.
+    pub async fn legacy_add(
+        &self,
+        datasource_id: i64,
+        grantee: LegacyGrantee,
+        permission: i64,
+    ) -> Result<(), CallError> {
+        let body = LegacyAdd {
+            grantee,
+            permission,
+        };
+        self.call(
+            "add_permission",
+            Method::POST,
+            &format!("/api/datasources/{datasource_id}/permissions"),
+            &[],
+            Some(json(&body)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Removes a Legacy permission; one already gone counts as removed.
+    pub async fn legacy_remove(
+        &self,
+        datasource_id: i64,
+        permission_id: &str,
+    ) -> Result<(), CallError> {
+        match self
+            .call(
+                "remove_permission",
+                Method::DELETE,
+                &format!(
+                    "/api/datasources/{datasource_id}/permissions/{}",
+                    encode(permission_id)
+                ),
+                &[],
+                None,
+            )
+            .await
+        {
+            Err(error) if error.status() == Some(StatusCode::NOT_FOUND) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Every AccessControl entry of a data source.
+    pub async fn access_list(&self, uid: &str) -> Result<Vec<AccessEntry>, CallError> {
+        let response = self
+            .call(
+                "list_permissions",
+                Method::GET,
+                &format!("/api/access-control/datasources/{}", encode(uid)),
+                &[],
+                None,
+            )
+            .await?;
+        serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
+            message: format!("unexpected permissions listing: {error}"),
+        })
+    }
+
+    /// Sets (or with `""` removes) the managed permission of a grantee.
+    pub async fn access_set(
+        &self,
+        uid: &str,
+        grantee: &AccessGrantee,
+        permission: &str,
+    ) -> Result<(), CallError> {
+        let who = match grantee {
+            AccessGrantee::User(id) => format!("users/{id}"),
+            AccessGrantee::Team(id) => format!("teams/{id}"),
+            AccessGrantee::BuiltIn(role) => format!("builtInRoles/{}", encode(role)),
+        };
+        let operation = if permission.is_empty() {
+            "remove_permission"
+        } else {
+            "set_permission"
+        };
+        self.call(
+            operation,
+            Method::POST,
+            &format!("/api/access-control/datasources/{}/{who}", encode(uid)),
+            &[],
+            Some(json(&AccessSet { permission })),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+fn protocol(operation: &'static str, message: String) -> VendorError {
+    VendorError::Protocol {
+        vendor: VENDOR,
+        operation,
+        message: format!("404: {message}"),
+    }
+}
+
+/// Percent-encodes one path segment.
+pub fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// A request body as JSON (these plain structs always serialise).
+fn json(body: &impl Serialize) -> serde_json::Value {
+    serde_json::to_value(body).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_bodies_name_exactly_one_grantee() {
+        let body = LegacyAdd {
+            grantee: LegacyGrantee::Team(3),
+            permission: 1,
+        };
+        assert_eq!(
+            serde_json::to_value(&body).unwrap_or_default(),
+            serde_json::json!({"teamId": 3, "permission": 1})
+        );
+    }
+
+    #[test]
+    fn listings_parse_zero_and_missing_grantees() {
+        let listing: LegacyListing = serde_json::from_value(serde_json::json!({
+            "datasourceId": 1,
+            "enabled": true,
+            "permissions": [
+                {"id": 1, "datasourceId": 1, "userId": 7, "teamId": 0, "permission": 1},
+                {"id": 2, "datasourceId": 1, "teamId": 3, "permission": 2, "team": "A Team"}
+            ]
+        }))
+        .unwrap_or_else(|error| panic!("{error}"));
+        assert!(listing.enabled);
+        assert_eq!(listing.permissions[0].team_id, Some(0));
+        assert_eq!(listing.permissions[1].user_id, None);
+        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+    }
+}
