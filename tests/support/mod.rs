@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod fake_kube;
+pub mod grafana;
 pub mod sigma;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use fake_kube::FakeKube;
+use grafana::GrafanaEmulator;
+use grant_operator::vendor::GrantKind;
 use sigma::SigmaEmulator;
 
 /// The namespace most tests use.
@@ -42,6 +45,11 @@ pub const CONNECTION: &str = "g3e8e8947-c9f5-43re-93b0-T80d0ddf5627";
 /// Valid API credentials of the emulator.
 pub const CLIENT_ID: &str = "client-id-1";
 pub const CLIENT_SECRET: &str = "client-secret-1";
+/// The Grafana data source the emulator knows (org 1).
+pub const DATASOURCE_UID: &str = "P8E80F9AEF21F6940";
+pub const DATASOURCE_NAME: &str = "Prometheus";
+/// A valid Grafana service account token of org 1.
+pub const GRAFANA_TOKEN: &str = "glsa_test_token_1";
 
 /// A clock that only moves when told to.
 pub struct ManualClock {
@@ -84,10 +92,14 @@ pub fn fast_retries() -> RetryPolicy {
 pub struct Harness {
     pub kube: FakeKube,
     pub sigma: SigmaEmulator,
+    pub grafana: GrafanaEmulator,
+    /// The numeric id of [`DATASOURCE_UID`].
+    pub datasource_id: i64,
     pub clock: Arc<ManualClock>,
     pub metrics: Arc<Metrics>,
     pub context: Arc<Context>,
     pub grants: Arc<GrantContext<SigmaGrant>>,
+    pub grafana_grants: Arc<GrantContext<GrafanaGrant>>,
     pub rechecks: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<ProviderId>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -160,6 +172,12 @@ impl Harness {
         tasks.push(tokio::spawn(
             stream.for_each(|_| futures::future::ready(())),
         ));
+        let grafana_watch = run::grant_watch::<GrafanaGrant>(Api::all(client.clone()));
+        tasks.push(tokio::spawn(
+            grafana_watch
+                .stream
+                .for_each(|_| futures::future::ready(())),
+        ));
 
         let clock = Arc::new(ManualClock::new());
         let metrics = Arc::new(Metrics::new());
@@ -167,18 +185,30 @@ impl Harness {
             Context::new(client, config, stores, metrics.clone(), clock.clone());
         let context = Arc::new(context);
         let grants = Arc::new(GrantContext::new(context.clone(), store, index));
+        let grafana_grants = Arc::new(GrantContext::new(
+            context.clone(),
+            grafana_watch.store,
+            grafana_watch.index,
+        ));
 
         let sigma = SigmaEmulator::start().await;
         sigma.add_client(CLIENT_ID, CLIENT_SECRET);
         sigma.add_connection(CONNECTION);
 
+        let grafana = GrafanaEmulator::start().await;
+        grafana.add_token(1, GRAFANA_TOKEN);
+        let datasource_id = grafana.add_datasource(1, DATASOURCE_UID, DATASOURCE_NAME);
+
         let harness = Harness {
             kube,
             sigma,
+            grafana,
+            datasource_id,
             clock,
             metrics,
             context,
             grants,
+            grafana_grants,
             rechecks: tokio::sync::Mutex::new(rechecks),
             tasks,
         };
@@ -251,6 +281,53 @@ impl Harness {
         provider
     }
 
+    /// A Grafana provider for this harness's emulator (token in `secret`, key
+    /// `token`; org 1), with a short timeout and a high rate limit.
+    pub fn grafana_provider(
+        &self,
+        namespace: &str,
+        name: &str,
+        secret: &str,
+        api: GrafanaPermissionsApi,
+    ) -> GrantProvider {
+        let mut provider = sigma_provider(namespace, name, "https://unused", secret);
+        provider.spec.sigma = None;
+        provider.spec.grafana = Some(GrafanaProvider {
+            url: self.grafana.url(),
+            org_id: Some(1),
+            permissions_api: api,
+            token: Some(secret_value(secret, "token")),
+            basic_auth: None,
+        });
+        provider.spec.request_timeout_seconds = Some(5);
+        provider.spec.rate_limit = Some(RateLimit {
+            requests_per_second: 1000.0,
+            burst: Some(1000),
+        });
+        provider
+    }
+
+    /// Managed, non-inherited permissions of a Grafana data source as
+    /// `(grantee key, level)` sorted: what the operator may change.
+    pub fn grafana_live(&self, uid: &str) -> Vec<(String, String)> {
+        let mut live: Vec<(String, String)> = self
+            .grafana
+            .permissions(uid)
+            .into_iter()
+            .filter(|entry| entry.managed && !entry.inherited)
+            .map(|entry| {
+                let grantee = match entry.grantee {
+                    grafana::Grantee::User(id) => format!("user:{id}"),
+                    grafana::Grantee::Team(id) => format!("team:{id}"),
+                    grafana::Grantee::BuiltIn(role) => format!("role:{role}"),
+                };
+                (grantee, entry.permission.name().to_string())
+            })
+            .collect();
+        live.sort();
+        live
+    }
+
     /// Waits until all `resources` grants report Synced (calling `on_poll` on every
     /// look); returns how long it took.
     pub async fn wait_until_synced(
@@ -318,17 +395,29 @@ impl Harness {
     }
 
     pub fn get(&self, name: &str) -> Option<SigmaGrant> {
-        self.kube.get::<SigmaGrant>(Some(NS), name)
+        self.get_of::<SigmaGrant>(name)
+    }
+
+    pub fn get_of<K: TestKind>(&self, name: &str) -> Option<K> {
+        self.kube.get::<K>(Some(NS), name)
     }
 
     pub fn status(&self, name: &str) -> GrantStatus {
-        self.get(name)
-            .and_then(|grant| grant.status)
+        self.status_of::<SigmaGrant>(name)
+    }
+
+    pub fn status_of<K: TestKind>(&self, name: &str) -> GrantStatus {
+        self.get_of::<K>(name)
+            .and_then(|grant| grant.status().cloned())
             .unwrap_or_default()
     }
 
     pub fn ready_condition(&self, name: &str) -> Condition {
-        let status = self.status(name);
+        self.ready_of::<SigmaGrant>(name)
+    }
+
+    pub fn ready_of<K: TestKind>(&self, name: &str) -> Condition {
+        let status = self.status_of::<K>(name);
         status
             .conditions
             .into_iter()
@@ -338,13 +427,22 @@ impl Harness {
 
     /// Changes the spec of a grant (keeping its status and finalizers, like `kubectl apply`).
     pub fn edit(&self, name: &str, change: impl FnOnce(&mut SigmaGrantSpec)) {
-        let mut grant = self.get(name).expect("grant exists");
-        change(&mut grant.spec);
+        self.edit_of::<SigmaGrant>(name, |grant| change(&mut grant.spec));
+    }
+
+    /// Changes a grant of any kind (keeping its status and finalizers).
+    pub fn edit_of<K: TestKind>(&self, name: &str, change: impl FnOnce(&mut K)) {
+        let mut grant = self.get_of::<K>(name).expect("grant exists");
+        change(&mut grant);
         self.kube.put(&grant);
     }
 
     pub fn delete(&self, name: &str) {
-        self.kube.delete::<SigmaGrant>(Some(NS), name);
+        self.delete_of::<SigmaGrant>(name);
+    }
+
+    pub fn delete_of<K: TestKind>(&self, name: &str) {
+        self.kube.delete::<K>(Some(NS), name);
     }
 
     pub fn provider_ready(&self, namespace: &str, name: &str) -> Condition {
@@ -387,6 +485,9 @@ impl Harness {
                 &self.grants.store,
                 self.kube.list_json(GROUP, "sigmagrants"),
             ) && matches(
+                &self.grafana_grants.store,
+                self.kube.list_json(GROUP, "grafanagrants"),
+            ) && matches(
                 &stores.providers,
                 self.kube.list_json(GROUP, "grantproviders"),
             ) && matches(
@@ -407,12 +508,18 @@ impl Harness {
 
     /// One reconcile, as the controller runs it (with `error_policy` on failure).
     pub async fn reconcile(&self, name: &str) -> Result<Action, Error> {
+        self.reconcile_of::<SigmaGrant>(name).await
+    }
+
+    /// One reconcile of a grant of kind `K`.
+    pub async fn reconcile_of<K: TestKind>(&self, name: &str) -> Result<Action, Error> {
         self.caught_up().await;
-        match self.grants.store.get(&ObjectRef::new(name).within(NS)) {
+        let cx = K::context(self);
+        match cx.store.get(&ObjectRef::new(name).within(NS)) {
             Some(object) => {
-                let result = grant::reconcile(object.clone(), self.grants.clone()).await;
+                let result = grant::reconcile(object.clone(), cx.clone()).await;
                 if let Err(error) = &result {
-                    grant::error_policy(object, error, self.grants.clone());
+                    grant::error_policy(object, error, cx.clone());
                 }
                 result
             }
@@ -422,22 +529,27 @@ impl Harness {
 
     /// Reconciles until a reconcile writes nothing more; returns the last result.
     pub async fn settle(&self, name: &str) -> Result<Action, Error> {
+        self.settle_of::<SigmaGrant>(name).await
+    }
+
+    /// [`Harness::settle`] for a grant of kind `K`.
+    pub async fn settle_of<K: TestKind>(&self, name: &str) -> Result<Action, Error> {
         let mut result = Ok(Action::await_change());
         for _ in 0..10 {
-            let before = self.version(name);
-            result = self.reconcile(name).await;
+            let before = self.version(K::PLURAL, name);
+            result = self.reconcile_of::<K>(name).await;
             self.caught_up().await;
-            if self.version(name) == before {
+            if self.version(K::PLURAL, name) == before {
                 return result;
             }
         }
         result
     }
 
-    /// The resourceVersion of a grant, read raw (it may not be a readable SigmaGrant).
-    fn version(&self, name: &str) -> Option<String> {
+    /// The resourceVersion of a grant, read raw (it may not be readable as its kind).
+    fn version(&self, plural: &str, name: &str) -> Option<String> {
         self.kube
-            .list_json(GROUP, "sigmagrants")
+            .list_json(GROUP, plural)
             .into_iter()
             .find(|object| {
                 object["metadata"]["name"] == name && object["metadata"]["namespace"] == NS
@@ -693,4 +805,100 @@ pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(default)
+}
+
+/// A grant kind the harness reconciles.
+pub trait TestKind: GrantKind {
+    /// The plural of the kind's API resource.
+    const PLURAL: &'static str;
+    /// The harness's controller context of the kind.
+    fn context(harness: &Harness) -> &Arc<GrantContext<Self>>;
+}
+
+impl TestKind for SigmaGrant {
+    const PLURAL: &'static str = "sigmagrants";
+    fn context(harness: &Harness) -> &Arc<GrantContext<Self>> {
+        &harness.grants
+    }
+}
+
+impl TestKind for GrafanaGrant {
+    const PLURAL: &'static str = "grafanagrants";
+    fn context(harness: &Harness) -> &Arc<GrantContext<Self>> {
+        &harness.grafana_grants
+    }
+}
+
+/// A GrafanaGrant in [`NS`] on [`DATASOURCE_UID`] through the provider `grafana`.
+pub fn grafana_grant(name: &str, permissions: Vec<GrafanaPermissionEntry>) -> GrafanaGrant {
+    let mut grant = GrafanaGrant::new(
+        name,
+        GrafanaGrantSpec {
+            policy: policy("grafana"),
+            datasource: GrafanaDatasourceRef {
+                uid: Some(DATASOURCE_UID.into()),
+                name: None,
+                id: None,
+            },
+            permissions,
+        },
+    );
+    grant.metadata.namespace = Some(NS.into());
+    grant
+}
+
+fn grafana_user(
+    login: Option<&str>,
+    email: Option<&str>,
+    id: Option<i64>,
+    permission: GrafanaPermission,
+) -> GrafanaPermissionEntry {
+    GrafanaPermissionEntry {
+        user: Some(GrafanaUserRef {
+            login: login.map(String::from),
+            email: email.map(String::from),
+            id,
+        }),
+        team: None,
+        role: None,
+        permission,
+    }
+}
+
+/// `user: { login }`.
+pub fn user_login(login: &str, permission: GrafanaPermission) -> GrafanaPermissionEntry {
+    grafana_user(Some(login), None, None, permission)
+}
+
+/// `user: { email }`.
+pub fn user_email(email: &str, permission: GrafanaPermission) -> GrafanaPermissionEntry {
+    grafana_user(None, Some(email), None, permission)
+}
+
+/// `user: { id }`.
+pub fn user_id(id: i64, permission: GrafanaPermission) -> GrafanaPermissionEntry {
+    grafana_user(None, None, Some(id), permission)
+}
+
+/// `team: { name }`.
+pub fn team_name(name: &str, permission: GrafanaPermission) -> GrafanaPermissionEntry {
+    GrafanaPermissionEntry {
+        user: None,
+        team: Some(GrafanaTeamRef {
+            name: Some(name.into()),
+            id: None,
+        }),
+        role: None,
+        permission,
+    }
+}
+
+/// `role: Viewer | Editor | Admin`.
+pub fn built_in(role: GrafanaBuiltInRole, permission: GrafanaPermission) -> GrafanaPermissionEntry {
+    GrafanaPermissionEntry {
+        user: None,
+        team: None,
+        role: Some(role),
+        permission,
+    }
 }
