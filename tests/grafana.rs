@@ -106,6 +106,7 @@ both_apis!(
     rate_limits_and_server_errors_converge_without_duplicates,
     steady_state_is_one_listing_per_data_source_and_no_writes,
     data_sources_by_name_and_id_are_looked_up_once,
+    resources_naming_one_data_source_differently_protect_each_other,
 );
 
 async fn create_change_remove_and_delete(server: Server) {
@@ -707,6 +708,46 @@ async fn data_sources_by_name_and_id_are_looked_up_once(server: Server) {
         h.grafana.count("GET", "/api/datasources/name/"),
         1,
         "resolved once, then cached"
+    );
+}
+
+async fn resources_naming_one_data_source_differently_protect_each_other(server: Server) {
+    let h = ready(server).await;
+    let jane = h.grafana.add_user(1, "jane", "jane@example.com");
+    let joe = h.grafana.add_user(1, "joe", "joe@example.com");
+    let mut by_uid = grafana_grant("by-uid", vec![user_login("jane", Query)]);
+    by_uid.spec.policy.mode = Mode::Authoritative;
+    let mut by_name = grafana_grant(
+        "by-name",
+        vec![user_login("joe", Edit), user_login("jane", Edit)],
+    );
+    by_name.spec.datasource = GrafanaDatasourceRef {
+        uid: None,
+        name: Some(DATASOURCE_NAME.into()),
+        id: None,
+    };
+    h.put(&by_uid);
+    settle(&h, "by-uid").await.unwrap();
+    h.put(&by_name);
+    settle(&h, "by-name").await.unwrap();
+    let both = sorted(vec![
+        pair(format!("user:{jane}"), "Edit"),
+        pair(format!("user:{joe}"), "Edit"),
+    ]);
+    assert_eq!(h.grafana_live(DATASOURCE_UID), both);
+
+    // The Authoritative resource syncs again: what the other spelling holds stays.
+    h.advance(Duration::from_secs(61));
+    settle(&h, "by-uid").await.unwrap();
+    assert_eq!(h.grafana_live(DATASOURCE_UID), both);
+    assert_eq!(ready_of(&h, "by-uid").1, "Synced");
+
+    // Deleting the other one revokes only what the first does not hold.
+    h.delete_of::<grant_operator::api::GrafanaGrant>("by-name");
+    settle(&h, "by-name").await.unwrap();
+    assert_eq!(
+        h.grafana_live(DATASOURCE_UID),
+        vec![pair(format!("user:{jane}"), "Query")]
     );
 }
 

@@ -44,8 +44,8 @@ use crate::vendor::{GrantKind, Live, ResolvedTarget, Vendor};
 use super::clients::{Provider, ProviderId};
 use super::status::{apply_status, list_some, ready, ready_of};
 use super::units::{
-    Freshness, Index, MemberResult, SyncOutcome, UnitKey, Units, Unreadable, Watched, key_of,
-    rows_hash,
+    Aliases, Freshness, Index, MemberResult, SyncOutcome, UnitKey, Units, Unreadable, Watched,
+    key_of, rows_hash,
 };
 use super::{Config, Context, Error, Failure, jitter};
 
@@ -61,6 +61,8 @@ pub struct GrantContext<K: GrantKind> {
     pub index: Arc<Index<K>>,
     /// Units and their syncs.
     pub units: Units<K>,
+    /// Units that resolved to the same vendor object.
+    pub aliases: Aliases,
 }
 
 impl<K: GrantKind> GrantContext<K> {
@@ -75,6 +77,7 @@ impl<K: GrantKind> GrantContext<K> {
             store,
             index,
             units: Units::default(),
+            aliases: Aliases::default(),
         }
     }
 
@@ -404,6 +407,14 @@ fn release_unit_if_last<K: GrantKind>(
     });
     if !others {
         cx.units.forget(unit);
+    }
+    let declared_elsewhere = cx
+        .index
+        .refs(&unit.target)
+        .into_iter()
+        .any(|oref| &oref != leaving);
+    if !declared_elsewhere {
+        cx.aliases.forget(&unit.target);
     }
 }
 
@@ -821,6 +832,7 @@ async fn read_plan_apply<K: GrantKind>(
         .find(|member| member.phase != Phase::Suspended)
         .unwrap_or(&members[0]);
     let target = vendor.resolve_target(&first.object.target()).await?;
+    let neighbours = with_aliases(cx, unit, provider, &target, neighbours);
 
     // Resolve every declared grantee of active members in one go.
     let mut grantees = Vec::new();
@@ -853,7 +865,7 @@ async fn read_plan_apply<K: GrantKind>(
             .iter()
             .map(|member| plan_member::<K>(member, &keys))
             .collect(),
-        foreign: foreign_holdings::<K>(context, provider, neighbours),
+        foreign: foreign_holdings::<K>(context, provider, &neighbours),
         live: live.grants.clone(),
     };
     let plan = plan::plan(&input);
@@ -951,7 +963,37 @@ fn plan_member<K: GrantKind>(
     }
 }
 
-/// Grants held by resources that reach the same vendor account through another provider.
+/// `neighbours`, plus the resources of units that name the same vendor object
+/// another way (their holdings are protected like those of other providers).
+fn with_aliases<K: GrantKind>(
+    cx: &GrantContext<K>,
+    unit: &UnitKey,
+    provider: &Provider,
+    target: &ResolvedTarget,
+    neighbours: &[Arc<K>],
+) -> Vec<Arc<K>> {
+    let mut all = neighbours.to_vec();
+    // A target written as the vendor's own id has no other spelling.
+    if target.id == unit.target {
+        return all;
+    }
+    let Some(endpoint) = provider.endpoint::<K>() else {
+        return all;
+    };
+    for other in cx.aliases.record(&endpoint, &target.id, &unit.target) {
+        for oref in cx.index.refs(&other) {
+            if let Some(Ok(object)) = cx.lookup(&oref)
+                && object.unit_key() == other
+            {
+                all.push(object);
+            }
+        }
+    }
+    all
+}
+
+/// Grants held by resources that reach the same vendor object through another
+/// provider or another spelling of the target.
 fn foreign_holdings<K: GrantKind>(
     context: &Context,
     provider: &Provider,

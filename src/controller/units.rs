@@ -12,7 +12,7 @@
 //! by an `Authoritative` neighbour).
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::marker::PhantomData;
@@ -317,9 +317,110 @@ impl<K: GrantKind> Index<K> {
     }
 }
 
+/// Unit targets that name one vendor object in different ways (a Grafana data
+/// source by uid in one resource and by name in another). Learned as targets
+/// resolve, so that each such unit protects what the others hold: none of them
+/// revokes, in `Authoritative` mode or on deletion, a grant another one owns.
+#[derive(Default)]
+pub struct Aliases {
+    inner: Mutex<AliasMaps>,
+}
+
+/// (vendor account endpoint, the vendor's id of the object).
+type VendorObject = (String, String);
+
+#[derive(Default)]
+struct AliasMaps {
+    by_object: HashMap<VendorObject, BTreeSet<String>>,
+    by_target: HashMap<String, BTreeSet<VendorObject>>,
+}
+
+impl Aliases {
+    /// Records that unit target `target` resolved to `object` on the vendor account
+    /// `endpoint`; returns the other unit targets known to resolve to it.
+    pub fn record(&self, endpoint: &str, object: &str, target: &str) -> Vec<String> {
+        let mut maps = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (endpoint.to_string(), object.to_string());
+        maps.by_target
+            .entry(target.to_string())
+            .or_default()
+            .insert(key.clone());
+        let targets = maps.by_object.entry(key).or_default();
+        targets.insert(target.to_string());
+        targets
+            .iter()
+            .filter(|other| other.as_str() != target)
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets a unit target no resource declares any more.
+    pub fn forget(&self, target: &str) {
+        let mut maps = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(objects) = maps.by_target.remove(target) else {
+            return;
+        };
+        for object in objects {
+            if let Some(targets) = maps.by_object.get_mut(&object) {
+                targets.remove(target);
+                if targets.is_empty() {
+                    maps.by_object.remove(&object);
+                }
+            }
+        }
+    }
+
+    /// Number of unit targets remembered (for tests of boundedness).
+    pub fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_target
+            .len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aliases_pair_targets_of_one_vendor_object_and_are_forgotten() {
+        let aliases = Aliases::default();
+        assert!(
+            aliases
+                .record("https://g#org=1", "P8E", "uid:P8E")
+                .is_empty()
+        );
+        assert_eq!(
+            aliases.record("https://g#org=1", "P8E", "name:Prometheus"),
+            vec!["uid:P8E".to_string()]
+        );
+        assert!(
+            aliases
+                .record("https://other#org=1", "P8E", "id:4")
+                .is_empty(),
+            "the same id on another vendor account is another object"
+        );
+        assert_eq!(
+            aliases.record("https://g#org=1", "P8E", "uid:P8E"),
+            vec!["name:Prometheus".to_string()]
+        );
+        aliases.forget("name:Prometheus");
+        assert!(
+            aliases
+                .record("https://g#org=1", "P8E", "uid:P8E")
+                .is_empty()
+        );
+        aliases.forget("uid:P8E");
+        aliases.forget("id:4");
+        assert!(aliases.is_empty());
+    }
     use crate::api::SigmaGrant;
     use crate::controller::clients::ProviderId;
     use std::sync::atomic::AtomicUsize;
