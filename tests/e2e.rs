@@ -1,6 +1,6 @@
 //! End to end on a real cluster: installs the CRDs into the cluster of
-//! `KUBECONFIG`, runs the operator (in this process), and exercises Sigma
-//! through the emulator on the host.
+//! `KUBECONFIG`, runs the operator (in this process), and exercises Sigma and
+//! Grafana through the emulators on the host.
 //!
 //! Runs only with `GRANT_OPERATOR_E2E=1` (it changes the cluster: CRDs and a
 //! throwaway namespace); otherwise it prints why it skipped. On kind:
@@ -11,7 +11,10 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use grant_operator::api::{GrantProvider, SigmaGrant, SigmaPermission, all_crds};
+use grant_operator::api::{
+    GrafanaGrant, GrafanaPermission, GrafanaPermissionsApi, GrantProvider, SigmaGrant,
+    SigmaPermission, all_crds,
+};
 use grant_operator::controller::Config;
 use grant_operator::metrics::Metrics;
 use k8s_openapi::ByteString;
@@ -20,6 +23,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
+use support::grafana::{GrafanaEmulator, Grantee, Level};
 use support::sigma::SigmaEmulator;
 use support::*;
 
@@ -47,7 +51,7 @@ fn reason_of(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigma_end_to_end_on_a_real_cluster() {
+async fn end_to_end_on_a_real_cluster() {
     if std::env::var("GRANT_OPERATOR_E2E").as_deref() != Ok("1") {
         println!(
             "e2e skipped: set GRANT_OPERATOR_E2E=1 and point KUBECONFIG at a disposable cluster \
@@ -202,9 +206,120 @@ async fn sigma_end_to_end_on_a_real_cluster() {
     })
     .await;
 
+    grafana_on_the_cluster(&client, &namespace).await;
+
     operator.stop(Duration::from_secs(20)).await.unwrap();
     namespaces
         .delete(&namespace, &DeleteParams::default())
         .await
         .unwrap();
+}
+
+/// Grafana through the running operator: a provider on `Auto` against an
+/// AccessControl-only server, a grant applied, drift repaired, revoked on delete.
+async fn grafana_on_the_cluster(client: &kube::Client, namespace: &str) {
+    let grafana = GrafanaEmulator::start().await;
+    grafana.set_apis(false, true);
+    grafana.add_token(1, GRAFANA_TOKEN);
+    grafana.add_datasource(1, DATASOURCE_UID, DATASOURCE_NAME);
+    let jane = grafana.add_user(1, "jane", "jane@example.com");
+    let managed = |grafana: &GrafanaEmulator| -> Vec<(Grantee, Level)> {
+        grafana
+            .permissions(DATASOURCE_UID)
+            .into_iter()
+            .filter(|entry| entry.managed && !entry.inherited)
+            .map(|entry| (entry.grantee, entry.permission))
+            .collect()
+    };
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    secrets
+        .create(
+            &PostParams::default(),
+            &Secret {
+                metadata: ObjectMeta {
+                    name: Some("grafana-sa".into()),
+                    ..ObjectMeta::default()
+                },
+                data: Some([("token".to_string(), ByteString(GRAFANA_TOKEN.into()))].into()),
+                ..Secret::default()
+            },
+        )
+        .await
+        .unwrap();
+    let providers: Api<GrantProvider> = Api::namespaced(client.clone(), namespace);
+    let provider = grafana_provider(
+        namespace,
+        "grafana",
+        &grafana.url(),
+        "grafana-sa",
+        GrafanaPermissionsApi::Auto,
+    );
+    providers
+        .create(&PostParams::default(), &provider)
+        .await
+        .unwrap();
+
+    let grants: Api<GrafanaGrant> = Api::namespaced(client.clone(), namespace);
+    let mut grant = grafana_grant("sre", vec![user_login("jane", GrafanaPermission::Query)]);
+    grant.metadata.namespace = Some(namespace.to_string());
+    grant.spec.policy.sync_interval = Some("2s".into());
+
+    // The API server refuses a permission naming both a user and a team.
+    let mut invalid = serde_json::to_value(&grant).unwrap();
+    invalid["metadata"]["name"] = "invalid".into();
+    invalid["spec"]["permissions"] = serde_json::json!([
+        {"user": {"login": "jane"}, "team": {"name": "SRE"}, "permission": "Query"}
+    ]);
+    let refused = grants
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(invalid).unwrap(),
+        )
+        .await
+        .expect_err("the CEL rule refuses a permission with both user and team");
+    assert!(
+        refused
+            .to_string()
+            .contains("exactly one of user, team or role"),
+        "{refused}"
+    );
+
+    grants.create(&PostParams::default(), &grant).await.unwrap();
+    eventually("Grafana provider Authenticated", async || {
+        let provider = providers.get("grafana").await.ok()?;
+        (reason_of(&provider.status?.conditions)? == "Authenticated").then_some(())
+    })
+    .await;
+    let status = eventually("GrafanaGrant Synced", async || {
+        let grant = grants.get("sre").await.ok()?;
+        let status = grant.status?;
+        (reason_of(&status.conditions)? == "Synced").then_some(status)
+    })
+    .await;
+    assert_eq!(status.grants[0].grantee, format!("user:{jane}"));
+    assert_eq!(
+        status.target.unwrap().datasource_uid.as_deref(),
+        Some(DATASOURCE_UID)
+    );
+    assert_eq!(managed(&grafana), vec![(Grantee::User(jane), Level::Query)]);
+
+    grafana.remove_directly(DATASOURCE_UID, &Grantee::User(jane));
+    eventually("Grafana drift repaired", async || {
+        (managed(&grafana).len() == 1).then_some(())
+    })
+    .await;
+
+    grants
+        .delete("sre", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "Grafana permission revoked and resource released",
+        async || {
+            let gone = grants.get_opt("sre").await.ok()?.is_none();
+            (gone && managed(&grafana).is_empty()).then_some(())
+        },
+    )
+    .await;
 }

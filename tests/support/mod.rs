@@ -290,15 +290,7 @@ impl Harness {
         secret: &str,
         api: GrafanaPermissionsApi,
     ) -> GrantProvider {
-        let mut provider = sigma_provider(namespace, name, "https://unused", secret);
-        provider.spec.sigma = None;
-        provider.spec.grafana = Some(GrafanaProvider {
-            url: self.grafana.url(),
-            org_id: Some(1),
-            permissions_api: api,
-            token: Some(secret_value(secret, "token")),
-            basic_auth: None,
-        });
+        let mut provider = grafana_provider(namespace, name, &self.grafana.url(), secret, api);
         provider.spec.request_timeout_seconds = Some(5);
         provider.spec.rate_limit = Some(RateLimit {
             requests_per_second: 1000.0,
@@ -667,6 +659,27 @@ pub fn sigma_provider(namespace: &str, name: &str, api_url: &str, secret: &str) 
         },
     );
     provider.metadata.namespace = Some(namespace.into());
+    provider
+}
+
+/// A `GrantProvider` for Grafana at `url` (org 1), with a service account token
+/// in `secret` (key `token`).
+pub fn grafana_provider(
+    namespace: &str,
+    name: &str,
+    url: &str,
+    secret: &str,
+    api: GrafanaPermissionsApi,
+) -> GrantProvider {
+    let mut provider = sigma_provider(namespace, name, "https://unused", secret);
+    provider.spec.sigma = None;
+    provider.spec.grafana = Some(GrafanaProvider {
+        url: url.into(),
+        org_id: Some(1),
+        permissions_api: api,
+        token: Some(secret_value(secret, "token")),
+        basic_auth: None,
+    });
     provider
 }
 
