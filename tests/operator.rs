@@ -202,3 +202,48 @@ async fn deleting_right_after_the_grant_appears_still_revokes_it() {
     }
     operator.stop(Duration::from_secs(10)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_runs_grafana_grants_too() {
+    use grant_operator::api::{GrafanaGrant, GrafanaPermission, GrafanaPermissionsApi};
+    let h = Harness::new().await;
+    let jane = h.grafana.add_user(1, "jane", "jane@example.com");
+    h.secret(NS, "grafana-sa", &[("token", GRAFANA_TOKEN)]);
+    h.put(&h.grafana_provider(NS, "grafana", "grafana-sa", GrafanaPermissionsApi::Auto));
+    let mut grant = grafana_grant("sre", vec![user_login("jane", GrafanaPermission::Query)]);
+    grant.spec.policy.sync_interval = Some("1s".into());
+    h.put(&grant);
+
+    let config = Config {
+        error_backoff: Duration::from_millis(50),
+        vendor_retry: fast_retries(),
+        ..Config::default()
+    };
+    let operator = RunningOperator::start(h.kube.client(), config, Arc::new(Metrics::new()));
+    let synced = || {
+        h.kube
+            .get::<GrafanaGrant>(Some(NS), "sre")
+            .and_then(|g| g.status)
+            .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "Synced"))
+    };
+    eventually("GrafanaGrant Synced", synced).await;
+    let expected = vec![(format!("user:{jane}"), "Query".to_string())];
+    assert_eq!(h.grafana_live(DATASOURCE_UID), expected);
+
+    // Drift repaired by the periodic resync alone.
+    h.grafana
+        .remove_directly(DATASOURCE_UID, &support::grafana::Grantee::User(jane));
+    eventually("drift repaired", || {
+        h.grafana_live(DATASOURCE_UID) == expected
+    })
+    .await;
+
+    // Deletion revokes through the finalizer.
+    h.delete_of::<GrafanaGrant>("sre");
+    eventually("revoked and released", || {
+        h.kube.get::<GrafanaGrant>(Some(NS), "sre").is_none()
+            && h.grafana_live(DATASOURCE_UID).is_empty()
+    })
+    .await;
+    operator.stop(Duration::from_secs(10)).await.unwrap();
+}
