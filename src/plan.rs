@@ -565,7 +565,11 @@ pub fn report<P: Permission>(
                                 } else {
                                     (GrantState::Drifted, drift_message(perm, live))
                                 }
-                            } else if let Some(failure) = failure {
+                            } else if let Some(failure) = failure
+                                && !covered
+                            {
+                                // A failed write at the key does not fail a grant that is live
+                                // anyway (only part of a set failed, or a raise above it).
                                 failed_keys.insert(key.clone());
                                 (GrantState::Failed, failure.message.clone())
                             } else if covered {

@@ -805,6 +805,52 @@ fn report_declared_row_fails_with_the_vendor_message() {
 }
 
 #[test]
+fn report_a_failure_at_a_key_fails_only_the_rows_not_live() {
+    // One privilege of a set refused, the other applied; and a raise that failed
+    // while another member's lower level is live.
+    let sets = unit(vec![member(&[("r", p("SELECT")), ("r", p("BOGUS"))])], &[]);
+    let planned = plan(&sets);
+    let failures = BTreeMap::from([(
+        "r".to_string(),
+        Failure {
+            reason: Reason::InvalidGrant,
+            message: "BOGUS is not available".into(),
+            retry_after: None,
+        },
+    )]);
+    let reports = report(&sets, &planned, &live(&[("r", p("SELECT"))]), &failures);
+    assert_eq!(
+        rows(&reports[0]),
+        vec![
+            ("r".to_string(), p("SELECT"), GrantState::Applied),
+            ("r".to_string(), p("BOGUS"), GrantState::Failed),
+        ]
+    );
+    assert_eq!(reports[0].failures[0].reason, Reason::InvalidGrant);
+
+    let levels = unit(vec![member(&[("u", U)]), member(&[("u", A)])], &[]);
+    let planned = plan(&levels);
+    let failures = BTreeMap::from([(
+        "u".to_string(),
+        Failure {
+            reason: Reason::Forbidden,
+            message: "may not raise".into(),
+            retry_after: None,
+        },
+    )]);
+    let reports = report(&levels, &planned, &live(&[("u", U)]), &failures);
+    assert_eq!(
+        rows(&reports[0]),
+        vec![("u".to_string(), U, GrantState::Applied)]
+    );
+    assert!(reports[0].failures.is_empty(), "its grant is live");
+    assert_eq!(
+        rows(&reports[1]),
+        vec![("u".to_string(), A, GrantState::Failed)]
+    );
+}
+
+#[test]
 fn report_counts_drift_repairs() {
     // m1 was applied before, removed behind our back, and is restored.
     let u = unit(
