@@ -18,6 +18,8 @@ use crate::api::{
 };
 use crate::credentials::SecretReader;
 use crate::metrics::Metrics;
+use crate::vendor::dremio::DremioClient;
+use crate::vendor::dremio::client::{Deployment, DremioApi};
 use crate::vendor::grafana::GrafanaClient;
 use crate::vendor::grafana::client::{Auth, GrafanaApi};
 use crate::vendor::http::{HttpClient, HttpConfig, RateLimitConfig, RetryPolicy};
@@ -423,6 +425,17 @@ impl VendorClients {
                     api,
                     grafana.permissions_api,
                 ))))
+            }
+            VendorKind::Dremio if let Some(dremio) = spec.dremio() => {
+                let token = read_value(secrets, &dremio.token, own_namespace).await?;
+                let deployment = match &dremio.project_id {
+                    Some(project_id) => Deployment::Cloud {
+                        project_id: project_id.clone(),
+                    },
+                    None => Deployment::Software,
+                };
+                let api = DremioApi::new(http, &dremio.url, deployment, token);
+                Ok(VendorClient::Dremio(Arc::new(DremioClient::new(api))))
             }
             other => Err(Failure::new(
                 Reason::InvalidSpec,

@@ -18,7 +18,9 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
-use crate::api::{ClusterGrantProvider, GrafanaGrant, GrantProvider, ProviderKind, SigmaGrant};
+use crate::api::{
+    ClusterGrantProvider, DremioGrant, GrafanaGrant, GrantProvider, ProviderKind, SigmaGrant,
+};
 use crate::metrics::Metrics;
 use crate::vendor::GrantKind;
 
@@ -249,6 +251,14 @@ pub async fn run(
         namespace.as_deref(),
         &context,
         Subscriptions::of(&providers, &cluster_providers, &secrets, &namespaces),
+        controller_config.clone(),
+        shutdown.clone(),
+    );
+    let dremio = grant_controller::<DremioGrant>(
+        &client,
+        namespace.as_deref(),
+        &context,
+        Subscriptions::of(&providers, &cluster_providers, &secrets, &namespaces),
         controller_config,
         shutdown.clone(),
     );
@@ -258,7 +268,7 @@ pub async fn run(
     secrets.start(api(&client, namespace.as_deref()), slim_secret);
     namespaces.start(Api::all(client.clone()), slim_metadata);
 
-    tokio::join!(namespaced_providers, cluster, sigma, grafana);
+    tokio::join!(namespaced_providers, cluster, sigma, grafana, dremio);
 }
 
 /// A channel as a stream.

@@ -10,6 +10,7 @@
 //! The controller knows nothing of any one vendor; a vendor's quirks stay in its
 //! folder.
 
+pub mod dremio;
 pub mod grafana;
 pub mod http;
 pub mod sigma;
@@ -295,6 +296,8 @@ pub enum VendorClient {
     Sigma(Arc<sigma::SigmaClient>),
     /// Grafana.
     Grafana(Arc<grafana::GrafanaClient>),
+    /// Dremio.
+    Dremio(Arc<dremio::DremioClient>),
 }
 
 impl VendorClient {
@@ -303,6 +306,7 @@ impl VendorClient {
         match self {
             VendorClient::Sigma(client) => client.check().await,
             VendorClient::Grafana(client) => client.check().await,
+            VendorClient::Dremio(client) => client.check().await,
         }
     }
 }
