@@ -924,7 +924,7 @@ async fn basic_auth_and_the_org_header_pick_the_organisation() {
         h.grafana
             .calls()
             .iter()
-            .all(|call| call.path == "/api/health" || call.org_id.as_deref() == Some("1")),
+            .all(|call| call.path == "/api/health" || call.header("x-grafana-org-id") == Some("1")),
         "every call names the organisation"
     );
 

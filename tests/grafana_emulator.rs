@@ -7,8 +7,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use reqwest::{Client, Method, RequestBuilder};
+use reqwest::{Client, RequestBuilder};
 use serde_json::{Value, json};
+use support::emulator::{Reply, assert_answer, assert_ok, send};
 use support::grafana::*;
 
 const TOKEN: &str = "glsa_main_org_token";
@@ -20,52 +21,9 @@ async fn emulator() -> GrafanaEmulator {
     grafana
 }
 
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    content_type: Option<String>,
-    retry_after: Option<String>,
-    allow: Option<String>,
-    body: Value,
-}
-
-/// A request without credentials.
-fn anonymous(grafana: &GrafanaEmulator, method: &str, path: &str) -> RequestBuilder {
-    let method = Method::from_bytes(method.as_bytes()).expect("valid method");
-    Client::new().request(method, format!("{}{path}", grafana.url()))
-}
-
 /// A request with the Main Org. token.
 fn request(grafana: &GrafanaEmulator, method: &str, path: &str) -> RequestBuilder {
-    anonymous(grafana, method, path).bearer_auth(TOKEN)
-}
-
-async fn send(request: RequestBuilder) -> Reply {
-    let response = request.send().await.expect("the emulator answers");
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
-    };
-    let status = response.status().as_u16();
-    let content_type = header("content-type");
-    let retry_after = header("retry-after");
-    let allow = header("allow");
-    let text = response.text().await.expect("a body");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    Reply {
-        status,
-        content_type,
-        retry_after,
-        allow,
-        body,
-    }
+    grafana.anonymous(method, path).bearer_auth(TOKEN)
 }
 
 async fn get(grafana: &GrafanaEmulator, path: &str) -> Reply {
@@ -91,24 +49,8 @@ async fn post_raw(grafana: &GrafanaEmulator, path: &str, body: &'static str) -> 
 }
 
 #[track_caller]
-fn assert_ok(reply: &Reply) {
-    assert_eq!(reply.status, 200, "{reply:?}");
-    assert_eq!(
-        reply.content_type.as_deref(),
-        Some("application/json"),
-        "{reply:?}"
-    );
-}
-
-#[track_caller]
 fn assert_error(reply: &Reply, status: u16, message: &str) {
-    assert_eq!(reply.status, status, "{reply:?}");
-    assert_eq!(reply.body, json!({"message": message}), "{reply:?}");
-    assert_eq!(
-        reply.content_type.as_deref(),
-        Some("application/json"),
-        "{reply:?}"
-    );
+    assert_answer(reply, status, &json!({"message": message}));
 }
 
 /// `(grantee, level, managed, inherited)` of every entry, in order.
@@ -131,7 +73,7 @@ fn admin_inherited() -> (Grantee, Level, bool, bool) {
 #[tokio::test]
 async fn health_answers_without_credentials() {
     let grafana = emulator().await;
-    let reply = send(anonymous(&grafana, "GET", "/api/health")).await;
+    let reply = send(grafana.anonymous("GET", "/api/health")).await;
     assert_ok(&reply);
     assert_eq!(reply.body, json!({"database": "ok", "version": "10.2.3"}));
 }
@@ -141,33 +83,45 @@ async fn missing_unknown_and_malformed_credentials_are_unauthorized() {
     let grafana = emulator().await;
     grafana.add_basic_user("admin", "secret", &[1]);
     let attempts = [
-        anonymous(&grafana, "GET", "/api/org"),
-        anonymous(&grafana, "GET", "/api/org").bearer_auth("glsa_unknown"),
-        anonymous(&grafana, "GET", "/api/org").basic_auth("admin", Some("wrong")),
-        anonymous(&grafana, "GET", "/api/org").basic_auth("nobody", Some("secret")),
-        anonymous(&grafana, "GET", "/api/org").header("authorization", "Bearer"),
-        anonymous(&grafana, "GET", "/api/org").header("authorization", "Basic !!!not-base64"),
-        anonymous(&grafana, "GET", "/api/org").header("authorization", format!("Token {TOKEN}")),
-        anonymous(&grafana, "GET", "/api/org").header(
+        grafana.anonymous("GET", "/api/org"),
+        grafana
+            .anonymous("GET", "/api/org")
+            .bearer_auth("glsa_unknown"),
+        grafana
+            .anonymous("GET", "/api/org")
+            .basic_auth("admin", Some("wrong")),
+        grafana
+            .anonymous("GET", "/api/org")
+            .basic_auth("nobody", Some("secret")),
+        grafana
+            .anonymous("GET", "/api/org")
+            .header("authorization", "Bearer"),
+        grafana
+            .anonymous("GET", "/api/org")
+            .header("authorization", "Basic !!!not-base64"),
+        grafana
+            .anonymous("GET", "/api/org")
+            .header("authorization", format!("Token {TOKEN}")),
+        grafana.anonymous("GET", "/api/org").header(
             "authorization",
             http::HeaderValue::from_bytes(b"Bearer \xff").unwrap(),
         ),
         // Two Authorization headers, even if one is valid.
         request(&grafana, "GET", "/api/org").header("authorization", "Bearer other"),
         // Every API route needs credentials, not just /api/org.
-        anonymous(
-            &grafana,
-            "GET",
-            "/api/access-control/datasources/description",
-        ),
-        anonymous(&grafana, "POST", "/api/datasources/1/enable-permissions"),
+        grafana.anonymous("GET", "/api/access-control/datasources/description"),
+        grafana.anonymous("POST", "/api/datasources/1/enable-permissions"),
     ];
     for attempt in attempts {
         assert_error(&send(attempt).await, 401, "Unauthorized");
     }
 
-    let reply =
-        send(anonymous(&grafana, "GET", "/api/org").basic_auth("admin", Some("secret"))).await;
+    let reply = send(
+        grafana
+            .anonymous("GET", "/api/org")
+            .basic_auth("admin", Some("secret")),
+    )
+    .await;
     assert_ok(&reply);
     assert_eq!(reply.body, json!({"id": 1, "name": "Main Org."}));
 }
@@ -180,7 +134,9 @@ async fn org_header_picks_an_org_of_the_principal_and_nothing_else() {
     grafana.add_token(2, "glsa_second");
     grafana.add_basic_user("admin", "secret", &[2, 1]);
     let basic = |org: Option<&str>| {
-        let request = anonymous(&grafana, "GET", "/api/org").basic_auth("admin", Some("secret"));
+        let request = grafana
+            .anonymous("GET", "/api/org")
+            .basic_auth("admin", Some("secret"));
         match org {
             Some(org) => request.header("X-Grafana-Org-Id", org),
             None => request,
@@ -189,7 +145,12 @@ async fn org_header_picks_an_org_of_the_principal_and_nothing_else() {
 
     // Defaults: the token's org, the basic user's first org.
     assert_eq!(get(&grafana, "/api/org").await.body["id"], 1);
-    let second = send(anonymous(&grafana, "GET", "/api/org").bearer_auth("glsa_second")).await;
+    let second = send(
+        grafana
+            .anonymous("GET", "/api/org")
+            .bearer_auth("glsa_second"),
+    )
+    .await;
     assert_eq!(second.body, json!({"id": 2, "name": "Second"}));
     assert_eq!(send(basic(None)).await.body["id"], 2);
 
@@ -240,7 +201,11 @@ async fn revoked_credentials_are_unauthorized_from_then_on() {
     assert_ok(&get(&grafana, "/api/org").await);
     grafana.revoke_credentials(TOKEN);
     assert_error(&get(&grafana, "/api/org").await, 401, "Unauthorized");
-    let basic = || anonymous(&grafana, "GET", "/api/org").basic_auth("admin", Some("secret"));
+    let basic = || {
+        grafana
+            .anonymous("GET", "/api/org")
+            .basic_auth("admin", Some("secret"))
+    };
     assert_ok(&send(basic()).await);
     grafana.revoke_credentials("admin");
     assert_error(&send(basic()).await, 401, "Unauthorized");
@@ -306,7 +271,9 @@ async fn read_only_principals_read_but_every_permission_write_is_forbidden() {
         };
         let token = send(with_body(request(&grafana, method, &path))).await;
         assert_error(&token, 403, forbidden);
-        let basic = anonymous(&grafana, method, &path).basic_auth("viewer", Some("secret"));
+        let basic = grafana
+            .anonymous(method, &path)
+            .basic_auth("viewer", Some("secret"));
         assert_error(&send(with_body(basic)).await, 403, forbidden);
     }
     assert_eq!(store(&grafana, "prom"), before);
@@ -424,7 +391,7 @@ async fn objects_of_another_org_are_not_found() {
     assert_ok(&reply);
 
     // From the other org, everything is the other way round.
-    let second = |path: &str| anonymous(&grafana, "GET", path).bearer_auth("glsa_second");
+    let second = |path: &str| grafana.anonymous("GET", path).bearer_auth("glsa_second");
     assert_ok(&send(second("/api/datasources/uid/loki")).await);
     assert_eq!(send(second("/api/datasources/uid/prom")).await.status, 404);
     assert_eq!(
@@ -1483,7 +1450,7 @@ async fn a_switched_off_api_is_not_found_on_every_route() {
         assert_error(&reply, 404, "Not found");
         // Before authentication, as for an unknown route.
         assert_error(
-            &send(anonymous(&grafana, method, path)).await,
+            &send(grafana.anonymous(method, path)).await,
             404,
             "Not found",
         );
@@ -1608,11 +1575,11 @@ async fn injected_faults_fire_before_routing_and_auth_and_leave_state_alone() {
             retry_after_secs: 7,
         },
     });
-    let reply = send(anonymous(&grafana, "PATCH", "/no/such/route")).await;
+    let reply = send(grafana.anonymous("PATCH", "/no/such/route")).await;
     assert_error(&reply, 429, "Too many requests");
     assert_eq!(reply.retry_after.as_deref(), Some("7"));
     assert_error(
-        &send(anonymous(&grafana, "PATCH", "/no/such/route")).await,
+        &send(grafana.anonymous("PATCH", "/no/such/route")).await,
         404,
         "Not found",
     );
@@ -1695,10 +1662,7 @@ async fn calls_are_recorded_with_status_body_auth_and_org_header() {
             .status,
         200
     );
-    assert_eq!(
-        send(anonymous(&grafana, "GET", "/api/org")).await.status,
-        401
-    );
+    assert_eq!(send(grafana.anonymous("GET", "/api/org")).await.status, 401);
 
     let calls = grafana.calls();
     assert_eq!(calls.len(), 3);
@@ -1712,10 +1676,10 @@ async fn calls_are_recorded_with_status_body_auth_and_org_header() {
         calls[0].authorization.as_deref(),
         Some(format!("Bearer {TOKEN}").as_str())
     );
-    assert_eq!(calls[0].org_id.as_deref(), Some("1"));
+    assert_eq!(calls[0].header("X-Grafana-Org-Id"), Some("1"));
     assert_eq!(calls[1].query, "query=jane&limit=5");
     assert_eq!(
-        (calls[1].body.clone(), calls[1].org_id.clone()),
+        (calls[1].body.clone(), calls[1].header("x-grafana-org-id")),
         (None, None)
     );
     assert_eq!(

@@ -11,27 +11,30 @@
 //! inherited and unmanaged entries a client must leave alone are there from
 //! the start. No request data can make it panic.
 //!
+//! Server, call log and fault injection are the shared plumbing of
+//! `super::emulator`: [`GrafanaEmulator`] is a [`Server`], which gives `url`, `addr`,
+//! `calls`, `clear_calls`, `count` and `inject`.
+//! The org header a request sent is `call.header("x-grafana-org-id")`.
+//!
 //! Dependencies: axum 0.8, tokio, serde_json, http 1, base64 0.22 and std.
 #![allow(dead_code)] // not every test binary uses every helper
 
-use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, MutexGuard};
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::State as AxumState;
+use axum::body::Bytes;
 use axum::response::Response;
 use base64::Engine as _;
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-/// Largest request body read; bigger ones are answered 413.
-const MAX_BODY_BYTES: usize = 1024 * 1024;
+use super::emulator::{
+    self, Answer, ApiError, Millis, Server, Vendor, capitalize, err, json_response, lock,
+    media_type_is, params, path_segment, random_from, rfc3339_millis, unknown_key,
+};
+#[allow(unused_imports)] // re-exported for the tests that use them
+pub use super::emulator::{Call, Fault, FaultKind};
+
 /// Default `limit` of the user look-up and `perpage` of the team search.
 const DEFAULT_PAGE: i64 = 1000;
 const ORG_HEADER: &str = "x-grafana-org-id";
@@ -121,59 +124,9 @@ pub struct PermissionRecord {
     pub inherited: bool,
 }
 
-/// One request received by the emulator.
-///
-/// `status` is the final status answered (0 while the request is still being
-/// handled, e.g. during an injected delay). `body` is the parsed JSON body, or
-/// the raw text of any other non-empty body. `org_id` is the raw
-/// `X-Grafana-Org-Id` header, if sent.
-#[derive(Clone, Debug)]
-pub struct Call {
-    pub method: String,
-    pub path: String,
-    pub query: String,
-    pub status: u16,
-    pub body: Option<Value>,
-    pub authorization: Option<String>,
-    pub org_id: Option<String>,
-    pub at: Instant,
-}
-
-/// A fault fired on the next `times` requests whose method matches (`None`:
-/// any) and whose path starts with `path_prefix`. Faults are checked in the
-/// order they were injected, before routing and authentication; at most one
-/// fault fires per request.
-#[derive(Clone, Debug)]
-pub struct Fault {
-    pub method: Option<String>,
-    pub path_prefix: String,
-    pub times: usize,
-    pub kind: FaultKind,
-}
-
-#[derive(Clone, Debug)]
-pub enum FaultKind {
-    /// Answer this status with a Grafana error body; state is not touched.
-    Status(u16),
-    /// Answer 429 with a `Retry-After: <secs>` header; state is not touched.
-    RateLimited { retry_after_secs: u64 },
-    /// Sleep this long, then handle the request normally. The request is
-    /// handled to the end even if the client gives up meanwhile.
-    Delay(Duration),
-}
-
-/// The emulator. The server stops when this value is dropped.
-pub struct GrafanaEmulator {
-    shared: Shared,
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
 // ---------------------------------------------------------------------------
 // State
 // ---------------------------------------------------------------------------
-
-type Shared = Arc<Mutex<State>>;
 
 struct TokenPrincipal {
     org: i64,
@@ -265,14 +218,11 @@ struct State {
     next_id: i64,
     legacy_api: bool,
     access_control_api: bool,
-    calls: Vec<(u64, Call)>,
-    next_call_seq: u64,
-    faults: Vec<Fault>,
-    last_timestamp_ms: i64,
+    clock: Millis,
 }
 
-impl State {
-    fn new() -> Self {
+impl Default for State {
+    fn default() -> Self {
         let mut orgs = BTreeMap::new();
         orgs.insert(1, "Main Org.".to_string());
         State {
@@ -285,13 +235,12 @@ impl State {
             next_id: 1,
             legacy_api: true,
             access_control_api: true,
-            calls: Vec::new(),
-            next_call_seq: 0,
-            faults: Vec::new(),
-            last_timestamp_ms: 0,
+            clock: Millis::default(),
         }
     }
+}
 
+impl State {
     fn new_id(&mut self) -> i64 {
         let id = self.next_id;
         self.next_id += 1;
@@ -301,36 +250,7 @@ impl State {
     /// Wall-clock milliseconds, strictly increasing across calls so that an
     /// update always changes `updated`.
     fn timestamp_ms(&mut self) -> i64 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        let ms = now.max(self.last_timestamp_ms.saturating_add(1));
-        self.last_timestamp_ms = ms;
-        ms
-    }
-
-    fn take_fault(&mut self, method: &str, path: &str) -> Option<FaultKind> {
-        let idx = self.faults.iter().position(|f| {
-            f.times > 0
-                && f.method
-                    .as_deref()
-                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
-                && path.starts_with(&f.path_prefix)
-        })?;
-        let fault = &mut self.faults[idx];
-        fault.times -= 1;
-        let kind = fault.kind.clone();
-        if fault.times == 0 {
-            self.faults.remove(idx);
-        }
-        Some(kind)
-    }
-
-    fn finish_call(&mut self, seq: u64, status: u16) {
-        if let Some((_, call)) = self.calls.iter_mut().find(|(s, _)| *s == seq) {
-            call.status = status;
-        }
+        self.clock.now()
     }
 
     fn user(&self, id: i64) -> Option<&User> {
@@ -375,60 +295,20 @@ impl State {
     }
 }
 
-fn lock(shared: &Shared) -> MutexGuard<'_, State> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 // ---------------------------------------------------------------------------
 // Public API
 // ---------------------------------------------------------------------------
 
+/// The emulator. The server stops when this value is dropped.
+pub type GrafanaEmulator = Server<Grafana>;
+
+/// Grafana's side of the [`Server`]: routes, auth and state.
+#[derive(Default)]
+pub struct Grafana(Mutex<State>);
+
 impl GrafanaEmulator {
-    /// Binds 127.0.0.1 on a free port and serves in a tokio task.
-    pub async fn start() -> GrafanaEmulator {
-        Self::start_on(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await
-    }
-
-    /// Binds `addr` (e.g. `0.0.0.0:0` to be reachable from a cluster).
-    pub async fn start_on(addr: SocketAddr) -> GrafanaEmulator {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .unwrap_or_else(|e| panic!("grafana emulator: cannot bind {addr}: {e}"));
-        let local = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("grafana emulator: no local address: {e}"));
-        let shared: Shared = Arc::new(Mutex::new(State::new()));
-        let app = Router::new().fallback(entry).with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        GrafanaEmulator {
-            shared,
-            addr: local,
-            task,
-        }
-    }
-
-    /// Base URL without trailing slash. An unspecified bind address
-    /// (0.0.0.0 / ::) is shown as the loopback address.
-    pub fn url(&self) -> String {
-        let ip = match self.addr.ip() {
-            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
-    }
-
-    /// The address actually bound.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     fn state(&self) -> MutexGuard<'_, State> {
-        lock(&self.shared)
+        lock(&self.vendor().0)
     }
 
     // --- setup: organisations and credentials ------------------------------
@@ -756,133 +636,22 @@ impl GrafanaEmulator {
             .find(|d| d.uid == ds_uid)
             .map_or(0, |d| d.disable_calls)
     }
-
-    /// Every request received, in arrival order.
-    pub fn calls(&self) -> Vec<Call> {
-        self.state().calls.iter().map(|(_, c)| c.clone()).collect()
-    }
-
-    pub fn clear_calls(&self) {
-        self.state().calls.clear();
-    }
-
-    /// Calls whose method matches (case-insensitive) and whose path starts
-    /// with `path_prefix`.
-    pub fn count(&self, method: &str, path_prefix: &str) -> usize {
-        self.state()
-            .calls
-            .iter()
-            .filter(|(_, c)| {
-                c.method.eq_ignore_ascii_case(method) && c.path.starts_with(path_prefix)
-            })
-            .count()
-    }
-
-    // --- fault injection ---------------------------------------------------
-
-    pub fn inject(&self, fault: Fault) {
-        if fault.times > 0 {
-            self.state().faults.push(fault);
-        }
-    }
-}
-
-impl Drop for GrafanaEmulator {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 // ---------------------------------------------------------------------------
-// Request entry point
+// Request handling
 // ---------------------------------------------------------------------------
 
-async fn entry(AxumState(shared): AxumState<Shared>, req: Request<Body>) -> Response {
-    let at = Instant::now();
-    let (parts, body) = req.into_parts();
-    let method = parts.method;
-    let headers = parts.headers;
-    let path = parts.uri.path().to_string();
-    let query = parts.uri.query().unwrap_or_default().to_string();
-    let raw_header = |name: &str| {
-        headers
-            .get(name)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-    };
-    let authorization = raw_header(header::AUTHORIZATION.as_str());
-    let org_id = raw_header(ORG_HEADER);
+impl Vendor for Grafana {
+    const NAME: &'static str = "grafana";
+    const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-    let declared_too_large = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > MAX_BODY_BYTES as u64);
-    let body: Result<Bytes, Response> = if declared_too_large {
-        Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request body too large",
-        ))
-    } else {
-        axum::body::to_bytes(body, MAX_BODY_BYTES)
-            .await
-            .map_err(|_| {
-                error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "request body too large or unreadable",
-                )
-            })
-    };
-
-    let seq = {
-        let mut st = lock(&shared);
-        let seq = st.next_call_seq;
-        st.next_call_seq += 1;
-        let recorded = body.as_ref().ok().and_then(recorded_body);
-        st.calls.push((
-            seq,
-            Call {
-                method: method.as_str().to_string(),
-                path: path.clone(),
-                query: query.clone(),
-                status: 0,
-                body: recorded,
-                authorization,
-                org_id,
-                at,
-            },
-        ));
-        seq
-    };
-
-    // Handle in a task of its own so that a request is carried out (and
-    // recorded) to the end even if the client disconnects, e.g. after a
-    // client-side timeout during an injected delay.
-    let task_shared = shared.clone();
-    let job = tokio::spawn(async move {
-        let response = match body {
-            Ok(bytes) => process(&task_shared, &method, &path, &query, &headers, &bytes).await,
-            Err(response) => response,
-        };
-        lock(&task_shared).finish_call(seq, response.status().as_u16());
-        response
-    });
-    match job.await {
-        Ok(response) => response,
-        Err(_) => {
-            let response = error(StatusCode::INTERNAL_SERVER_ERROR, "emulator task failed");
-            lock(&shared).finish_call(seq, response.status().as_u16());
-            response
-        }
+    fn error(status: StatusCode, message: &str) -> Response {
+        error(status, message)
     }
-}
 
-fn recorded_body(bytes: &Bytes) -> Option<Value> {
-    if bytes.is_empty() {
-        return None;
-    }
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(v) => Some(v),
-        Err(_) => Some(Value::String(String::from_utf8_lossy(bytes).into_owned())),
+    fn handle(&self, request: &emulator::Request) -> Response {
+        handle(&self.0, request).unwrap_or_else(ApiError::into_response::<Grafana>)
     }
 }
 
@@ -946,13 +715,8 @@ impl Route {
 }
 
 fn resolve(path: &str) -> Option<Route> {
-    let rest = path.strip_prefix("/api/")?;
-    let segs: Vec<&str> = rest.split('/').collect();
-    if segs.iter().any(|s| s.is_empty()) {
-        return None;
-    }
-    let seg = |s: &str| percent_decode(s, false).ok().filter(|d| !d.is_empty());
-    let route = match segs.as_slice() {
+    let seg = path_segment;
+    let route = match emulator::segments(path, "/api/")?.as_slice() {
         ["health"] => Route::Health,
         ["org"] => Route::Org,
         ["org", "users"] => Route::OrgUsers,
@@ -982,34 +746,9 @@ fn resolve(path: &str) -> Option<Route> {
     Some(route)
 }
 
-async fn process(
-    shared: &Shared,
-    method: &Method,
-    path: &str,
-    query: &str,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Response {
-    let fault = lock(shared).take_fault(method.as_str(), path);
-    match fault {
-        Some(FaultKind::Delay(d)) => tokio::time::sleep(d).await,
-        Some(FaultKind::Status(code)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return error(
-                status,
-                format!("injected fault: status {}", status.as_u16()),
-            );
-        }
-        Some(FaultKind::RateLimited { retry_after_secs }) => {
-            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            return response;
-        }
-        None => {}
-    }
-
+fn handle(shared: &Mutex<State>, request: &emulator::Request) -> Answer {
+    let (method, path, query) = (&request.method, request.path.as_str(), &request.query);
+    let (headers, body) = (&request.headers, &request.body);
     let mut st = lock(shared);
     // A switched-off API is indistinguishable from an unknown route.
     let route = resolve(path).filter(|route| match route.api() {
@@ -1018,37 +757,27 @@ async fn process(
         Api::AccessControl => st.access_control_api,
     });
     let Some(route) = route else {
-        return error(StatusCode::NOT_FOUND, "Not found");
+        return Err(err(StatusCode::NOT_FOUND, "Not found"));
     };
     if !route.allowed().contains(method) {
-        let allow = route
-            .allowed()
-            .iter()
-            .map(Method::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
-        if let Ok(v) = HeaderValue::from_str(&allow) {
-            response.headers_mut().insert(header::ALLOW, v);
-        }
-        return response;
+        return Ok(emulator::method_not_allowed::<Grafana>(
+            route.allowed(),
+            "Method not allowed",
+        ));
     }
     if !route.needs_auth() {
-        return json_response(
+        return Ok(json_response(
             StatusCode::OK,
             &json!({"database": "ok", "version": VERSION}),
-        );
+        ));
     }
-    let principal = match authenticate(&st, headers) {
-        Ok(principal) => principal,
-        Err(e) => return e.into_response(),
-    };
+    let principal = authenticate(&st, headers)?;
     // Every route that is not a GET writes permissions.
     if method != Method::GET && principal.read_only {
-        return error(StatusCode::FORBIDDEN, READ_ONLY_MESSAGE);
+        return Err(err(StatusCode::FORBIDDEN, READ_ONLY_MESSAGE));
     }
     let org = principal.org;
-    let result = match route {
+    match route {
         Route::Health => Ok(json_response(StatusCode::OK, &json!({}))),
         Route::Org => get_org(&st, org),
         Route::DatasourceByUid(uid) => get_datasource(&st, org, |d| d.uid == uid),
@@ -1078,22 +807,6 @@ async fn process(
         )),
         Route::AcPermissions(uid) => ac_list(&st, org, &uid),
         Route::AcSet(uid, target) => ac_set(&mut st, org, &uid, target, headers, body),
-    };
-    result.unwrap_or_else(ApiError::into_response)
-}
-
-type Answer = Result<Response, ApiError>;
-
-/// An error answer not yet rendered.
-struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-fn err(status: StatusCode, message: impl Into<String>) -> ApiError {
-    ApiError {
-        status,
-        message: message.into(),
     }
 }
 
@@ -1109,25 +822,17 @@ fn datasource_not_found() -> ApiError {
     err(StatusCode::NOT_FOUND, "Data source not found")
 }
 
-impl ApiError {
-    fn into_response(self) -> Response {
-        error(self.status, self.message)
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Auth
 // ---------------------------------------------------------------------------
 
 fn authenticate(st: &State, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let unauthorized = || err(StatusCode::UNAUTHORIZED, "Unauthorized");
-    let values: Vec<&HeaderValue> = headers.get_all(header::AUTHORIZATION).iter().collect();
-    let [value] = values.as_slice() else {
-        return Err(unauthorized());
-    };
-    let value = value.to_str().map_err(|_| unauthorized())?;
-    let (scheme, credentials) = value.split_once(' ').ok_or_else(unauthorized)?;
-    let credentials = credentials.trim();
+    let (scheme, credentials) = emulator::authorization(headers)
+        .ok()
+        .flatten()
+        .ok_or_else(unauthorized)?;
+    let credentials = credentials.as_str();
     // (orgs the principal may act in, the first being the default; read-only)
     let (orgs, read_only) = if scheme.eq_ignore_ascii_case("bearer") {
         let token = st
@@ -1410,10 +1115,7 @@ fn positive_id(value: &Value) -> Option<i64> {
 fn legacy_add(st: &mut State, org: i64, raw: &str, headers: &HeaderMap, body: &Bytes) -> Answer {
     let idx = legacy_datasource(st, org, raw)?;
     let obj = json_object(headers, body)?;
-    if obj
-        .keys()
-        .any(|k| !matches!(k.as_str(), "userId" | "teamId" | "permission"))
-    {
+    if unknown_key(&obj, &["userId", "teamId", "permission"]).is_some() {
         return Err(bad_request_data());
     }
     let grantee = match (obj.get("userId"), obj.get("teamId")) {
@@ -1652,16 +1354,6 @@ fn ac_set(
 // Helpers
 // ---------------------------------------------------------------------------
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
 /// The Grafana answer `{"message"}`, for errors and for most writes.
 fn message(status: StatusCode, message: impl AsRef<str>) -> Response {
     json_response(status, &json!({"message": message.as_ref()}))
@@ -1669,90 +1361,6 @@ fn message(status: StatusCode, message: impl AsRef<str>) -> Response {
 
 fn error(status: StatusCode, text: impl AsRef<str>) -> Response {
     message(status, text)
-}
-
-fn media_type_is(headers: &HeaderMap, expected: &str) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .eq_ignore_ascii_case(expected)
-        })
-}
-
-/// Decodes `%XX` (and `+` as space when `plus_as_space`); malformed escapes
-/// and invalid UTF-8 are errors.
-fn percent_decode(s: &str, plus_as_space: bool) -> Result<String, String> {
-    fn hex(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' if plus_as_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let hi = bytes.get(i + 1).copied().and_then(hex);
-                let lo = bytes.get(i + 2).copied().and_then(hex);
-                match (hi, lo) {
-                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                    _ => return Err(format!("malformed percent-encoding in {s:?}")),
-                }
-                i += 3;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("invalid UTF-8 in {s:?}"))
-}
-
-/// Parses `a=1&b=2`.
-fn parse_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
-    text.split('&')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let (k, v) = part.split_once('=').unwrap_or((part, ""));
-            Ok((percent_decode(k, true)?, percent_decode(v, true)?))
-        })
-        .collect()
-}
-
-/// Parses into a map, rejecting unknown and repeated parameters.
-fn params(text: &str, allowed: &[&str]) -> Result<HashMap<String, String>, String> {
-    let mut map = HashMap::new();
-    for (k, v) in parse_pairs(text)? {
-        if !allowed.contains(&k.as_str()) {
-            return Err(format!("unknown parameter: {k}"));
-        }
-        if map.insert(k.clone(), v).is_some() {
-            return Err(format!("parameter given more than once: {k}"));
-        }
-    }
-    Ok(map)
-}
-
-fn capitalize(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) => c.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 /// `/avatar/<32 hex digits>` derived from `key` (Grafana uses an MD5 of the
@@ -1770,50 +1378,7 @@ fn avatar_url(key: &str) -> String {
     )
 }
 
-/// `2022-02-28T21:42:56.809Z` from milliseconds since the Unix epoch.
-fn rfc3339_millis(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let tod = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        tod / 3600,
-        tod % 3600 / 60,
-        tod % 60
-    )
-}
-
-/// Random 64 bits from std's randomly keyed SipHash (no `rand` dependency).
-fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    hasher.write_u128(nanos);
-    hasher.finish()
-}
-
 /// A Grafana-like uid: 14 lowercase letters and digits.
 fn random_uid() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    (0..14)
-        .map(|_| {
-            let i = (random_u64() % ALPHABET.len() as u64) as usize;
-            char::from(ALPHABET.get(i).copied().unwrap_or(b'x'))
-        })
-        .collect()
+    random_from(b"abcdefghijklmnopqrstuvwxyz0123456789", 14)
 }

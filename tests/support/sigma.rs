@@ -6,27 +6,31 @@
 //! so a client that passes against it is likely to behave against the real one.
 //! No request data can make it panic.
 //!
+//! Server, call log and fault injection are the shared plumbing of
+//! `super::emulator`: [`SigmaEmulator`] is a [`Server`], which gives `url`, `addr`,
+//! `calls`, `clear_calls`, `count` and `inject`.
+//!
 //! Dependencies: axum 0.8, tokio, serde_json, http 1, base64 0.22 and std.
 #![allow(dead_code)] // not every test binary uses every helper
 
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::State as AxumState;
+use axum::body::Bytes;
 use axum::response::Response;
 use base64::Engine as _;
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-/// Largest request body read; bigger ones are answered 413.
-const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+use super::emulator::{
+    self, Answer, ApiError, AuthHeaderError, Millis, PageTokens, Server, Vendor, capitalize, err,
+    json_response, lock, media_type_is, params, parse_pairs, path_segment, random_alnum,
+    rfc3339_millis, unknown_key, uuid_like,
+};
+#[allow(unused_imports)] // re-exported for the tests that use them
+pub use super::emulator::{Call, Fault, FaultKind};
+
 /// Most grants one POST may add (the vendor's documented limit).
 const MAX_GRANTS_PER_CALL: usize = 100;
 const DEFAULT_LIMIT: usize = 50;
@@ -52,58 +56,9 @@ pub struct GrantRecord {
     pub permission: String,
 }
 
-/// One request received by the emulator.
-///
-/// `status` is the final status answered (0 while the request is still being
-/// handled, e.g. during an injected delay). `body` is the parsed JSON body,
-/// or for form bodies an object of the form fields with `client_secret`
-/// redacted, or the raw text of any other non-empty body.
-#[derive(Clone, Debug)]
-pub struct Call {
-    pub method: String,
-    pub path: String,
-    pub query: String,
-    pub status: u16,
-    pub body: Option<Value>,
-    pub authorization: Option<String>,
-    pub at: Instant,
-}
-
-/// A fault fired on the next `times` requests whose method matches (`None`:
-/// any) and whose path starts with `path_prefix`. Faults are checked in the
-/// order they were injected, before routing and authentication; at most one
-/// fault fires per request.
-#[derive(Clone, Debug)]
-pub struct Fault {
-    pub method: Option<String>,
-    pub path_prefix: String,
-    pub times: usize,
-    pub kind: FaultKind,
-}
-
-#[derive(Clone, Debug)]
-pub enum FaultKind {
-    /// Answer this status with a Sigma error body; state is not touched.
-    Status(u16),
-    /// Answer 429 with a `Retry-After: <secs>` header; state is not touched.
-    RateLimited { retry_after_secs: u64 },
-    /// Sleep this long, then handle the request normally. The request is
-    /// handled to the end even if the client gives up meanwhile.
-    Delay(Duration),
-}
-
-/// The emulator. The server stops when this value is dropped.
-pub struct SigmaEmulator {
-    shared: Shared,
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
 // ---------------------------------------------------------------------------
 // State
 // ---------------------------------------------------------------------------
-
-type Shared = Arc<Mutex<State>>;
 
 struct AccessToken {
     issued_at: Instant,
@@ -135,11 +90,6 @@ struct StoredGrant {
     updated_ms: i64,
 }
 
-struct PageCursor {
-    scope: String,
-    offset: usize,
-}
-
 struct State {
     organization_id: String,
     /// memberId of the admin the API client acts as (createdBy / updatedBy).
@@ -154,16 +104,13 @@ struct State {
     members: Vec<Member>,
     teams: Vec<Team>,
     connections: HashMap<String, Vec<StoredGrant>>,
-    page_tokens: HashMap<String, PageCursor>,
+    page_tokens: PageTokens,
     page_size_cap: usize,
-    calls: Vec<(u64, Call)>,
-    next_call_seq: u64,
-    faults: Vec<Fault>,
-    last_timestamp_ms: i64,
+    clock: Millis,
 }
 
-impl State {
-    fn new() -> Self {
+impl Default for State {
+    fn default() -> Self {
         State {
             organization_id: uuid_like(),
             api_member_id: random_alnum(29),
@@ -176,25 +123,18 @@ impl State {
             members: Vec::new(),
             teams: Vec::new(),
             connections: HashMap::new(),
-            page_tokens: HashMap::new(),
+            page_tokens: PageTokens::default(),
             page_size_cap: MAX_LIMIT,
-            calls: Vec::new(),
-            next_call_seq: 0,
-            faults: Vec::new(),
-            last_timestamp_ms: 0,
+            clock: Millis::default(),
         }
     }
+}
 
+impl State {
     /// Wall-clock milliseconds, strictly increasing across calls so that an
     /// update always changes `updatedAt`.
     fn timestamp_ms(&mut self) -> i64 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        let ms = now.max(self.last_timestamp_ms.saturating_add(1));
-        self.last_timestamp_ms = ms;
-        ms
+        self.clock.now()
     }
 
     fn issue_tokens(&mut self, client_id: &str) -> Value {
@@ -217,85 +157,25 @@ impl State {
             "expires_in": self.token_ttl,
         })
     }
-
-    fn take_fault(&mut self, method: &str, path: &str) -> Option<FaultKind> {
-        let idx = self.faults.iter().position(|f| {
-            f.times > 0
-                && f.method
-                    .as_deref()
-                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
-                && path.starts_with(&f.path_prefix)
-        })?;
-        let fault = &mut self.faults[idx];
-        fault.times -= 1;
-        let kind = fault.kind.clone();
-        if fault.times == 0 {
-            self.faults.remove(idx);
-        }
-        Some(kind)
-    }
-
-    fn finish_call(&mut self, seq: u64, status: u16) {
-        if let Some((_, call)) = self.calls.iter_mut().find(|(s, _)| *s == seq) {
-            call.status = status;
-        }
-    }
-}
-
-fn lock(shared: &Shared) -> MutexGuard<'_, State> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 // ---------------------------------------------------------------------------
 // Public API
 // ---------------------------------------------------------------------------
 
+/// The emulator. The server stops when this value is dropped.
+///
+/// In the call log ([`Call::body`]) a form body is shown as an object of its
+/// fields with `client_secret` redacted.
+pub type SigmaEmulator = Server<Sigma>;
+
+/// Sigma's side of the [`Server`]: routes, auth and state.
+#[derive(Default)]
+pub struct Sigma(Mutex<State>);
+
 impl SigmaEmulator {
-    /// Binds 127.0.0.1 on a free port and serves in a tokio task.
-    pub async fn start() -> SigmaEmulator {
-        Self::start_on(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await
-    }
-
-    /// Binds `addr` (e.g. `0.0.0.0:0` to be reachable from a cluster).
-    pub async fn start_on(addr: SocketAddr) -> SigmaEmulator {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .unwrap_or_else(|e| panic!("sigma emulator: cannot bind {addr}: {e}"));
-        let local = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("sigma emulator: no local address: {e}"));
-        let shared: Shared = Arc::new(Mutex::new(State::new()));
-        let app = Router::new().fallback(entry).with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        SigmaEmulator {
-            shared,
-            addr: local,
-            task,
-        }
-    }
-
-    /// Base URL without trailing slash. An unspecified bind address
-    /// (0.0.0.0 / ::) is shown as the loopback address.
-    pub fn url(&self) -> String {
-        let ip = match self.addr.ip() {
-            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
-    }
-
-    /// The address actually bound.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     fn state(&self) -> MutexGuard<'_, State> {
-        lock(&self.shared)
+        lock(&self.vendor().0)
     }
 
     // --- setup -------------------------------------------------------------
@@ -436,142 +316,45 @@ impl SigmaEmulator {
             .unwrap_or_default()
     }
 
-    /// Every request received, in arrival order.
-    pub fn calls(&self) -> Vec<Call> {
-        self.state().calls.iter().map(|(_, c)| c.clone()).collect()
-    }
-
-    pub fn clear_calls(&self) {
-        self.state().calls.clear();
-    }
-
-    /// Calls whose method matches (case-insensitive) and whose path starts
-    /// with `path_prefix`.
-    pub fn count(&self, method: &str, path_prefix: &str) -> usize {
-        self.state()
-            .calls
-            .iter()
-            .filter(|(_, c)| {
-                c.method.eq_ignore_ascii_case(method) && c.path.starts_with(path_prefix)
-            })
-            .count()
-    }
-
     /// Tokens issued so far: (by client_credentials, by refresh_token).
     pub fn tokens_issued(&self) -> (usize, usize) {
         let st = self.state();
         (st.issued_client_credentials, st.issued_refresh)
     }
-
-    // --- fault injection ---------------------------------------------------
-
-    pub fn inject(&self, fault: Fault) {
-        if fault.times > 0 {
-            self.state().faults.push(fault);
-        }
-    }
-}
-
-impl Drop for SigmaEmulator {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 // ---------------------------------------------------------------------------
-// Request entry point
+// Request handling
 // ---------------------------------------------------------------------------
 
-async fn entry(AxumState(shared): AxumState<Shared>, req: Request<Body>) -> Response {
-    let at = Instant::now();
-    let (parts, body) = req.into_parts();
-    let method = parts.method;
-    let headers = parts.headers;
-    let path = parts.uri.path().to_string();
-    let query = parts.uri.query().unwrap_or_default().to_string();
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+impl Vendor for Sigma {
+    const NAME: &'static str = "sigma";
+    const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-    let declared_too_large = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > MAX_BODY_BYTES as u64);
-    let body: Result<Bytes, Response> = if declared_too_large {
-        Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request body too large",
-        ))
-    } else {
-        axum::body::to_bytes(body, MAX_BODY_BYTES)
-            .await
-            .map_err(|_| error(StatusCode::BAD_REQUEST, "request body could not be read"))
-    };
+    fn error(status: StatusCode, message: &str) -> Response {
+        error(status, message)
+    }
 
-    let seq = {
-        let mut st = lock(&shared);
-        let seq = st.next_call_seq;
-        st.next_call_seq += 1;
-        let recorded = body.as_ref().ok().and_then(|b| recorded_body(&headers, b));
-        st.calls.push((
-            seq,
-            Call {
-                method: method.as_str().to_string(),
-                path: path.clone(),
-                query: query.clone(),
-                status: 0,
-                body: recorded,
-                authorization,
-                at,
-            },
-        ));
-        seq
-    };
-
-    // Handle in a task of its own so that a request is carried out (and
-    // recorded) to the end even if the client disconnects, e.g. after a
-    // client-side timeout during an injected delay.
-    let task_shared = shared.clone();
-    let job = tokio::spawn(async move {
-        let response = match body {
-            Ok(bytes) => process(&task_shared, &method, &path, &query, &headers, &bytes).await,
-            Err(response) => response,
-        };
-        lock(&task_shared).finish_call(seq, response.status().as_u16());
-        response
-    });
-    match job.await {
-        Ok(response) => response,
-        Err(_) => {
-            let response = error(StatusCode::INTERNAL_SERVER_ERROR, "emulator task failed");
-            lock(&shared).finish_call(seq, response.status().as_u16());
-            response
+    fn recorded_body(headers: &HeaderMap, bytes: &Bytes) -> Option<Value> {
+        if media_type_is(headers, "application/x-www-form-urlencoded")
+            && let Ok(pairs) = parse_pairs(&String::from_utf8_lossy(bytes))
+        {
+            let mut obj = Map::new();
+            for (k, v) in pairs {
+                let v = if k == "client_secret" {
+                    "<redacted>".to_string()
+                } else {
+                    v
+                };
+                obj.insert(k, Value::String(v));
+            }
+            return Some(Value::Object(obj));
         }
+        emulator::json_or_text(bytes)
     }
-}
 
-fn recorded_body(headers: &HeaderMap, bytes: &Bytes) -> Option<Value> {
-    if bytes.is_empty() {
-        return None;
-    }
-    if media_type_is(headers, "application/x-www-form-urlencoded")
-        && let Ok(pairs) = parse_pairs(&String::from_utf8_lossy(bytes))
-    {
-        let mut obj = Map::new();
-        for (k, v) in pairs {
-            let v = if k == "client_secret" {
-                "<redacted>".to_string()
-            } else {
-                v
-            };
-            obj.insert(k, Value::String(v));
-        }
-        return Some(Value::Object(obj));
-    }
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(v) => Some(v),
-        Err(_) => Some(Value::String(String::from_utf8_lossy(bytes).into_owned())),
+    fn handle(&self, request: &emulator::Request) -> Response {
+        handle(&self.0, request).unwrap_or_else(ApiError::into_response::<Sigma>)
     }
 }
 
@@ -595,105 +378,40 @@ impl Route {
 }
 
 fn resolve(path: &str) -> Option<Route> {
-    let rest = path.strip_prefix("/v2/")?;
-    let segs: Vec<&str> = rest.split('/').collect();
-    if segs.iter().any(|s| s.is_empty()) {
-        return None;
-    }
-    let seg = |s: &str| percent_decode(s, false).ok().filter(|d| !d.is_empty());
-    match segs.as_slice() {
+    match emulator::segments(path, "/v2/")?.as_slice() {
         ["auth", "token"] => Some(Route::Token),
         ["members"] => Some(Route::Members),
         ["teams"] => Some(Route::Teams),
-        ["connections", c, "grants"] => Some(Route::Grants(seg(c)?)),
-        ["connections", c, "grants", g] => Some(Route::Grant(seg(c)?, seg(g)?)),
+        ["connections", c, "grants"] => Some(Route::Grants(path_segment(c)?)),
+        ["connections", c, "grants", g] => Some(Route::Grant(path_segment(c)?, path_segment(g)?)),
         _ => None,
     }
 }
 
-async fn process(
-    shared: &Shared,
-    method: &Method,
-    path: &str,
-    query: &str,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Response {
-    let fault = lock(shared).take_fault(method.as_str(), path);
-    match fault {
-        Some(FaultKind::Delay(d)) => tokio::time::sleep(d).await,
-        Some(FaultKind::Status(code)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return error(
-                status,
-                format!("injected fault: status {}", status.as_u16()),
-            );
-        }
-        Some(FaultKind::RateLimited { retry_after_secs }) => {
-            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            return response;
-        }
-        None => {}
-    }
-
+fn handle(shared: &Mutex<State>, request: &emulator::Request) -> Answer {
+    let (method, path, query) = (&request.method, request.path.as_str(), &request.query);
+    let (headers, body) = (&request.headers, &request.body);
     let Some(route) = resolve(path) else {
-        return error(StatusCode::NOT_FOUND, format!("no such route: {path}"));
+        return Err(err(StatusCode::NOT_FOUND, format!("no such route: {path}")));
     };
     if !route.allowed().contains(method) {
-        let allow = route
-            .allowed()
-            .iter()
-            .map(Method::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut response = error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("method {method} not allowed on {path}"),
-        );
-        if let Ok(v) = HeaderValue::from_str(&allow) {
-            response.headers_mut().insert(header::ALLOW, v);
-        }
-        return response;
+        return Ok(emulator::method_not_allowed::<Sigma>(
+            route.allowed(),
+            &format!("method {method} not allowed on {path}"),
+        ));
     }
 
     let mut st = lock(shared);
-    if !matches!(route, Route::Token)
-        && let Err(e) = check_bearer(&st, headers)
-    {
-        return e.into_response();
+    if !matches!(route, Route::Token) {
+        check_bearer(&st, headers)?;
     }
-    let result = match (route, method) {
+    match (route, method) {
         (Route::Token, _) => token(&mut st, headers, body),
         (Route::Grants(c), &Method::GET) => list_grants(&mut st, &c, query),
         (Route::Grants(c), _) => create_grants(&mut st, &c, headers, body),
         (Route::Grant(c, g), _) => delete_grant(&mut st, &c, &g),
         (Route::Members, _) => list_members(&mut st, query),
         (Route::Teams, _) => list_teams(&mut st, query),
-    };
-    result.unwrap_or_else(ApiError::into_response)
-}
-
-type Answer = Result<Response, ApiError>;
-
-/// An error answer not yet rendered (kept small so `Result`s stay cheap).
-struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-fn err(status: StatusCode, message: impl Into<String>) -> ApiError {
-    ApiError {
-        status,
-        message: message.into(),
-    }
-}
-
-impl ApiError {
-    fn into_response(self) -> Response {
-        error(self.status, self.message)
     }
 }
 
@@ -701,26 +419,29 @@ impl ApiError {
 // Auth
 // ---------------------------------------------------------------------------
 
+/// The scheme and credentials of the one Authorization header, if any.
+fn authorization(headers: &HeaderMap) -> Result<Option<(String, String)>, ApiError> {
+    emulator::authorization(headers).map_err(|e| {
+        err(
+            StatusCode::UNAUTHORIZED,
+            match e {
+                AuthHeaderError::Repeated => "more than one Authorization header",
+                AuthHeaderError::Malformed => "malformed Authorization header",
+            },
+        )
+    })
+}
+
 fn check_bearer(st: &State, headers: &HeaderMap) -> Result<(), ApiError> {
     let unauthorized = |msg: &str| err(StatusCode::UNAUTHORIZED, msg);
-    let values: Vec<&HeaderValue> = headers.get_all(header::AUTHORIZATION).iter().collect();
-    let value = match values.as_slice() {
-        [] => return Err(unauthorized("missing Authorization header")),
-        [one] => *one,
-        _ => return Err(unauthorized("more than one Authorization header")),
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| unauthorized("malformed Authorization header"))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or_else(|| unauthorized("malformed Authorization header"))?;
+    let (scheme, token) =
+        authorization(headers)?.ok_or_else(|| unauthorized("missing Authorization header"))?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(unauthorized("a Bearer access token is required"));
     }
     let token = st
         .access_tokens
-        .get(token.trim())
+        .get(&token)
         .ok_or_else(|| unauthorized("invalid access token"))?;
     if token.revoked || Instant::now() >= token.issued_at + token.ttl {
         return Err(unauthorized("access token expired"));
@@ -731,23 +452,14 @@ fn check_bearer(st: &State, headers: &HeaderMap) -> Result<(), ApiError> {
 /// Client credentials from the Authorization header, if it is there.
 fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, ApiError> {
     let bad = |msg: &str| err(StatusCode::UNAUTHORIZED, msg);
-    let values: Vec<&HeaderValue> = headers.get_all(header::AUTHORIZATION).iter().collect();
-    let value = match values.as_slice() {
-        [] => return Ok(None),
-        [one] => *one,
-        _ => return Err(bad("more than one Authorization header")),
+    let Some((scheme, encoded)) = authorization(headers)? else {
+        return Ok(None);
     };
-    let value = value
-        .to_str()
-        .map_err(|_| bad("malformed Authorization header"))?;
-    let (scheme, encoded) = value
-        .split_once(' ')
-        .ok_or_else(|| bad("malformed Authorization header"))?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(bad("client authentication must use HTTP Basic"));
     }
     let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
+        .decode(encoded)
         .map_err(|_| bad("malformed Basic credentials"))?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad("malformed Basic credentials"))?;
     let (id, secret) = decoded
@@ -895,7 +607,7 @@ fn validate_batch(st: &State, body: &Value) -> Result<Vec<(Grantee, String)>, St
     let top = body
         .as_object()
         .ok_or("body must be a JSON object with a grants array")?;
-    if let Some(k) = top.keys().find(|k| *k != "grants") {
+    if let Some(k) = unknown_key(top, &["grants"]) {
         return Err(format!("unknown field: {k}"));
     }
     let grants = top
@@ -917,7 +629,7 @@ fn validate_batch(st: &State, body: &Value) -> Result<Vec<(Grantee, String)>, St
         let entry = entry
             .as_object()
             .ok_or_else(|| format!("grants[{i}] must be an object"))?;
-        if let Some(k) = entry.keys().find(|k| *k != "grantee" && *k != "permission") {
+        if let Some(k) = unknown_key(entry, &["grantee", "permission"]) {
             return Err(format!("grants[{i}]: unknown field: {k}"));
         }
         let grantee = entry
@@ -925,7 +637,7 @@ fn validate_batch(st: &State, body: &Value) -> Result<Vec<(Grantee, String)>, St
             .ok_or_else(|| format!("grants[{i}].grantee is required"))?
             .as_object()
             .ok_or_else(|| format!("grants[{i}].grantee must be an object"))?;
-        if let Some(k) = grantee.keys().find(|k| *k != "memberId" && *k != "teamId") {
+        if let Some(k) = unknown_key(grantee, &["memberId", "teamId"]) {
             return Err(format!("grants[{i}].grantee: unknown field: {k}"));
         }
         let id_of = |field: &str| -> Result<Option<String>, String> {
@@ -1140,34 +852,18 @@ fn page_window(
 ) -> Result<(usize, usize, Option<String>), ApiError> {
     let limit = parse_limit(q.get("limit")).map_err(|m| err(StatusCode::BAD_REQUEST, &m))?;
     let size = limit.min(st.page_size_cap).max(1);
-    let start = match q.get("page") {
-        None => 0,
-        Some(token) => match st.page_tokens.get(token) {
-            Some(cursor) if cursor.scope == scope => cursor.offset,
-            _ => {
-                return Err(err(
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid page token: {token:?}"),
-                ));
-            }
-        },
-    };
-    let start = start.min(total);
-    let end = start.saturating_add(size).min(total);
-    let next = if end < total {
-        let token = random_alnum(32);
-        st.page_tokens.insert(
-            token.clone(),
-            PageCursor {
-                scope: scope.to_string(),
-                offset: end,
-            },
-        );
-        Some(token)
-    } else {
-        None
-    };
-    Ok((start, end, next))
+    let token = q.get("page");
+    st.page_tokens
+        .page(scope, token.map(String::as_str), size, total)
+        .ok_or_else(|| {
+            err(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "invalid page token: {:?}",
+                    token.cloned().unwrap_or_default()
+                ),
+            )
+        })
 }
 
 fn list_response(entries: Vec<Value>, next: Option<String>) -> Response {
@@ -1184,16 +880,6 @@ fn list_response(entries: Vec<Value>, next: Option<String>) -> Response {
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
 
 fn error_code(status: StatusCode) -> &'static str {
     match status.as_u16() {
@@ -1222,150 +908,5 @@ fn error(status: StatusCode, message: impl AsRef<str>) -> Response {
             "code": error_code(status),
             "requestId": uuid_like(),
         }),
-    )
-}
-
-fn media_type_is(headers: &HeaderMap, expected: &str) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .eq_ignore_ascii_case(expected)
-        })
-}
-
-/// Decodes `%XX` (and `+` as space when `plus_as_space`); malformed escapes
-/// and invalid UTF-8 are errors.
-fn percent_decode(s: &str, plus_as_space: bool) -> Result<String, String> {
-    fn hex(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' if plus_as_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let hi = bytes.get(i + 1).copied().and_then(hex);
-                let lo = bytes.get(i + 2).copied().and_then(hex);
-                match (hi, lo) {
-                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                    _ => return Err(format!("malformed percent-encoding in {s:?}")),
-                }
-                i += 3;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("invalid UTF-8 in {s:?}"))
-}
-
-/// Parses `a=1&b=2` (query string or form body).
-fn parse_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
-    text.split('&')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let (k, v) = part.split_once('=').unwrap_or((part, ""));
-            Ok((percent_decode(k, true)?, percent_decode(v, true)?))
-        })
-        .collect()
-}
-
-/// Parses into a map, rejecting unknown and repeated parameters.
-fn params(text: &str, allowed: &[&str]) -> Result<HashMap<String, String>, String> {
-    let mut map = HashMap::new();
-    for (k, v) in parse_pairs(text)? {
-        if !allowed.contains(&k.as_str()) {
-            return Err(format!("unknown parameter: {k}"));
-        }
-        if map.insert(k.clone(), v).is_some() {
-            return Err(format!("parameter given more than once: {k}"));
-        }
-    }
-    Ok(map)
-}
-
-fn capitalize(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) => c.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-/// `2022-02-28T21:42:56.809Z` from milliseconds since the Unix epoch.
-fn rfc3339_millis(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let tod = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        tod / 3600,
-        tod % 3600 / 60,
-        tod % 60
-    )
-}
-
-/// Random 64 bits from std's randomly keyed SipHash (no `rand` dependency).
-fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    hasher.write_u128(nanos);
-    hasher.finish()
-}
-
-fn random_alnum(len: usize) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    (0..len)
-        .map(|_| {
-            let i = (random_u64() % ALPHABET.len() as u64) as usize;
-            char::from(ALPHABET.get(i).copied().unwrap_or(b'x'))
-        })
-        .collect()
-}
-
-/// A random UUID-v4-shaped string.
-fn uuid_like() -> String {
-    let hi = random_u64();
-    let lo = random_u64();
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        hi >> 32,
-        (hi >> 16) & 0xffff,
-        hi & 0x0fff,
-        ((lo >> 48) & 0x3fff) | 0x8000,
-        lo & 0xffff_ffff_ffff
     )
 }
