@@ -6,6 +6,8 @@
 //! reconcile happens, and holds the clock still unless it advances it.
 #![allow(dead_code)]
 
+pub mod dremio;
+pub mod emulator;
 pub mod fake_kube;
 pub mod grafana;
 pub mod sigma;
@@ -33,6 +35,7 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use dremio::DremioEmulator;
 use fake_kube::FakeKube;
 use grafana::GrafanaEmulator;
 use grant_operator::vendor::GrantKind;
@@ -50,6 +53,14 @@ pub const DATASOURCE_UID: &str = "P8E80F9AEF21F6940";
 pub const DATASOURCE_NAME: &str = "Prometheus";
 /// A valid Grafana service account token of org 1.
 pub const GRAFANA_TOKEN: &str = "glsa_test_token_1";
+/// A valid Dremio personal access token.
+pub const DREMIO_TOKEN: &str = "dremio-pat-1";
+/// The Dremio Cloud project the emulator knows.
+pub const DREMIO_PROJECT: &str = "0f3c4a2e-5b6d-4e7f-8a9b-0c1d2e3f4a5b";
+/// The path of the Dremio catalog object the emulator knows.
+pub const DREMIO_PATH: [&str; 3] = ["Samples", "samples.dremio.com", "zips.json"];
+/// Privileges available on it.
+pub const DREMIO_PRIVILEGES: [&str; 5] = ["ALTER", "INSERT", "MANAGE_GRANTS", "SELECT", "UPDATE"];
 
 /// A clock that only moves when told to.
 pub struct ManualClock {
@@ -95,11 +106,15 @@ pub struct Harness {
     pub grafana: GrafanaEmulator,
     /// The numeric id of [`DATASOURCE_UID`].
     pub datasource_id: i64,
+    pub dremio: DremioEmulator,
+    /// The id of the catalog object at [`DREMIO_PATH`].
+    pub dremio_object: String,
     pub clock: Arc<ManualClock>,
     pub metrics: Arc<Metrics>,
     pub context: Arc<Context>,
     pub grants: Arc<GrantContext<SigmaGrant>>,
     pub grafana_grants: Arc<GrantContext<GrafanaGrant>>,
+    pub dremio_grants: Arc<GrantContext<DremioGrant>>,
     pub rechecks: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<ProviderId>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -178,6 +193,10 @@ impl Harness {
                 .stream
                 .for_each(|_| futures::future::ready(())),
         ));
+        let dremio_watch = run::grant_watch::<DremioGrant>(Api::all(client.clone()));
+        tasks.push(tokio::spawn(
+            dremio_watch.stream.for_each(|_| futures::future::ready(())),
+        ));
 
         let clock = Arc::new(ManualClock::new());
         let metrics = Arc::new(Metrics::new());
@@ -190,6 +209,11 @@ impl Harness {
             grafana_watch.store,
             grafana_watch.index,
         ));
+        let dremio_grants = Arc::new(GrantContext::new(
+            context.clone(),
+            dremio_watch.store,
+            dremio_watch.index,
+        ));
 
         let sigma = SigmaEmulator::start().await;
         sigma.add_client(CLIENT_ID, CLIENT_SECRET);
@@ -199,16 +223,24 @@ impl Harness {
         grafana.add_token(1, GRAFANA_TOKEN);
         let datasource_id = grafana.add_datasource(1, DATASOURCE_UID, DATASOURCE_NAME);
 
+        let dremio = DremioEmulator::start().await;
+        dremio.add_token(DREMIO_TOKEN);
+        dremio.add_project(DREMIO_PROJECT);
+        let dremio_object = dremio.add_object(&DREMIO_PATH, &DREMIO_PRIVILEGES);
+
         let harness = Harness {
             kube,
             sigma,
             grafana,
             datasource_id,
+            dremio,
+            dremio_object,
             clock,
             metrics,
             context,
             grants,
             grafana_grants,
+            dremio_grants,
             rechecks: tokio::sync::Mutex::new(rechecks),
             tasks,
         };
@@ -297,6 +329,50 @@ impl Harness {
             burst: Some(1000),
         });
         provider
+    }
+
+    /// A Dremio provider for this harness's emulator: Software, or Cloud on
+    /// [`DREMIO_PROJECT`]; token in `secret` (key `token`).
+    pub fn dremio_provider(
+        &self,
+        namespace: &str,
+        name: &str,
+        secret: &str,
+        cloud: bool,
+    ) -> GrantProvider {
+        let mut provider = dremio_provider(
+            namespace,
+            name,
+            &self.dremio.url(),
+            secret,
+            cloud.then_some(DREMIO_PROJECT),
+        );
+        provider.spec.request_timeout_seconds = Some(5);
+        provider.spec.rate_limit = Some(RateLimit {
+            requests_per_second: 1000.0,
+            burst: Some(1000),
+        });
+        provider
+    }
+
+    /// Grants of a Dremio catalog object as `(grantee key, privileges sorted)` sorted.
+    pub fn dremio_live(&self, object: &str) -> Vec<(String, Vec<String>)> {
+        let mut live: Vec<(String, Vec<String>)> = self
+            .dremio
+            .grants(object)
+            .into_iter()
+            .map(|entry| {
+                let kind = match entry.grantee_type {
+                    dremio::GranteeType::User => "user",
+                    dremio::GranteeType::Role => "role",
+                };
+                let mut privileges = entry.privileges.clone();
+                privileges.sort();
+                (format!("{kind}:{}", entry.id), privileges)
+            })
+            .collect();
+        live.sort();
+        live
     }
 
     /// Managed, non-inherited permissions of a Grafana data source as
@@ -479,6 +555,9 @@ impl Harness {
             ) && matches(
                 &self.grafana_grants.store,
                 self.kube.list_json(GROUP, "grafanagrants"),
+            ) && matches(
+                &self.dremio_grants.store,
+                self.kube.list_json(GROUP, "dremiogrants"),
             ) && matches(
                 &stores.providers,
                 self.kube.list_json(GROUP, "grantproviders"),
@@ -835,10 +914,82 @@ impl TestKind for SigmaGrant {
     }
 }
 
+impl TestKind for DremioGrant {
+    const PLURAL: &'static str = "dremiogrants";
+    fn context(harness: &Harness) -> &Arc<GrantContext<Self>> {
+        &harness.dremio_grants
+    }
+}
+
 impl TestKind for GrafanaGrant {
     const PLURAL: &'static str = "grafanagrants";
     fn context(harness: &Harness) -> &Arc<GrantContext<Self>> {
         &harness.grafana_grants
+    }
+}
+
+/// A `GrantProvider` for Dremio at `url` (Cloud when `project` is set), with a
+/// personal access token in `secret` (key `token`).
+pub fn dremio_provider(
+    namespace: &str,
+    name: &str,
+    url: &str,
+    secret: &str,
+    project: Option<&str>,
+) -> GrantProvider {
+    let mut provider = sigma_provider(namespace, name, "https://unused", secret);
+    provider.spec.sigma = None;
+    provider.spec.dremio = Some(DremioProvider {
+        url: url.into(),
+        project_id: project.map(String::from),
+        token: secret_value(secret, "token"),
+    });
+    provider
+}
+
+/// A DremioGrant in [`NS`] on [`DREMIO_PATH`] through the provider `dremio`.
+pub fn dremio_grant(name: &str, grants: Vec<DremioGrantEntry>) -> DremioGrant {
+    let mut grant = DremioGrant::new(
+        name,
+        DremioGrantSpec {
+            policy: policy("dremio"),
+            catalog_object: DremioCatalogObjectRef {
+                path: Some(DREMIO_PATH.iter().map(|part| part.to_string()).collect()),
+                id: None,
+            },
+            grants,
+        },
+    );
+    grant.metadata.namespace = Some(NS.into());
+    grant
+}
+
+fn principal(name: &str) -> Option<DremioPrincipalRef> {
+    Some(DremioPrincipalRef {
+        name: Some(name.into()),
+        id: None,
+    })
+}
+
+fn privileges(privileges: &[&str]) -> Vec<String> {
+    privileges.iter().map(|p| p.to_string()).collect()
+}
+
+/// `user: { name }` with `privileges`.
+pub fn dremio_user(name: &str, granted: &[&str]) -> DremioGrantEntry {
+    DremioGrantEntry {
+        user: principal(name),
+        role: None,
+        privileges: privileges(granted),
+    }
+}
+
+/// `role: { name }` with `privileges`.
+pub fn dremio_role(name: &str, granted: &[&str]) -> DremioGrantEntry {
+    DremioGrantEntry {
+        user: None,
+        role: principal(name),
+        privileges: privileges(granted),
     }
 }
 
