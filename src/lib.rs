@@ -5,13 +5,16 @@
 //! - [`plan`]: the pure planner (desired union vs live grants -> actions and status rows).
 //! - [`vendor`]: the vendor trait, the shared HTTP client and one module per vendor.
 //! - [`controller`]: the reconcilers for providers and grants.
+//! - [`server`]: `/metrics`, `/healthz`, `/readyz`; [`leader`]: leader election on a Lease.
 
 pub mod api;
 pub mod cache;
 pub mod controller;
 pub mod credentials;
+pub mod leader;
 pub mod metrics;
 pub mod plan;
+pub mod server;
 pub mod telemetry;
 pub mod vendor;
 

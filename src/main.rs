@@ -1,14 +1,18 @@
 //! `grant-operator`: `run` (the controller, default) and `crd` (prints every CRD).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use futures::FutureExt;
 use grant_operator::api::{all_crds, crd_yaml, crds_yaml, parse_duration};
 use grant_operator::controller::{self, SystemClock};
+use grant_operator::leader::{self, LeaseSettings};
 use grant_operator::metrics::Metrics;
+use grant_operator::server::{self, Health};
 use grant_operator::telemetry::{self, LogFormat};
 use tracing::{error, info};
 
@@ -29,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controllers against the current cluster (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print every CustomResourceDefinition as YAML.
     Crd {
         /// Write one file per kind into this folder instead (as committed in `crds/`).
@@ -64,6 +68,29 @@ struct RunArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Address of the HTTP server for /metrics, /healthz and /readyz.
+    #[arg(long, env = "METRICS_BIND_ADDRESS", default_value = "0.0.0.0:8080")]
+    metrics_bind_address: SocketAddr,
+    /// Run the controllers only while holding a Lease, so several replicas can run.
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = false, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// Name of the Lease used for leader election.
+    #[arg(
+        long,
+        env = "LEADER_ELECTION_LEASE_NAME",
+        default_value = "grant-operator"
+    )]
+    leader_election_lease_name: String,
+    /// Namespace of the Lease; by default the operator's own (the in-cluster service account's namespace).
+    #[arg(long, env = "POD_NAMESPACE")]
+    leader_election_namespace: Option<String>,
+    /// This replica's identity in the Lease; by default the host (pod) name.
+    #[arg(long, env = "POD_NAME")]
+    leader_election_identity: Option<String>,
+    /// How long the Lease stays valid without renewal (the holder renews a third of it before the end).
+    #[arg(long, env = "LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = lease_duration)]
+    leader_election_lease_duration: Duration,
 }
 
 fn write_crds(dir: &std::path::Path) -> Result<(), String> {
@@ -73,6 +100,14 @@ fn write_crds(dir: &std::path::Path) -> Result<(), String> {
         std::fs::write(dir.join(&file), yaml).map_err(|error| format!("{file}: {error}"))?;
     }
     Ok(())
+}
+
+fn lease_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text) {
+        Some(duration) if duration >= Duration::from_secs(2) => Ok(duration),
+        Some(_) => Err("must be at least 2s".into()),
+        None => Err("expected a duration such as 15s or 1m".into()),
+    }
 }
 
 fn interval(text: &str) -> Result<Duration, String> {
@@ -150,13 +185,20 @@ async fn run_cli() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some(Command::Run(args)) => run(args).await,
+        Some(Command::Run(args)) => run(*args).await,
         None => run(cli.run).await,
     }
 }
 
 async fn run(args: RunArgs) -> ExitCode {
     telemetry::init(&args.log_level, args.log_format);
+    let listener = match tokio::net::TcpListener::bind(args.metrics_bind_address).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            error!(address = %args.metrics_bind_address, %error, "cannot listen for /metrics, /healthz and /readyz");
+            return ExitCode::FAILURE;
+        }
+    };
     let client = match kube_client(&args).await {
         Ok(client) => client,
         Err(message) => {
@@ -175,20 +217,71 @@ async fn run(args: RunArgs) -> ExitCode {
         namespace = args.namespace.as_deref().unwrap_or("<all>"),
         sync_interval = ?args.sync_interval,
         concurrency = args.concurrency,
+        leader_election = args.leader_election,
+        address = %args.metrics_bind_address,
         "starting grant-operator {}",
         env!("CARGO_PKG_VERSION")
     );
     let metrics = Arc::new(Metrics::new());
-    controller::run::run(
-        client,
-        config,
-        metrics,
-        Arc::new(SystemClock),
-        controller::run::shutdown_signal(),
-    )
-    .await;
+    let health = Health::new(metrics.clone(), args.leader_election);
+
+    // The HTTP server outlives the controllers: it stops once they have.
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::serve(
+        listener,
+        metrics.clone(),
+        health.clone(),
+        server_stopped.map(|_| ()),
+    ));
+
+    let shutdown = controller::run::shutdown_signal();
+    let clock: Arc<dyn controller::Clock> = Arc::new(SystemClock);
+    let mut code = ExitCode::SUCCESS;
+    if args.leader_election {
+        let settings = LeaseSettings {
+            name: args.leader_election_lease_name.clone(),
+            namespace: args
+                .leader_election_namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_string()),
+            identity: args
+                .leader_election_identity
+                .clone()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .filter(|identity| !identity.is_empty())
+                .unwrap_or_else(|| format!("grant-operator-{:016x}", rand::random::<u64>())),
+            duration: args.leader_election_lease_duration,
+        };
+        let result =
+            leader::run_while_leading(client.clone(), settings, health.clone(), shutdown, |stop| {
+                controller::run::run_reporting(
+                    client.clone(),
+                    config.clone(),
+                    metrics.clone(),
+                    clock.clone(),
+                    stop,
+                    health.clone(),
+                )
+            })
+            .await;
+        if let Err(message) = result {
+            error!("{message}");
+            code = ExitCode::FAILURE;
+        }
+    } else {
+        health.set_leading(true);
+        controller::run::run_reporting(client, config, metrics, clock, shutdown, health.clone())
+            .await;
+        health.set_leading(false);
+    }
+    let _ = stop_server.send(());
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => error!(%error, "the HTTP server failed"),
+        Err(error) => error!(%error, "the HTTP server task failed"),
+    }
     info!("stopped");
-    ExitCode::SUCCESS
+    code
 }
 
 async fn kube_client(args: &RunArgs) -> Result<kube::Client, String> {

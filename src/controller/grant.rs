@@ -1550,7 +1550,34 @@ async fn write_status<K: GrantKind>(
         cx.shared.client.clone(),
         &object.namespace().unwrap_or_default(),
     );
-    apply_status(&api, object, status, &cx.shared.writes).await
+    apply_status(&api, object, status, &cx.shared.writes).await?;
+    if first_ready(object, status)
+        && let Some(created) = &object.meta().creation_timestamp
+    {
+        let waited = cx.shared.clock.now().duration_since(created.0);
+        cx.shared
+            .metrics
+            .time_to_ready
+            .get_or_create(&crate::metrics::KindLabels { kind: K::KIND })
+            .observe(waited.as_secs_f64().max(0.0));
+    }
+    Ok(())
+}
+
+/// `next` makes the resource Ready for the first time: it was not Ready before
+/// and had no grant applied yet (so a recovery after a failure is not counted).
+fn first_ready<K: GrantKind>(object: &K, next: &GrantStatus) -> bool {
+    let is_ready =
+        |status: &GrantStatus| ready_of(&status.conditions).is_some_and(|c| c.status == "True");
+    let before = object.status();
+    is_ready(next)
+        && !before.is_some_and(is_ready)
+        && !before.is_some_and(|status| {
+            status
+                .grants
+                .iter()
+                .any(|row| row.state == GrantState::Applied)
+        })
 }
 
 #[cfg(test)]

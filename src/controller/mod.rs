@@ -120,6 +120,8 @@ pub struct Context {
     pub backoff: Backoff,
     /// Asks the provider controllers to check a provider again (after a 401 in a grant sync).
     pub recheck: tokio::sync::mpsc::Sender<clients::ProviderId>,
+    /// The watches whose first listing readiness waits for.
+    pub readiness: run::Readiness,
 }
 
 impl Context {
@@ -149,6 +151,7 @@ impl Context {
             clock,
             stores,
             recheck,
+            readiness: run::Readiness::default(),
         };
         (context, rechecks)
     }

@@ -110,6 +110,34 @@ pub async fn reconcile<P: ProviderObject>(
     provider: Arc<P>,
     context: Arc<Context>,
 ) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let metrics = context.metrics.clone();
+    let result = check(provider, context).await;
+    let kind = match P::KIND {
+        ProviderKind::GrantProvider => "GrantProvider",
+        ProviderKind::ClusterGrantProvider => "ClusterGrantProvider",
+    };
+    metrics
+        .reconciles
+        .get_or_create(&crate::metrics::ReconcileLabels {
+            kind,
+            result: match &result {
+                Ok(_) => "success".to_string(),
+                Err(error) => error.reason().to_string(),
+            },
+        })
+        .inc();
+    metrics
+        .reconcile_duration
+        .get_or_create(&crate::metrics::KindLabels { kind })
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn check<P: ProviderObject>(
+    provider: Arc<P>,
+    context: Arc<Context>,
+) -> Result<Action, Error> {
     let id = provider.id();
     let own_namespace = own_namespace(provider.as_ref());
     let key = backoff_key(provider.as_ref(), &context);

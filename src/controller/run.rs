@@ -4,8 +4,12 @@
 //! watched once and shared by every controller that needs them. Each grant kind
 //! has its own watch feeding its store and its target index. Objects are kept
 //! in memory without `managedFields` and `last-applied-configuration`.
+//!
+//! Everything `run` starts stops when it returns (the leader gate calls it again
+//! with fresh caches when it leads again). Readiness is reported once every
+//! watch has listed once; the objects in the caches are counted for metrics.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, Stream, StreamExt};
@@ -21,7 +25,8 @@ use tracing::{debug, warn};
 use crate::api::{
     ClusterGrantProvider, DremioGrant, GrafanaGrant, GrantProvider, ProviderKind, SigmaGrant,
 };
-use crate::metrics::Metrics;
+use crate::metrics::{Census, CensusSource, Metrics};
+use crate::server::Health;
 use crate::vendor::GrantKind;
 
 use super::clients::{ProviderId, secret_refs};
@@ -70,6 +75,7 @@ where
 struct SharedWatch<K: Resource<DynamicType = ()> + Clone + 'static> {
     store: Store<K>,
     writer: Option<reflector::store::Writer<K>>,
+    listed: tokio::sync::watch::Sender<bool>,
 }
 
 impl<K> SharedWatch<K>
@@ -87,6 +93,7 @@ where
         SharedWatch {
             store,
             writer: Some(writer),
+            listed: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -97,22 +104,122 @@ where
             .expect("shared stores hand out subscriptions until started")
     }
 
-    fn start(&mut self, api: Api<K>, slim: fn(&mut K)) {
+    fn start(&mut self, api: Api<K>, slim: fn(&mut K), tasks: &mut Tasks) {
         let Some(writer) = self.writer.take() else {
             return;
         };
         let kind = K::kind(&()).to_string();
+        let listed = self.listed.clone();
         let watch = watcher(api, watch_config())
             .default_backoff()
             .modify(slim)
             .reflect_shared(writer)
             .for_each(move |event| {
-                if let Err(error) = event {
-                    warn!(kind, %error, "watch error; retrying");
+                match event {
+                    Err(error) => warn!(kind, %error, "watch error; retrying"),
+                    Ok(watcher::Event::InitDone) => {
+                        listed.send_replace(true);
+                    }
+                    Ok(_) => {}
                 }
                 futures::future::ready(())
             });
-        tokio::spawn(watch);
+        tasks.spawn(watch);
+    }
+}
+
+/// Tasks that end with `run`: aborted when dropped.
+#[derive(Default)]
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Tasks {
+    fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.0.push(tokio::spawn(task));
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// The watches whose first listing the operator waits for before it reports ready.
+///
+/// (Not `Store::wait_until_ready`: its one-shot channel wakes only the waiter that
+/// polled last, and the controllers wait on the same stores.)
+#[derive(Default)]
+pub struct Readiness(Mutex<Vec<tokio::sync::watch::Receiver<bool>>>);
+
+impl Readiness {
+    /// Readiness waits until `listed` turns true.
+    pub fn wait_for(&self, listed: tokio::sync::watch::Receiver<bool>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(listed);
+    }
+
+    /// Completes once every watch registered so far has listed once.
+    fn all(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let waits = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        futures::future::join_all(waits.into_iter().map(|mut listed| async move {
+            // Err: the watch was dropped, so `run` is ending anyway.
+            let _ = listed.wait_for(|listed| *listed).await;
+        }))
+        .map(|_| ())
+    }
+}
+
+/// Counts providers by `Ready` for the `resources` metric.
+fn provider_census<P: provider::ProviderObject>(store: Store<P>) -> CensusSource {
+    Box::new(move |census: &mut Census| {
+        let kind = match P::KIND {
+            ProviderKind::GrantProvider => "GrantProvider",
+            ProviderKind::ClusterGrantProvider => "ClusterGrantProvider",
+        };
+        for provider in store.state() {
+            let ready = provider
+                .provider_status()
+                .and_then(|status| super::status::ready_of(&status.conditions));
+            census.resource(
+                kind,
+                ready.map(|ready| (ready.status.as_str(), ready.reason.as_str())),
+            );
+        }
+    })
+}
+
+/// Counts grant resources by `Ready` and their status rows by state.
+fn grant_census<K: GrantKind>(store: Store<Watched<K>>) -> CensusSource {
+    Box::new(move |census: &mut Census| {
+        for watched in store.state() {
+            let Ok(grant) = &watched.object else {
+                census.unreadable(K::KIND);
+                continue;
+            };
+            let status = grant.status();
+            let ready = status.and_then(|status| super::status::ready_of(&status.conditions));
+            census.resource(
+                K::KIND,
+                ready.map(|ready| (ready.status.as_str(), ready.reason.as_str())),
+            );
+            for row in status.map(|status| status.grants.as_slice()).unwrap_or(&[]) {
+                census.row(K::KIND, row_state(row.state));
+            }
+        }
+    })
+}
+
+fn row_state(state: crate::api::GrantState) -> &'static str {
+    use crate::api::GrantState;
+    match state {
+        GrantState::Applied => "Applied",
+        GrantState::Pending => "Pending",
+        GrantState::Failed => "Failed",
+        GrantState::Drifted => "Drifted",
     }
 }
 
@@ -161,6 +268,20 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: ShutdownSignal,
 ) {
+    let health = Health::new(metrics.clone(), false);
+    run_reporting(client, config, metrics, clock, shutdown, health).await;
+}
+
+/// [`run`], reporting to `health` when the watches have synced.
+pub async fn run_reporting(
+    client: kube::Client,
+    config: Config,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    shutdown: ShutdownSignal,
+    health: Arc<Health>,
+) {
+    let mut tasks = Tasks::default();
     let namespace = config.namespace.clone();
     let mut providers = SharedWatch::<GrantProvider>::new();
     let mut cluster_providers = SharedWatch::<ClusterGrantProvider>::new();
@@ -177,17 +298,28 @@ pub async fn run(
         client.clone(),
         config.clone(),
         stores.clone(),
-        metrics,
+        metrics.clone(),
         clock,
     );
     let context = Arc::new(context);
+    metrics.count_objects("GrantProvider", provider_census(providers.store.clone()));
+    metrics.count_objects(
+        "ClusterGrantProvider",
+        provider_census(cluster_providers.store.clone()),
+    );
+    context.readiness.wait_for(providers.listed.subscribe());
+    context
+        .readiness
+        .wait_for(cluster_providers.listed.subscribe());
+    context.readiness.wait_for(secrets.listed.subscribe());
+    context.readiness.wait_for(namespaces.listed.subscribe());
 
     // Provider controllers.
     let (recheck_namespaced, recheck_namespaced_rx) =
         tokio::sync::mpsc::channel::<ObjectRef<GrantProvider>>(256);
     let (recheck_cluster, recheck_cluster_rx) =
         tokio::sync::mpsc::channel::<ObjectRef<ClusterGrantProvider>>(256);
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         while let Some(id) = rechecks.recv().await {
             debug!(provider = %id, "checking a provider again after a refused grant sync");
             // A full queue means a check is coming anyway.
@@ -263,12 +395,33 @@ pub async fn run(
         shutdown.clone(),
     );
 
-    providers.start(api(&client, namespace.as_deref()), slim);
-    cluster_providers.start(Api::all(client.clone()), slim);
-    secrets.start(api(&client, namespace.as_deref()), slim_secret);
-    namespaces.start(Api::all(client.clone()), slim_metadata);
+    providers.start(api(&client, namespace.as_deref()), slim, &mut tasks);
+    cluster_providers.start(Api::all(client.clone()), slim, &mut tasks);
+    secrets.start(api(&client, namespace.as_deref()), slim_secret, &mut tasks);
+    namespaces.start(Api::all(client.clone()), slim_metadata, &mut tasks);
+    let synced = context.readiness.all();
+    let reporting = health.clone();
+    tasks.spawn(async move {
+        synced.await;
+        debug!("every watch has listed once");
+        reporting.set_synced(true);
+    });
+    let _stopped = Stopped { health, metrics };
 
     tokio::join!(namespaced_providers, cluster, sigma, grafana, dremio);
+}
+
+/// What `run` reports once it ends (also when it is cancelled).
+struct Stopped {
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.health.set_synced(false);
+        self.metrics.forget_all_objects();
+    }
 }
 
 /// A channel as a stream.
@@ -417,6 +570,10 @@ fn grant_controller<K: GrantKind>(
         index,
         stream,
     } = grant_watch(api::<Watched<K>>(client, namespace));
+    context.readiness.wait_for(index.listed());
+    context
+        .metrics
+        .count_objects(K::KIND, grant_census(store.clone()));
     let cx = Arc::new(GrantContext::new(context.clone(), store.clone(), index));
 
     let on_provider = {

@@ -243,6 +243,7 @@ pub fn key_of<K: GrantKind, R: Resource>(object: &R) -> ObjectRef<K> {
 pub struct Index<K: GrantKind> {
     current: RwLock<HashMap<String, HashSet<ObjectRef<K>>>>,
     relisting: Mutex<Option<HashMap<String, HashSet<ObjectRef<K>>>>>,
+    listed: tokio::sync::watch::Sender<bool>,
 }
 
 impl<K: GrantKind> Default for Index<K> {
@@ -250,6 +251,7 @@ impl<K: GrantKind> Default for Index<K> {
         Index {
             current: RwLock::new(HashMap::new()),
             relisting: Mutex::new(None),
+            listed: tokio::sync::watch::Sender::new(false),
         }
     }
 }
@@ -295,8 +297,14 @@ impl<K: GrantKind> Index<K> {
                 {
                     *self.current.write().unwrap_or_else(|e| e.into_inner()) = next;
                 }
+                self.listed.send_replace(true);
             }
         }
+    }
+
+    /// Turns true once the watch has listed everything once (the index is complete).
+    pub fn listed(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.listed.subscribe()
     }
 
     fn insert(&self, object: &Watched<K>) {

@@ -1066,3 +1066,84 @@ pub fn built_in(role: GrafanaBuiltInRole, permission: GrafanaPermission) -> Graf
         permission,
     }
 }
+
+/// The operator as the binary runs it with `--leader-election`: the leader gate
+/// over `run`, reporting to its own [`Health`](grant_operator::server::Health).
+pub struct ElectedOperator {
+    pub health: Arc<grant_operator::server::Health>,
+    pub metrics: Arc<Metrics>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+/// The Lease every elected test operator uses.
+pub const LEASE: &str = "grant-operator";
+/// The namespace of the Lease.
+pub const OPERATOR_NS: &str = "grant-operator-system";
+
+impl ElectedOperator {
+    /// Starts a replica called `identity`, with a 2 s lease.
+    pub fn start(client: kube::Client, config: Config, identity: &str) -> ElectedOperator {
+        use futures::FutureExt;
+        use grant_operator::leader::{LeaseSettings, run_while_leading};
+        let metrics = Arc::new(Metrics::new());
+        let health = grant_operator::server::Health::new(metrics.clone(), true);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        }
+        .boxed()
+        .shared();
+        let settings = LeaseSettings {
+            name: LEASE.into(),
+            namespace: OPERATOR_NS.into(),
+            identity: identity.into(),
+            duration: Duration::from_secs(2),
+        };
+        let task = tokio::spawn({
+            let metrics = metrics.clone();
+            let health = health.clone();
+            async move {
+                run_while_leading(client.clone(), settings, health.clone(), shutdown, |stop| {
+                    run::run_reporting(
+                        client.clone(),
+                        config.clone(),
+                        metrics.clone(),
+                        Arc::new(grant_operator::controller::SystemClock),
+                        stop,
+                        health.clone(),
+                    )
+                })
+                .await
+            }
+        });
+        ElectedOperator {
+            health,
+            metrics,
+            stop,
+            task,
+        }
+    }
+
+    /// Signals shutdown; `Err` when it did not stop within `within` or failed.
+    pub async fn stop(self, within: Duration) -> Result<(), String> {
+        let _ = self.stop.send(());
+        match tokio::time::timeout(within, self.task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(error)) => Err(format!("the operator task failed: {error}")),
+            Err(_) => Err(format!("the operator did not stop within {within:?}")),
+        }
+    }
+}
+
+/// Waits up to 20 s for `check`.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
