@@ -1,6 +1,6 @@
 //! End to end on a real cluster: installs the CRDs into the cluster of
-//! `KUBECONFIG`, runs the operator (in this process), and exercises Sigma and
-//! Grafana through the emulators on the host.
+//! `KUBECONFIG`, runs the operator (in this process), and exercises Sigma,
+//! Grafana and Dremio through the emulators on the host.
 //!
 //! Runs only with `GRANT_OPERATOR_E2E=1` (it changes the cluster: CRDs and a
 //! throwaway namespace); otherwise it prints why it skipped. On kind:
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use grant_operator::api::{
-    GrafanaGrant, GrafanaPermission, GrafanaPermissionsApi, GrantProvider, SigmaGrant,
+    DremioGrant, GrafanaGrant, GrafanaPermission, GrafanaPermissionsApi, GrantProvider, SigmaGrant,
     SigmaPermission, all_crds,
 };
 use grant_operator::controller::Config;
@@ -23,6 +23,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
+use support::dremio::{DremioEmulator, GrantRecord, GranteeType};
 use support::grafana::{GrafanaEmulator, Grantee, Level};
 use support::sigma::SigmaEmulator;
 use support::*;
@@ -207,6 +208,7 @@ async fn end_to_end_on_a_real_cluster() {
     .await;
 
     grafana_on_the_cluster(&client, &namespace).await;
+    dremio_on_the_cluster(&client, &namespace).await;
 
     operator.stop(Duration::from_secs(20)).await.unwrap();
     namespaces
@@ -322,4 +324,90 @@ async fn grafana_on_the_cluster(client: &kube::Client, namespace: &str) {
         },
     )
     .await;
+}
+
+/// Dremio Cloud through the running operator: a grant applied next to another
+/// writer's entry, drift repaired, revoked on delete with the other entry kept.
+async fn dremio_on_the_cluster(client: &kube::Client, namespace: &str) {
+    let dremio = DremioEmulator::start().await;
+    dremio.add_token(DREMIO_TOKEN);
+    dremio.add_project(DREMIO_PROJECT);
+    let object = dremio.add_object(&DREMIO_PATH, &DREMIO_PRIVILEGES);
+    let jean = dremio.add_user("jeansmith", "jean@example.com");
+    let owner = dremio.add_user("owner", "owner@example.com");
+    let theirs = GrantRecord {
+        grantee_type: GranteeType::User,
+        id: owner.clone(),
+        privileges: vec!["MANAGE_GRANTS".into()],
+    };
+    dremio.set_grants_directly(&object, vec![theirs.clone()]);
+    let privileges_of = |id: &str| {
+        dremio
+            .grants(&object)
+            .into_iter()
+            .find(|entry| entry.id == id)
+            .map(|entry| entry.privileges)
+    };
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    secrets
+        .create(
+            &PostParams::default(),
+            &Secret {
+                metadata: ObjectMeta {
+                    name: Some("dremio-pat".into()),
+                    ..ObjectMeta::default()
+                },
+                data: Some([("token".to_string(), ByteString(DREMIO_TOKEN.into()))].into()),
+                ..Secret::default()
+            },
+        )
+        .await
+        .unwrap();
+    let providers: Api<GrantProvider> = Api::namespaced(client.clone(), namespace);
+    let provider = dremio_provider(
+        namespace,
+        "dremio",
+        &dremio.url(),
+        "dremio-pat",
+        Some(DREMIO_PROJECT),
+    );
+    providers
+        .create(&PostParams::default(), &provider)
+        .await
+        .unwrap();
+
+    let grants: Api<DremioGrant> = Api::namespaced(client.clone(), namespace);
+    let mut grant = dremio_grant("zips", vec![dremio_user("jeansmith", &["SELECT"])]);
+    grant.metadata.namespace = Some(namespace.to_string());
+    grant.spec.policy.sync_interval = Some("2s".into());
+    grants.create(&PostParams::default(), &grant).await.unwrap();
+    eventually("DremioGrant Synced", async || {
+        let grant = grants.get("zips").await.ok()?;
+        (reason_of(&grant.status?.conditions)? == "Synced").then_some(())
+    })
+    .await;
+    assert_eq!(privileges_of(&jean), Some(vec!["SELECT".to_string()]));
+    assert_eq!(privileges_of(&owner), Some(theirs.privileges.clone()));
+
+    dremio.set_grants_directly(&object, vec![theirs.clone()]);
+    eventually("Dremio drift repaired", async || {
+        privileges_of(&jean).map(|_| ())
+    })
+    .await;
+
+    grants
+        .delete("zips", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("Dremio grant revoked and resource released", async || {
+        let gone = grants.get_opt("zips").await.ok()?.is_none();
+        (gone && privileges_of(&jean).is_none()).then_some(())
+    })
+    .await;
+    assert_eq!(
+        privileges_of(&owner),
+        Some(theirs.privileges),
+        "the other entry kept"
+    );
 }
