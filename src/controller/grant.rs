@@ -853,7 +853,30 @@ async fn read_plan_apply<K: GrantKind>(
         .zip(vendor.resolve(&grantees).await?)
         .collect();
 
-    let live: Live<PermOf<K>> = vendor.read(&target).await?;
+    let members_input: Vec<plan::Member<PermOf<K>>> = members
+        .iter()
+        .map(|member| plan_member::<K>(member, &keys))
+        .collect();
+    let foreign = foreign_holdings::<K>(context, provider, &neighbours);
+    // Every key the plan can touch: what members declare, hold, or others hold.
+    let known: Vec<Key> = members_input
+        .iter()
+        .flat_map(|member| {
+            member
+                .declarations
+                .iter()
+                .filter_map(|declaration| match declaration {
+                    Declaration::Resolved { key, .. } => Some(key.clone()),
+                    Declaration::Unresolved { .. } => None,
+                })
+                .chain(member.previous.iter().map(|row| row.key.clone()))
+        })
+        .chain(foreign.iter().map(|(key, _)| key.clone()))
+        .collect::<std::collections::BTreeSet<Key>>()
+        .into_iter()
+        .collect();
+
+    let live: Live<PermOf<K>> = vendor.read(&target, &known).await?;
     context
         .metrics
         .syncs
@@ -861,11 +884,8 @@ async fn read_plan_apply<K: GrantKind>(
         .inc();
 
     let input = plan::Unit {
-        members: members
-            .iter()
-            .map(|member| plan_member::<K>(member, &keys))
-            .collect(),
-        foreign: foreign_holdings::<K>(context, provider, &neighbours),
+        members: members_input,
+        foreign,
         live: live.grants.clone(),
     };
     let plan = plan::plan(&input);
@@ -900,7 +920,7 @@ async fn read_plan_apply<K: GrantKind>(
                 },
             );
         }
-        live_after = match vendor.read(&target).await {
+        live_after = match vendor.read(&target, &known).await {
             Ok(after) => after.grants,
             Err(error) => {
                 // The writes happened; without a second listing, assume what succeeded.

@@ -210,10 +210,14 @@ pub trait Vendor: Send + Sync + 'static {
         target: &Self::Target,
     ) -> impl Future<Output = Result<ResolvedTarget, VendorError>> + Send;
 
-    /// Reads the live grants of the target (one listing, all pages).
+    /// Reads the live grants of the target (one listing, all pages). `known` holds
+    /// every key the sync can touch (declared, held, or held by others), for a
+    /// vendor whose listing cannot show some of them by itself (Snowflake's bulk
+    /// and future grants); the others ignore it.
     fn read(
         &self,
         target: &ResolvedTarget,
+        known: &[Key],
     ) -> impl Future<Output = Result<Live<Self::Perm>, VendorError>> + Send;
 
     /// Applies planned actions; returns the failures by key. Actions are

@@ -393,7 +393,11 @@ impl Vendor for DremioClient {
         })
     }
 
-    async fn read(&self, target: &ResolvedTarget) -> Result<Live<Privilege>, VendorError> {
+    async fn read(
+        &self,
+        target: &ResolvedTarget,
+        _known: &[Key],
+    ) -> Result<Live<Privilege>, VendorError> {
         let current = self.current(&target.id).await?;
         let mut live = Live {
             grants: Vec::new(),

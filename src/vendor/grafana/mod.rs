@@ -565,7 +565,11 @@ impl Vendor for GrafanaClient {
         })
     }
 
-    async fn read(&self, target: &ResolvedTarget) -> Result<Live<GrafanaPermission>, VendorError> {
+    async fn read(
+        &self,
+        target: &ResolvedTarget,
+        _known: &[Key],
+    ) -> Result<Live<GrafanaPermission>, VendorError> {
         let mut live = Live {
             grants: Vec::new(),
             unmanaged: 0,

@@ -256,7 +256,11 @@ impl Vendor for SigmaClient {
         })
     }
 
-    async fn read(&self, target: &ResolvedTarget) -> Result<Live<SigmaPermission>, VendorError> {
+    async fn read(
+        &self,
+        target: &ResolvedTarget,
+        _known: &[Key],
+    ) -> Result<Live<SigmaPermission>, VendorError> {
         let entries = self.api.list_grants(&target.id).await?;
         let mut live = Live {
             grants: Vec::with_capacity(entries.len()),
