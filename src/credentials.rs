@@ -99,9 +99,42 @@ impl SecretReader {
         namespace: &str,
         selector: &S,
     ) -> Result<SecretString, CredentialError> {
-        let name = selector.name();
-        let key = selector.key();
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        read_from_cluster(&self.client, namespace, selector.name(), selector.key()).await
+    }
+}
+
+/// Where Secret values come from: the cluster for the controller; manifests,
+/// the environment or files for the command-line tools.
+pub trait SecretSource: Sync {
+    /// The value of `key` in Secret `namespace/name`.
+    fn read_key(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> impl std::future::Future<Output = Result<SecretString, CredentialError>> + Send;
+}
+
+impl SecretSource for SecretReader {
+    async fn read_key(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<SecretString, CredentialError> {
+        read_from_cluster(&self.client, namespace, name, key).await
+    }
+}
+
+/// Reads one key of a Secret with a GET.
+pub async fn read_from_cluster(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<SecretString, CredentialError> {
+    {
+        let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
         let secret = api
             .get_opt(name)
             .await
@@ -114,6 +147,19 @@ impl SecretReader {
             namespace: namespace.to_string(),
             name: name.to_string(),
         })?;
+        secret_key(&secret, namespace, name, key)
+    }
+}
+
+/// The value of `key` in a Secret object (`data`, else `stringData`), checked
+/// the same way whatever the Secret came from.
+pub fn secret_key(
+    secret: &Secret,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<SecretString, CredentialError> {
+    {
         let bytes = secret
             .data
             .as_ref()
@@ -131,20 +177,30 @@ impl SecretReader {
                 name: name.to_string(),
                 key: key.to_string(),
             })?;
-        let bad = |problem| CredentialError::BadValue {
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-            key: key.to_string(),
-            problem,
-        };
-        let text = String::from_utf8(bytes).map_err(|_| bad("not valid UTF-8"))?;
-        // Values pasted with a trailing newline are common; it is never part of a credential.
-        let text = text.trim_end_matches(['\n', '\r']).to_string();
-        if text.trim().is_empty() {
-            return Err(bad("empty"));
-        }
-        Ok(SecretString::from(text))
+        secret_text(bytes, namespace, name, key)
     }
+}
+
+/// A Secret value as text: UTF-8, a trailing newline dropped, never empty.
+pub fn secret_text(
+    bytes: Vec<u8>,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<SecretString, CredentialError> {
+    let bad = |problem| CredentialError::BadValue {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        key: key.to_string(),
+        problem,
+    };
+    let text = String::from_utf8(bytes).map_err(|_| bad("not valid UTF-8"))?;
+    // Values pasted with a trailing newline are common; it is never part of a credential.
+    let text = text.trim_end_matches(['\n', '\r']).to_string();
+    if text.trim().is_empty() {
+        return Err(bad("empty"));
+    }
+    Ok(SecretString::from(text))
 }
 
 /// A Kubernetes API error in a sentence (status and reason; never request bodies).

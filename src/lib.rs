@@ -3,6 +3,8 @@
 //!
 //! - [`api`]: the custom resources of the contract.
 //! - [`plan`]: the pure planner (desired union vs live grants -> actions and status rows).
+//! - [`sync`]: one sync of one unit (resolve, read, plan, apply, read back), shared by
+//!   the controller and the command-line tools.
 //! - [`vendor`]: the vendor trait, the shared HTTP client and one module per vendor.
 //! - [`controller`]: the reconcilers for providers and grants.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz`; [`leader`]: leader election on a Lease.
@@ -15,6 +17,7 @@ pub mod leader;
 pub mod metrics;
 pub mod plan;
 pub mod server;
+pub mod sync;
 pub mod telemetry;
 pub mod vendor;
 

@@ -16,7 +16,7 @@ use crate::api::{
     ClusterGrantProvider, GrantProvider, ProviderConfig, ProviderKind, ProviderRef, ProviderStatus,
     READY, Reason, SecretSelector, SecretValue, VendorKind, vendor_of,
 };
-use crate::credentials::SecretReader;
+use crate::credentials::{SecretReader, SecretSource};
 use crate::metrics::Metrics;
 use crate::vendor::dremio::DremioClient;
 use crate::vendor::dremio::client::{Deployment, DremioApi};
@@ -334,7 +334,7 @@ impl VendorClients {
         {
             return Ok(client.clone());
         }
-        let client = self.build(spec, own_namespace, secrets).await?;
+        let client = build_client(spec, own_namespace, secrets, &self.metrics, &self.retry).await?;
         self.lock()
             .insert(id.clone(), (fingerprint, client.clone()));
         Ok(client)
@@ -356,13 +356,18 @@ impl VendorClients {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ProviderId, (String, VendorClient)>> {
         self.clients.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
 
-    async fn build<P: ProviderConfig>(
-        &self,
-        spec: &P,
-        own_namespace: Option<&str>,
-        secrets: &SecretReader,
-    ) -> Result<VendorClient, Failure> {
+/// Builds the vendor client of a provider spec, reading its credentials from
+/// `secrets` (the Secrets of `own_namespace` for a namespaced provider).
+pub async fn build_client<P: ProviderConfig>(
+    spec: &P,
+    own_namespace: Option<&str>,
+    secrets: &impl SecretSource,
+    metrics: &Arc<Metrics>,
+    retry: &RetryPolicy,
+) -> Result<VendorClient, Failure> {
+    {
         let ca_pem = match spec.ca_bundle() {
             Some(value) => {
                 use secrecy::ExposeSecret;
@@ -390,11 +395,11 @@ impl VendorClients {
                 .unwrap_or(DEFAULT_TIMEOUT),
             rate_limit,
             ca_pem,
-            retry: self.retry.clone(),
+            retry: retry.clone(),
         };
         let vendor = vendor_of(spec)
             .ok_or_else(|| Failure::new(Reason::InvalidSpec, "the provider has no vendor block"))?;
-        let http = HttpClient::new(vendor, &config, self.metrics.clone())?;
+        let http = HttpClient::new(vendor, &config, metrics.clone())?;
         match vendor {
             VendorKind::Sigma if let Some(sigma) = spec.sigma() => {
                 let credentials = Credentials {
@@ -449,13 +454,15 @@ impl VendorClients {
 
 /// Reads one Secret value of a provider (the reference's namespace, or the provider's own).
 async fn read_value<S: SecretSelector>(
-    secrets: &SecretReader,
+    secrets: &impl SecretSource,
     value: &SecretValue<S>,
     own_namespace: Option<&str>,
 ) -> Result<secrecy::SecretString, Failure> {
     let selector = &value.secret_key_ref;
     let namespace = selector.namespace().or(own_namespace).unwrap_or_default();
-    Ok(secrets.read(namespace, selector).await?)
+    Ok(secrets
+        .read_key(namespace, selector.name(), selector.key())
+        .await?)
 }
 
 /// A provider object and its spec.

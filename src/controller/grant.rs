@@ -17,7 +17,7 @@
 //! A failure before the plan changes no grant and keeps every status row, so a
 //! failing sync can never forget or wrongly revoke a grant.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,10 +36,8 @@ use crate::api::{
     DeletionPolicy, FINALIZER, GrantPolicy, GrantRow, GrantState, GrantStatus, ManagementPolicy,
     Reason, parse_duration,
 };
-use crate::plan::{
-    self, Declaration, Key, LiveGrant, Permission, Phase, PreviousRow, REVOCATION_MARK,
-};
-use crate::vendor::{GrantKind, Live, ResolvedTarget, Vendor};
+use crate::plan::{self, Declaration, Key, Permission, Phase, REVOCATION_MARK};
+use crate::vendor::{GrantKind, ResolvedTarget, Vendor};
 
 use super::clients::{Provider, ProviderId};
 use super::status::{apply_status, list_some, ready, ready_of};
@@ -49,7 +47,7 @@ use super::units::{
 };
 use super::{Config, Context, Error, Failure, jitter};
 
-type PermOf<K> = <<K as GrantKind>::Vendor as Vendor>::Perm;
+use crate::sync::{self, MemberInput, PermOf};
 
 /// Everything the controller of one grant kind shares.
 pub struct GrantContext<K: GrantKind> {
@@ -582,22 +580,6 @@ async fn caught_up<K: GrantKind>(
     }
 }
 
-/// Status rows the resource answers for, parsed back into planner rows.
-fn previous_rows<K: GrantKind>(rows: &[GrantRow]) -> Vec<PreviousRow<PermOf<K>>> {
-    rows.iter()
-        .filter_map(|row| {
-            let (key, perm) = K::parse_row(row)?;
-            Some(PreviousRow {
-                key,
-                perm,
-                state: row.state,
-                has_vendor_id: row.vendor_id.is_some(),
-                revocation: row.message.starts_with(REVOCATION_MARK),
-            })
-        })
-        .collect()
-}
-
 /// `(key, perm)` the resource applied and answers for (see `plan::Member::owned_by_key`).
 fn owned_rows<K: GrantKind>(object: &K, rows: Option<&[GrantRow]>) -> Vec<(Key, PermOf<K>)> {
     let rows = rows.unwrap_or_else(|| {
@@ -606,7 +588,7 @@ fn owned_rows<K: GrantKind>(object: &K, rows: Option<&[GrantRow]>) -> Vec<(Key, 
             .map(|status| status.grants.as_slice())
             .unwrap_or(&[])
     });
-    previous_rows::<K>(rows)
+    sync::previous_rows::<K>(rows)
         .into_iter()
         .filter(|row| row.state == GrantState::Applied || row.has_vendor_id || row.revocation)
         .map(|row| (row.key, row.perm))
@@ -833,154 +815,57 @@ async fn read_plan_apply<K: GrantKind>(
         .unwrap_or(&members[0]);
     let target = vendor.resolve_target(&first.object.target()).await?;
     let neighbours = with_aliases(cx, unit, provider, &target, neighbours);
-
-    // Resolve every declared grantee of active members in one go.
-    let mut grantees = Vec::new();
-    let mut seen = HashSet::new();
-    for member in members
-        .iter()
-        .filter(|member| member.phase == Phase::Active)
-    {
-        for (grantee, _) in member.object.declarations() {
-            if seen.insert(grantee.clone()) {
-                grantees.push(grantee);
-            }
-        }
-    }
-    let keys: HashMap<_, _> = grantees
-        .iter()
-        .cloned()
-        .zip(vendor.resolve(&grantees).await?)
-        .collect();
-
-    let members_input: Vec<plan::Member<PermOf<K>>> = members
-        .iter()
-        .map(|member| plan_member::<K>(member, &keys))
-        .collect();
     let foreign = foreign_holdings::<K>(context, provider, &neighbours);
-    // Every key the plan can touch: what members declare, hold, or others hold.
-    let known: Vec<Key> = members_input
-        .iter()
-        .flat_map(|member| {
-            member
-                .declarations
-                .iter()
-                .filter_map(|declaration| match declaration {
-                    Declaration::Resolved { key, .. } => Some(key.clone()),
-                    Declaration::Unresolved { .. } => None,
-                })
-                .chain(member.previous.iter().map(|row| row.key.clone()))
-        })
-        .chain(foreign.iter().map(|(key, _)| key.clone()))
-        .collect::<std::collections::BTreeSet<Key>>()
-        .into_iter()
-        .collect();
 
-    let live: Live<PermOf<K>> = vendor.read(&target, &known).await?;
+    let inputs: Vec<MemberInput<K>> = members
+        .iter()
+        .map(|member| MemberInput {
+            object: member.object.clone(),
+            phase: member.phase,
+            previous_rows: member.previous_rows.clone(),
+        })
+        .collect();
+    let observed = sync::observe::<K>(vendor.as_ref(), &target, &inputs, foreign).await?;
     context
         .metrics
         .syncs
         .get_or_create(&crate::metrics::KindLabels { kind: K::KIND })
         .inc();
 
-    let input = plan::Unit {
-        members: members_input,
-        foreign,
-        live: live.grants.clone(),
-    };
-    let plan = plan::plan(&input);
-
-    let mut failures: BTreeMap<Key, plan::Failure> = BTreeMap::new();
-    let mut live_after = live.grants.clone();
-    if !plan.actions.is_empty() {
-        let errors = vendor.apply(&target, &plan.actions).await;
-        for action in &plan.actions {
-            let outcome = if errors.contains_key(&action.key) {
-                "failure"
-            } else {
-                "success"
-            };
-            context
-                .metrics
-                .actions
-                .get_or_create(&crate::metrics::ActionLabels {
-                    kind: K::KIND,
-                    action: action.kind().as_str(),
-                    outcome,
-                })
-                .inc();
-        }
-        for (key, error) in errors {
-            failures.insert(
-                key,
-                plan::Failure {
-                    reason: error.reason(),
-                    message: error.to_string(),
-                    retry_after: error.retry_after(),
-                },
-            );
-        }
-        live_after = match vendor.read(&target, &known).await {
-            Ok(after) => after.grants,
-            Err(error) => {
-                // The writes happened; without a second listing, assume what succeeded.
-                warn!(kind = K::KIND, target = %unit.target, %error, "could not read the grants back after writing");
-                projected(&live.grants, &plan, &failures)
-            }
+    let carried = sync::carry_out::<K>(vendor.as_ref(), &target, &observed).await;
+    for action in &observed.plan.actions {
+        let outcome = if carried.errors.contains_key(&action.key) {
+            "failure"
+        } else {
+            "success"
         };
+        context
+            .metrics
+            .actions
+            .get_or_create(&crate::metrics::ActionLabels {
+                kind: K::KIND,
+                action: action.kind().as_str(),
+                outcome,
+            })
+            .inc();
     }
-    let reports = plan::report(&input, &plan, &live_after, &failures);
+    if let Some(error) = &carried.read_back_error {
+        warn!(kind = K::KIND, target = %unit.target, %error, "could not read the grants back after writing");
+    }
+    let reports = plan::report(
+        &observed.input,
+        &observed.plan,
+        &carried.live_after,
+        &carried.failures,
+    );
     Ok(Synced {
         target,
-        input,
-        plan,
+        input: observed.input,
+        plan: observed.plan,
         reports,
-        failures,
-        unmanaged: live.unmanaged,
+        failures: carried.failures,
+        unmanaged: observed.live.unmanaged,
     })
-}
-
-fn plan_member<K: GrantKind>(
-    member: &Member<K>,
-    keys: &HashMap<<K::Vendor as Vendor>::Grantee, Option<Key>>,
-) -> plan::Member<PermOf<K>> {
-    let policy = member.object.policy();
-    let declarations = if member.phase == Phase::Active {
-        member
-            .object
-            .declarations()
-            .into_iter()
-            .map(
-                |(grantee, perm)| match keys.get(&grantee).cloned().flatten() {
-                    Some(key) => Declaration::Resolved { key, perm },
-                    None => {
-                        let label = K::grantee_label(&grantee);
-                        Declaration::Unresolved {
-                            message: format!("{label} not found on {}", K::VENDOR),
-                            label,
-                            perm,
-                        }
-                    }
-                },
-            )
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let was_synced = member.object.status().is_some_and(|status| {
-        status.observed_generation == member.object.meta().generation
-            && ready_of(&status.conditions)
-                .is_some_and(|ready| ready.reason == Reason::Synced.as_str())
-    });
-    plan::Member {
-        phase: member.phase,
-        mode: policy.mode,
-        management: policy.management_policy,
-        declarations,
-        previous: previous_rows::<K>(&member.previous_rows),
-        was_synced,
-        authoritative_keys: member.object.authoritative_keys(),
-    }
 }
 
 /// `neighbours`, plus the resources of units that name the same vendor object
@@ -1032,35 +917,6 @@ fn foreign_holdings<K: GrantKind>(
         })
         .flat_map(|neighbour| owned_rows::<K>(neighbour.as_ref(), None))
         .collect()
-}
-
-/// The live grants after `plan`, assuming every action without a failure took effect.
-fn projected<P: Permission>(
-    live: &[LiveGrant<P>],
-    plan: &plan::Plan<P>,
-    failures: &BTreeMap<Key, plan::Failure>,
-) -> Vec<LiveGrant<P>> {
-    let changed: HashMap<&Key, &plan::Action<P>> = plan
-        .actions
-        .iter()
-        .filter(|action| !failures.contains_key(&action.key))
-        .map(|action| (&action.key, action))
-        .collect();
-    let mut out: Vec<LiveGrant<P>> = live
-        .iter()
-        .filter(|grant| !changed.contains_key(&grant.key))
-        .cloned()
-        .collect();
-    for action in changed.values() {
-        for perm in plan::maximal(&action.target) {
-            out.push(LiveGrant {
-                key: action.key.clone(),
-                perm,
-                vendor_id: None,
-            });
-        }
-    }
-    out
 }
 
 /// Status, Events and results of a sync that got as far as the plan.

@@ -1,0 +1,256 @@
+//! One sync of one unit (a vendor object read with one listing), shared by the
+//! controller and the command-line tools (`plan`, `apply`, `demo`), so both do
+//! exactly the same thing: resolve names -> read -> plan -> apply -> read back.
+//!
+//! Nothing here touches Kubernetes: members come in as objects with their phase
+//! and the status rows that remember what they hold; results go out as the
+//! planner's reports.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::api::{GrantRow, Reason};
+use crate::plan::{
+    self, Declaration, Key, LiveGrant, Permission, Phase, PreviousRow, REVOCATION_MARK,
+};
+use crate::vendor::{GrantKind, Live, ResolvedTarget, Vendor, VendorError};
+
+/// The permission type of a grant kind.
+pub type PermOf<K> = <<K as GrantKind>::Vendor as Vendor>::Perm;
+
+/// One member of a unit.
+#[derive(Clone, Debug)]
+pub struct MemberInput<K> {
+    /// The resource.
+    pub object: Arc<K>,
+    /// Where it stands.
+    pub phase: Phase,
+    /// Its status rows (the memory of what it holds).
+    pub previous_rows: Vec<GrantRow>,
+}
+
+/// What a sync read and planned, before any write.
+#[derive(Debug)]
+pub struct Observed<P: Permission> {
+    /// The planner's input.
+    pub input: plan::Unit<P>,
+    /// The plan.
+    pub plan: plan::Plan<P>,
+    /// The live grants as read.
+    pub live: Live<P>,
+    /// Every key the plan can touch.
+    pub known: Vec<Key>,
+}
+
+/// What carrying out a plan did.
+#[derive(Debug)]
+pub struct Carried<P: Permission> {
+    /// Vendor errors by key.
+    pub errors: BTreeMap<Key, VendorError>,
+    /// The same, as the planner's failures.
+    pub failures: BTreeMap<Key, plan::Failure>,
+    /// The live grants after the writes.
+    pub live_after: Vec<LiveGrant<P>>,
+    /// The read after the writes failed (`live_after` is then projected).
+    pub read_back_error: Option<VendorError>,
+}
+
+/// Resolves the members' grantees, reads the target and plans. No write.
+pub async fn observe<K: GrantKind>(
+    vendor: &K::Vendor,
+    target: &ResolvedTarget,
+    members: &[MemberInput<K>],
+    foreign: Vec<(Key, PermOf<K>)>,
+) -> Result<Observed<PermOf<K>>, VendorError> {
+    // Resolve every declared grantee of active members in one go.
+    let mut grantees = Vec::new();
+    let mut seen = HashSet::new();
+    for member in members
+        .iter()
+        .filter(|member| member.phase == Phase::Active)
+    {
+        for (grantee, _) in member.object.declarations() {
+            if seen.insert(grantee.clone()) {
+                grantees.push(grantee);
+            }
+        }
+    }
+    let keys: HashMap<_, _> = grantees
+        .iter()
+        .cloned()
+        .zip(vendor.resolve(&grantees).await?)
+        .collect();
+
+    let members: Vec<plan::Member<PermOf<K>>> = members
+        .iter()
+        .map(|member| plan_member::<K>(member, &keys))
+        .collect();
+    // Every key the plan can touch: what members declare, hold, or others hold.
+    let known: Vec<Key> = members
+        .iter()
+        .flat_map(|member| {
+            member
+                .declarations
+                .iter()
+                .filter_map(|declaration| match declaration {
+                    Declaration::Resolved { key, .. } => Some(key.clone()),
+                    Declaration::Unresolved { .. } => None,
+                })
+                .chain(member.previous.iter().map(|row| row.key.clone()))
+        })
+        .chain(foreign.iter().map(|(key, _)| key.clone()))
+        .collect::<BTreeSet<Key>>()
+        .into_iter()
+        .collect();
+
+    let live = vendor.read(target, &known).await?;
+    let input = plan::Unit {
+        members,
+        foreign,
+        live: live.grants.clone(),
+    };
+    let plan = plan::plan(&input);
+    Ok(Observed {
+        input,
+        plan,
+        live,
+        known,
+    })
+}
+
+/// Carries out an observed plan and reads the target back.
+pub async fn carry_out<K: GrantKind>(
+    vendor: &K::Vendor,
+    target: &ResolvedTarget,
+    observed: &Observed<PermOf<K>>,
+) -> Carried<PermOf<K>> {
+    let plan = &observed.plan;
+    if plan.actions.is_empty() {
+        return Carried {
+            errors: BTreeMap::new(),
+            failures: BTreeMap::new(),
+            live_after: observed.live.grants.clone(),
+            read_back_error: None,
+        };
+    }
+    let errors = vendor.apply(target, &plan.actions).await;
+    let failures: BTreeMap<Key, plan::Failure> = errors
+        .iter()
+        .map(|(key, error)| {
+            (
+                key.clone(),
+                plan::Failure {
+                    reason: error.reason(),
+                    message: error.to_string(),
+                    retry_after: error.retry_after(),
+                },
+            )
+        })
+        .collect();
+    let (live_after, read_back_error) = match vendor.read(target, &observed.known).await {
+        Ok(after) => (after.grants, None),
+        // The writes happened; without a second listing, assume what succeeded.
+        Err(error) => (
+            projected(&observed.live.grants, plan, &failures),
+            Some(error),
+        ),
+    };
+    Carried {
+        errors,
+        failures,
+        live_after,
+        read_back_error,
+    }
+}
+
+/// The planner's member of a resource: its declarations resolved to keys.
+fn plan_member<K: GrantKind>(
+    member: &MemberInput<K>,
+    keys: &HashMap<<K::Vendor as Vendor>::Grantee, Option<Key>>,
+) -> plan::Member<PermOf<K>> {
+    let policy = member.object.policy();
+    let declarations = if member.phase == Phase::Active {
+        member
+            .object
+            .declarations()
+            .into_iter()
+            .map(
+                |(grantee, perm)| match keys.get(&grantee).cloned().flatten() {
+                    Some(key) => Declaration::Resolved { key, perm },
+                    None => {
+                        let label = K::grantee_label(&grantee);
+                        Declaration::Unresolved {
+                            message: format!("{label} not found on {}", K::VENDOR),
+                            label,
+                            perm,
+                        }
+                    }
+                },
+            )
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let was_synced = member.object.status().is_some_and(|status| {
+        status.observed_generation == member.object.meta().generation
+            && status
+                .conditions
+                .iter()
+                .find(|condition| condition.type_ == crate::api::READY)
+                .is_some_and(|ready| ready.reason == Reason::Synced.as_str())
+    });
+    plan::Member {
+        phase: member.phase,
+        mode: policy.mode,
+        management: policy.management_policy,
+        declarations,
+        previous: previous_rows::<K>(&member.previous_rows),
+        was_synced,
+        authoritative_keys: member.object.authoritative_keys(),
+    }
+}
+
+/// The planner's view of status rows.
+pub fn previous_rows<K: GrantKind>(rows: &[GrantRow]) -> Vec<PreviousRow<PermOf<K>>> {
+    rows.iter()
+        .filter_map(|row| {
+            let (key, perm) = K::parse_row(row)?;
+            Some(PreviousRow {
+                key,
+                perm,
+                state: row.state,
+                has_vendor_id: row.vendor_id.is_some(),
+                revocation: row.message.starts_with(REVOCATION_MARK),
+            })
+        })
+        .collect()
+}
+
+/// The live grants after `plan`, assuming every action without a failure took effect.
+fn projected<P: Permission>(
+    live: &[LiveGrant<P>],
+    plan: &plan::Plan<P>,
+    failures: &BTreeMap<Key, plan::Failure>,
+) -> Vec<LiveGrant<P>> {
+    let changed: HashMap<&Key, &plan::Action<P>> = plan
+        .actions
+        .iter()
+        .filter(|action| !failures.contains_key(&action.key))
+        .map(|action| (&action.key, action))
+        .collect();
+    let mut out: Vec<LiveGrant<P>> = live
+        .iter()
+        .filter(|grant| !changed.contains_key(&grant.key))
+        .cloned()
+        .collect();
+    for action in changed.values() {
+        for perm in plan::maximal(&action.target) {
+            out.push(LiveGrant {
+                key: action.key.clone(),
+                perm,
+                vendor_id: None,
+            });
+        }
+    }
+    out
+}
