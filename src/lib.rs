@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod cache;
+pub mod cli;
 pub mod controller;
 pub mod credentials;
 pub mod leader;

@@ -1,4 +1,5 @@
-//! `grant-operator`: `run` (the controller, default) and `crd` (prints every CRD).
+//! `grant-operator`: `run` (the controller, default), `crd` (prints every CRD),
+//! and the tools that need no cluster: `plan`, `apply`, `demo`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +41,39 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Show what the controller would do for the grant resources in some
+    /// manifests, reading the vendors' live grants (no cluster needed). Exit
+    /// code: 0 nothing would change, 2 something would, 1 a problem.
+    Plan(PlanArgs),
+    /// Carry out that plan once and print each resource's result as its status
+    /// would show it (resources absent from the manifests are not deleted).
+    /// Exit code: 0 everything applied, 1 a problem.
+    Apply(PlanArgs),
+}
+
+#[derive(Args, Clone)]
+struct PlanArgs {
+    /// Manifest files or folders (multi-document YAML; providers, grants, Secrets, Namespaces).
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    output: Output,
+    /// A Secret value from the environment or a file: NAMESPACE/NAME/KEY=env:VARIABLE
+    /// or NAMESPACE/NAME/KEY=file:PATH (repeatable; wins over the manifests).
+    #[arg(long = "secret", value_name = "NAMESPACE/NAME/KEY=SOURCE")]
+    secrets: Vec<grant_operator::cli::secrets::SecretOverride>,
+    /// Read Secrets the manifests do not hold from the current kube context.
+    #[arg(long)]
+    secrets_from_cluster: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Output {
+    /// A table for people.
+    Text,
+    /// JSON for machines.
+    Json,
 }
 
 #[derive(Args, Clone)]
@@ -186,8 +220,53 @@ async fn run_cli() -> ExitCode {
             }
         },
         Some(Command::Run(args)) => run(*args).await,
+        Some(Command::Plan(args)) => plan(args, false).await,
+        Some(Command::Apply(args)) => plan(args, true).await,
         None => run(cli.run).await,
     }
+}
+
+async fn plan(args: PlanArgs, apply: bool) -> ExitCode {
+    use grant_operator::cli::{manifests::Manifests, plan, secrets::CliSecrets};
+    let manifests = match Manifests::load(&args.files) {
+        Ok(manifests) => manifests,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let cluster = if args.secrets_from_cluster {
+        match kube::Client::try_default().await {
+            Ok(client) => Some(client),
+            Err(error) => {
+                eprintln!("error: --secrets-from-cluster needs a kube context: {error}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
+    let secrets = CliSecrets::new(&manifests.secrets, args.secrets, cluster);
+    let metrics = Arc::new(Metrics::new());
+    let report = plan::run(
+        &manifests,
+        &secrets,
+        apply,
+        &metrics,
+        &grant_operator::vendor::http::RetryPolicy::default(),
+    )
+    .await;
+    match args.output {
+        Output::Text => print!("{}", plan::render(&report, apply)),
+        Output::Json => match serde_json::to_string_pretty(&report) {
+            Ok(json) => println!("{json}"),
+            Err(error) => {
+                eprintln!("error: cannot render the report: {error}");
+                return ExitCode::from(1);
+            }
+        },
+    }
+    ExitCode::from(report.exit_code(apply))
 }
 
 async fn run(args: RunArgs) -> ExitCode {

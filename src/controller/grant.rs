@@ -959,7 +959,8 @@ async fn finish<K: GrantKind>(
         writes.push(
             async move {
                 let (status, result, events) = member_status::<K>(
-                    member,
+                    member.object.as_ref(),
+                    member.phase,
                     input,
                     report,
                     plan,
@@ -1005,11 +1006,14 @@ async fn finish<K: GrantKind>(
 }
 
 /// Events of one member after a sync: `(warning, reason, note)`.
-type Events = Vec<(bool, &'static str, String)>;
+pub type Events = Vec<(bool, &'static str, String)>;
 
 #[allow(clippy::too_many_arguments)]
-fn member_status<K: GrantKind>(
-    member: &Member<K>,
+/// The status, result and Events of one member after a sync (also what the
+/// `apply` command prints).
+pub fn member_status<K: GrantKind>(
+    object: &K,
+    phase: Phase,
     input: &plan::Member<PermOf<K>>,
     report: &plan::Report<PermOf<K>>,
     plan: &plan::Plan<PermOf<K>>,
@@ -1018,7 +1022,6 @@ fn member_status<K: GrantKind>(
     started: Timestamp,
     now: Timestamp,
 ) -> (GrantStatus, Result<(), Failure>, Events) {
-    let object = member.object.as_ref();
     let previous = object.status().cloned().unwrap_or_default();
     let generation = object.meta().generation;
     let observe = input.management == ManagementPolicy::Observe;
@@ -1061,7 +1064,7 @@ fn member_status<K: GrantKind>(
         .find(|failure| failure.reason != Reason::GranteeNotFound)
         .or(report.failures.first());
 
-    let (status, reason, message) = match member.phase {
+    let (status, reason, message) = match phase {
         Phase::Deleting => match failure {
             None if rows.is_empty() => (
                 "False",
@@ -1205,7 +1208,7 @@ fn member_status<K: GrantKind>(
         drift_corrections: previous.drift_corrections + report.drift_repaired,
     };
 
-    let done = match member.phase {
+    let done = match phase {
         Phase::Deleting | Phase::Expired => failure.is_none() && next.grants.is_empty(),
         _ => status == "True" || reason == Reason::DriftDetected,
     };
@@ -1220,7 +1223,7 @@ fn member_status<K: GrantKind>(
     };
 
     let events = member_events::<K>(
-        member,
+        object,
         input,
         plan,
         failures,
@@ -1232,7 +1235,7 @@ fn member_status<K: GrantKind>(
 }
 
 fn member_events<K: GrantKind>(
-    member: &Member<K>,
+    object: &K,
     input: &plan::Member<PermOf<K>>,
     plan: &plan::Plan<PermOf<K>>,
     failures: &BTreeMap<Key, plan::Failure>,
@@ -1249,7 +1252,7 @@ fn member_events<K: GrantKind>(
             Declaration::Unresolved { .. } => None,
         })
         .collect();
-    let owned: HashSet<Key> = owned_rows::<K>(member.object.as_ref(), Some(&member.previous_rows))
+    let owned: HashSet<Key> = owned_rows::<K>(object, Some(&previous.grants))
         .into_iter()
         .map(|(key, _)| key)
         .collect();

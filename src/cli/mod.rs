@@ -1,0 +1,7 @@
+//! The command-line tools that need no cluster: `plan`, `apply` (and, with the
+//! `sandbox` feature, `demo`). They read manifests, take Secret values only from
+//! where the user points, and run the controller's own sync engine once.
+
+pub mod manifests;
+pub mod plan;
+pub mod secrets;
