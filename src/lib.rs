@@ -17,6 +17,8 @@ pub mod credentials;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 pub mod server;
 pub mod sync;
 pub mod telemetry;

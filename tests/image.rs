@@ -35,6 +35,10 @@ fn the_dockerfile_builds_in_one_stage_and_runs_as_non_root_in_another() {
     assert!(last_stage.contains("EXPOSE 8080"));
     assert!(last_stage.contains("--from=build"));
     assert!(dockerfile.contains("--locked"));
+    assert!(
+        dockerfile.contains("--no-default-features"),
+        "the image is built without the sandbox feature"
+    );
 
     let rust = dockerfile
         .lines()

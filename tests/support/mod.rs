@@ -6,11 +6,10 @@
 //! reconcile happens, and holds the clock still unless it advances it.
 #![allow(dead_code)]
 
-pub mod dremio;
-pub mod emulator;
 pub mod fake_kube;
-pub mod grafana;
-pub mod sigma;
+// The vendor emulators live in the crate (feature `sandbox`) so `demo` can use them too.
+#[allow(unused_imports)] // not every test binary uses every emulator
+pub use grant_operator::sandbox::{dremio, emulator, grafana, sigma};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

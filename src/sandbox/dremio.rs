@@ -26,13 +26,12 @@
 //! `addr`, `calls`, `clear_calls`, `count`, `inject`, `start` and `start_on`.
 //!
 //! Dependencies: axum 0.8, tokio, serde_json, http 1 and std.
-#![allow(dead_code)] // not every test binary uses every helper
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
-use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::emulator::{

@@ -18,7 +18,6 @@
 //! methods in an inherent `impl` in its own module.
 //!
 //! Dependencies: axum 0.8, tokio, serde_json, http 1 and std.
-#![allow(dead_code)] // not every test binary uses every helper
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -31,8 +30,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Map, Value};
 
 // ---------------------------------------------------------------------------
@@ -285,7 +284,7 @@ impl<V: Vendor> Drop for Server<V> {
 
 async fn entry<V: Vendor>(
     AxumState(inner): AxumState<Arc<Inner<V>>>,
-    req: http::Request<Body>,
+    req: axum::http::Request<Body>,
 ) -> Response {
     let at = Instant::now();
     let (parts, body) = req.into_parts();

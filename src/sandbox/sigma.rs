@@ -11,16 +11,15 @@
 //! `calls`, `clear_calls`, `count` and `inject`.
 //!
 //! Dependencies: axum 0.8, tokio, serde_json, http 1, base64 0.22 and std.
-#![allow(dead_code)] // not every test binary uses every helper
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use base64::Engine as _;
-use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::emulator::{

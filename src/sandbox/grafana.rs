@@ -17,15 +17,14 @@
 //! The org header a request sent is `call.header("x-grafana-org-id")`.
 //!
 //! Dependencies: axum 0.8, tokio, serde_json, http 1, base64 0.22 and std.
-#![allow(dead_code)] // not every test binary uses every helper
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use base64::Engine as _;
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::emulator::{
