@@ -49,6 +49,9 @@ enum Command {
     /// would show it (resources absent from the manifests are not deleted).
     /// Exit code: 0 everything applied, 1 a problem.
     Apply(PlanArgs),
+    /// The whole loop in the terminal against local vendor sandboxes: no
+    /// cluster, no vendor account, no flags.
+    Demo,
 }
 
 #[derive(Args, Clone)]
@@ -222,8 +225,28 @@ async fn run_cli() -> ExitCode {
         Some(Command::Run(args)) => run(*args).await,
         Some(Command::Plan(args)) => plan(args, false).await,
         Some(Command::Apply(args)) => plan(args, true).await,
+        Some(Command::Demo) => demo().await,
         None => run(cli.run).await,
     }
+}
+
+#[cfg(feature = "sandbox")]
+async fn demo() -> ExitCode {
+    match grant_operator::cli::demo::run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("demo failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "sandbox"))]
+async fn demo() -> ExitCode {
+    eprintln!(
+        "this build has no vendor sandboxes (it was built without the `sandbox` feature); run `cargo run -- demo` from the source tree"
+    );
+    ExitCode::FAILURE
 }
 
 async fn plan(args: PlanArgs, apply: bool) -> ExitCode {

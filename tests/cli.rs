@@ -262,3 +262,49 @@ async fn problems_exit_1_and_name_their_cause() {
     assert_eq!(plan.code, 1);
     assert!(plan.stderr.contains("broken.yaml"), "{}", plan.stderr);
 }
+
+#[tokio::test]
+async fn the_demo_runs_to_completion_with_every_step() {
+    let demo = cli(&["demo"]).await;
+    assert_eq!(demo.code, 0, "{}{}", demo.stdout, demo.stderr);
+    let out = &demo.stdout;
+    for expected in [
+        "=== 1. plan",
+        "=== 2. apply",
+        "=== 3. drift",
+        "=== 4. delete a resource",
+        "=== 5. an unknown user",
+        "Plan: 7 to grant",
+        "analytics/finance-readers: Deleting",
+        "v lower",
+        "- revoke",
+        "? not found: member:jane.doe@exmaple.com",
+        "To run the real operator",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    // Step 3 repairs exactly the two grants removed behind the operator's back.
+    let drift = out
+        .split("=== 3. drift")
+        .nth(1)
+        .and_then(|rest| rest.split("=== 4.").next())
+        .unwrap_or_default();
+    assert!(drift.contains("Applied: 2 to grant"), "{drift}");
+    // Nothing secret is shown, not even the sandboxes' own credentials.
+    for secret in ["demo-client-secret", "glsa_demo_token", "dremio-demo-pat"] {
+        assert!(!out.contains(secret) && !demo.stderr.contains(secret));
+    }
+}
+
+#[test]
+fn the_demo_manifests_are_valid_manifests() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo");
+    let manifests = grant_operator::cli::manifests::Manifests::load(&[dir]).unwrap();
+    assert_eq!(manifests.providers.len(), 3);
+    assert_eq!(manifests.secrets.len(), 3);
+    assert_eq!(
+        manifests.sigma.len() + manifests.grafana.len() + manifests.dremio.len(),
+        5
+    );
+    assert!(manifests.skipped.is_empty() && manifests.unsupported.is_empty());
+}

@@ -506,8 +506,12 @@ fn dremio_grant_rules() {
 fn examples_are_valid() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
+    let demo = dir.join("demo");
+    let paths = std::fs::read_dir(&dir)
+        .unwrap()
+        .chain(std::fs::read_dir(&demo).unwrap())
+        .map(|entry| entry.unwrap().path());
+    for path in paths {
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
             continue;
         }

@@ -96,6 +96,8 @@ pub struct ErrorReport {
 pub struct ResourceResult {
     /// `namespace/name`.
     pub resource: String,
+    /// Whether it got where it should (Synced; or, being deleted, everything it held revoked).
+    pub done: bool,
     /// Its status as the controller would write it.
     pub status: GrantStatus,
 }
@@ -114,11 +116,7 @@ impl Report {
             .map(|unit| {
                 usize::from(unit.error.is_some())
                     + unit.unresolved.len()
-                    + unit
-                        .results
-                        .iter()
-                        .filter(|result| !synced(&result.status))
-                        .count()
+                    + unit.results.iter().filter(|result| !result.done).count()
             })
             .sum()
     }
@@ -136,13 +134,6 @@ impl Report {
     }
 }
 
-fn synced(status: &GrantStatus) -> bool {
-    status
-        .conditions
-        .iter()
-        .any(|condition| condition.type_ == crate::api::READY && condition.reason == "Synced")
-}
-
 /// Plans (and with `apply`, carries out) the resources of `manifests`.
 pub async fn run(
     manifests: &Manifests,
@@ -151,12 +142,27 @@ pub async fn run(
     metrics: &Arc<Metrics>,
     retry: &RetryPolicy,
 ) -> Report {
+    run_deleting(manifests, secrets, apply, metrics, retry, &[]).await
+}
+
+/// [`run`], with the resources named `namespace/name` in `deleting` taking part
+/// as resources being deleted (their held grants revoked as the controller's
+/// finalizer would, except what the others still declare).
+pub async fn run_deleting(
+    manifests: &Manifests,
+    secrets: &CliSecrets,
+    apply: bool,
+    metrics: &Arc<Metrics>,
+    retry: &RetryPolicy,
+    deleting: &[String],
+) -> Report {
     let mut engine = Engine {
         manifests,
         secrets,
         apply,
         metrics,
         retry,
+        deleting,
         clients: HashMap::new(),
         report: Report {
             units: Vec::new(),
@@ -171,6 +177,7 @@ pub async fn run(
 
 struct Engine<'a> {
     manifests: &'a Manifests,
+    deleting: &'a [String],
     secrets: &'a CliSecrets,
     apply: bool,
     metrics: &'a Arc<Metrics>,
@@ -227,7 +234,9 @@ impl Engine<'_> {
             .filter(|member| !member.policy().suspend)
             .map(|member| MemberInput {
                 object: member.clone(),
-                phase: if member
+                phase: if self.deleting.contains(&resource_name(member.as_ref())) {
+                    Phase::Deleting
+                } else if member
                     .policy()
                     .expires_at
                     .as_ref()
@@ -302,7 +311,7 @@ impl Engine<'_> {
             &carried.failures,
         );
         for ((input, member), report) in observed.input.members.iter().zip(&inputs).zip(&reports) {
-            let (status, _, _) = member_status::<K>(
+            let (status, result, _) = member_status::<K>(
                 member.object.as_ref(),
                 member.phase,
                 input,
@@ -315,6 +324,7 @@ impl Engine<'_> {
             );
             unit.results.push(ResourceResult {
                 resource: resource_name(member.object.as_ref()),
+                done: result.is_ok(),
                 status,
             });
         }
