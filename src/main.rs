@@ -52,6 +52,50 @@ enum Command {
     /// The whole loop in the terminal against local vendor sandboxes: no
     /// cluster, no vendor account, no flags.
     Demo,
+    /// Print grant resources that declare exactly the live grants of some vendor
+    /// objects, ready to commit and adopt (`plan` on them shows no change).
+    Export(ExportArgs),
+}
+
+#[derive(Args, Clone)]
+struct ExportArgs {
+    /// Manifests holding the provider (and its Secrets).
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    files: Vec<PathBuf>,
+    /// The GrantProvider to read through, as NAMESPACE/NAME.
+    #[arg(
+        long,
+        conflicts_with = "cluster_provider",
+        required_unless_present = "cluster_provider"
+    )]
+    provider: Option<String>,
+    /// The ClusterGrantProvider to read through.
+    #[arg(long)]
+    cluster_provider: Option<String>,
+    /// A vendor object to export, by the vendor's id: a Sigma connection id, a
+    /// Grafana data source uid, a Dremio catalog object id (repeatable).
+    #[arg(long = "target", required = true)]
+    targets: Vec<String>,
+    /// Namespace of the exported resources (default: the provider's, or `default`).
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "yaml")]
+    output: ExportOutput,
+    /// A Secret value from the environment or a file (as for `plan`).
+    #[arg(long = "secret", value_name = "NAMESPACE/NAME/KEY=SOURCE")]
+    secrets: Vec<grant_operator::cli::secrets::SecretOverride>,
+    /// Read Secrets the manifests do not hold from the current kube context.
+    #[arg(long)]
+    secrets_from_cluster: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportOutput {
+    /// Multi-document YAML.
+    Yaml,
+    /// A JSON array.
+    Json,
 }
 
 #[derive(Args, Clone)]
@@ -226,6 +270,7 @@ async fn run_cli() -> ExitCode {
         Some(Command::Plan(args)) => plan(args, false).await,
         Some(Command::Apply(args)) => plan(args, true).await,
         Some(Command::Demo) => demo().await,
+        Some(Command::Export(args)) => export(args).await,
         None => run(cli.run).await,
     }
 }
@@ -247,6 +292,80 @@ async fn demo() -> ExitCode {
         "this build has no vendor sandboxes (it was built without the `sandbox` feature); run `cargo run -- demo` from the source tree"
     );
     ExitCode::FAILURE
+}
+
+async fn export(args: ExportArgs) -> ExitCode {
+    use grant_operator::cli::export::{self, ProviderChoice};
+    use grant_operator::cli::{manifests::Manifests, secrets::CliSecrets};
+    let provider = match (&args.provider, &args.cluster_provider) {
+        (Some(reference), _) => match reference.split_once('/') {
+            Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() => {
+                ProviderChoice::Namespaced {
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                }
+            }
+            _ => {
+                eprintln!("error: --provider takes NAMESPACE/NAME");
+                return ExitCode::from(1);
+            }
+        },
+        (None, Some(name)) => ProviderChoice::Cluster(name.clone()),
+        (None, None) => {
+            eprintln!("error: name a --provider or a --cluster-provider");
+            return ExitCode::from(1);
+        }
+    };
+    let manifests = match Manifests::load(&args.files) {
+        Ok(manifests) => manifests,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let cluster = if args.secrets_from_cluster {
+        match kube::Client::try_default().await {
+            Ok(client) => Some(client),
+            Err(error) => {
+                eprintln!("error: --secrets-from-cluster needs a kube context: {error}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
+    let secrets = CliSecrets::new(&manifests.secrets, args.secrets, cluster);
+    let resources = match export::run(
+        &manifests,
+        &secrets,
+        &provider,
+        &args.targets,
+        args.namespace.as_deref(),
+        &Arc::new(Metrics::new()),
+        &grant_operator::vendor::http::RetryPolicy::default(),
+    )
+    .await
+    {
+        Ok(resources) => resources,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let text = match args.output {
+        ExportOutput::Yaml => export::to_yaml(&resources),
+        ExportOutput::Json => serde_json::to_string_pretty(&resources).map_err(|e| e.to_string()),
+    };
+    match text {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 async fn plan(args: PlanArgs, apply: bool) -> ExitCode {

@@ -308,3 +308,95 @@ fn the_demo_manifests_are_valid_manifests() {
     );
     assert!(manifests.skipped.is_empty() && manifests.unsupported.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_then_plan_shows_no_change() {
+    let h = Harness::new().await;
+    // Live grants nobody declared yet, on every vendor.
+    let jane = h.sigma.add_member("jane@example.com");
+    let finance = h.sigma.add_team("Finance");
+    h.sigma
+        .seed_grant(CONNECTION, sigma::Grantee::Member(jane.clone()), "annotate");
+    h.sigma
+        .seed_grant(CONNECTION, sigma::Grantee::Team(finance.clone()), "usage");
+    let gjane = h.grafana.add_user(1, "jane", "jane@example.com");
+    h.grafana.seed_permission(
+        DATASOURCE_UID,
+        grafana::Grantee::User(gjane),
+        grafana::Level::Edit,
+        true,
+        false,
+    );
+    h.grafana.seed_permission(
+        DATASOURCE_UID,
+        grafana::Grantee::BuiltIn("Viewer".into()),
+        grafana::Level::Query,
+        true,
+        false,
+    );
+    let jean = h.dremio.add_user("jeansmith", "jean@example.com");
+    h.dremio.set_grants_directly(
+        &h.dremio_object,
+        vec![dremio::GrantRecord {
+            grantee_type: dremio::GranteeType::User,
+            id: jean.clone(),
+            privileges: vec!["SELECT".into(), "ALTER".into()],
+        }],
+    );
+    let dir = temp_dir("export");
+    manifests(&h, &dir, SigmaPermission::Usage);
+    std::fs::remove_dir_all(dir.join("grants")).unwrap();
+    let providers = dir.join("providers.yaml");
+    let providers = providers.to_str().unwrap();
+    let grafana_secret = format!("{NS}/grafana-sa/token=env:GRAFANA_TOKEN_FROM_ENV");
+
+    let mut exported = String::new();
+    for (provider, target) in [
+        ("sigma-prod", CONNECTION.to_string()),
+        ("grafana", DATASOURCE_UID.to_string()),
+        ("dremio", h.dremio_object.clone()),
+    ] {
+        let provider = format!("{NS}/{provider}");
+        let run = cli(&[
+            "export",
+            "-f",
+            providers,
+            "--provider",
+            &provider,
+            "--target",
+            &target,
+            "--secret",
+            &grafana_secret,
+        ])
+        .await;
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+        no_secret_in(&run);
+        exported.push_str(&run.stdout);
+    }
+    assert!(exported.contains(&format!("id: {jane}")), "{exported}");
+    assert!(exported.contains("role: Viewer"), "{exported}");
+    assert!(exported.contains("permission: annotate"), "{exported}");
+    assert!(!exported.contains("status"), "{exported}");
+    std::fs::write(dir.join("exported.yaml"), &exported).unwrap();
+
+    // The exported resources are valid and declare exactly what is live.
+    let plan = cli(&[
+        "plan",
+        "-f",
+        dir.to_str().unwrap(),
+        "--secret",
+        &grafana_secret,
+        "-o",
+        "json",
+    ])
+    .await;
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    let report: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let units = report["units"].as_array().unwrap();
+    assert_eq!(units.len(), 3, "{report:#}");
+    for unit in units {
+        assert_eq!(unit["changes"], serde_json::json!([]), "{unit:#}");
+        assert!(unit["error"].is_null(), "{unit:#}");
+    }
+    let _ = (finance, jean);
+}

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "sandbox")]
 pub mod demo;
+pub mod export;
 pub mod manifests;
 pub mod plan;
 pub mod secrets;

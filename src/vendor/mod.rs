@@ -285,6 +285,15 @@ pub trait GrantKind:
     fn endpoint<P: ProviderConfig>(provider: &P) -> Option<String>;
     /// Builds the vendor client for a provider from its credentials.
     fn client(client: &VendorClient) -> Option<Arc<Self::Vendor>>;
+    /// The target a command line names by the vendor's id (`export --target`).
+    fn target_named(id: &str) -> <Self::Vendor as Vendor>::Target;
+    /// The spec of a resource declaring exactly `live` on the target named `id`
+    /// (`export`): grantees by id, so it resolves without look-ups.
+    fn declaring(
+        policy: GrantPolicy,
+        id: &str,
+        live: &[crate::plan::LiveGrant<<Self::Vendor as Vendor>::Perm>],
+    ) -> Self;
 }
 
 /// One declared grant of a resource of kind `K`: the grantee as written and the permission.

@@ -550,6 +550,54 @@ impl GrantKind for DremioGrant {
             _ => None,
         }
     }
+
+    fn target_named(id: &str) -> DremioCatalogObjectRef {
+        DremioCatalogObjectRef {
+            path: None,
+            id: Some(id.to_string()),
+        }
+    }
+
+    fn declaring(policy: GrantPolicy, id: &str, live: &[LiveGrant<Privilege>]) -> DremioGrant {
+        let mut by_grantee: BTreeMap<Key, Vec<String>> = BTreeMap::new();
+        for grant in live {
+            let privileges = by_grantee.entry(grant.key.clone()).or_default();
+            if !privileges.contains(&grant.perm.0) {
+                privileges.push(grant.perm.0.clone());
+            }
+        }
+        let grants = by_grantee
+            .into_iter()
+            .filter_map(|(key, mut privileges)| {
+                privileges.sort();
+                let (kind, id) = parse_key(&key)?;
+                let principal = Some(crate::api::DremioPrincipalRef {
+                    name: None,
+                    id: Some(id),
+                });
+                Some(match kind {
+                    GranteeType::User => crate::api::DremioGrantEntry {
+                        user: principal,
+                        role: None,
+                        privileges,
+                    },
+                    GranteeType::Role => crate::api::DremioGrantEntry {
+                        user: None,
+                        role: principal,
+                        privileges,
+                    },
+                })
+            })
+            .collect();
+        DremioGrant::new(
+            "",
+            crate::api::DremioGrantSpec {
+                policy,
+                catalog_object: Self::target_named(id),
+                grants,
+            },
+        )
+    }
 }
 
 /// The unit of a catalog object reference, as written.

@@ -775,6 +775,67 @@ impl GrantKind for GrafanaGrant {
             _ => None,
         }
     }
+
+    fn target_named(id: &str) -> GrafanaDatasourceRef {
+        GrafanaDatasourceRef {
+            uid: Some(id.to_string()),
+            name: None,
+            id: None,
+        }
+    }
+
+    fn declaring(
+        policy: GrantPolicy,
+        id: &str,
+        live: &[LiveGrant<GrafanaPermission>],
+    ) -> GrafanaGrant {
+        let permissions = crate::vendor::sigma::highest(live)
+            .into_iter()
+            .filter_map(|(key, permission)| {
+                let entry = |user, team, role| crate::api::GrafanaPermissionEntry {
+                    user,
+                    team,
+                    role,
+                    permission,
+                };
+                Some(match access_grantee(&key)? {
+                    AccessGrantee::User(id) => entry(
+                        Some(crate::api::GrafanaUserRef {
+                            login: None,
+                            email: None,
+                            id: Some(id),
+                        }),
+                        None,
+                        None,
+                    ),
+                    AccessGrantee::Team(id) => entry(
+                        None,
+                        Some(crate::api::GrafanaTeamRef {
+                            name: None,
+                            id: Some(id),
+                        }),
+                        None,
+                    ),
+                    AccessGrantee::BuiltIn(role) => {
+                        let role = match role.as_str() {
+                            "Viewer" => GrafanaBuiltInRole::Viewer,
+                            "Editor" => GrafanaBuiltInRole::Editor,
+                            _ => GrafanaBuiltInRole::Admin,
+                        };
+                        entry(None, None, Some(role))
+                    }
+                })
+            })
+            .collect();
+        GrafanaGrant::new(
+            "",
+            crate::api::GrafanaGrantSpec {
+                policy,
+                datasource: Self::target_named(id),
+                permissions,
+            },
+        )
+    }
 }
 
 /// The unit of a data source reference, as written.

@@ -433,6 +433,61 @@ impl GrantKind for SigmaGrant {
             _ => None,
         }
     }
+
+    fn target_named(id: &str) -> String {
+        id.to_string()
+    }
+
+    fn declaring(policy: GrantPolicy, id: &str, live: &[LiveGrant<SigmaPermission>]) -> SigmaGrant {
+        let grants = highest(live)
+            .into_iter()
+            .filter_map(|(key, permission)| {
+                let (member, team) = match grantee_id(&key)? {
+                    GranteeId::Member(id) => (
+                        Some(crate::api::SigmaMemberRef {
+                            id: Some(id),
+                            email: None,
+                        }),
+                        None,
+                    ),
+                    GranteeId::Team(id) => (
+                        None,
+                        Some(crate::api::SigmaTeamRef {
+                            id: Some(id),
+                            name: None,
+                        }),
+                    ),
+                };
+                Some(crate::api::SigmaGrantEntry {
+                    member,
+                    team,
+                    permission,
+                })
+            })
+            .collect();
+        SigmaGrant::new(
+            "",
+            crate::api::SigmaGrantSpec {
+                policy,
+                connection_id: id.to_string(),
+                grants,
+            },
+        )
+    }
+}
+
+/// The highest live level of each key, in key order.
+pub(crate) fn highest<P: Permission>(live: &[LiveGrant<P>]) -> Vec<(Key, P)> {
+    let mut best: BTreeMap<Key, P> = BTreeMap::new();
+    for grant in live {
+        match best.get(&grant.key) {
+            Some(level) if *level >= grant.perm => {}
+            _ => {
+                best.insert(grant.key.clone(), grant.perm.clone());
+            }
+        }
+    }
+    best.into_iter().collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,197 @@
+//! `export`: grant resources that declare exactly the live grants of some vendor
+//! objects, ready to commit and adopt. Grantees are written by id, so the
+//! resources resolve without look-ups and `plan` on them shows no change.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::api::{
+    DeletionPolicy, DremioGrant, GrafanaGrant, GrantPolicy, ManagementPolicy, Mode, ProviderKind,
+    ProviderRef, SigmaGrant, VendorKind, vendor_of,
+};
+use crate::controller::clients::build_client;
+use crate::metrics::Metrics;
+use crate::vendor::http::RetryPolicy;
+use crate::vendor::{GrantKind, Vendor, VendorClient};
+
+use super::manifests::Manifests;
+use super::secrets::CliSecrets;
+
+/// Which provider to read through.
+#[derive(Clone, Debug)]
+pub enum ProviderChoice {
+    /// `--provider NAMESPACE/NAME`.
+    Namespaced {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// `--cluster-provider NAME`.
+    Cluster(String),
+}
+
+/// Reads the live grants of `targets` (vendor ids: a Sigma connection id, a
+/// Grafana data source uid, a Dremio catalog object id) and returns resources
+/// declaring exactly them, in `namespace`.
+pub async fn run(
+    manifests: &Manifests,
+    secrets: &CliSecrets,
+    provider: &ProviderChoice,
+    targets: &[String],
+    namespace: Option<&str>,
+    metrics: &Arc<Metrics>,
+    retry: &RetryPolicy,
+) -> Result<Vec<serde_json::Value>, String> {
+    if targets.is_empty() {
+        return Err(
+            "name the vendor objects to export with --target (a Sigma connection id, a Grafana data source uid or a Dremio catalog object id)".into(),
+        );
+    }
+    let (client, provider_ref, own_namespace) = match provider {
+        ProviderChoice::Namespaced {
+            namespace: provider_namespace,
+            name,
+        } => {
+            let provider = manifests
+                .providers
+                .iter()
+                .find(|p| {
+                    p.metadata.name.as_deref() == Some(name.as_str())
+                        && p.metadata.namespace.as_deref() == Some(provider_namespace.as_str())
+                })
+                .ok_or_else(|| {
+                    format!("GrantProvider {provider_namespace}/{name} is not in the manifests")
+                })?;
+            let client = build_client(
+                &provider.spec,
+                Some(provider_namespace),
+                secrets,
+                metrics,
+                retry,
+            )
+            .await
+            .map_err(|failure| format!("{}: {}", failure.reason.as_str(), failure.message))?;
+            (
+                (client, vendor_of(&provider.spec)),
+                ProviderRef {
+                    kind: ProviderKind::GrantProvider,
+                    name: name.clone(),
+                },
+                provider_namespace.clone(),
+            )
+        }
+        ProviderChoice::Cluster(name) => {
+            let provider = manifests
+                .cluster_providers
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
+                .ok_or_else(|| format!("ClusterGrantProvider {name} is not in the manifests"))?;
+            let client = build_client(&provider.spec, None, secrets, metrics, retry)
+                .await
+                .map_err(|failure| format!("{}: {}", failure.reason.as_str(), failure.message))?;
+            (
+                (client, vendor_of(&provider.spec)),
+                ProviderRef {
+                    kind: ProviderKind::ClusterGrantProvider,
+                    name: name.clone(),
+                },
+                super::manifests::DEFAULT_NAMESPACE.to_string(),
+            )
+        }
+    };
+    let namespace = namespace.unwrap_or(&own_namespace);
+    let policy = GrantPolicy {
+        provider_ref,
+        mode: Mode::Additive,
+        deletion_policy: DeletionPolicy::Delete,
+        management_policy: ManagementPolicy::Manage,
+        suspend: false,
+        sync_interval: None,
+        expires_at: None,
+    };
+    let (client, vendor) = client;
+    match vendor {
+        Some(VendorKind::Sigma) => export::<SigmaGrant>(&client, policy, targets, namespace).await,
+        Some(VendorKind::Grafana) => {
+            export::<GrafanaGrant>(&client, policy, targets, namespace).await
+        }
+        Some(VendorKind::Dremio) => {
+            export::<DremioGrant>(&client, policy, targets, namespace).await
+        }
+        other => Err(format!(
+            "export does not support {} providers yet",
+            other.map(|vendor| vendor.to_string()).unwrap_or_default()
+        )),
+    }
+}
+
+async fn export<K: GrantKind + Serialize>(
+    client: &VendorClient,
+    policy: GrantPolicy,
+    targets: &[String],
+    namespace: &str,
+) -> Result<Vec<serde_json::Value>, String> {
+    let vendor = K::client(client).ok_or_else(|| format!("not a {} provider", K::VENDOR))?;
+    let mut out = Vec::new();
+    for id in targets {
+        let target = vendor
+            .resolve_target(&K::target_named(id))
+            .await
+            .map_err(|error| format!("{id}: {error}"))?;
+        let live = vendor
+            .read(&target, &[])
+            .await
+            .map_err(|error| format!("{id}: {error}"))?;
+        let mut resource = K::declaring(policy.clone(), &target.id, &live.grants);
+        resource.meta_mut().name = Some(resource_name(K::KIND, id));
+        resource.meta_mut().namespace = Some(namespace.to_string());
+        let mut value = serde_json::to_value(&resource).map_err(|error| error.to_string())?;
+        if let Some(object) = value.as_object_mut() {
+            object.remove("status");
+        }
+        out.push(value);
+    }
+    Ok(out)
+}
+
+/// A DNS-1123 name for an exported resource: kind and id, lower-cased.
+fn resource_name(kind: &str, id: &str) -> String {
+    let prefix = kind.trim_end_matches("Grant").to_ascii_lowercase();
+    let mut name: String = format!("{prefix}-{id}")
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    name.truncate(63);
+    name.trim_matches('-').to_string()
+}
+
+/// The resources as multi-document YAML.
+pub fn to_yaml(resources: &[serde_json::Value]) -> Result<String, String> {
+    let mut out = String::new();
+    for resource in resources {
+        out.push_str("---\n");
+        out.push_str(&serde_norway::to_string(resource).map_err(|error| error.to_string())?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_dns_labels() {
+        assert_eq!(
+            resource_name("SigmaGrant", "g3e8e8947-C9F5_43re"),
+            "sigma-g3e8e8947-c9f5-43re"
+        );
+        assert_eq!(
+            resource_name("GrafanaGrant", "P8E80F9AEF21F6940"),
+            "grafana-p8e80f9aef21f6940"
+        );
+        assert!(resource_name("DremioGrant", &"x".repeat(100)).len() <= 63);
+    }
+}
