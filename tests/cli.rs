@@ -400,3 +400,75 @@ async fn export_then_plan_shows_no_change() {
     }
     let _ = (finance, jean);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_without_targets_lists_what_the_vendor_can_list() {
+    let h = Harness::new().await;
+    let jane = h.sigma.add_member("jane@example.com");
+    h.sigma.add_connection("second-connection");
+    h.sigma.seed_grant(
+        "second-connection",
+        sigma::Grantee::Member(jane.clone()),
+        "usage",
+    );
+    h.grafana.add_datasource(1, "loki-uid", "Loki");
+    let dir = temp_dir("export-all");
+    manifests(&h, &dir, SigmaPermission::Usage);
+    let providers = dir.join("providers.yaml");
+    let providers = providers.to_str().unwrap();
+    let grafana_secret = format!("{NS}/grafana-sa/token=env:GRAFANA_TOKEN_FROM_ENV");
+
+    let sigma = cli(&[
+        "export",
+        "-f",
+        providers,
+        "--provider",
+        &format!("{NS}/sigma-prod"),
+        "-o",
+        "json",
+    ])
+    .await;
+    assert_eq!(sigma.code, 0, "{}{}", sigma.stdout, sigma.stderr);
+    let resources: Value = serde_json::from_str(&sigma.stdout).unwrap();
+    let connections: Vec<&str> = resources
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["spec"]["connectionId"].as_str().unwrap())
+        .collect();
+    assert_eq!(connections, vec![CONNECTION, "second-connection"]);
+    assert_eq!(resources[1]["spec"]["grants"][0]["member"]["id"], jane);
+
+    let grafana = cli(&[
+        "export",
+        "-f",
+        providers,
+        "--provider",
+        &format!("{NS}/grafana"),
+        "--secret",
+        &grafana_secret,
+        "-o",
+        "json",
+    ])
+    .await;
+    assert_eq!(grafana.code, 0, "{}{}", grafana.stdout, grafana.stderr);
+    let resources: Value = serde_json::from_str(&grafana.stdout).unwrap();
+    assert_eq!(resources.as_array().unwrap().len(), 2, "{resources:#}");
+
+    let dremio = cli(&[
+        "export",
+        "-f",
+        providers,
+        "--provider",
+        &format!("{NS}/dremio"),
+    ])
+    .await;
+    assert_eq!(dremio.code, 1);
+    assert!(
+        dremio
+            .stderr
+            .contains("name the objects to export with --target"),
+        "{}",
+        dremio.stderr
+    );
+}

@@ -33,8 +33,9 @@ pub enum ProviderChoice {
 }
 
 /// Reads the live grants of `targets` (vendor ids: a Sigma connection id, a
-/// Grafana data source uid, a Dremio catalog object id) and returns resources
-/// declaring exactly them, in `namespace`.
+/// Grafana data source uid, a Dremio catalog object id; every object the
+/// provider can list when empty) and returns resources declaring exactly them,
+/// in `namespace`.
 pub async fn run(
     manifests: &Manifests,
     secrets: &CliSecrets,
@@ -44,11 +45,6 @@ pub async fn run(
     metrics: &Arc<Metrics>,
     retry: &RetryPolicy,
 ) -> Result<Vec<serde_json::Value>, String> {
-    if targets.is_empty() {
-        return Err(
-            "name the vendor objects to export with --target (a Sigma connection id, a Grafana data source uid or a Dremio catalog object id)".into(),
-        );
-    }
     let (client, provider_ref, own_namespace) = match provider {
         ProviderChoice::Namespaced {
             namespace: provider_namespace,
@@ -134,6 +130,22 @@ async fn export<K: GrantKind + Serialize>(
     namespace: &str,
 ) -> Result<Vec<serde_json::Value>, String> {
     let vendor = K::client(client).ok_or_else(|| format!("not a {} provider", K::VENDOR))?;
+    let listed;
+    let targets = if targets.is_empty() {
+        listed = vendor
+            .list_targets()
+            .await
+            .map_err(|error| error.to_string())?
+            .ok_or_else(|| {
+                format!(
+                    "{} has no listing of every object: name the objects to export with --target",
+                    K::VENDOR
+                )
+            })?;
+        &listed
+    } else {
+        targets
+    };
     let mut out = Vec::new();
     for id in targets {
         let target = vendor

@@ -664,6 +664,7 @@ enum AcTarget {
 enum Route {
     Health,
     Org,
+    Datasources,
     DatasourceByUid(String),
     DatasourceByName(String),
     /// The raw id segment (validated by the handler).
@@ -722,6 +723,7 @@ fn resolve(path: &str) -> Option<Route> {
         ["org", "users", "lookup"] => Route::UserLookup,
         ["teams", "search"] => Route::TeamSearch,
         // Static segments win over parameters, as in Grafana's router.
+        ["datasources"] => Route::Datasources,
         ["datasources", "uid", uid] => Route::DatasourceByUid(seg(uid)?),
         ["datasources", "name", name] => Route::DatasourceByName(seg(name)?),
         ["datasources", id] => Route::DatasourceById(seg(id)?),
@@ -779,6 +781,7 @@ fn handle(shared: &Mutex<State>, request: &emulator::Request) -> Answer {
     match route {
         Route::Health => Ok(json_response(StatusCode::OK, &json!({}))),
         Route::Org => get_org(&st, org),
+        Route::Datasources => list_datasources(&st, org),
         Route::DatasourceByUid(uid) => get_datasource(&st, org, |d| d.uid == uid),
         Route::DatasourceByName(name) => get_datasource(&st, org, |d| d.name == name),
         Route::DatasourceById(raw) => {
@@ -896,6 +899,17 @@ fn get_org(st: &State, org: i64) -> Answer {
         StatusCode::OK,
         &json!({"id": org, "name": name}),
     ))
+}
+
+/// `GET /api/datasources`: every data source of the org.
+fn list_datasources(st: &State, org: i64) -> Answer {
+    let list: Vec<Value> = st
+        .datasources
+        .iter()
+        .filter(|d| d.org == org)
+        .map(|d| json!({"id": d.id, "uid": d.uid, "orgId": d.org, "name": d.name, "type": d.kind}))
+        .collect();
+    Ok(json_response(StatusCode::OK, &Value::Array(list)))
 }
 
 fn get_datasource(st: &State, org: i64, pred: impl Fn(&DataSource) -> bool) -> Answer {

@@ -363,6 +363,7 @@ enum Route {
     Grant(String, String),
     Members,
     Teams,
+    Connections,
 }
 
 impl Route {
@@ -371,7 +372,7 @@ impl Route {
             Route::Token => &[Method::POST],
             Route::Grants(_) => &[Method::GET, Method::POST],
             Route::Grant(..) => &[Method::DELETE],
-            Route::Members | Route::Teams => &[Method::GET],
+            Route::Members | Route::Teams | Route::Connections => &[Method::GET],
         }
     }
 }
@@ -380,6 +381,7 @@ fn resolve(path: &str) -> Option<Route> {
     match emulator::segments(path, "/v2/")?.as_slice() {
         ["auth", "token"] => Some(Route::Token),
         ["members"] => Some(Route::Members),
+        ["connections"] => Some(Route::Connections),
         ["teams"] => Some(Route::Teams),
         ["connections", c, "grants"] => Some(Route::Grants(path_segment(c)?)),
         ["connections", c, "grants", g] => Some(Route::Grant(path_segment(c)?, path_segment(g)?)),
@@ -411,6 +413,7 @@ fn handle(shared: &Mutex<State>, request: &emulator::Request) -> Answer {
         (Route::Grant(c, g), _) => delete_grant(&mut st, &c, &g),
         (Route::Members, _) => list_members(&mut st, query),
         (Route::Teams, _) => list_teams(&mut st, query),
+        (Route::Connections, _) => list_connections(&mut st, query),
     }
 }
 
@@ -788,6 +791,21 @@ fn list_members(st: &mut State, query: &str) -> Answer {
                 "updatedAt": rfc3339_millis(m.created_ms),
             })
         })
+        .collect();
+    Ok(list_response(entries, next))
+}
+
+/// `GET /v2/connections`: every connection, paged like the other listings.
+fn list_connections(st: &mut State, query: &str) -> Answer {
+    let q = params(query, &["limit", "page"]).map_err(|m| err(StatusCode::BAD_REQUEST, &m))?;
+    let mut ids: Vec<String> = st.connections.keys().cloned().collect();
+    ids.sort();
+    let (start, end, next) = page_window(st, &q, "connections", ids.len())?;
+    let entries = ids
+        .get(start..end)
+        .unwrap_or(&[])
+        .iter()
+        .map(|id| json!({"connectionId": id, "name": id, "type": "snowflake", "isArchived": false}))
         .collect();
     Ok(list_response(entries, next))
 }

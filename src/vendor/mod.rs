@@ -228,6 +228,14 @@ pub trait Vendor: Send + Sync + 'static {
         actions: &[Action<Self::Perm>],
     ) -> impl Future<Output = BTreeMap<Key, VendorError>> + Send;
 
+    /// The ids of every target the provider can list (`export` without
+    /// `--target`); `None` when the vendor has no such listing.
+    fn list_targets(
+        &self,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, VendorError>> + Send {
+        async { Ok(None) }
+    }
+
     /// Authenticates for real and describes the identity used (for the provider's
     /// `Ready` message; never a secret).
     fn check(&self) -> impl Future<Output = Result<String, VendorError>> + Send;

@@ -332,6 +332,14 @@ impl GrafanaApi {
         }
     }
 
+    /// Every data source of the organisation.
+    pub async fn datasources(&self) -> Result<Vec<Datasource>, VendorError> {
+        self.get("list_datasources", "/api/datasources", &[], |message| {
+            protocol("list_datasources", message)
+        })
+        .await
+    }
+
     /// Users of the organisation whose login, email or name contains `query`.
     pub async fn lookup_users(&self, query: &str) -> Result<Vec<LookupUser>, VendorError> {
         self.get(

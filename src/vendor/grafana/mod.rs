@@ -667,6 +667,11 @@ impl Vendor for GrafanaClient {
         }
     }
 
+    async fn list_targets(&self) -> Result<Option<Vec<String>>, VendorError> {
+        let datasources = self.api.datasources().await?;
+        Ok(Some(datasources.into_iter().map(|d| d.uid).collect()))
+    }
+
     async fn check(&self) -> Result<String, VendorError> {
         let org = self.api.current_org().await?;
         let api = self.permissions_api().await?;

@@ -46,6 +46,14 @@ struct Page<T> {
     next_page: Option<String>,
 }
 
+/// A connection of the connection listing.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionEntry {
+    /// Connection id.
+    pub connection_id: String,
+}
+
 /// A member of a member search.
 #[derive(Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
@@ -362,6 +370,18 @@ impl SigmaApi {
                 }
             })),
         }
+    }
+
+    /// Every connection of the organisation.
+    pub async fn list_connections(&self) -> Result<Vec<ConnectionEntry>, VendorError> {
+        self.list_all("list_connections", "/v2/connections", &[], |message| {
+            VendorError::Protocol {
+                vendor: VENDOR,
+                operation: "list_connections",
+                message,
+            }
+        })
+        .await
     }
 
     /// Members whose email contains `search` (the vendor matches substrings).

@@ -351,6 +351,16 @@ impl Vendor for SigmaClient {
         failures
     }
 
+    async fn list_targets(&self) -> Result<Option<Vec<String>>, VendorError> {
+        let connections = self.api.list_connections().await?;
+        Ok(Some(
+            connections
+                .into_iter()
+                .map(|connection| connection.connection_id)
+                .collect(),
+        ))
+    }
+
     async fn check(&self) -> Result<String, VendorError> {
         self.api.login().await.map_err(|error| {
             error.into_vendor_error(VENDOR, "token", |message| VendorError::Config {
