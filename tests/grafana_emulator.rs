@@ -1504,12 +1504,29 @@ async fn a_switched_off_api_is_not_found_on_every_route() {
 // ---------------------------------------------------------------------------
 
 #[tokio::test]
+async fn the_data_sources_of_the_org_are_listed() {
+    let grafana = emulator().await;
+    grafana.add_org(2, "Other");
+    grafana.add_datasource(1, "prom", "Prometheus");
+    grafana.add_datasource(2, "other", "Elsewhere");
+    let reply = get(&grafana, "/api/datasources").await;
+    assert_ok(&reply);
+    let listed: Vec<&str> = reply
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["uid"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, vec!["prom"], "only the org's own");
+}
+
+#[tokio::test]
 async fn unknown_routes_are_not_found_and_wrong_methods_not_allowed() {
     let grafana = emulator().await;
     grafana.add_datasource(1, "prom", "Prometheus");
     for path in [
         "/api/nope",
-        "/api/datasources",
         "/api/org/",
         "//api/org",
         "/api/org/users/lookup/extra",
