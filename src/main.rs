@@ -298,7 +298,6 @@ async fn demo() -> ExitCode {
 
 async fn export(args: ExportArgs) -> ExitCode {
     use grant_operator::cli::export::{self, ProviderChoice};
-    use grant_operator::cli::{manifests::Manifests, secrets::CliSecrets};
     let provider = match (&args.provider, &args.cluster_provider) {
         (Some(reference), _) => match reference.split_once('/') {
             Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() => {
@@ -318,25 +317,14 @@ async fn export(args: ExportArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let manifests = match Manifests::load(&args.files) {
-        Ok(manifests) => manifests,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(1);
-        }
-    };
-    let cluster = if args.secrets_from_cluster {
-        match kube::Client::try_default().await {
-            Ok(client) => Some(client),
+    let (manifests, secrets) =
+        match inputs(&args.files, args.secrets, args.secrets_from_cluster).await {
+            Ok(inputs) => inputs,
             Err(error) => {
-                eprintln!("error: --secrets-from-cluster needs a kube context: {error}");
+                eprintln!("error: {error}");
                 return ExitCode::from(1);
             }
-        }
-    } else {
-        None
-    };
-    let secrets = CliSecrets::new(&manifests.secrets, args.secrets, cluster);
+        };
     let resources = match export::run(
         &manifests,
         &secrets,
@@ -370,27 +358,43 @@ async fn export(args: ExportArgs) -> ExitCode {
     }
 }
 
-async fn plan(args: PlanArgs, apply: bool) -> ExitCode {
-    use grant_operator::cli::{manifests::Manifests, plan, secrets::CliSecrets};
-    let manifests = match Manifests::load(&args.files) {
-        Ok(manifests) => manifests,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(1);
-        }
-    };
-    let cluster = if args.secrets_from_cluster {
-        match kube::Client::try_default().await {
-            Ok(client) => Some(client),
-            Err(error) => {
-                eprintln!("error: --secrets-from-cluster needs a kube context: {error}");
-                return ExitCode::from(1);
-            }
-        }
+/// The manifests of `files` and the Secret values the user named.
+async fn inputs(
+    files: &[PathBuf],
+    overrides: Vec<grant_operator::cli::secrets::SecretOverride>,
+    from_cluster: bool,
+) -> Result<
+    (
+        grant_operator::cli::manifests::Manifests,
+        grant_operator::cli::secrets::CliSecrets,
+    ),
+    String,
+> {
+    use grant_operator::cli::{manifests::Manifests, secrets::CliSecrets};
+    let manifests = Manifests::load(files).map_err(|error| error.to_string())?;
+    let cluster = if from_cluster {
+        Some(
+            kube::Client::try_default()
+                .await
+                .map_err(|error| format!("--secrets-from-cluster needs a kube context: {error}"))?,
+        )
     } else {
         None
     };
-    let secrets = CliSecrets::new(&manifests.secrets, args.secrets, cluster);
+    let secrets = CliSecrets::new(&manifests.secrets, overrides, cluster);
+    Ok((manifests, secrets))
+}
+
+async fn plan(args: PlanArgs, apply: bool) -> ExitCode {
+    use grant_operator::cli::plan;
+    let (manifests, secrets) =
+        match inputs(&args.files, args.secrets, args.secrets_from_cluster).await {
+            Ok(inputs) => inputs,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(1);
+            }
+        };
     let metrics = Arc::new(Metrics::new());
     let report = plan::run(
         &manifests,
