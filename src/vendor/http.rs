@@ -143,6 +143,8 @@ pub struct HttpResponse {
     pub status: StatusCode,
     /// Body.
     pub body: bytes::Bytes,
+    /// `Location` header (Snowflake's `202` answers point at their result with it).
+    pub location: Option<String>,
 }
 
 impl HttpResponse {
@@ -335,8 +337,13 @@ impl HttpClient {
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(response.headers());
+                    let location = response
+                        .headers()
+                        .get(reqwest::header::LOCATION)
+                        .and_then(|value| value.to_str().ok())
+                        .map(str::to_string);
                     match read_body(response).await {
-                        Ok(body) => Ok((status, body, retry_after)),
+                        Ok(body) => Ok((status, body, retry_after, location)),
                         Err(error) => Err(error),
                     }
                 }
@@ -344,12 +351,16 @@ impl HttpClient {
             };
             let elapsed = started.elapsed();
             match outcome {
-                Ok((status, body, _)) if status.is_success() => {
+                Ok((status, body, _, location)) if status.is_success() => {
                     self.metrics.vendor_call(vendor, operation, "success");
                     debug!(vendor, operation, %status, ?elapsed, "vendor call");
-                    return Ok(HttpResponse { status, body });
+                    return Ok(HttpResponse {
+                        status,
+                        body,
+                        location,
+                    });
                 }
-                Ok((status, body, retry_after)) => {
+                Ok((status, body, retry_after, _)) => {
                     let message = error_message(&body);
                     self.metrics
                         .vendor_call(vendor, operation, status_outcome(status));

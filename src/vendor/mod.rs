@@ -14,6 +14,7 @@ pub mod dremio;
 pub mod grafana;
 pub mod http;
 pub mod sigma;
+pub mod snowflake;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -302,6 +303,8 @@ pub enum VendorClient {
     Grafana(Arc<grafana::GrafanaClient>),
     /// Dremio.
     Dremio(Arc<dremio::DremioClient>),
+    /// Snowflake.
+    Snowflake(Arc<snowflake::SnowflakeClient>),
 }
 
 impl VendorClient {
@@ -311,6 +314,7 @@ impl VendorClient {
             VendorClient::Sigma(client) => client.check().await,
             VendorClient::Grafana(client) => client.check().await,
             VendorClient::Dremio(client) => client.check().await,
+            VendorClient::Snowflake(client) => client.check().await,
         }
     }
 }
