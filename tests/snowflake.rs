@@ -156,10 +156,9 @@ async fn grant_add_and_remove_privileges_then_delete(
     assert_eq!((status.as_str(), reason.as_str()), ("True", "Synced"));
     assert_eq!(message, "1 of 1 grants applied");
     let grant_status = h.status_of::<SnowflakeGrant>("public");
-    assert_eq!(
-        grant_status.target.unwrap().grantee.as_deref(),
-        Some("ROLE ANALYST")
-    );
+    let target = grant_status.target.unwrap();
+    assert_eq!(target.grantee.as_deref(), Some("ROLE ANALYST"));
+    assert_eq!(target.securable.as_deref(), Some("SCHEMA SALES.PUBLIC"));
     assert_eq!(grant_status.grants.len(), 1);
     assert_eq!(grant_status.grants[0].grantee, "SCHEMA SALES.PUBLIC");
     assert_eq!(grant_status.grants[0].permission, "USAGE");
@@ -283,8 +282,16 @@ async fn bulk_all_grants_expand_repair_new_objects_and_revoke(
         ])
     );
     assert_eq!(ready_of(&h, "tables").1, "Synced");
-    let rows = h.status_of::<SnowflakeGrant>("tables").grants;
-    assert_eq!(rows[0].grantee, "ALL TABLES IN SCHEMA SALES.PUBLIC");
+    let tables_status = h.status_of::<SnowflakeGrant>("tables");
+    assert_eq!(
+        tables_status.grants[0].grantee,
+        "ALL TABLES IN SCHEMA SALES.PUBLIC"
+    );
+    assert_eq!(
+        tables_status.target.unwrap().securable.as_deref(),
+        Some("ALL TABLES IN SCHEMA SALES.PUBLIC"),
+        "each resource shows its own securable"
+    );
 
     // A new table is drift: the bulk grant is issued again at the next sync.
     h.snowflake.add_table("SALES.PUBLIC.RETURNS");

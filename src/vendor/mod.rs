@@ -272,6 +272,11 @@ pub trait GrantKind:
     fn authoritative_keys(&self) -> Option<Vec<Key>> {
         None
     }
+    /// The target shown in this resource's status, from its unit's resolved one
+    /// (a unit may hold resources on different vendor objects: Snowflake grantees).
+    fn target_status(&self, resolved: &GrantTarget) -> GrantTarget {
+        resolved.clone()
+    }
     /// The status row of a planner row.
     fn row(key_or_label: &str, perm: &<Self::Vendor as Vendor>::Perm) -> (String, String) {
         (key_or_label.to_string(), perm.to_string())

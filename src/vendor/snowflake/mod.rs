@@ -806,6 +806,13 @@ impl GrantKind for SnowflakeGrant {
         }
     }
 
+    fn target_status(&self, resolved: &GrantTarget) -> GrantTarget {
+        GrantTarget {
+            securable: declared_securable(self).0.ok().map(|s| s.key()),
+            ..resolved.clone()
+        }
+    }
+
     fn authoritative_keys(&self) -> Option<Vec<Key>> {
         Some(
             declared_securable(self)
