@@ -787,20 +787,20 @@ impl State {
         privileges: &[String],
         option_only: bool,
     ) {
-        if let Some(objects) = self.grants.get_mut(grantee) {
-            if let Some(held) = objects.get_mut(object) {
-                for privilege in privileges {
-                    if option_only {
-                        if let Some(flag) = held.get_mut(privilege) {
-                            *flag = false;
-                        }
-                    } else {
-                        held.remove(privilege);
+        if let Some(objects) = self.grants.get_mut(grantee)
+            && let Some(held) = objects.get_mut(object)
+        {
+            for privilege in privileges {
+                if option_only {
+                    if let Some(flag) = held.get_mut(privilege) {
+                        *flag = false;
                     }
+                } else {
+                    held.remove(privilege);
                 }
-                if held.is_empty() {
-                    objects.remove(object);
-                }
+            }
+            if held.is_empty() {
+                objects.remove(object);
             }
         }
     }
@@ -877,20 +877,20 @@ impl State {
         privileges: &[String],
         option_only: bool,
     ) {
-        if let Some(futures) = self.futures.get_mut(grantee) {
-            if let Some(held) = futures.get_mut(key) {
-                for p in privileges {
-                    if option_only {
-                        if let Some(flag) = held.get_mut(p) {
-                            *flag = false;
-                        }
-                    } else {
-                        held.remove(p);
+        if let Some(futures) = self.futures.get_mut(grantee)
+            && let Some(held) = futures.get_mut(key)
+        {
+            for p in privileges {
+                if option_only {
+                    if let Some(flag) = held.get_mut(p) {
+                        *flag = false;
                     }
+                } else {
+                    held.remove(p);
                 }
-                if held.is_empty() {
-                    futures.remove(key);
-                }
+            }
+            if held.is_empty() {
+                futures.remove(key);
             }
         }
     }
