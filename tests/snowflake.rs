@@ -931,3 +931,58 @@ async fn a_grantee_spelled_two_ways_is_one_unit() {
         held(&[("SCHEMA SALES.PUBLIC", "USAGE")])
     );
 }
+
+#[tokio::test]
+async fn ownership_is_refused_and_never_revoked() {
+    let h = ready(SnowflakeGrantsApi::RoleGrants, SnowflakeLogin::Pat).await;
+    h.put(&snowflake_grant(
+        "own",
+        role("ANALYST"),
+        on_securable("SCHEMA", "SALES.PUBLIC"),
+        &["OWNERSHIP", "USAGE"],
+        false,
+    ));
+    let _ = settle(&h, "own").await;
+    let (_, reason, message) = ready_of(&h, "own");
+    assert_eq!(reason, "InvalidGrant");
+    assert!(message.contains("OWNERSHIP is transferred"), "{message}");
+    assert_eq!(h.snowflake.writes(), 0, "nothing sent for the key");
+}
+
+#[tokio::test]
+async fn a_request_that_keeps_running_is_given_up_after_the_bound() {
+    use grant_operator::api::VendorKind;
+    use grant_operator::vendor::Vendor;
+    use grant_operator::vendor::http::{HttpClient, HttpConfig};
+    use grant_operator::vendor::snowflake::SnowflakeClient;
+    use grant_operator::vendor::snowflake::auth::Auth;
+    use grant_operator::vendor::snowflake::client::{PollPolicy, SnowflakeApi};
+    grant_operator::install_crypto_provider();
+    let snowflake = support::snowflake::SnowflakeEmulator::start().await;
+    seed_snowflake(&snowflake);
+    snowflake.answer_async(1, 1000);
+    let http = HttpClient::new(
+        VendorKind::Snowflake,
+        &HttpConfig::default(),
+        std::sync::Arc::new(grant_operator::metrics::Metrics::new()),
+    )
+    .unwrap();
+    let api = SnowflakeApi::new(
+        http,
+        &snowflake.url(),
+        Auth::ProgrammaticAccessToken(SNOWFLAKE_PAT.into()),
+        SnowflakeGrantsApi::RoleGrants,
+    )
+    .with_poll(PollPolicy {
+        first: Duration::from_millis(10),
+        max: Duration::from_millis(40),
+        total: Duration::from_millis(300),
+    });
+    let started = std::time::Instant::now();
+    let error = SnowflakeClient::new(api).check().await.unwrap_err();
+    assert_eq!(error.reason().as_str(), "VendorUnavailable");
+    assert!(error.to_string().contains("still running"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let polls = snowflake.result_polls();
+    assert!((3..=30).contains(&polls), "backoff between polls: {polls}");
+}

@@ -486,9 +486,7 @@ impl VendorClients {
             }
             other => Err(Failure::new(
                 Reason::InvalidSpec,
-                format!(
-                    "the {other} vendor is not supported by this version of grant-operator yet"
-                ),
+                format!("the provider's {other} block cannot be read"),
             )),
         }
     }

@@ -240,6 +240,19 @@ impl SnowflakeClient {
             message: format!("{} is not a Snowflake securable", action.key),
         })?;
         let changes = changes(action);
+        if changes
+            .grant
+            .iter()
+            .chain(&changes.grant_with_option)
+            .any(|name| name == OWNERSHIP)
+        {
+            return Err(VendorError::Invalid {
+                vendor: VENDOR,
+                operation: "grant",
+                message: "OWNERSHIP is transferred, not granted: grant-operator does not manage it"
+                    .into(),
+            });
+        }
         if let Securable::Bulk {
             kind: BulkKind::Future,
             ..
