@@ -986,3 +986,51 @@ async fn a_request_that_keeps_running_is_given_up_after_the_bound() {
     let polls = snowflake.result_polls();
     assert!((3..=30).contains(&polls), "backoff between polls: {polls}");
 }
+
+#[tokio::test]
+async fn long_listings_are_read_page_by_page() {
+    for api in [SnowflakeGrantsApi::RoleGrants, SnowflakeGrantsApi::Legacy] {
+        let h = ready(api, SnowflakeLogin::OAuth).await;
+        for (type_, name, privilege) in [
+            ("DATABASE", "SALES", "USAGE"),
+            ("SCHEMA", "SALES.PUBLIC", "MONITOR"),
+            ("TABLE", "SALES.PUBLIC.CUSTOMERS", "INSERT"),
+        ] {
+            h.snowflake
+                .grant_direct("ROLE", "ANALYST", type_, name, privilege, false);
+        }
+        h.snowflake.set_page_size(1);
+        let mut grant = snowflake_grant(
+            "tables",
+            role("ANALYST"),
+            on_all("TABLES", Scope::Database, "SALES"),
+            &["SELECT"],
+            false,
+        );
+        grant.spec.policy.mode = Mode::Authoritative;
+        h.put(&grant);
+        settle(&h, "tables").await.unwrap();
+        assert_eq!(ready_of(&h, "tables").1, "Synced", "{api:?}");
+        let live = h.snowflake.live("ROLE", "ANALYST");
+        for table in [
+            r#"TABLE SALES."Mixed Case"."Line Items""#,
+            "TABLE SALES.PUBLIC.CUSTOMERS",
+            "TABLE SALES.PUBLIC.ORDERS",
+        ] {
+            assert!(
+                live.contains(&(table.to_string(), "SELECT".to_string())),
+                "{api:?}: {table} in {live:?}"
+            );
+        }
+        assert!(
+            live.contains(&("DATABASE SALES".into(), "USAGE".into())),
+            "other securables kept: {live:?}"
+        );
+        assert!(h.snowflake.page_reads() > 3, "{}", h.snowflake.page_reads());
+        // Steady state: every page read again, nothing written.
+        let writes = h.snowflake.writes();
+        h.advance(Duration::from_secs(61));
+        settle(&h, "tables").await.unwrap();
+        assert_eq!(h.snowflake.writes(), writes, "{api:?}");
+    }
+}

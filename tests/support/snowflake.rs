@@ -26,6 +26,8 @@
 //! - `202`: [`SnowflakeEmulator::answer_async`] makes the next requests answer
 //!   `202 {code: "392604", resultHandler}` with a `Location`; the result is
 //!   `GET /api/v2/results/{handle}`, `202` until polled enough, then the answer.
+//! - Paging: [`SnowflakeEmulator::set_page_size`] cuts listings into pages
+//!   linked with `Link: </api/v2/results/{handle}>; rel="next"`.
 //! - Fault injection and the call log are the shared plumbing of `super::emulator`.
 #![allow(dead_code)]
 
@@ -211,6 +213,10 @@ struct State {
     results: HashMap<String, (usize, StatusCode, Value)>,
     result_polls: usize,
     writes: usize,
+    /// Rows per page of every listing (`None`: one page).
+    page_size: Option<usize>,
+    pages: HashMap<String, Vec<Value>>,
+    page_reads: usize,
 }
 
 /// The emulator's state.
@@ -449,7 +455,16 @@ impl State {
             return self.result(handle);
         }
         let is_write = request.method != Method::GET;
-        let response = self.dispatch(request, &segs)?;
+        let mut response = self.dispatch(request, &segs)?;
+        if !is_write
+            && response.status() == StatusCode::OK
+            && let Some(size) = self.page_size
+        {
+            response = match response_json(response) {
+                Value::Array(rows) => self.page(rows, size),
+                other => json_response(StatusCode::OK, &other),
+            };
+        }
         if is_write && response.status().is_success() {
             self.writes += 1;
         }
@@ -465,7 +480,29 @@ impl State {
         Ok(response)
     }
 
+    /// The first `size` rows, with a `Link` to the rest when there is more.
+    fn page(&mut self, mut rows: Vec<Value>, size: usize) -> Response {
+        if rows.len() <= size {
+            return json_response(StatusCode::OK, &Value::Array(rows));
+        }
+        let rest = rows.split_off(size);
+        let handle = random_alnum(16);
+        self.pages.insert(handle.clone(), rest);
+        let mut response = json_response(StatusCode::OK, &Value::Array(rows));
+        if let Ok(value) =
+            HeaderValue::from_str(&format!("</api/v2/results/{handle}>; rel=\"next\""))
+        {
+            response.headers_mut().insert(header::LINK, value);
+        }
+        response
+    }
+
     fn result(&mut self, handle: &str) -> Answer {
+        if let Some(rest) = self.pages.remove(handle) {
+            self.page_reads += 1;
+            let size = self.page_size.unwrap_or(usize::MAX);
+            return Ok(self.page(rest, size));
+        }
         self.result_polls += 1;
         let (left, status, body) = self
             .results
@@ -1359,6 +1396,16 @@ impl Server<Snowflake> {
     /// How many times results were polled.
     pub fn result_polls(&self) -> usize {
         self.state().result_polls
+    }
+
+    /// Listings answer `size` rows per page, the rest behind `Link: <...>; rel="next"`.
+    pub fn set_page_size(&self, size: usize) {
+        self.state().page_size = Some(size);
+    }
+
+    /// Pages after the first read through `Link` headers.
+    pub fn page_reads(&self) -> usize {
+        self.state().page_reads
     }
 
     /// Successful writes (grants and revokes) so far.

@@ -19,6 +19,8 @@ use super::model::{BulkKind, Grantee, GranteeType, ScopeType, singular};
 const VENDOR: VendorKind = VendorKind::Snowflake;
 /// Rows asked for per listing (the documented maximum).
 const SHOW_LIMIT: &str = "10000";
+/// A bound on pages of one listing, against a server that never ends it.
+const MAX_PAGES: usize = 1000;
 
 /// How a `202` answer is followed.
 #[derive(Clone, Debug)]
@@ -317,7 +319,67 @@ impl SnowflakeApi {
         body: Option<&serde_json::Value>,
     ) -> Result<HttpResponse, CallError> {
         let url = format!("{}{path}", self.base);
-        let mut response = self.send(operation, method, &url, query, body).await?;
+        self.call_url(operation, method, &url, query, body).await
+    }
+
+    /// A URL a `Link` or `Location` header names, only on the account's own host
+    /// (the token is never sent elsewhere).
+    fn own_url(&self, target: &str) -> Result<String, CallError> {
+        if target.starts_with('/') {
+            Ok(format!("{}{target}", self.base))
+        } else if target.starts_with(&format!("{}/", self.base)) {
+            Ok(target.to_string())
+        } else {
+            Err(CallError::Transport {
+                message: "refused to follow a link to another host".into(),
+            })
+        }
+    }
+
+    /// A listing, every page: the first with `showLimit`, the next ones through
+    /// the `Link: <...>; rel="next"` header.
+    async fn list<T: for<'de> Deserialize<'de>>(
+        &self,
+        operation: &'static str,
+        path: &str,
+        what: &str,
+    ) -> Result<Vec<T>, CallError> {
+        let mut response = self
+            .call(
+                operation,
+                Method::GET,
+                path,
+                &[("showLimit", SHOW_LIMIT.into())],
+                None,
+            )
+            .await?;
+        let mut all = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let page: Vec<T> = parse_body(&response, what)?;
+            all.extend(page);
+            let Some(next) = response.link.as_deref().and_then(next_link) else {
+                return Ok(all);
+            };
+            let url = self.own_url(&next)?;
+            response = self
+                .call_url(operation, Method::GET, &url, &[], None)
+                .await?;
+        }
+        Err(CallError::Transport {
+            message: format!("the {what} did not end after {MAX_PAGES} pages"),
+        })
+    }
+
+    /// One call to a full URL, a `202` followed to its result.
+    async fn call_url(
+        &self,
+        operation: &'static str,
+        method: Method,
+        url: &str,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<HttpResponse, CallError> {
+        let mut response = self.send(operation, method, url, query, body).await?;
         let started = tokio::time::Instant::now();
         let mut wait = self.poll.first;
         while response.status == StatusCode::ACCEPTED {
@@ -328,11 +390,8 @@ impl SnowflakeApi {
                 (Some(handle), _) => {
                     format!("{}/api/v2/results/{}", self.base, encode_segment(&handle))
                 }
-                (None, Some(location)) if location.starts_with('/') => {
-                    format!("{}{location}", self.base)
-                }
-                (None, Some(location)) if location.starts_with(&self.base) => location.clone(),
-                _ => {
+                (None, Some(location)) => self.own_url(location)?,
+                (None, None) => {
                     return Err(CallError::Transport {
                         message: "202 answer without a result handle".into(),
                     });
@@ -405,16 +464,7 @@ impl SnowflakeApi {
             SnowflakeGrantsApi::RoleGrants => format!("{}/grants", self.role_base(grantee)),
             SnowflakeGrantsApi::Legacy => Self::legacy_base(grantee),
         };
-        let response = self
-            .call(
-                "list_grants",
-                Method::GET,
-                &path,
-                &[("showLimit", SHOW_LIMIT.into())],
-                None,
-            )
-            .await?;
-        let wire: Vec<WireGrant> = parse_body(&response, "grants listing")?;
+        let wire: Vec<WireGrant> = self.list("list_grants", &path, "grants listing").await?;
         Ok(wire
             .into_iter()
             .map(|grant| ListedGrant {
@@ -440,16 +490,13 @@ impl SnowflakeApi {
         &self,
         grantee: &Grantee,
     ) -> Result<Vec<ListedFuture>, CallError> {
-        let response = self
-            .call(
+        let wire: Vec<WireFuture> = self
+            .list(
                 "list_future_grants",
-                Method::GET,
                 &format!("{}/future-grants", self.role_base(grantee)),
-                &[("showLimit", SHOW_LIMIT.into())],
-                None,
+                "future grants listing",
             )
             .await?;
-        let wire: Vec<WireFuture> = parse_body(&response, "future grants listing")?;
         Ok(wire
             .into_iter()
             .filter_map(|future| {
@@ -484,16 +531,7 @@ impl SnowflakeApi {
         operation: &'static str,
         path: &str,
     ) -> Result<Vec<Part>, CallError> {
-        let response = self
-            .call(
-                operation,
-                Method::GET,
-                path,
-                &[("showLimit", SHOW_LIMIT.into())],
-                None,
-            )
-            .await?;
-        let wire: Vec<Named> = parse_body(&response, "object listing")?;
+        let wire: Vec<Named> = self.list(operation, path, "object listing").await?;
         Ok(wire
             .into_iter()
             .map(|object| parse_listed_part(&object.name))
@@ -606,6 +644,19 @@ impl SnowflakeApi {
     }
 }
 
+/// The target of `rel="next"` in a `Link` header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|link| {
+        let (target, params) = link.split_once(';')?;
+        let next = params.split(';').any(|param| {
+            let param = param.trim().to_ascii_lowercase();
+            param == "rel=\"next\"" || param == "rel=next"
+        });
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        next.then(|| target.to_string())
+    })
+}
+
 fn parse_body<T: for<'de> Deserialize<'de>>(
     response: &HttpResponse,
     what: &str,
@@ -641,6 +692,20 @@ mod tests {
                 name: None
             }
         );
+    }
+
+    #[test]
+    fn next_links_are_found() {
+        assert_eq!(
+            next_link(r#"</api/v2/results/a?page=2>; rel="next", </x>; rel="prev""#).as_deref(),
+            Some("/api/v2/results/a?page=2")
+        );
+        assert_eq!(
+            next_link(r#"</x>; rel="prev", <https://h/y>; rel=next"#).as_deref(),
+            Some("https://h/y")
+        );
+        assert_eq!(next_link(r#"</x>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
     }
 
     #[test]
