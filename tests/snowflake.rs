@@ -1034,3 +1034,42 @@ async fn long_listings_are_read_page_by_page() {
         assert_eq!(h.snowflake.writes(), writes, "{api:?}");
     }
 }
+
+#[tokio::test]
+async fn all_schemas_in_a_database_and_all_views_in_a_schema() {
+    for api in [SnowflakeGrantsApi::RoleGrants, SnowflakeGrantsApi::Legacy] {
+        let h = ready(api, SnowflakeLogin::Pat).await;
+        h.put(&snowflake_grant(
+            "schemas",
+            role("LOADER"),
+            on_all("SCHEMAS", Scope::Database, "SALES"),
+            &["USAGE"],
+            false,
+        ));
+        h.put(&snowflake_grant(
+            "views",
+            role("LOADER"),
+            on_all("VIEWS", Scope::Schema, "SALES.PUBLIC"),
+            &["SELECT"],
+            true,
+        ));
+        settle(&h, "schemas").await.unwrap();
+        settle(&h, "views").await.unwrap();
+        assert_eq!(
+            h.snowflake.live("ROLE", "LOADER"),
+            held(&[
+                (r#"SCHEMA SALES."Mixed Case""#, "USAGE"),
+                ("SCHEMA SALES.PUBLIC", "USAGE"),
+                ("VIEW SALES.PUBLIC.ORDERS_V", "SELECT WITH GRANT OPTION"),
+            ]),
+            "{api:?}"
+        );
+        assert_eq!(ready_of(&h, "schemas").1, "Synced", "{api:?}");
+        assert_eq!(ready_of(&h, "views").1, "Synced", "{api:?}");
+        h.delete_of::<SnowflakeGrant>("schemas");
+        h.delete_of::<SnowflakeGrant>("views");
+        settle(&h, "schemas").await.unwrap();
+        settle(&h, "views").await.unwrap();
+        assert!(h.snowflake.live("ROLE", "LOADER").is_empty(), "{api:?}");
+    }
+}
