@@ -73,9 +73,10 @@ struct ExportArgs {
     #[arg(long)]
     cluster_provider: Option<String>,
     /// A vendor object to export, by the vendor's id: a Sigma connection id, a
-    /// Grafana data source uid, a Dremio catalog object id (repeatable). Without
-    /// it, every object the provider can list (Sigma connections, Grafana data
-    /// sources; Dremio needs --target).
+    /// Grafana data source uid, a Dremio catalog object id, a Snowflake grantee
+    /// (ROLE:NAME, DATABASE_ROLE:DB.NAME, USER:NAME) (repeatable). Without it,
+    /// every object the provider can list (Sigma connections, Grafana data
+    /// sources; Dremio and Snowflake need --target).
     #[arg(long = "target")]
     targets: Vec<String>,
     /// Namespace of the exported resources (default: the provider's, or `default`).

@@ -7,7 +7,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use grant_operator::api::{GrafanaPermission, GrafanaPermissionsApi, SigmaPermission};
+use grant_operator::api::{
+    GrafanaPermission, GrafanaPermissionsApi, SigmaPermission, SnowflakeGranteeType,
+    SnowflakeGrantsApi,
+};
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::Value;
 use support::*;
@@ -63,6 +66,13 @@ fn manifests(h: &Harness, dir: &Path, jane_permission: SigmaPermission) -> PathB
                 sigma_provider,
                 h.grafana_provider(NS, "grafana", "grafana-sa", GrafanaPermissionsApi::Auto),
                 h.dremio_provider(NS, "dremio", "dremio-pat", false),
+                h.snowflake_provider(
+                    NS,
+                    "snowflake",
+                    "snowflake-key",
+                    SnowflakeLogin::EncryptedKeyPair,
+                    SnowflakeGrantsApi::RoleGrants,
+                ),
             ]),
             yaml(&[
                 secret(
@@ -70,6 +80,13 @@ fn manifests(h: &Harness, dir: &Path, jane_permission: SigmaPermission) -> PathB
                     &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
                 ),
                 secret("dremio-pat", &[("token", DREMIO_TOKEN)]),
+                secret(
+                    "snowflake-key",
+                    &[
+                        ("private-key", SNOWFLAKE_ENCRYPTED_KEY),
+                        ("passphrase", SNOWFLAKE_PASSPHRASE.trim()),
+                    ],
+                ),
             ]),
         ]
         .join("---\n"),
@@ -93,6 +110,17 @@ fn manifests(h: &Harness, dir: &Path, jane_permission: SigmaPermission) -> PathB
     )
     .unwrap();
     std::fs::write(
+        dir.join("grants/snowflake.yaml"),
+        yaml(&[snowflake_grant(
+            "analyst-schema",
+            (SnowflakeGranteeType::Role, "ANALYST"),
+            on_securable("SCHEMA", "SALES.PUBLIC"),
+            &["USAGE"],
+            false,
+        )]),
+    )
+    .unwrap();
+    std::fs::write(
         dir.join("grants/dremio.yml"),
         yaml(&[dremio_grant(
             "zips",
@@ -104,7 +132,14 @@ fn manifests(h: &Harness, dir: &Path, jane_permission: SigmaPermission) -> PathB
 }
 
 fn no_secret_in(run: &Run) {
-    for secret in [CLIENT_SECRET, GRAFANA_TOKEN, DREMIO_TOKEN] {
+    let key_line = SNOWFLAKE_ENCRYPTED_KEY.lines().nth(1).unwrap();
+    for secret in [
+        CLIENT_SECRET,
+        GRAFANA_TOKEN,
+        DREMIO_TOKEN,
+        SNOWFLAKE_PASSPHRASE.trim(),
+        key_line,
+    ] {
         assert!(
             !run.stdout.contains(secret) && !run.stderr.contains(secret),
             "a Secret value was printed"
@@ -135,7 +170,15 @@ async fn plan_apply_plan_round_trip_with_exit_codes() {
     no_secret_in(&plan);
     let report: Value = serde_json::from_str(&plan.stdout).unwrap();
     let units = report["units"].as_array().unwrap();
-    assert_eq!(units.len(), 3, "{report:#}");
+    assert_eq!(units.len(), 4, "{report:#}");
+    let snowflake = units
+        .iter()
+        .find(|u| u["kind"] == "SnowflakeGrant")
+        .unwrap();
+    assert_eq!(
+        snowflake["changes"],
+        serde_json::json!([{"action": "grant", "grantee": "SCHEMA SALES.PUBLIC", "from": [], "to": ["USAGE"]}])
+    );
     let sigma = units.iter().find(|u| u["kind"] == "SigmaGrant").unwrap();
     assert_eq!(sigma["provider"], format!("GrantProvider {NS}/sigma-prod"));
     assert_eq!(
@@ -189,7 +232,7 @@ async fn plan_apply_plan_round_trip_with_exit_codes() {
     assert!(again.stdout.contains("0 to grant"), "{}", again.stdout);
     assert_eq!(
         again.stdout.matches("no change").count(),
-        3,
+        4,
         "{}",
         again.stdout
     );
@@ -274,7 +317,7 @@ async fn the_demo_runs_to_completion_with_every_step() {
         "=== 3. drift",
         "=== 4. delete a resource",
         "=== 5. an unknown user",
-        "Plan: 7 to grant",
+        "Plan: 8 to grant",
         "analytics/finance-readers: Deleting",
         "v lower",
         "- revoke",
@@ -291,7 +334,12 @@ async fn the_demo_runs_to_completion_with_every_step() {
         .unwrap_or_default();
     assert!(drift.contains("Applied: 2 to grant"), "{drift}");
     // Nothing secret is shown, not even the sandboxes' own credentials.
-    for secret in ["demo-client-secret", "glsa_demo_token", "dremio-demo-pat"] {
+    for secret in [
+        "demo-client-secret",
+        "glsa_demo_token",
+        "dremio-demo-pat",
+        "snowflake-demo-pat",
+    ] {
         assert!(!out.contains(secret) && !demo.stderr.contains(secret));
     }
 }
@@ -300,11 +348,14 @@ async fn the_demo_runs_to_completion_with_every_step() {
 fn the_demo_manifests_are_valid_manifests() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo");
     let manifests = grant_operator::cli::manifests::Manifests::load(&[dir]).unwrap();
-    assert_eq!(manifests.providers.len(), 3);
-    assert_eq!(manifests.secrets.len(), 3);
+    assert_eq!(manifests.providers.len(), 4);
+    assert_eq!(manifests.secrets.len(), 4);
     assert_eq!(
-        manifests.sigma.len() + manifests.grafana.len() + manifests.dremio.len(),
-        5
+        manifests.sigma.len()
+            + manifests.grafana.len()
+            + manifests.dremio.len()
+            + manifests.snowflake.len(),
+        6
     );
     assert!(manifests.skipped.is_empty() && manifests.unsupported.is_empty());
 }
@@ -343,6 +394,16 @@ async fn export_then_plan_shows_no_change() {
             privileges: vec!["SELECT".into(), "ALTER".into()],
         }],
     );
+    h.snowflake
+        .grant_direct("ROLE", "LOADER", "SCHEMA", "SALES.PUBLIC", "USAGE", true);
+    h.snowflake.grant_direct(
+        "ROLE",
+        "LOADER",
+        "TABLE",
+        "SALES.PUBLIC.ORDERS",
+        "SELECT",
+        false,
+    );
     let dir = temp_dir("export");
     manifests(&h, &dir, SigmaPermission::Usage);
     std::fs::remove_dir_all(dir.join("grants")).unwrap();
@@ -355,6 +416,7 @@ async fn export_then_plan_shows_no_change() {
         ("sigma-prod", CONNECTION.to_string()),
         ("grafana", DATASOURCE_UID.to_string()),
         ("dremio", h.dremio_object.clone()),
+        ("snowflake", "ROLE:LOADER".to_string()),
     ] {
         let provider = format!("{NS}/{provider}");
         let run = cli(&[
@@ -376,6 +438,7 @@ async fn export_then_plan_shows_no_change() {
     assert!(exported.contains(&format!("id: {jane}")), "{exported}");
     assert!(exported.contains("role: Viewer"), "{exported}");
     assert!(exported.contains("permission: annotate"), "{exported}");
+    assert!(exported.contains("withGrantOption: true"), "{exported}");
     assert!(!exported.contains("status"), "{exported}");
     std::fs::write(dir.join("exported.yaml"), &exported).unwrap();
 
@@ -393,7 +456,7 @@ async fn export_then_plan_shows_no_change() {
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
     let report: Value = serde_json::from_str(&plan.stdout).unwrap();
     let units = report["units"].as_array().unwrap();
-    assert_eq!(units.len(), 3, "{report:#}");
+    assert_eq!(units.len(), 4, "{report:#}");
     for unit in units {
         assert_eq!(unit["changes"], serde_json::json!([]), "{unit:#}");
         assert!(unit["error"].is_null(), "{unit:#}");

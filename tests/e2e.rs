@@ -1,6 +1,6 @@
 //! End to end on a real cluster: installs the CRDs into the cluster of
 //! `KUBECONFIG`, runs the operator (in this process), and exercises Sigma,
-//! Grafana and Dremio through the emulators on the host.
+//! Grafana, Dremio and Snowflake through the emulators on the host.
 //!
 //! Runs only with `GRANT_OPERATOR_E2E=1` (it changes the cluster: CRDs and a
 //! throwaway namespace); otherwise it prints why it skipped. On kind:
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use grant_operator::api::{
     DremioGrant, GrafanaGrant, GrafanaPermission, GrafanaPermissionsApi, GrantProvider, SigmaGrant,
-    SigmaPermission, all_crds,
+    SigmaPermission, SnowflakeGrant, SnowflakeGranteeType, SnowflakeGrantsApi, all_crds,
 };
 use grant_operator::controller::Config;
 use grant_operator::metrics::Metrics;
@@ -26,6 +26,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use support::dremio::{DremioEmulator, GrantRecord, GranteeType};
 use support::grafana::{GrafanaEmulator, Grantee, Level};
 use support::sigma::SigmaEmulator;
+use support::snowflake::SnowflakeEmulator;
 use support::*;
 
 async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
@@ -209,6 +210,7 @@ async fn end_to_end_on_a_real_cluster() {
 
     grafana_on_the_cluster(&client, &namespace).await;
     dremio_on_the_cluster(&client, &namespace).await;
+    snowflake_on_the_cluster(&client, &namespace).await;
 
     operator.stop(Duration::from_secs(20)).await.unwrap();
     namespaces
@@ -410,4 +412,102 @@ async fn dremio_on_the_cluster(client: &kube::Client, namespace: &str) {
         Some(theirs.privileges),
         "the other entry kept"
     );
+}
+
+/// Snowflake through the running operator: an encrypted key pair, a privilege
+/// with the grant option on a schema, drift repaired, revoked on delete with the
+/// role's other grants kept.
+async fn snowflake_on_the_cluster(client: &kube::Client, namespace: &str) {
+    let snowflake = SnowflakeEmulator::start().await;
+    seed_snowflake(&snowflake);
+    snowflake.grant_direct("ROLE", "ANALYST", "DATABASE", "SALES", "USAGE", false);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    secrets
+        .create(
+            &PostParams::default(),
+            &Secret {
+                metadata: ObjectMeta {
+                    name: Some("snowflake-key".into()),
+                    ..ObjectMeta::default()
+                },
+                data: Some(
+                    [
+                        (
+                            "private-key".to_string(),
+                            ByteString(SNOWFLAKE_ENCRYPTED_KEY.into()),
+                        ),
+                        (
+                            "passphrase".to_string(),
+                            ByteString(SNOWFLAKE_PASSPHRASE.trim().into()),
+                        ),
+                    ]
+                    .into(),
+                ),
+                ..Secret::default()
+            },
+        )
+        .await
+        .unwrap();
+    let providers: Api<GrantProvider> = Api::namespaced(client.clone(), namespace);
+    let provider = snowflake_provider(
+        namespace,
+        "snowflake",
+        &snowflake.url(),
+        "snowflake-key",
+        SnowflakeLogin::EncryptedKeyPair,
+        SnowflakeGrantsApi::RoleGrants,
+    );
+    providers
+        .create(&PostParams::default(), &provider)
+        .await
+        .unwrap();
+
+    let grants: Api<SnowflakeGrant> = Api::namespaced(client.clone(), namespace);
+    let mut grant = snowflake_grant(
+        "public",
+        (SnowflakeGranteeType::Role, "analyst"),
+        on_securable("SCHEMA", "sales.public"),
+        &["USAGE"],
+        true,
+    );
+    grant.metadata.namespace = Some(namespace.to_string());
+    grant.spec.policy.sync_interval = Some("2s".into());
+    grants.create(&PostParams::default(), &grant).await.unwrap();
+    eventually("SnowflakeGrant Synced", async || {
+        let grant = grants.get("public").await.ok()?;
+        (reason_of(&grant.status?.conditions)? == "Synced").then_some(())
+    })
+    .await;
+    let schema_usage = (
+        "SCHEMA SALES.PUBLIC".to_string(),
+        "USAGE WITH GRANT OPTION".to_string(),
+    );
+    let database_usage = ("DATABASE SALES".to_string(), "USAGE".to_string());
+    assert_eq!(
+        snowflake.live("ROLE", "ANALYST"),
+        vec![database_usage.clone(), schema_usage.clone()]
+    );
+
+    snowflake.revoke_direct("ROLE", "ANALYST", "SCHEMA", "SALES.PUBLIC", "USAGE");
+    eventually("Snowflake drift repaired", async || {
+        snowflake
+            .live("ROLE", "ANALYST")
+            .contains(&schema_usage)
+            .then_some(())
+    })
+    .await;
+
+    grants
+        .delete("public", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "Snowflake grant revoked and resource released",
+        async || {
+            let gone = grants.get_opt("public").await.ok()?.is_none();
+            (gone && snowflake.live("ROLE", "ANALYST") == vec![database_usage.clone()])
+                .then_some(())
+        },
+    )
+    .await;
 }

@@ -247,3 +247,59 @@ async fn the_operator_runs_grafana_grants_too() {
     .await;
     operator.stop(Duration::from_secs(10)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_runs_snowflake_grants_too() {
+    use grant_operator::api::{SnowflakeGrant, SnowflakeGranteeType, SnowflakeGrantsApi};
+    let h = Harness::new().await;
+    h.snowflake_secret(NS, "snowflake-key", SnowflakeLogin::KeyPair);
+    h.put(&h.snowflake_provider(
+        NS,
+        "snowflake",
+        "snowflake-key",
+        SnowflakeLogin::KeyPair,
+        SnowflakeGrantsApi::RoleGrants,
+    ));
+    let mut grant = snowflake_grant(
+        "public",
+        (SnowflakeGranteeType::Role, "ANALYST"),
+        on_securable("SCHEMA", "SALES.PUBLIC"),
+        &["USAGE"],
+        false,
+    );
+    grant.spec.policy.sync_interval = Some("1s".into());
+    h.put(&grant);
+
+    let config = Config {
+        error_backoff: Duration::from_millis(50),
+        vendor_retry: fast_retries(),
+        ..Config::default()
+    };
+    let operator = RunningOperator::start(h.kube.client(), config, Arc::new(Metrics::new()));
+    let synced = || {
+        h.kube
+            .get::<SnowflakeGrant>(Some(NS), "public")
+            .and_then(|g| g.status)
+            .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "Synced"))
+    };
+    eventually("SnowflakeGrant Synced", synced).await;
+    let expected = vec![("SCHEMA SALES.PUBLIC".to_string(), "USAGE".to_string())];
+    assert_eq!(h.snowflake.live("ROLE", "ANALYST"), expected);
+
+    // Drift repaired by the periodic resync alone.
+    h.snowflake
+        .revoke_direct("ROLE", "ANALYST", "SCHEMA", "SALES.PUBLIC", "USAGE");
+    eventually("drift repaired", || {
+        h.snowflake.live("ROLE", "ANALYST") == expected
+    })
+    .await;
+
+    // Deletion revokes through the finalizer.
+    h.delete_of::<SnowflakeGrant>("public");
+    eventually("revoked and released", || {
+        h.kube.get::<SnowflakeGrant>(Some(NS), "public").is_none()
+            && h.snowflake.live("ROLE", "ANALYST").is_empty()
+    })
+    .await;
+    operator.stop(Duration::from_secs(10)).await.unwrap();
+}

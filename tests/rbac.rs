@@ -143,6 +143,21 @@ async fn recorded_requests() -> Vec<Request> {
         "dr-readers",
         vec![dremio_user("jeansmith", &["SELECT"])],
     ));
+    h.snowflake_secret(NS, "snowflake-key", SnowflakeLogin::KeyPair);
+    h.put(&h.snowflake_provider(
+        NS,
+        "snowflake",
+        "snowflake-key",
+        SnowflakeLogin::KeyPair,
+        grant_operator::api::SnowflakeGrantsApi::RoleGrants,
+    ));
+    h.put(&snowflake_grant(
+        "sf-readers",
+        (grant_operator::api::SnowflakeGranteeType::Role, "ANALYST"),
+        on_securable("SCHEMA", "SALES.PUBLIC"),
+        &["USAGE"],
+        false,
+    ));
     h.kube.clear_calls();
 
     let config = grant_operator::controller::Config {
@@ -177,7 +192,7 @@ async fn recorded_requests() -> Vec<Request> {
         !h.kube.list_json("events.k8s.io", "events").is_empty()
     })
     .await;
-    eventually("Grafana and Dremio grants Synced", || {
+    eventually("Grafana, Dremio and Snowflake grants Synced", || {
         let synced = |status: Option<grant_operator::api::GrantStatus>| {
             status.is_some_and(|s| s.conditions.iter().any(|c| c.reason == "Synced"))
         };
@@ -187,12 +202,16 @@ async fn recorded_requests() -> Vec<Request> {
         ) && synced(
             h.get_of::<grant_operator::api::DremioGrant>("dr-readers")
                 .and_then(|g| g.status),
+        ) && synced(
+            h.get_of::<grant_operator::api::SnowflakeGrant>("sf-readers")
+                .and_then(|g| g.status),
         )
     })
     .await;
     h.delete("readers");
     h.delete_of::<grant_operator::api::GrafanaGrant>("gf-readers");
     h.delete_of::<grant_operator::api::DremioGrant>("dr-readers");
+    h.delete_of::<grant_operator::api::SnowflakeGrant>("sf-readers");
     eventually("revoked and released", || {
         h.live().is_empty()
             && h.get("readers").is_none()
@@ -200,6 +219,9 @@ async fn recorded_requests() -> Vec<Request> {
                 .is_none()
             && h.get_of::<grant_operator::api::DremioGrant>("dr-readers")
                 .is_none()
+            && h.get_of::<grant_operator::api::SnowflakeGrant>("sf-readers")
+                .is_none()
+            && h.snowflake.live("ROLE", "ANALYST").is_empty()
     })
     .await;
     operator.stop(Duration::from_secs(10)).await.unwrap();

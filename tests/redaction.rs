@@ -63,7 +63,61 @@ async fn secrets_and_tokens_never_leave_memory() {
     let _ = h.settle("readers").await;
     let _ = h.reconcile_provider(NS, "sigma-prod").await;
 
+    // Snowflake: an encrypted key pair (JWTs, one refused as expired) and a PAT.
+    h.snowflake_secret(NS, "snowflake-key", SnowflakeLogin::EncryptedKeyPair);
+    h.put(&h.snowflake_provider(
+        NS,
+        "snowflake",
+        "snowflake-key",
+        SnowflakeLogin::EncryptedKeyPair,
+        grant_operator::api::SnowflakeGrantsApi::RoleGrants,
+    ));
+    h.reconcile_provider(NS, "snowflake").await.unwrap();
+    h.put(&snowflake_grant(
+        "sf",
+        (grant_operator::api::SnowflakeGranteeType::Role, "ANALYST"),
+        on_securable("SCHEMA", "SALES.PUBLIC"),
+        &["USAGE"],
+        true,
+    ));
+    h.settle_of::<grant_operator::api::SnowflakeGrant>("sf")
+        .await
+        .unwrap();
+    h.snowflake.shift_clock(2 * 3600);
+    h.advance(Duration::from_secs(61));
+    let _ = h
+        .settle_of::<grant_operator::api::SnowflakeGrant>("sf")
+        .await;
+    h.snowflake.shift_clock(0);
+    h.snowflake_secret(NS, "snowflake-pat", SnowflakeLogin::Pat);
+    h.put(&h.snowflake_provider(
+        NS,
+        "snowflake-pat",
+        "snowflake-pat",
+        SnowflakeLogin::Pat,
+        grant_operator::api::SnowflakeGrantsApi::Legacy,
+    ));
+    h.reconcile_provider(NS, "snowflake-pat").await.unwrap();
+
     let mut secrets = vec![CLIENT_SECRET.to_string(), "rotated-but-wrong".to_string()];
+    secrets.push(SNOWFLAKE_PASSPHRASE.trim().to_string());
+    secrets.push(SNOWFLAKE_PAT.to_string());
+    secrets.extend(
+        SNOWFLAKE_KEY
+            .lines()
+            .chain(SNOWFLAKE_ENCRYPTED_KEY.lines())
+            .filter(|line| !line.starts_with("-----"))
+            .map(String::from),
+    );
+    for call in h.snowflake.calls() {
+        if let Some(token) = call
+            .authorization
+            .as_deref()
+            .and_then(|auth| auth.strip_prefix("Bearer "))
+        {
+            secrets.push(token.to_string());
+        }
+    }
     for call in h.sigma.calls() {
         if let Some(token) = call
             .authorization
@@ -73,7 +127,20 @@ async fn secrets_and_tokens_never_leave_memory() {
             secrets.push(token.to_string());
         }
     }
-    assert!(secrets.len() > 2, "tokens were used");
+    let bearer_tokens = |calls: Vec<support::emulator::Call>| {
+        calls
+            .iter()
+            .filter(|call| call.authorization.is_some())
+            .count()
+    };
+    assert!(bearer_tokens(h.sigma.calls()) > 0, "Sigma tokens were used");
+    assert!(
+        h.snowflake
+            .calls()
+            .iter()
+            .any(|call| call.header("x-snowflake-authorization-token-type") == Some("KEYPAIR_JWT")),
+        "Snowflake JWTs were used"
+    );
 
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(
@@ -84,6 +151,7 @@ async fn secrets_and_tokens_never_leave_memory() {
     let mut objects = String::new();
     for (group, plural) in [
         ("grantoperator.dev", "sigmagrants"),
+        ("grantoperator.dev", "snowflakegrants"),
         ("grantoperator.dev", "grantproviders"),
         ("events.k8s.io", "events"),
     ] {

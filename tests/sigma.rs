@@ -1330,39 +1330,16 @@ async fn the_token_is_refreshed_shortly_before_it_expires() {
 }
 
 #[tokio::test]
-async fn providers_of_vendors_not_yet_implemented_say_so_and_grants_need_the_right_vendor() {
-    use grant_operator::api::{SnowflakeGrantsApi, SnowflakeProvider};
+async fn a_grant_naming_a_provider_of_another_vendor_is_provider_not_found() {
     let h = Harness::new().await;
-    h.secret(NS, "snowflake-pat", &[("token", "t")]);
-    let mut provider = h.sigma_provider(NS, "snowflake", "snowflake-pat");
-    provider.spec.sigma = None;
-    provider.spec.snowflake = Some(SnowflakeProvider {
-        account_url: "https://myorg-myaccount.snowflakecomputing.com".into(),
-        account: "MYORG-MYACCOUNT".into(),
-        user: "GRANT_OPERATOR".into(),
-        key_pair: None,
-        oauth_token: None,
-        programmatic_access_token: Some(secret_value("snowflake-pat", "token")),
-        grants_api: SnowflakeGrantsApi::RoleGrants,
-    });
-    h.put(&provider);
-    assert_eq!(
-        h.reconcile_provider(NS, "snowflake")
-            .await
-            .unwrap_err()
-            .reason(),
-        "InvalidSpec"
-    );
-    let ready = h.provider_ready(NS, "snowflake");
-    assert_eq!(ready.reason, "InvalidSpec");
-    assert!(
-        ready.message.contains("not supported by this version"),
-        "{}",
-        ready.message
-    );
+    h.secret(NS, "dremio-pat", &[("token", DREMIO_TOKEN)]);
+    h.put(&h.dremio_provider(NS, "dremio", "dremio-pat", false));
+    h.reconcile_provider(NS, "dremio")
+        .await
+        .expect("the Dremio provider is ready");
 
     let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
-    grant.spec.policy.provider_ref.name = "snowflake".into();
+    grant.spec.policy.provider_ref.name = "dremio".into();
     h.put(&grant);
     assert_eq!(
         h.settle("readers").await.unwrap_err().reason(),

@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::sandbox::dremio::DremioEmulator;
 use crate::sandbox::grafana::{self, GrafanaEmulator};
 use crate::sandbox::sigma::SigmaEmulator;
+use crate::sandbox::snowflake::SnowflakeEmulator;
 use crate::vendor::http::RetryPolicy;
 
 use super::manifests::Manifests;
@@ -32,6 +33,7 @@ struct Sandboxes {
     sigma: SigmaEmulator,
     grafana: GrafanaEmulator,
     dremio: DremioEmulator,
+    snowflake: SnowflakeEmulator,
     grafana_jane: i64,
 }
 
@@ -58,10 +60,17 @@ impl Sandboxes {
         );
         dremio.add_role("analysts");
         dremio.add_user("jeansmith", "jean.smith@example.com");
+
+        let snowflake = SnowflakeEmulator::start().await;
+        snowflake.add_pat("snowflake-demo-pat");
+        snowflake.add_role("ANALYST");
+        snowflake.add_database("SALES");
+        snowflake.add_schema("SALES.PUBLIC");
         Sandboxes {
             sigma,
             grafana,
             dremio,
+            snowflake,
             grafana_jane,
         }
     }
@@ -77,6 +86,9 @@ impl Sandboxes {
             }
             if let Some(dremio) = provider.spec.dremio.as_mut() {
                 dremio.url = self.dremio.url();
+            }
+            if let Some(snowflake) = provider.spec.snowflake.as_mut() {
+                snowflake.account_url = self.snowflake.url();
             }
         }
     }
@@ -107,6 +119,13 @@ fn remember(manifests: &mut Manifests, report: &Report) {
                 }
                 "DremioGrant" => {
                     for grant in manifests.dremio.iter_mut() {
+                        if named(grant.namespace(), grant.name_any()) {
+                            grant.status = Some(result.status.clone());
+                        }
+                    }
+                }
+                "SnowflakeGrant" => {
+                    for grant in manifests.snowflake.iter_mut() {
                         if named(grant.namespace(), grant.name_any()) {
                             grant.status = Some(result.status.clone());
                         }
@@ -146,10 +165,15 @@ pub async fn run() -> Result<(), String> {
         max_retry_after: Duration::from_secs(2),
     };
 
-    println!("grant-operator demo: local sandboxes of Sigma, Grafana and Dremio are running;");
+    println!(
+        "grant-operator demo: local sandboxes of Sigma, Grafana, Dremio and Snowflake are running;"
+    );
     println!(
         "the manifests of examples/demo/ declare {} resources on them.",
-        manifests.sigma.len() + manifests.grafana.len() + manifests.dremio.len()
+        manifests.sigma.len()
+            + manifests.grafana.len()
+            + manifests.dremio.len()
+            + manifests.snowflake.len()
     );
 
     step(
@@ -228,7 +252,6 @@ pub async fn run() -> Result<(), String> {
     let report = plan::run(&manifests, &secrets, false, &metrics, &retry).await;
     print!("{}", plan::render(&report, false));
 
-    let _ = &sandboxes.dremio;
     println!(
         "\nDone in {:.1}s. To run the real operator:\n\
          \x20 kubectl apply --server-side -f crds/            # the CRDs\n\

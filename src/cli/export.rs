@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::api::{
     DeletionPolicy, DremioGrant, GrafanaGrant, GrantPolicy, ManagementPolicy, Mode, ProviderKind,
-    ProviderRef, SigmaGrant, VendorKind, vendor_of,
+    ProviderRef, SigmaGrant, SnowflakeGrant, VendorKind, vendor_of,
 };
 use crate::controller::clients::build_client;
 use crate::metrics::Metrics;
@@ -33,7 +33,8 @@ pub enum ProviderChoice {
 }
 
 /// Reads the live grants of `targets` (vendor ids: a Sigma connection id, a
-/// Grafana data source uid, a Dremio catalog object id; every object the
+/// Grafana data source uid, a Dremio catalog object id, a Snowflake grantee as
+/// `ROLE:NAME`, `DATABASE_ROLE:DB.NAME` or `USER:NAME`; every object the
 /// provider can list when empty) and returns resources declaring exactly them,
 /// in `namespace`.
 pub async fn run(
@@ -116,6 +117,9 @@ pub async fn run(
         Some(VendorKind::Dremio) => {
             export::<DremioGrant>(&client, policy, targets, namespace).await
         }
+        Some(VendorKind::Snowflake) => {
+            export::<SnowflakeGrant>(&client, policy, targets, namespace).await
+        }
         other => Err(format!(
             "export does not support {} providers yet",
             other.map(|vendor| vendor.to_string()).unwrap_or_default()
@@ -156,14 +160,22 @@ async fn export<K: GrantKind + Serialize>(
             .read(&target, &[])
             .await
             .map_err(|error| format!("{id}: {error}"))?;
-        let mut resource = K::declaring(policy.clone(), &target.id, &live.grants);
-        resource.meta_mut().name = Some(resource_name(K::KIND, id));
-        resource.meta_mut().namespace = Some(namespace.to_string());
-        let mut value = serde_json::to_value(&resource).map_err(|error| error.to_string())?;
-        if let Some(object) = value.as_object_mut() {
-            object.remove("status");
+        let resources = K::declaring(policy.clone(), &target.id, &live.grants);
+        let several = resources.len() > 1;
+        for (index, mut resource) in resources.into_iter().enumerate() {
+            let name = if several {
+                resource_name(K::KIND, &format!("{id}-{}", index + 1))
+            } else {
+                resource_name(K::KIND, id)
+            };
+            resource.meta_mut().name = Some(name);
+            resource.meta_mut().namespace = Some(namespace.to_string());
+            let mut value = serde_json::to_value(&resource).map_err(|error| error.to_string())?;
+            if let Some(object) = value.as_object_mut() {
+                object.remove("status");
+            }
+            out.push(value);
         }
-        out.push(value);
     }
     Ok(out)
 }

@@ -8,7 +8,9 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::api::{ClusterGrantProvider, DremioGrant, GrafanaGrant, GrantProvider, SigmaGrant};
+use crate::api::{
+    ClusterGrantProvider, DremioGrant, GrafanaGrant, GrantProvider, SigmaGrant, SnowflakeGrant,
+};
 
 /// Namespace of objects that name none (as with `kubectl apply`).
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -26,6 +28,8 @@ pub struct Manifests {
     pub grafana: Vec<GrafanaGrant>,
     /// `DremioGrant`s.
     pub dremio: Vec<DremioGrant>,
+    /// `SnowflakeGrant`s.
+    pub snowflake: Vec<SnowflakeGrant>,
     /// Secrets (values are only read when a provider needs them).
     pub secrets: Vec<Secret>,
     /// Namespaces (their labels decide `ClusterGrantProvider` scoping).
@@ -114,6 +118,9 @@ impl Manifests {
                 self.grafana.push(typed(place, value)?)
             }
             ("grantoperator.dev/v1alpha1", "DremioGrant") => self.dremio.push(typed(place, value)?),
+            ("grantoperator.dev/v1alpha1", "SnowflakeGrant") => {
+                self.snowflake.push(typed(place, value)?)
+            }
             ("grantoperator.dev/v1alpha1", other) => {
                 self.unsupported.push(format!("{other} {namespace}/{name}"))
             }

@@ -172,6 +172,7 @@ pub async fn run_deleting(
     engine.kind(&manifests.sigma).await;
     engine.kind(&manifests.grafana).await;
     engine.kind(&manifests.dremio).await;
+    engine.kind(&manifests.snowflake).await;
     engine.report
 }
 

@@ -25,6 +25,9 @@ use crate::vendor::grafana::client::{Auth, GrafanaApi};
 use crate::vendor::http::{HttpClient, HttpConfig, RateLimitConfig, RetryPolicy};
 use crate::vendor::sigma::SigmaClient;
 use crate::vendor::sigma::client::{Credentials, SigmaApi};
+use crate::vendor::snowflake::SnowflakeClient;
+use crate::vendor::snowflake::auth::{Auth as SnowflakeAuth, KeyPair};
+use crate::vendor::snowflake::client::SnowflakeApi;
 use crate::vendor::{GrantKind, VendorClient};
 
 use super::{Context, Failure};
@@ -442,11 +445,53 @@ pub async fn build_client<P: ProviderConfig>(
                 let api = DremioApi::new(http, &dremio.url, deployment, token);
                 Ok(VendorClient::Dremio(Arc::new(DremioClient::new(api))))
             }
+            VendorKind::Snowflake if let Some(snowflake) = spec.snowflake() => {
+                use secrecy::ExposeSecret;
+                let auth = match (
+                    &snowflake.key_pair,
+                    &snowflake.oauth_token,
+                    &snowflake.programmatic_access_token,
+                ) {
+                    (Some(pair), _, _) => {
+                        let key = read_value(secrets, &pair.private_key, own_namespace).await?;
+                        let passphrase = match &pair.passphrase {
+                            Some(value) => Some(read_value(secrets, value, own_namespace).await?),
+                            None => None,
+                        };
+                        let pair = KeyPair::new(
+                            &snowflake.account,
+                            &snowflake.user,
+                            key.expose_secret(),
+                            passphrase.as_ref().map(|p| p.expose_secret()),
+                        )
+                        .map_err(|error| {
+                            Failure::new(
+                                Reason::CredentialsMissing,
+                                format!("the Snowflake keyPair cannot be used: {error}"),
+                            )
+                        })?;
+                        SnowflakeAuth::KeyPair(pair)
+                    }
+                    (None, Some(token), _) => {
+                        SnowflakeAuth::OAuth(read_value(secrets, token, own_namespace).await?)
+                    }
+                    (None, None, Some(token)) => SnowflakeAuth::ProgrammaticAccessToken(
+                        read_value(secrets, token, own_namespace).await?,
+                    ),
+                    (None, None, None) => {
+                        return Err(Failure::new(
+                            Reason::InvalidSpec,
+                            "the snowflake block sets none of keyPair, oauthToken or programmaticAccessToken",
+                        ));
+                    }
+                };
+                let api =
+                    SnowflakeApi::new(http, &snowflake.account_url, auth, snowflake.grants_api);
+                Ok(VendorClient::Snowflake(Arc::new(SnowflakeClient::new(api))))
+            }
             other => Err(Failure::new(
                 Reason::InvalidSpec,
-                format!(
-                    "the {other} vendor is not supported by this version of grant-operator yet"
-                ),
+                format!("the provider's {other} block cannot be read"),
             )),
         }
     }

@@ -1202,7 +1202,7 @@ pub fn member_status<K: GrantKind>(
     let next = GrantStatus {
         observed_generation: generation,
         conditions: vec![condition.clone()],
-        target: Some(target.status.clone()),
+        target: Some(object.target_status(&target.status)),
         grants: rows,
         last_sync_time: Some(Time(started)),
         drift_corrections: previous.drift_corrections + report.drift_repaired,

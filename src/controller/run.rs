@@ -24,6 +24,7 @@ use tracing::{debug, warn};
 
 use crate::api::{
     ClusterGrantProvider, DremioGrant, GrafanaGrant, GrantProvider, ProviderKind, SigmaGrant,
+    SnowflakeGrant,
 };
 use crate::metrics::{Census, CensusSource, Metrics};
 use crate::server::Health;
@@ -391,6 +392,14 @@ pub async fn run_reporting(
         namespace.as_deref(),
         &context,
         Subscriptions::of(&providers, &cluster_providers, &secrets, &namespaces),
+        controller_config.clone(),
+        shutdown.clone(),
+    );
+    let snowflake = grant_controller::<SnowflakeGrant>(
+        &client,
+        namespace.as_deref(),
+        &context,
+        Subscriptions::of(&providers, &cluster_providers, &secrets, &namespaces),
         controller_config,
         shutdown.clone(),
     );
@@ -408,7 +417,14 @@ pub async fn run_reporting(
     });
     let _stopped = Stopped { health, metrics };
 
-    tokio::join!(namespaced_providers, cluster, sigma, grafana, dremio);
+    tokio::join!(
+        namespaced_providers,
+        cluster,
+        sigma,
+        grafana,
+        dremio,
+        snowflake
+    );
 }
 
 /// What `run` reports once it ends (also when it is cancelled).

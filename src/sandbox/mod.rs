@@ -12,3 +12,4 @@ pub mod dremio;
 pub mod emulator;
 pub mod grafana;
 pub mod sigma;
+pub mod snowflake;

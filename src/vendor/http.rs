@@ -143,6 +143,10 @@ pub struct HttpResponse {
     pub status: StatusCode,
     /// Body.
     pub body: bytes::Bytes,
+    /// `Location` header (Snowflake's `202` answers point at their result with it).
+    pub location: Option<String>,
+    /// `Link` header (Snowflake pages long listings with it).
+    pub link: Option<String>,
 }
 
 impl HttpResponse {
@@ -335,8 +339,19 @@ impl HttpClient {
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(response.headers());
+                    let header = |name| {
+                        response
+                            .headers()
+                            .get(name)
+                            .and_then(|value: &reqwest::header::HeaderValue| value.to_str().ok())
+                            .map(str::to_string)
+                    };
+                    let headers = (
+                        header(reqwest::header::LOCATION),
+                        header(reqwest::header::LINK),
+                    );
                     match read_body(response).await {
-                        Ok(body) => Ok((status, body, retry_after)),
+                        Ok(body) => Ok((status, body, retry_after, headers)),
                         Err(error) => Err(error),
                     }
                 }
@@ -344,12 +359,17 @@ impl HttpClient {
             };
             let elapsed = started.elapsed();
             match outcome {
-                Ok((status, body, _)) if status.is_success() => {
+                Ok((status, body, _, (location, link))) if status.is_success() => {
                     self.metrics.vendor_call(vendor, operation, "success");
                     debug!(vendor, operation, %status, ?elapsed, "vendor call");
-                    return Ok(HttpResponse { status, body });
+                    return Ok(HttpResponse {
+                        status,
+                        body,
+                        location,
+                        link,
+                    });
                 }
-                Ok((status, body, retry_after)) => {
+                Ok((status, body, retry_after, _)) => {
                     let message = error_message(&body);
                     self.metrics
                         .vendor_call(vendor, operation, status_outcome(status));

@@ -14,6 +14,7 @@ pub mod dremio;
 pub mod grafana;
 pub mod http;
 pub mod sigma;
+pub mod snowflake;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -279,6 +280,11 @@ pub trait GrantKind:
     fn authoritative_keys(&self) -> Option<Vec<Key>> {
         None
     }
+    /// The target shown in this resource's status, from its unit's resolved one
+    /// (a unit may hold resources on different vendor objects: Snowflake grantees).
+    fn target_status(&self, resolved: &GrantTarget) -> GrantTarget {
+        resolved.clone()
+    }
     /// The status row of a planner row.
     fn row(key_or_label: &str, perm: &<Self::Vendor as Vendor>::Perm) -> (String, String) {
         (key_or_label.to_string(), perm.to_string())
@@ -295,13 +301,14 @@ pub trait GrantKind:
     fn client(client: &VendorClient) -> Option<Arc<Self::Vendor>>;
     /// The target a command line names by the vendor's id (`export --target`).
     fn target_named(id: &str) -> <Self::Vendor as Vendor>::Target;
-    /// The spec of a resource declaring exactly `live` on the target named `id`
-    /// (`export`): grantees by id, so it resolves without look-ups.
+    /// Resources declaring exactly `live` on the target named `id` (`export`):
+    /// grantees by id, so they resolve without look-ups. One resource, except
+    /// where one resource cannot say it all (Snowflake: one per securable).
     fn declaring(
         policy: GrantPolicy,
         id: &str,
         live: &[crate::plan::LiveGrant<<Self::Vendor as Vendor>::Perm>],
-    ) -> Self;
+    ) -> Vec<Self>;
 }
 
 /// One declared grant of a resource of kind `K`: the grantee as written and the permission.
@@ -319,6 +326,8 @@ pub enum VendorClient {
     Grafana(Arc<grafana::GrafanaClient>),
     /// Dremio.
     Dremio(Arc<dremio::DremioClient>),
+    /// Snowflake.
+    Snowflake(Arc<snowflake::SnowflakeClient>),
 }
 
 impl VendorClient {
@@ -328,6 +337,7 @@ impl VendorClient {
             VendorClient::Sigma(client) => client.check().await,
             VendorClient::Grafana(client) => client.check().await,
             VendorClient::Dremio(client) => client.check().await,
+            VendorClient::Snowflake(client) => client.check().await,
         }
     }
 }

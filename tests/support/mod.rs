@@ -9,7 +9,7 @@
 pub mod fake_kube;
 // The vendor emulators live in the crate (feature `sandbox`) so `demo` can use them too.
 #[allow(unused_imports)] // not every test binary uses every emulator
-pub use grant_operator::sandbox::{dremio, emulator, grafana, sigma};
+pub use grant_operator::sandbox::{dremio, emulator, grafana, sigma, snowflake};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -39,6 +39,7 @@ use fake_kube::FakeKube;
 use grafana::GrafanaEmulator;
 use grant_operator::vendor::GrantKind;
 use sigma::SigmaEmulator;
+use snowflake::SnowflakeEmulator;
 
 /// The namespace most tests use.
 pub const NS: &str = "analytics";
@@ -60,6 +61,22 @@ pub const DREMIO_PROJECT: &str = "0f3c4a2e-5b6d-4e7f-8a9b-0c1d2e3f4a5b";
 pub const DREMIO_PATH: [&str; 3] = ["Samples", "samples.dremio.com", "zips.json"];
 /// Privileges available on it.
 pub const DREMIO_PRIVILEGES: [&str; 5] = ["ALTER", "INSERT", "MANAGE_GRANTS", "SELECT", "UPDATE"];
+
+/// The Snowflake account and user of the emulator's key-pair login.
+pub const SNOWFLAKE_ACCOUNT: &str = "myorg-myaccount";
+pub const SNOWFLAKE_USER: &str = "grant_operator";
+/// Valid Snowflake OAuth and programmatic access tokens.
+pub const SNOWFLAKE_OAUTH: &str = "sf-oauth-token-1";
+pub const SNOWFLAKE_PAT: &str = "sf-pat-1";
+/// TEST-ONLY key material (see tests/fixtures/snowflake/README.md).
+pub const SNOWFLAKE_KEY: &str = include_str!("../fixtures/snowflake/test_key.p8");
+pub const SNOWFLAKE_PUBLIC_KEY: &str = include_str!("../fixtures/snowflake/test_key.pub");
+pub const SNOWFLAKE_ENCRYPTED_KEY: &str =
+    include_str!("../fixtures/snowflake/test_key_encrypted.p8");
+pub const SNOWFLAKE_PASSPHRASE: &str =
+    include_str!("../fixtures/snowflake/test_key_passphrase.txt");
+pub const SNOWFLAKE_OTHER_KEY: &str = include_str!("../fixtures/snowflake/other_key.p8");
+pub const SNOWFLAKE_PKCS1_KEY: &str = include_str!("../fixtures/snowflake/test_key_pkcs1.pem");
 
 /// A clock that only moves when told to.
 pub struct ManualClock {
@@ -108,12 +125,14 @@ pub struct Harness {
     pub dremio: DremioEmulator,
     /// The id of the catalog object at [`DREMIO_PATH`].
     pub dremio_object: String,
+    pub snowflake: SnowflakeEmulator,
     pub clock: Arc<ManualClock>,
     pub metrics: Arc<Metrics>,
     pub context: Arc<Context>,
     pub grants: Arc<GrantContext<SigmaGrant>>,
     pub grafana_grants: Arc<GrantContext<GrafanaGrant>>,
     pub dremio_grants: Arc<GrantContext<DremioGrant>>,
+    pub snowflake_grants: Arc<GrantContext<SnowflakeGrant>>,
     pub rechecks: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<ProviderId>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -196,6 +215,12 @@ impl Harness {
         tasks.push(tokio::spawn(
             dremio_watch.stream.for_each(|_| futures::future::ready(())),
         ));
+        let snowflake_watch = run::grant_watch::<SnowflakeGrant>(Api::all(client.clone()));
+        tasks.push(tokio::spawn(
+            snowflake_watch
+                .stream
+                .for_each(|_| futures::future::ready(())),
+        ));
 
         let clock = Arc::new(ManualClock::new());
         let metrics = Arc::new(Metrics::new());
@@ -213,6 +238,11 @@ impl Harness {
             dremio_watch.store,
             dremio_watch.index,
         ));
+        let snowflake_grants = Arc::new(GrantContext::new(
+            context.clone(),
+            snowflake_watch.store,
+            snowflake_watch.index,
+        ));
 
         let sigma = SigmaEmulator::start().await;
         sigma.add_client(CLIENT_ID, CLIENT_SECRET);
@@ -226,6 +256,8 @@ impl Harness {
         dremio.add_token(DREMIO_TOKEN);
         dremio.add_project(DREMIO_PROJECT);
         let dremio_object = dremio.add_object(&DREMIO_PATH, &DREMIO_PRIVILEGES);
+        let snowflake = SnowflakeEmulator::start().await;
+        seed_snowflake(&snowflake);
 
         let harness = Harness {
             kube,
@@ -234,12 +266,14 @@ impl Harness {
             datasource_id,
             dremio,
             dremio_object,
+            snowflake,
             clock,
             metrics,
             context,
             grants,
             grafana_grants,
             dremio_grants,
+            snowflake_grants,
             rechecks: tokio::sync::Mutex::new(rechecks),
             tasks,
         };
@@ -557,6 +591,9 @@ impl Harness {
             ) && matches(
                 &self.dremio_grants.store,
                 self.kube.list_json(GROUP, "dremiogrants"),
+            ) && matches(
+                &self.snowflake_grants.store,
+                self.kube.list_json(GROUP, "snowflakegrants"),
             ) && matches(
                 &stores.providers,
                 self.kube.list_json(GROUP, "grantproviders"),
@@ -1144,5 +1181,187 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
             "timed out waiting for: {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How a Snowflake provider logs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnowflakeLogin {
+    /// Key pair, unencrypted PKCS#8.
+    KeyPair,
+    /// Key pair, encrypted PKCS#8 and a passphrase.
+    EncryptedKeyPair,
+    OAuth,
+    Pat,
+}
+
+/// The emulator's account: the operator's key-pair user and tokens, roles
+/// `ANALYST`, `LOADER` and `"My Role"`, database role `SALES.READER`, user `JANE`,
+/// database `SALES` with schemas `PUBLIC` (tables `ORDERS`, `CUSTOMERS`, view
+/// `ORDERS_V`) and `"Mixed Case"` (table `"Line Items"`), warehouse `COMPUTE_WH`.
+pub fn seed_snowflake(snowflake: &SnowflakeEmulator) {
+    snowflake.add_key_user(SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER, SNOWFLAKE_PUBLIC_KEY);
+    snowflake.add_oauth_token(SNOWFLAKE_OAUTH);
+    snowflake.add_pat(SNOWFLAKE_PAT);
+    for role in ["ANALYST", "LOADER", r#""My Role""#] {
+        snowflake.add_role(role);
+    }
+    snowflake.add_database_role("SALES.READER");
+    snowflake.add_user("JANE");
+    snowflake.add_table("SALES.PUBLIC.ORDERS");
+    snowflake.add_table("SALES.PUBLIC.CUSTOMERS");
+    snowflake.add_view("SALES.PUBLIC.ORDERS_V");
+    snowflake.add_table(r#"SALES."Mixed Case"."Line Items""#);
+    snowflake.add_warehouse("COMPUTE_WH");
+}
+
+impl Harness {
+    /// The Secret `name` in `namespace` with what `login` needs
+    /// (`private-key`, `passphrase`, `token`).
+    pub fn snowflake_secret(&self, namespace: &str, name: &str, login: SnowflakeLogin) {
+        match login {
+            SnowflakeLogin::KeyPair => {
+                self.secret(namespace, name, &[("private-key", SNOWFLAKE_KEY)])
+            }
+            SnowflakeLogin::EncryptedKeyPair => self.secret(
+                namespace,
+                name,
+                &[
+                    ("private-key", SNOWFLAKE_ENCRYPTED_KEY),
+                    ("passphrase", SNOWFLAKE_PASSPHRASE.trim()),
+                ],
+            ),
+            SnowflakeLogin::OAuth => self.secret(namespace, name, &[("token", SNOWFLAKE_OAUTH)]),
+            SnowflakeLogin::Pat => self.secret(namespace, name, &[("token", SNOWFLAKE_PAT)]),
+        }
+    }
+
+    /// A Snowflake provider for this harness's emulator, with a short timeout
+    /// and a high rate limit.
+    pub fn snowflake_provider(
+        &self,
+        namespace: &str,
+        name: &str,
+        secret: &str,
+        login: SnowflakeLogin,
+        api: SnowflakeGrantsApi,
+    ) -> GrantProvider {
+        let mut provider =
+            snowflake_provider(namespace, name, &self.snowflake.url(), secret, login, api);
+        provider.spec.request_timeout_seconds = Some(5);
+        provider.spec.rate_limit = Some(RateLimit {
+            requests_per_second: 1000.0,
+            burst: Some(1000),
+        });
+        provider
+    }
+}
+
+impl TestKind for SnowflakeGrant {
+    const PLURAL: &'static str = "snowflakegrants";
+    fn context(harness: &Harness) -> &Arc<GrantContext<Self>> {
+        &harness.snowflake_grants
+    }
+}
+
+/// A `GrantProvider` for Snowflake at `url` logging in as [`SNOWFLAKE_USER`] of
+/// [`SNOWFLAKE_ACCOUNT`] the `login` way, credentials in `secret`.
+pub fn snowflake_provider(
+    namespace: &str,
+    name: &str,
+    url: &str,
+    secret: &str,
+    login: SnowflakeLogin,
+    api: SnowflakeGrantsApi,
+) -> GrantProvider {
+    let mut provider = sigma_provider(namespace, name, "https://unused", secret);
+    provider.spec.sigma = None;
+    let key_pair = match login {
+        SnowflakeLogin::KeyPair => Some(SnowflakeKeyPair {
+            private_key: secret_value(secret, "private-key"),
+            passphrase: None,
+        }),
+        SnowflakeLogin::EncryptedKeyPair => Some(SnowflakeKeyPair {
+            private_key: secret_value(secret, "private-key"),
+            passphrase: Some(secret_value(secret, "passphrase")),
+        }),
+        _ => None,
+    };
+    provider.spec.snowflake = Some(SnowflakeProvider {
+        account_url: url.into(),
+        account: SNOWFLAKE_ACCOUNT.into(),
+        user: SNOWFLAKE_USER.into(),
+        key_pair,
+        oauth_token: (login == SnowflakeLogin::OAuth).then(|| secret_value(secret, "token")),
+        programmatic_access_token: (login == SnowflakeLogin::Pat)
+            .then(|| secret_value(secret, "token")),
+        grants_api: api,
+    });
+    provider
+}
+
+/// A SnowflakeGrant in [`NS`] through the provider `snowflake`: `grantee`
+/// (`ROLE`, `DATABASE_ROLE` or `USER`), privileges on `on`.
+pub fn snowflake_grant(
+    name: &str,
+    grantee: (SnowflakeGranteeType, &str),
+    on: SnowflakeOn,
+    privileges: &[&str],
+    with_grant_option: bool,
+) -> SnowflakeGrant {
+    let mut grant = SnowflakeGrant::new(
+        name,
+        SnowflakeGrantSpec {
+            policy: policy("snowflake"),
+            grantee: SnowflakeGrantee {
+                type_: grantee.0,
+                name: grantee.1.into(),
+            },
+            on,
+            privileges: privileges.iter().map(|p| p.to_string()).collect(),
+            with_grant_option,
+        },
+    );
+    grant.metadata.namespace = Some(NS.into());
+    grant
+}
+
+/// `on: { securable: { type, name } }`.
+pub fn on_securable(type_: &str, name: &str) -> SnowflakeOn {
+    SnowflakeOn {
+        securable: Some(SnowflakeSecurable {
+            type_: type_.into(),
+            name: name.into(),
+        }),
+        all: None,
+        future: None,
+    }
+}
+
+fn bulk(securable_type: &str, scope: SnowflakeScopeType, name: &str) -> SnowflakeBulk {
+    SnowflakeBulk {
+        securable_type: securable_type.into(),
+        in_: SnowflakeScope {
+            type_: scope,
+            name: name.into(),
+        },
+    }
+}
+
+/// `on: { all: { securableType, in: { type, name } } }`.
+pub fn on_all(securable_type: &str, scope: SnowflakeScopeType, name: &str) -> SnowflakeOn {
+    SnowflakeOn {
+        securable: None,
+        all: Some(bulk(securable_type, scope, name)),
+        future: None,
+    }
+}
+
+/// `on: { future: { securableType, in: { type, name } } }`.
+pub fn on_future(securable_type: &str, scope: SnowflakeScopeType, name: &str) -> SnowflakeOn {
+    SnowflakeOn {
+        securable: None,
+        all: None,
+        future: Some(bulk(securable_type, scope, name)),
     }
 }

@@ -558,7 +558,7 @@ impl GrantKind for DremioGrant {
         }
     }
 
-    fn declaring(policy: GrantPolicy, id: &str, live: &[LiveGrant<Privilege>]) -> DremioGrant {
+    fn declaring(policy: GrantPolicy, id: &str, live: &[LiveGrant<Privilege>]) -> Vec<DremioGrant> {
         let mut by_grantee: BTreeMap<Key, Vec<String>> = BTreeMap::new();
         for grant in live {
             let privileges = by_grantee.entry(grant.key.clone()).or_default();
@@ -589,14 +589,14 @@ impl GrantKind for DremioGrant {
                 })
             })
             .collect();
-        DremioGrant::new(
+        vec![DremioGrant::new(
             "",
             crate::api::DremioGrantSpec {
                 policy,
                 catalog_object: Self::target_named(id),
                 grants,
             },
-        )
+        )]
     }
 }
 

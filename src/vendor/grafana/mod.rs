@@ -793,7 +793,7 @@ impl GrantKind for GrafanaGrant {
         policy: GrantPolicy,
         id: &str,
         live: &[LiveGrant<GrafanaPermission>],
-    ) -> GrafanaGrant {
+    ) -> Vec<GrafanaGrant> {
         let permissions = crate::vendor::sigma::highest(live)
             .into_iter()
             .filter_map(|(key, permission)| {
@@ -832,14 +832,14 @@ impl GrantKind for GrafanaGrant {
                 })
             })
             .collect();
-        GrafanaGrant::new(
+        vec![GrafanaGrant::new(
             "",
             crate::api::GrafanaGrantSpec {
                 policy,
                 datasource: Self::target_named(id),
                 permissions,
             },
-        )
+        )]
     }
 }
 

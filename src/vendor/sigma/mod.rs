@@ -448,7 +448,11 @@ impl GrantKind for SigmaGrant {
         id.to_string()
     }
 
-    fn declaring(policy: GrantPolicy, id: &str, live: &[LiveGrant<SigmaPermission>]) -> SigmaGrant {
+    fn declaring(
+        policy: GrantPolicy,
+        id: &str,
+        live: &[LiveGrant<SigmaPermission>],
+    ) -> Vec<SigmaGrant> {
         let grants = highest(live)
             .into_iter()
             .filter_map(|(key, permission)| {
@@ -475,14 +479,14 @@ impl GrantKind for SigmaGrant {
                 })
             })
             .collect();
-        SigmaGrant::new(
+        vec![SigmaGrant::new(
             "",
             crate::api::SigmaGrantSpec {
                 policy,
                 connection_id: id.to_string(),
                 grants,
             },
-        )
+        )]
     }
 }
 

@@ -1,0 +1,1443 @@
+//! Strict in-process HTTP emulator of Snowflake's grants REST APIs, for
+//! integration tests.
+//!
+//! - Auth: `Authorization: Bearer <token>` with
+//!   `X-Snowflake-Authorization-Token-Type` on every call. `KEYPAIR_JWT`: RS256
+//!   signature checked against the public keys registered for `ACCOUNT.USER`,
+//!   `iss` must carry the SHA-256 fingerprint of one of them, `sub` the user,
+//!   `iat` not in the future and `exp` not passed and at most an hour after
+//!   `iat` (the emulator's clock can be moved). `OAUTH` and
+//!   `PROGRAMMATIC_ACCESS_TOKEN`: tokens registered with their kind. Anything
+//!   else is 401 with Snowflake's error body `{message, code, request_id}`.
+//! - `RoleGrants`: `/api/v2/roles/{name}/grants` (GET, POST), `grants:revoke`
+//!   (with `grantOptionOnly`), `future-grants` and `future-grants:revoke`, the
+//!   same under `/api/v2/databases/{db}/database-roles/{name}/`, and
+//!   `/api/v2/users/{name}/grants`.
+//! - `Legacy`: `/api/v2/grants/{granteeType}/{granteeName}` (listing), `.../{securableType}/{securableName}/privileges`
+//!   (POST; DELETE `/{privilege}` and `/{privilege}/grant-option`) and the bulk
+//!   `.../{all|future}/{plural}/{scopeType}/{scopeName}/privileges` paths.
+//! - Objects: databases, schemas, tables, views, warehouses; listings of schemas,
+//!   tables and views; `GET /api/v2/roles?showLimit=`.
+//! - Identifiers: each name in a path or body is read with Snowflake's rules
+//!   (unquoted upper-cased, quoted kept exactly with `""` for a quote).
+//! - Bulk `all` expands to the objects existing at that moment; `future` grants
+//!   are kept apart (listed only in `future-grants`) and applied to objects
+//!   created later with [`SnowflakeEmulator::add_table`] and friends.
+//! - `202`: [`SnowflakeEmulator::answer_async`] makes the next requests answer
+//!   `202 {code: "392604", resultHandler}` with a `Location`; the result is
+//!   `GET /api/v2/results/{handle}`, `202` until polled enough, then the answer.
+//! - Paging: [`SnowflakeEmulator::set_page_size`] cuts listings into pages
+//!   linked with `Link: </api/v2/results/{handle}>; rel="next"`.
+//! - Fault injection and the call log are the shared plumbing of `super::emulator`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use super::emulator::{
+    self, Answer, Server, Vendor, err, json_response, lock, params, percent_decode, random_alnum,
+    unknown_key,
+};
+#[allow(unused_imports)]
+pub use super::emulator::{Call, Fault, FaultKind};
+
+/// The emulator.
+pub type SnowflakeEmulator = Server<Snowflake>;
+
+/// A grant key as tests compare them: `(securable, privilege)` with
+/// `" WITH GRANT OPTION"` appended when it carries the option.
+pub type Held = (String, String);
+
+const TYPES: &[&str] = &["DATABASE", "SCHEMA", "TABLE", "VIEW", "WAREHOUSE"];
+
+fn valid_privileges(type_: &str) -> &'static [&'static str] {
+    match type_ {
+        "DATABASE" => &["USAGE", "MONITOR", "CREATE SCHEMA", "MODIFY"],
+        "SCHEMA" => &["USAGE", "MONITOR", "CREATE TABLE", "CREATE VIEW", "MODIFY"],
+        "TABLE" => &[
+            "SELECT",
+            "INSERT",
+            "UPDATE",
+            "DELETE",
+            "TRUNCATE",
+            "REFERENCES",
+        ],
+        "VIEW" => &["SELECT", "REFERENCES"],
+        "WAREHOUSE" => &["USAGE", "OPERATE", "MONITOR", "MODIFY"],
+        _ => &[],
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Identifiers (the emulator's own reading of Snowflake's rules)
+// ---------------------------------------------------------------------------
+
+fn plain_upper(text: &str) -> bool {
+    let mut chars = text.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_uppercase() || c == '_')
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '$')
+}
+
+fn quote(text: &str) -> String {
+    if plain_upper(text) {
+        text.to_string()
+    } else {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    }
+}
+
+/// The parts of a (dotted) identifier, each as Snowflake shows it.
+pub fn ident(text: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    loop {
+        if chars.get(i) == Some(&'"') {
+            i += 1;
+            let mut inner = String::new();
+            loop {
+                match chars.get(i) {
+                    Some('"') if chars.get(i + 1) == Some(&'"') => {
+                        inner.push('"');
+                        i += 2;
+                    }
+                    Some('"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(c) => {
+                        inner.push(*c);
+                        i += 1;
+                    }
+                    None => return None,
+                }
+            }
+            if inner.is_empty() {
+                return None;
+            }
+            parts.push(quote(&inner));
+        } else {
+            let start = i;
+            while let Some(c) = chars.get(i) {
+                if *c == '.' {
+                    break;
+                }
+                if !(c.is_ascii_alphanumeric() || *c == '_' || *c == '$') {
+                    return None;
+                }
+                i += 1;
+            }
+            let bare: String = chars[start..i].iter().collect();
+            if bare.is_empty() || bare.starts_with(|c: char| c.is_ascii_digit() || c == '$') {
+                return None;
+            }
+            parts.push(bare.to_ascii_uppercase());
+        }
+        match chars.get(i) {
+            None => return Some(parts),
+            Some('.') => i += 1,
+            Some(_) => return None,
+        }
+    }
+}
+
+fn one(text: &str) -> Option<String> {
+    match ident(text)?.as_slice() {
+        [part] => Some(part.clone()),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// State
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GranteeType {
+    Role,
+    DatabaseRole,
+    User,
+}
+
+impl GranteeType {
+    fn wire(self) -> &'static str {
+        match self {
+            GranteeType::Role => "ROLE",
+            GranteeType::DatabaseRole => "DATABASE_ROLE",
+            GranteeType::User => "USER",
+        }
+    }
+    fn from_wire(text: &str) -> Option<GranteeType> {
+        match text {
+            "ROLE" => Some(GranteeType::Role),
+            "DATABASE_ROLE" => Some(GranteeType::DatabaseRole),
+            "USER" => Some(GranteeType::User),
+            _ => None,
+        }
+    }
+}
+
+type GranteeId = (GranteeType, String);
+/// `(type, dotted name as shown)`.
+type Object = (String, String);
+/// `(singular type, scope type, scope name)`.
+type FutureKey = (String, String, String);
+
+#[derive(Default)]
+struct Schema {
+    tables: BTreeSet<String>,
+    views: BTreeSet<String>,
+}
+
+#[derive(Default)]
+struct State {
+    /// `ACCOUNT.USER` -> registered public keys (SPKI DER).
+    key_users: HashMap<String, Vec<Vec<u8>>>,
+    tokens: HashMap<String, &'static str>,
+    clock_offset: i64,
+    databases: BTreeMap<String, BTreeMap<String, Schema>>,
+    warehouses: BTreeSet<String>,
+    roles: BTreeSet<String>,
+    database_roles: BTreeSet<String>,
+    users: BTreeSet<String>,
+    grants: BTreeMap<GranteeId, BTreeMap<Object, BTreeMap<String, bool>>>,
+    futures: BTreeMap<GranteeId, BTreeMap<FutureKey, BTreeMap<String, bool>>>,
+    /// Requests still to answer `202`, and the polls each result needs.
+    async_left: usize,
+    async_polls: usize,
+    results: HashMap<String, (usize, StatusCode, Value)>,
+    result_polls: usize,
+    writes: usize,
+    /// Rows per page of every listing (`None`: one page).
+    page_size: Option<usize>,
+    pages: HashMap<String, Vec<Value>>,
+    page_reads: usize,
+}
+
+/// The emulator's state.
+#[derive(Default)]
+pub struct Snowflake {
+    state: Mutex<State>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+fn request_id() -> String {
+    emulator::uuid_like()
+}
+
+fn spki_der(public_pem: &str) -> Vec<u8> {
+    let body: String = public_pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .expect("public key PEM")
+}
+
+/// The base64 SHA-256 fingerprint of a PEM public key (`DESC USER` shows it).
+pub fn fingerprint(public_pem: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, &spki_der(public_pem));
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+}
+
+impl Vendor for Snowflake {
+    const NAME: &'static str = "snowflake";
+    const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+    fn error(status: StatusCode, message: &str) -> Response {
+        let code = match status.as_u16() {
+            401 => "390144",
+            404 => "002003",
+            _ => "000001",
+        };
+        json_response(
+            status,
+            &json!({"message": message, "code": code, "request_id": request_id()}),
+        )
+    }
+
+    fn handle(&self, request: &emulator::Request) -> Response {
+        let mut state = lock(&self.state);
+        match state.route(request) {
+            Ok(response) => response,
+            Err(error) => error.into_response::<Snowflake>(),
+        }
+    }
+}
+
+fn bad(message: impl Into<String>) -> emulator::ApiError {
+    err(StatusCode::BAD_REQUEST, message)
+}
+
+fn missing(message: impl Into<String>) -> emulator::ApiError {
+    err(StatusCode::NOT_FOUND, message)
+}
+
+fn ok() -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({"status": "Request successfully completed"}),
+    )
+}
+
+fn body_object(request: &emulator::Request) -> Result<Map<String, Value>, emulator::ApiError> {
+    if !emulator::media_type_is(&request.headers, "application/json") {
+        return Err(bad("Content-Type must be application/json"));
+    }
+    match serde_json::from_slice::<Value>(&request.body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(bad("the request body is not a JSON object")),
+    }
+}
+
+fn privileges_of(body: &Map<String, Value>) -> Result<Vec<String>, emulator::ApiError> {
+    let list = body
+        .get("privileges")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("privileges is required"))?;
+    if list.is_empty() {
+        return Err(bad("privileges is empty"));
+    }
+    list.iter()
+        .map(|p| {
+            p.as_str()
+                .filter(|p| {
+                    !p.is_empty()
+                        && p.split(' ').all(|w| {
+                            !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                        })
+                })
+                .map(String::from)
+                .ok_or_else(|| bad(format!("invalid privilege {p}")))
+        })
+        .collect()
+}
+
+fn grant_option_of(body: &Map<String, Value>) -> Result<bool, emulator::ApiError> {
+    match body.get("grant_option") {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(bad("grant_option must be a boolean")),
+    }
+}
+
+fn singular(plural: &str) -> Option<&'static str> {
+    match plural {
+        "TABLES" => Some("TABLE"),
+        "VIEWS" => Some("VIEW"),
+        "SCHEMAS" => Some("SCHEMA"),
+        _ => None,
+    }
+}
+
+impl State {
+    fn now(&self) -> i64 {
+        now() + self.clock_offset
+    }
+
+    fn authenticate(&self, request: &emulator::Request) -> Result<(), emulator::ApiError> {
+        let unauthorized = |m: &str| err(StatusCode::UNAUTHORIZED, m);
+        let token_type = request
+            .headers
+            .get("x-snowflake-authorization-token-type")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| unauthorized("X-Snowflake-Authorization-Token-Type is missing"))?;
+        let token = match emulator::authorization(&request.headers) {
+            Ok(Some((scheme, token))) if scheme == "Bearer" => token,
+            _ => return Err(unauthorized("Bearer token is missing")),
+        };
+        match token_type {
+            "KEYPAIR_JWT" => self.verify_jwt(&token).map_err(|m| unauthorized(&m)),
+            "OAUTH" | "PROGRAMMATIC_ACCESS_TOKEN" => match self.tokens.get(&token) {
+                Some(kind) if *kind == token_type => Ok(()),
+                Some(_) => Err(unauthorized("the token is not of the declared type")),
+                None => Err(unauthorized("Invalid OAuth access token")),
+            },
+            _ => Err(unauthorized("unknown token type")),
+        }
+    }
+
+    fn verify_jwt(&self, token: &str) -> Result<(), String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "JWT token is invalid")?;
+        if header.alg != jsonwebtoken::Algorithm::RS256 {
+            return Err("JWT must be RS256".into());
+        }
+        let payload = token.split('.').nth(1).ok_or("JWT token is invalid")?;
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .map_err(|_| "JWT token is invalid")?,
+        )
+        .map_err(|_| "JWT token is invalid")?;
+        let sub = claims["sub"].as_str().ok_or("JWT has no sub")?;
+        let iss = claims["iss"].as_str().ok_or("JWT has no iss")?;
+        let keys = self
+            .key_users
+            .get(sub)
+            .ok_or("JWT token is invalid: unknown user")?;
+        let (issuer_user, fp) = iss
+            .split_once(".SHA256:")
+            .ok_or("JWT iss lacks the fingerprint")?;
+        if issuer_user != sub {
+            return Err("JWT iss does not name the subject".into());
+        }
+        let key = keys
+            .iter()
+            .find(|der| {
+                let digest = ring::digest::digest(&ring::digest::SHA256, der);
+                base64::engine::general_purpose::STANDARD.encode(digest.as_ref()) == fp
+            })
+            .ok_or("JWT public key fingerprint does not match")?;
+        let public = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            spki_rsa_key(key).ok_or("bad registered key")?,
+        );
+        let (signed, signature) = token.rsplit_once('.').ok_or("JWT token is invalid")?;
+        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| "JWT token is invalid")?;
+        public
+            .verify(signed.as_bytes(), &signature)
+            .map_err(|_| "JWT signature is invalid")?;
+        let iat = claims["iat"].as_i64().ok_or("JWT has no iat")?;
+        let exp = claims["exp"].as_i64().ok_or("JWT has no exp")?;
+        let now = self.now();
+        if iat > now + 60 {
+            return Err("JWT iat is in the future".into());
+        }
+        if exp <= now {
+            return Err("JWT token has expired".into());
+        }
+        if exp - iat > 3600 {
+            return Err("JWT lifetime exceeds one hour".into());
+        }
+        Ok(())
+    }
+
+    fn route(&mut self, request: &emulator::Request) -> Answer {
+        self.authenticate(request)?;
+        if !request
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("application/json") || v.contains("*/*"))
+        {
+            return Err(err(StatusCode::NOT_ACCEPTABLE, "Accept application/json"));
+        }
+        let raw: Vec<&str> = request
+            .path
+            .strip_prefix("/api/v2/")
+            .ok_or_else(|| missing("Not found"))?
+            .split('/')
+            .collect();
+        let segs: Vec<String> = raw
+            .iter()
+            .map(|s| percent_decode(s, false))
+            .collect::<Result<_, _>>()
+            .map_err(bad)?;
+        if segs.iter().any(String::is_empty) {
+            return Err(missing("Not found"));
+        }
+        let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+        if let ["results", handle] = segs.as_slice() {
+            return self.result(handle);
+        }
+        let is_write = request.method != Method::GET;
+        let mut response = self.dispatch(request, &segs)?;
+        if !is_write
+            && response.status() == StatusCode::OK
+            && let Some(size) = self.page_size
+        {
+            response = match response_json(response) {
+                Value::Array(rows) => self.page(rows, size),
+                other => json_response(StatusCode::OK, &other),
+            };
+        }
+        if is_write && response.status().is_success() {
+            self.writes += 1;
+        }
+        if self.async_left > 0 && response.status() == StatusCode::OK {
+            self.async_left -= 1;
+            let handle = random_alnum(16);
+            let status = response.status();
+            let body = response_json(response);
+            self.results
+                .insert(handle.clone(), (self.async_polls, status, body));
+            return Ok(accepted(&handle));
+        }
+        Ok(response)
+    }
+
+    /// The first `size` rows, with a `Link` to the rest when there is more.
+    fn page(&mut self, mut rows: Vec<Value>, size: usize) -> Response {
+        if rows.len() <= size {
+            return json_response(StatusCode::OK, &Value::Array(rows));
+        }
+        let rest = rows.split_off(size);
+        let handle = random_alnum(16);
+        self.pages.insert(handle.clone(), rest);
+        let mut response = json_response(StatusCode::OK, &Value::Array(rows));
+        if let Ok(value) =
+            HeaderValue::from_str(&format!("</api/v2/results/{handle}>; rel=\"next\""))
+        {
+            response.headers_mut().insert(header::LINK, value);
+        }
+        response
+    }
+
+    fn result(&mut self, handle: &str) -> Answer {
+        if let Some(rest) = self.pages.remove(handle) {
+            self.page_reads += 1;
+            let size = self.page_size.unwrap_or(usize::MAX);
+            return Ok(self.page(rest, size));
+        }
+        self.result_polls += 1;
+        let (left, status, body) = self
+            .results
+            .get_mut(handle)
+            .ok_or_else(|| missing("unknown result handle"))?;
+        if *left > 0 {
+            *left -= 1;
+            return Ok(accepted(handle));
+        }
+        let response = json_response(*status, body);
+        self.results.remove(handle);
+        Ok(response)
+    }
+
+    fn show_limit(request: &emulator::Request) -> Result<usize, emulator::ApiError> {
+        let query = params(&request.query, &["showLimit"]).map_err(bad)?;
+        match query.get("showLimit") {
+            None => Ok(10_000),
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+                _ => Err(bad("showLimit must be between 1 and 10000")),
+            },
+        }
+    }
+
+    fn dispatch(&mut self, request: &emulator::Request, segs: &[&str]) -> Answer {
+        let get = request.method == Method::GET;
+        let post = request.method == Method::POST;
+        let delete = request.method == Method::DELETE;
+        match segs {
+            ["roles"] if get => {
+                let limit = Self::show_limit(request)?;
+                let roles: Vec<Value> = self
+                    .roles
+                    .iter()
+                    .take(limit)
+                    .map(|r| json!({"name": r}))
+                    .collect();
+                Ok(json_response(StatusCode::OK, &Value::Array(roles)))
+            }
+            ["roles", name, rest @ ..] => {
+                let grantee = (GranteeType::Role, one(name).ok_or_else(|| bad("bad name"))?);
+                self.role_grants(request, grantee, rest)
+            }
+            ["users", name, rest @ ..] => {
+                let grantee = (GranteeType::User, one(name).ok_or_else(|| bad("bad name"))?);
+                if rest.first().is_some_and(|r| r.starts_with("future-grants")) {
+                    return Err(missing("Not found"));
+                }
+                self.role_grants(request, grantee, rest)
+            }
+            ["databases", db, "database-roles", name, rest @ ..] => {
+                let db = one(db).ok_or_else(|| bad("bad database"))?;
+                let name = one(name).ok_or_else(|| bad("bad name"))?;
+                let grantee = (GranteeType::DatabaseRole, format!("{db}.{name}"));
+                self.role_grants(request, grantee, rest)
+            }
+            ["databases", db, "schemas"] if get => {
+                Self::show_limit(request)?;
+                let db = one(db).ok_or_else(|| bad("bad database"))?;
+                let schemas = self
+                    .databases
+                    .get(&db)
+                    .ok_or_else(|| missing(format!("Database '{db}' does not exist")))?;
+                let list: Vec<Value> = schemas.keys().map(|s| json!({"name": s})).collect();
+                Ok(json_response(StatusCode::OK, &Value::Array(list)))
+            }
+            [
+                "databases",
+                db,
+                "schemas",
+                schema,
+                kind @ ("tables" | "views"),
+            ] if get => {
+                Self::show_limit(request)?;
+                let db = one(db).ok_or_else(|| bad("bad database"))?;
+                let schema_name = one(schema).ok_or_else(|| bad("bad schema"))?;
+                let schema = self
+                    .databases
+                    .get(&db)
+                    .and_then(|d| d.get(&schema_name))
+                    .ok_or_else(|| {
+                        missing(format!("Schema '{db}.{schema_name}' does not exist"))
+                    })?;
+                let names = if *kind == "tables" {
+                    &schema.tables
+                } else {
+                    &schema.views
+                };
+                let list: Vec<Value> = names.iter().map(|s| json!({"name": s})).collect();
+                Ok(json_response(StatusCode::OK, &Value::Array(list)))
+            }
+            ["grants", gt, gn, rest @ ..] => {
+                let type_ = GranteeType::from_wire(gt).ok_or_else(|| bad("bad grantee type"))?;
+                let name = ident(gn).ok_or_else(|| bad("bad grantee name"))?.join(".");
+                let grantee = (type_, name);
+                match rest {
+                    [] if get => {
+                        Self::show_limit(request)?;
+                        self.require_grantee(&grantee)?;
+                        Ok(json_response(
+                            StatusCode::OK,
+                            &self.legacy_listing(&grantee),
+                        ))
+                    }
+                    [
+                        bulk @ ("all" | "future"),
+                        plural,
+                        scope_type,
+                        scope_name,
+                        "privileges",
+                        tail @ ..,
+                    ] => {
+                        let singular = singular(plural)
+                            .ok_or_else(|| bad(format!("unsupported plural type {plural}")))?;
+                        let scope = self.scope(scope_type, scope_name)?;
+                        self.require_grantee(&grantee)?;
+                        match tail {
+                            [] if post => {
+                                let body = body_object(request)?;
+                                if let Some(key) =
+                                    unknown_key(&body, &["privileges", "grant_option"])
+                                {
+                                    return Err(bad(format!("unknown field {key}")));
+                                }
+                                let privileges = privileges_of(&body)?;
+                                let option = grant_option_of(&body)?;
+                                self.bulk(
+                                    &grantee,
+                                    bulk,
+                                    singular,
+                                    &scope,
+                                    &privileges,
+                                    Some(option),
+                                )
+                            }
+                            [privilege] if delete => self.bulk(
+                                &grantee,
+                                bulk,
+                                singular,
+                                &scope,
+                                &[privilege.to_string()],
+                                None,
+                            ),
+                            [privilege, "grant-option"] if delete => {
+                                self.bulk_revoke_option(&grantee, bulk, singular, &scope, privilege)
+                            }
+                            _ => Err(err(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")),
+                        }
+                    }
+                    [st, sn, "privileges", tail @ ..] => {
+                        let object = self.object(st, sn)?;
+                        self.require_grantee(&grantee)?;
+                        match tail {
+                            [] if post => {
+                                let body = body_object(request)?;
+                                if let Some(key) =
+                                    unknown_key(&body, &["privileges", "grant_option"])
+                                {
+                                    return Err(bad(format!("unknown field {key}")));
+                                }
+                                let privileges = privileges_of(&body)?;
+                                let option = grant_option_of(&body)?;
+                                self.grant(&grantee, &object, &privileges, option)?;
+                                Ok(ok())
+                            }
+                            [privilege] if delete => {
+                                self.revoke(&grantee, &object, &[privilege.to_string()], false);
+                                Ok(ok())
+                            }
+                            [privilege, "grant-option"] if delete => {
+                                self.revoke(&grantee, &object, &[privilege.to_string()], true);
+                                Ok(ok())
+                            }
+                            _ => Err(err(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")),
+                        }
+                    }
+                    _ => Err(missing("Not found")),
+                }
+            }
+            _ => Err(missing("Not found")),
+        }
+    }
+
+    fn require_grantee(&self, grantee: &GranteeId) -> Result<(), emulator::ApiError> {
+        let exists = match grantee.0 {
+            GranteeType::Role => self.roles.contains(&grantee.1),
+            GranteeType::DatabaseRole => self.database_roles.contains(&grantee.1),
+            GranteeType::User => self.users.contains(&grantee.1),
+        };
+        if exists {
+            Ok(())
+        } else {
+            Err(missing(format!(
+                "{} '{}' does not exist or not authorized.",
+                grantee.0.wire(),
+                grantee.1
+            )))
+        }
+    }
+
+    /// A named securable that exists, as `(type, dotted name)`.
+    fn object(&self, type_: &str, name: &str) -> Result<Object, emulator::ApiError> {
+        if !TYPES.contains(&type_) {
+            return Err(bad(format!("unsupported securable type {type_}")));
+        }
+        let parts = ident(name).ok_or_else(|| bad(format!("invalid identifier {name}")))?;
+        let exists = match (type_, parts.as_slice()) {
+            ("DATABASE", [db]) => self.databases.contains_key(db),
+            ("WAREHOUSE", [wh]) => self.warehouses.contains(wh),
+            ("SCHEMA", [db, s]) => self.databases.get(db).is_some_and(|d| d.contains_key(s)),
+            ("TABLE", [db, s, t]) => self
+                .databases
+                .get(db)
+                .and_then(|d| d.get(s))
+                .is_some_and(|s| s.tables.contains(t)),
+            ("VIEW", [db, s, v]) => self
+                .databases
+                .get(db)
+                .and_then(|d| d.get(s))
+                .is_some_and(|s| s.views.contains(v)),
+            _ => return Err(bad(format!("{type_} {name} has the wrong number of parts"))),
+        };
+        if !exists {
+            return Err(missing(format!(
+                "{type_} '{}' does not exist or not authorized.",
+                parts.join(".")
+            )));
+        }
+        Ok((type_.to_string(), parts.join(".")))
+    }
+
+    fn scope(
+        &self,
+        scope_type: &str,
+        name: &str,
+    ) -> Result<(String, Vec<String>), emulator::ApiError> {
+        let parts = ident(name).ok_or_else(|| bad("invalid scope name"))?;
+        let exists = match (scope_type, parts.as_slice()) {
+            ("DATABASE", [db]) => self.databases.contains_key(db),
+            ("SCHEMA", [db, s]) => self.databases.get(db).is_some_and(|d| d.contains_key(s)),
+            _ => return Err(bad("invalid scope")),
+        };
+        if !exists {
+            return Err(missing(format!(
+                "{scope_type} '{}' does not exist",
+                parts.join(".")
+            )));
+        }
+        Ok((scope_type.to_string(), parts))
+    }
+
+    /// Objects of `singular` type in a scope.
+    fn objects_in(&self, singular: &str, scope: &(String, Vec<String>)) -> Vec<Object> {
+        let mut out = Vec::new();
+        let Some(db) = scope.1.first() else {
+            return out;
+        };
+        let Some(schemas) = self.databases.get(db) else {
+            return out;
+        };
+        for (schema_name, schema) in schemas {
+            if scope.0 == "SCHEMA" && scope.1.get(1) != Some(schema_name) {
+                continue;
+            }
+            match singular {
+                "SCHEMA" if scope.0 == "DATABASE" && schema_name != "INFORMATION_SCHEMA" => {
+                    out.push(("SCHEMA".into(), format!("{db}.{schema_name}")))
+                }
+                "TABLE" => out.extend(
+                    schema
+                        .tables
+                        .iter()
+                        .map(|t| ("TABLE".to_string(), format!("{db}.{schema_name}.{t}"))),
+                ),
+                "VIEW" => out.extend(
+                    schema
+                        .views
+                        .iter()
+                        .map(|v| ("VIEW".to_string(), format!("{db}.{schema_name}.{v}"))),
+                ),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn grant(
+        &mut self,
+        grantee: &GranteeId,
+        object: &Object,
+        privileges: &[String],
+        option: bool,
+    ) -> Result<(), emulator::ApiError> {
+        let valid = valid_privileges(&object.0);
+        if let Some(bad_one) = privileges.iter().find(|p| !valid.contains(&p.as_str())) {
+            return Err(bad(format!(
+                "Invalid privilege {bad_one} for {} (SQL compilation error)",
+                object.0
+            )));
+        }
+        let held = self
+            .grants
+            .entry(grantee.clone())
+            .or_default()
+            .entry(object.clone())
+            .or_default();
+        for privilege in privileges {
+            let entry = held.entry(privilege.clone()).or_insert(false);
+            *entry = *entry || option;
+        }
+        Ok(())
+    }
+
+    fn revoke(
+        &mut self,
+        grantee: &GranteeId,
+        object: &Object,
+        privileges: &[String],
+        option_only: bool,
+    ) {
+        if let Some(objects) = self.grants.get_mut(grantee)
+            && let Some(held) = objects.get_mut(object)
+        {
+            for privilege in privileges {
+                if option_only {
+                    if let Some(flag) = held.get_mut(privilege) {
+                        *flag = false;
+                    }
+                } else {
+                    held.remove(privilege);
+                }
+            }
+            if held.is_empty() {
+                objects.remove(object);
+            }
+        }
+    }
+
+    /// Legacy bulk grant (`option` set) or revoke (`None`).
+    fn bulk(
+        &mut self,
+        grantee: &GranteeId,
+        bulk: &str,
+        singular: &str,
+        scope: &(String, Vec<String>),
+        privileges: &[String],
+        option: Option<bool>,
+    ) -> Answer {
+        if bulk == "future" {
+            if grantee.0 == GranteeType::User {
+                return Err(bad("future grants to a user are not supported"));
+            }
+            let key = (singular.to_string(), scope.0.clone(), scope.1.join("."));
+            match option {
+                Some(option) => {
+                    let valid = valid_privileges(singular);
+                    if let Some(p) = privileges.iter().find(|p| !valid.contains(&p.as_str())) {
+                        return Err(bad(format!("Invalid privilege {p} for {singular}")));
+                    }
+                    let held = self
+                        .futures
+                        .entry(grantee.clone())
+                        .or_default()
+                        .entry(key)
+                        .or_default();
+                    for p in privileges {
+                        let entry = held.entry(p.clone()).or_insert(false);
+                        *entry = *entry || option;
+                    }
+                }
+                None => self.future_revoke(grantee, &key, privileges, false),
+            }
+            return Ok(ok());
+        }
+        for object in self.objects_in(singular, scope) {
+            match option {
+                Some(option) => self.grant(grantee, &object, privileges, option)?,
+                None => self.revoke(grantee, &object, privileges, false),
+            }
+        }
+        Ok(ok())
+    }
+
+    fn bulk_revoke_option(
+        &mut self,
+        grantee: &GranteeId,
+        bulk: &str,
+        singular: &str,
+        scope: &(String, Vec<String>),
+        privilege: &str,
+    ) -> Answer {
+        let privileges = [privilege.to_string()];
+        if bulk == "future" {
+            let key = (singular.to_string(), scope.0.clone(), scope.1.join("."));
+            self.future_revoke(grantee, &key, &privileges, true);
+        } else {
+            for object in self.objects_in(singular, scope) {
+                self.revoke(grantee, &object, &privileges, true);
+            }
+        }
+        Ok(ok())
+    }
+
+    fn future_revoke(
+        &mut self,
+        grantee: &GranteeId,
+        key: &FutureKey,
+        privileges: &[String],
+        option_only: bool,
+    ) {
+        if let Some(futures) = self.futures.get_mut(grantee)
+            && let Some(held) = futures.get_mut(key)
+        {
+            for p in privileges {
+                if option_only {
+                    if let Some(flag) = held.get_mut(p) {
+                        *flag = false;
+                    }
+                } else {
+                    held.remove(p);
+                }
+            }
+            if held.is_empty() {
+                futures.remove(key);
+            }
+        }
+    }
+
+    fn role_grants(
+        &mut self,
+        request: &emulator::Request,
+        grantee: GranteeId,
+        rest: &[&str],
+    ) -> Answer {
+        self.require_grantee(&grantee)?;
+        let get = request.method == Method::GET;
+        let post = request.method == Method::POST;
+        match rest {
+            ["grants"] if get => {
+                Self::show_limit(request)?;
+                Ok(json_response(StatusCode::OK, &self.role_listing(&grantee)))
+            }
+            ["future-grants"] if get => {
+                Self::show_limit(request)?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &self.future_listing(&grantee),
+                ))
+            }
+            [action @ ("grants" | "grants:revoke" | "future-grants" | "future-grants:revoke")]
+                if post =>
+            {
+                let revoke = action.ends_with(":revoke");
+                let future = action.starts_with("future");
+                let query = params(&request.query, &["grantOptionOnly", "mode"]).map_err(bad)?;
+                let option_only = match query.get("grantOptionOnly").map(String::as_str) {
+                    None | Some("false") => false,
+                    Some("true") if revoke => true,
+                    _ => return Err(bad("grantOptionOnly is a boolean of revokes")),
+                };
+                let body = body_object(request)?;
+                let allowed: &[&str] = if future {
+                    &[
+                        "securable_type",
+                        "containing_scope",
+                        "privileges",
+                        "grant_option",
+                    ]
+                } else {
+                    &["securable_type", "securable", "privileges", "grant_option"]
+                };
+                if let Some(key) = unknown_key(&body, allowed) {
+                    return Err(bad(format!("unknown field {key}")));
+                }
+                let type_ = body
+                    .get("securable_type")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad("securable_type is required"))?
+                    .to_string();
+                let privileges = privileges_of(&body)?;
+                let option = grant_option_of(&body)?;
+                if future {
+                    let scope = body
+                        .get("containing_scope")
+                        .and_then(Value::as_object)
+                        .ok_or_else(|| bad("containing_scope is required"))?;
+                    if let Some(key) = unknown_key(scope, &["database", "schema"]) {
+                        return Err(bad(format!("unknown field containing_scope.{key}")));
+                    }
+                    let db = scope
+                        .get("database")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| bad("containing_scope.database is required"))?;
+                    let (scope_type, name) = match scope.get("schema").and_then(Value::as_str) {
+                        Some(schema) => ("SCHEMA", format!("{db}.{schema}")),
+                        None => ("DATABASE", db.to_string()),
+                    };
+                    let scope = self.scope(scope_type, &name)?;
+                    let plural = format!("{type_}S");
+                    singular(&plural)
+                        .ok_or_else(|| bad(format!("unsupported securable_type {type_}")))?;
+                    let key = (type_.clone(), scope.0.clone(), scope.1.join("."));
+                    if revoke {
+                        self.future_revoke(&grantee, &key, &privileges, option_only);
+                        Ok(ok())
+                    } else {
+                        self.bulk(
+                            &grantee,
+                            "future",
+                            &type_,
+                            &scope,
+                            &privileges,
+                            Some(option),
+                        )
+                    }
+                } else {
+                    let securable = body
+                        .get("securable")
+                        .and_then(Value::as_object)
+                        .ok_or_else(|| bad("securable is required"))?;
+                    if let Some(key) = unknown_key(securable, &["database", "schema", "name"]) {
+                        return Err(bad(format!("unknown field securable.{key}")));
+                    }
+                    let name: Vec<&str> = ["database", "schema", "name"]
+                        .iter()
+                        .filter_map(|k| securable.get(*k).and_then(Value::as_str))
+                        .collect();
+                    if securable.get("name").is_none() {
+                        return Err(bad("securable.name is required"));
+                    }
+                    let object = self.object(&type_, &name.join("."))?;
+                    if revoke {
+                        self.revoke(&grantee, &object, &privileges, option_only);
+                    } else {
+                        self.grant(&grantee, &object, &privileges, option)?;
+                    }
+                    Ok(ok())
+                }
+            }
+            _ => Err(missing("Not found")),
+        }
+    }
+
+    fn grouped(&self, grantee: &GranteeId) -> Vec<(Object, bool, Vec<String>)> {
+        let mut out = Vec::new();
+        for (object, held) in self.grants.get(grantee).into_iter().flatten() {
+            for option in [false, true] {
+                let privileges: Vec<String> = held
+                    .iter()
+                    .filter(|(_, o)| **o == option)
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                if !privileges.is_empty() {
+                    out.push((object.clone(), option, privileges));
+                }
+            }
+        }
+        out
+    }
+
+    fn role_listing(&self, grantee: &GranteeId) -> Value {
+        Value::Array(
+            self.grouped(grantee)
+                .into_iter()
+                .map(|((type_, name), option, privileges)| {
+                    let parts = ident(&name).unwrap_or_default();
+                    let securable = match parts.as_slice() {
+                        [n] => json!({"name": n}),
+                        [d, n] => json!({"database": d, "name": n}),
+                        [d, s, n] => json!({"database": d, "schema": s, "name": n}),
+                        _ => json!({}),
+                    };
+                    json!({
+                        "securable_type": type_,
+                        "securable": securable,
+                        "privileges": privileges,
+                        "grant_option": option,
+                        "created_on": "2026-01-01T00:00:00Z",
+                        "granted_by": "SECURITYADMIN",
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    fn legacy_listing(&self, grantee: &GranteeId) -> Value {
+        Value::Array(
+            self.grouped(grantee)
+                .into_iter()
+                .map(|((type_, name), option, privileges)| {
+                    json!({
+                        "privileges": privileges,
+                        "grant_option": option,
+                        "created_on": "2026-01-01T00:00:00Z",
+                        "grantee_type": grantee.0.wire(),
+                        "grantee_name": grantee.1,
+                        "securable_type": type_,
+                        "securable_name": name,
+                        "granted_by_role_type": "ROLE",
+                        "granted_by_name": "SECURITYADMIN",
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    fn future_listing(&self, grantee: &GranteeId) -> Value {
+        let mut out = Vec::new();
+        for ((type_, scope_type, scope_name), held) in
+            self.futures.get(grantee).into_iter().flatten()
+        {
+            let parts = ident(scope_name).unwrap_or_default();
+            let scope = if scope_type == "SCHEMA" {
+                json!({"database": parts.first(), "schema": parts.get(1)})
+            } else {
+                json!({"database": parts.first()})
+            };
+            for option in [false, true] {
+                let privileges: Vec<&String> = held
+                    .iter()
+                    .filter(|(_, o)| **o == option)
+                    .map(|(p, _)| p)
+                    .collect();
+                if !privileges.is_empty() {
+                    out.push(json!({
+                        "securable_type": type_,
+                        "containing_scope": scope,
+                        "privileges": privileges,
+                        "grant_option": option,
+                    }));
+                }
+            }
+        }
+        Value::Array(out)
+    }
+}
+
+fn accepted(handle: &str) -> Response {
+    let mut response = json_response(
+        StatusCode::ACCEPTED,
+        &json!({
+            "code": "392604",
+            "message": "Request execution in progress. Use the provided location header or result handler ID to perform query monitoring and management.",
+            "resultHandler": handle,
+        }),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!("/api/v2/results/{handle}")) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn response_json(response: Response) -> Value {
+    // Our own answers are built from JSON values; read the body back synchronously.
+    let body = response.into_body();
+    let bytes =
+        futures::executor::block_on(axum::body::to_bytes(body, usize::MAX)).unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+/// The RSA public key (PKCS#1) inside an RSA SubjectPublicKeyInfo DER.
+fn spki_rsa_key(der: &[u8]) -> Option<&[u8]> {
+    // SEQUENCE { AlgorithmIdentifier, BIT STRING { 0x00, RSAPublicKey } }
+    fn header(der: &[u8]) -> Option<(usize, usize)> {
+        let first = *der.get(1)?;
+        if first < 0x80 {
+            Some((2, first as usize))
+        } else {
+            let count = (first & 0x7f) as usize;
+            let mut len = 0usize;
+            for i in 0..count {
+                len = (len << 8) | *der.get(2 + i)? as usize;
+            }
+            Some((2 + count, len))
+        }
+    }
+    let (outer, _) = header(der)?;
+    let inner = der.get(outer..)?;
+    let (alg_header, alg_len) = header(inner)?;
+    let bit = inner.get(alg_header + alg_len..)?;
+    let (bit_header, _) = header(bit)?;
+    bit.get(bit_header + 1..)
+}
+
+/// A `(securable, privilege)` row as tests compare them.
+fn held_row(securable: String, privilege: &str, option: bool) -> Held {
+    (
+        securable,
+        if option {
+            format!("{privilege} WITH GRANT OPTION")
+        } else {
+            privilege.to_string()
+        },
+    )
+}
+
+impl Server<Snowflake> {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        lock(&self.vendor().state)
+    }
+
+    /// Registers a public key (PEM) for key-pair JWTs of `ACCOUNT.USER`.
+    pub fn add_key_user(&self, account: &str, user: &str, public_pem: &str) {
+        self.state()
+            .key_users
+            .entry(format!(
+                "{}.{}",
+                account.to_ascii_uppercase(),
+                user.to_ascii_uppercase()
+            ))
+            .or_default()
+            .push(spki_der(public_pem));
+    }
+
+    pub fn add_oauth_token(&self, token: &str) {
+        self.state().tokens.insert(token.into(), "OAUTH");
+    }
+
+    pub fn add_pat(&self, token: &str) {
+        self.state()
+            .tokens
+            .insert(token.into(), "PROGRAMMATIC_ACCESS_TOKEN");
+    }
+
+    /// Moves the emulator's clock (JWT checks) by `seconds`.
+    pub fn shift_clock(&self, seconds: i64) {
+        self.state().clock_offset = seconds;
+    }
+
+    /// Adds a role (name as written in SQL).
+    pub fn add_role(&self, name: &str) {
+        let name = one(name).expect("role name");
+        self.state().roles.insert(name);
+    }
+
+    pub fn add_database_role(&self, name: &str) {
+        let parts = ident(name).expect("database role name");
+        self.state().database_roles.insert(parts.join("."));
+    }
+
+    pub fn add_user(&self, name: &str) {
+        let name = one(name).expect("user name");
+        self.state().users.insert(name);
+    }
+
+    pub fn add_database(&self, name: &str) {
+        let name = one(name).expect("database name");
+        self.state().databases.entry(name).or_default();
+    }
+
+    pub fn add_warehouse(&self, name: &str) {
+        let name = one(name).expect("warehouse name");
+        self.state().warehouses.insert(name);
+    }
+
+    /// Adds a schema `DB.SCHEMA` (its database too), applying future grants on schemas.
+    pub fn add_schema(&self, name: &str) {
+        let parts = ident(name).expect("schema name");
+        let [db, schema] = parts.as_slice() else {
+            panic!("a schema is DB.SCHEMA")
+        };
+        let mut state = self.state();
+        state
+            .databases
+            .entry(db.clone())
+            .or_default()
+            .entry(schema.clone())
+            .or_default();
+        state.apply_futures("SCHEMA", db, schema, &format!("{db}.{schema}"));
+    }
+
+    /// Adds a table `DB.SCHEMA.TABLE` (schema and database too), applying future grants.
+    pub fn add_table(&self, name: &str) {
+        self.add_in_schema(name, true);
+    }
+
+    /// Adds a view `DB.SCHEMA.VIEW`, applying future grants.
+    pub fn add_view(&self, name: &str) {
+        self.add_in_schema(name, false);
+    }
+
+    fn add_in_schema(&self, name: &str, table: bool) {
+        let parts = ident(name).expect("object name");
+        let [db, schema, object] = parts.as_slice() else {
+            panic!("an object is DB.SCHEMA.NAME")
+        };
+        let mut state = self.state();
+        let entry = state
+            .databases
+            .entry(db.clone())
+            .or_default()
+            .entry(schema.clone())
+            .or_default();
+        if table {
+            entry.tables.insert(object.clone());
+        } else {
+            entry.views.insert(object.clone());
+        }
+        let type_ = if table { "TABLE" } else { "VIEW" };
+        state.apply_futures(type_, db, schema, &parts.join("."));
+    }
+
+    /// Grants directly (another administrator).
+    pub fn grant_direct(
+        &self,
+        grantee_type: &str,
+        grantee: &str,
+        type_: &str,
+        name: &str,
+        privilege: &str,
+        option: bool,
+    ) {
+        let mut state = self.state();
+        let grantee = (
+            GranteeType::from_wire(grantee_type).expect("grantee type"),
+            ident(grantee).expect("grantee").join("."),
+        );
+        let object = state.object(type_, name).expect("object exists");
+        state
+            .grant(&grantee, &object, &[privilege.to_string()], option)
+            .expect("valid grant");
+    }
+
+    /// Revokes directly (another administrator).
+    pub fn revoke_direct(
+        &self,
+        grantee_type: &str,
+        grantee: &str,
+        type_: &str,
+        name: &str,
+        privilege: &str,
+    ) {
+        let mut state = self.state();
+        let grantee = (
+            GranteeType::from_wire(grantee_type).expect("grantee type"),
+            ident(grantee).expect("grantee").join("."),
+        );
+        let object = (type_.to_string(), ident(name).expect("name").join("."));
+        state.revoke(&grantee, &object, &[privilege.to_string()], false);
+    }
+
+    /// Privileges a grantee holds, as `(SECURABLE_TYPE NAME, PRIVILEGE[ WITH GRANT OPTION])`, sorted.
+    pub fn live(&self, grantee_type: &str, grantee: &str) -> Vec<Held> {
+        let state = self.state();
+        let grantee = (
+            GranteeType::from_wire(grantee_type).expect("grantee type"),
+            ident(grantee).expect("grantee").join("."),
+        );
+        let mut out: Vec<Held> = Vec::new();
+        for ((type_, name), held) in state.grants.get(&grantee).into_iter().flatten() {
+            for (privilege, option) in held {
+                out.push(held_row(format!("{type_} {name}"), privilege, *option));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Future grants of a grantee, as `(FUTURE TYPES IN SCOPE NAME, PRIVILEGE[...])`, sorted.
+    pub fn future_live(&self, grantee_type: &str, grantee: &str) -> Vec<Held> {
+        let state = self.state();
+        let grantee = (
+            GranteeType::from_wire(grantee_type).expect("grantee type"),
+            ident(grantee).expect("grantee").join("."),
+        );
+        let mut out = Vec::new();
+        for ((type_, scope_type, scope), held) in state.futures.get(&grantee).into_iter().flatten()
+        {
+            for (privilege, option) in held {
+                out.push(held_row(
+                    format!("FUTURE {type_}S IN {scope_type} {scope}"),
+                    privilege,
+                    *option,
+                ));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The next `times` answered requests answer `202`; each result needs `polls` polls.
+    pub fn answer_async(&self, times: usize, polls: usize) {
+        let mut state = self.state();
+        state.async_left = times;
+        state.async_polls = polls;
+    }
+
+    /// How many times results were polled.
+    pub fn result_polls(&self) -> usize {
+        self.state().result_polls
+    }
+
+    /// Listings answer `size` rows per page, the rest behind `Link: <...>; rel="next"`.
+    pub fn set_page_size(&self, size: usize) {
+        self.state().page_size = Some(size);
+    }
+
+    /// Pages after the first read through `Link` headers.
+    pub fn page_reads(&self) -> usize {
+        self.state().page_reads
+    }
+
+    /// Successful writes (grants and revokes) so far.
+    pub fn writes(&self) -> usize {
+        self.state().writes
+    }
+}
+
+impl State {
+    fn apply_futures(&mut self, type_: &str, db: &str, schema: &str, object: &str) {
+        let mut granted: Vec<(GranteeId, Vec<(String, bool)>)> = Vec::new();
+        for (grantee, futures) in &self.futures {
+            for ((future_type, scope_type, scope), held) in futures {
+                let matches = future_type == type_
+                    && ((scope_type == "DATABASE" && scope == db)
+                        || (scope_type == "SCHEMA" && *scope == format!("{db}.{schema}")));
+                if matches {
+                    granted.push((
+                        grantee.clone(),
+                        held.iter().map(|(p, o)| (p.clone(), *o)).collect(),
+                    ));
+                }
+            }
+        }
+        for (grantee, privileges) in granted {
+            let held = self
+                .grants
+                .entry(grantee)
+                .or_default()
+                .entry((type_.to_string(), object.to_string()))
+                .or_default();
+            for (privilege, option) in privileges {
+                let entry = held.entry(privilege).or_insert(false);
+                *entry = *entry || option;
+            }
+        }
+    }
+}

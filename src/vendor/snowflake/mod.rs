@@ -1,0 +1,1088 @@
+//! Snowflake privilege grants, `RoleGrants` and `Legacy` APIs.
+//!
+//! - The unit is the grantee (`ROLE:ANALYST`): one grants listing per grantee
+//!   per sync serves every resource on it. Keys are securables
+//!   (`SCHEMA SALES.PUBLIC`, `ALL TABLES IN SCHEMA SALES.PUBLIC`,
+//!   `FUTURE TABLES IN DATABASE SALES`); permissions are privileges with or
+//!   without the grant option (the option includes the privilege).
+//! - Identifiers need no look-up: a missing grantee shows as 404 on the listing
+//!   (`GranteeNotFound` for the sync), a missing securable as 404 on the grant
+//!   call (`TargetNotFound` for that key). `Authoritative` covers only the
+//!   resource's own securable.
+//! - Future grants are not in the grantee listing: the `future-grants` listing
+//!   is read too, only when the sync can touch a `FUTURE` key.
+//! - `ALL` grants expand into per-object grants: for each `ALL` key the sync
+//!   can touch, the objects of the type in the scope are listed and the key is
+//!   live with a privilege when every object has it (with no object, what the
+//!   operator last applied counts as live). A new object therefore shows as
+//!   drift and the bulk grant is issued again. `Legacy` grants and revokes with
+//!   the bulk paths; `RoleGrants` documents no bulk form, so there the grant and
+//!   revoke go object by object. `TABLES` and `VIEWS` (in a schema or database)
+//!   and `SCHEMAS` (in a database) are supported for `all`.
+//! - Turning the grant option off revokes only the grant option.
+//! - `OWNERSHIP` is never managed (it is transferred, not revoked).
+
+pub mod auth;
+pub mod client;
+pub mod identifiers;
+pub mod model;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use reqwest::StatusCode;
+
+use crate::api::{
+    GrantPolicy, GrantStatus, GrantTarget, ProviderConfig, SnowflakeGrant, SnowflakeGrantee,
+    SnowflakeGranteeType, SnowflakeGrantsApi, SnowflakeOn, SnowflakeScopeType, VendorKind,
+};
+use crate::plan::{Action, Key, LiveGrant};
+
+use self::client::{
+    LegacyTarget, ListedGrant, RoleGrantBody, SnowflakeApi, wire_object, wire_scope,
+};
+use self::identifiers::{Name, encode_segment};
+pub use self::model::SnowflakePrivilege;
+use self::model::{BulkKind, Grantee, GranteeType, ScopeType, Securable, plural, singular};
+use super::http::CallError;
+use super::{GrantKind, Live, ResolvedTarget, Vendor, VendorClient, VendorError, normalize_url};
+
+const VENDOR: VendorKind = VendorKind::Snowflake;
+/// Never managed: ownership is transferred, not granted or revoked.
+const OWNERSHIP: &str = "OWNERSHIP";
+/// Schema every database has, left out of bulk grants on schemas and their objects.
+const INFORMATION_SCHEMA: &str = "INFORMATION_SCHEMA";
+
+/// A securable as declared in a `SnowflakeGrant` (`on`), the per-row "grantee"
+/// of the planner: its text, resolved to its normalised key without calls.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DeclaredSecurable(pub Result<Securable, String>);
+
+/// The Snowflake client of one provider.
+pub struct SnowflakeClient {
+    api: SnowflakeApi,
+    /// What was last applied at `ALL` keys, by grantee and key: live when the scope
+    /// holds no object (a bulk grant on nothing is not visible anywhere).
+    vacuous: Mutex<HashMap<(String, Key), BTreeSet<SnowflakePrivilege>>>,
+}
+
+impl std::fmt::Debug for SnowflakeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnowflakeClient")
+            .field("api", &self.api)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one key's action does per privilege.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Changes {
+    grant: Vec<String>,
+    grant_with_option: Vec<String>,
+    revoke: Vec<String>,
+    revoke_option: Vec<String>,
+}
+
+/// `None`, plain, or with grant option.
+fn level(set: &BTreeSet<SnowflakePrivilege>, name: &str) -> u8 {
+    if set.contains(&SnowflakePrivilege {
+        name: name.to_string(),
+        grant_option: true,
+    }) {
+        2
+    } else if set.contains(&SnowflakePrivilege {
+        name: name.to_string(),
+        grant_option: false,
+    }) {
+        1
+    } else {
+        0
+    }
+}
+
+fn changes(action: &Action<SnowflakePrivilege>) -> Changes {
+    let names: BTreeSet<&str> = action
+        .live
+        .iter()
+        .chain(action.target.iter())
+        .map(|p| p.name.as_str())
+        .collect();
+    let mut out = Changes::default();
+    for name in names {
+        let (from, to) = (level(&action.live, name), level(&action.target, name));
+        match (from, to) {
+            (0, 1) => out.grant.push(name.to_string()),
+            (0 | 1, 2) => out.grant_with_option.push(name.to_string()),
+            (2, 1) => out.revoke_option.push(name.to_string()),
+            (1 | 2, 0) => out.revoke.push(name.to_string()),
+            _ => {}
+        }
+    }
+    out
+}
+
+impl SnowflakeClient {
+    /// A client over `api`.
+    pub fn new(api: SnowflakeApi) -> SnowflakeClient {
+        SnowflakeClient {
+            api,
+            vacuous: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn vacuous(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, Key), BTreeSet<SnowflakePrivilege>>> {
+        self.vacuous.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The objects an `ALL` key covers, as named securables; `Ok(None)` when the
+    /// scope does not exist, `Err` for a type this version cannot list.
+    async fn objects(
+        &self,
+        securable: &Securable,
+    ) -> Result<Option<Vec<(String, Name)>>, VendorError> {
+        let Securable::Bulk {
+            plural: kind,
+            scope,
+            scope_name,
+            ..
+        } = securable
+        else {
+            return Ok(Some(Vec::new()));
+        };
+        let parts = scope_name.parts();
+        let listing = |error: CallError, operation| match error.status() {
+            Some(StatusCode::NOT_FOUND) => Ok(None),
+            _ => Err(
+                error.into_vendor_error(VENDOR, operation, |m| VendorError::Protocol {
+                    vendor: VENDOR,
+                    operation,
+                    message: m,
+                }),
+            ),
+        };
+        let schemas_of = |database: &identifiers::Part| {
+            format!(
+                "/api/v2/databases/{}/schemas",
+                encode_segment(&database.sql())
+            )
+        };
+        let (type_, operation, leaf) = match kind.as_str() {
+            "TABLES" => ("TABLE", "list_tables", "tables"),
+            "VIEWS" => ("VIEW", "list_views", "views"),
+            "SCHEMAS" if *scope == ScopeType::Database => ("SCHEMA", "list_schemas", ""),
+            _ => return Err(unsupported_all(securable)),
+        };
+        // The schemas to look in.
+        let schemas: Vec<Name> = match (scope, parts) {
+            (ScopeType::Schema, [_, _]) => vec![scope_name.clone()],
+            (ScopeType::Database, [database]) => {
+                match self
+                    .api
+                    .object_names("list_schemas", &schemas_of(database))
+                    .await
+                {
+                    Ok(names) => names
+                        .into_iter()
+                        .filter(|schema| schema.text != INFORMATION_SCHEMA)
+                        .map(|schema| Name(vec![database.clone(), schema]))
+                        .collect(),
+                    Err(error) => return listing(error, "list_schemas"),
+                }
+            }
+            _ => return Err(unsupported_all(securable)),
+        };
+        if type_ == "SCHEMA" {
+            return Ok(Some(
+                schemas
+                    .into_iter()
+                    .map(|name| ("SCHEMA".to_string(), name))
+                    .collect(),
+            ));
+        }
+        let mut objects = Vec::new();
+        for schema in schemas {
+            let [database, schema_part] = schema.parts() else {
+                continue;
+            };
+            let path = format!(
+                "{}/{}/{leaf}",
+                schemas_of(database),
+                encode_segment(&schema_part.sql())
+            );
+            match self.api.object_names(operation, &path).await {
+                Ok(names) => objects.extend(names.into_iter().map(|object| {
+                    let mut parts = schema.parts().to_vec();
+                    parts.push(object);
+                    (type_.to_string(), Name(parts))
+                })),
+                Err(error) => match listing(error, operation)? {
+                    // A schema dropped while listing: nothing in it.
+                    None if *scope == ScopeType::Database => {}
+                    None => return Ok(None),
+                    Some(_) => {}
+                },
+            }
+        }
+        Ok(Some(objects))
+    }
+
+    /// Applies one key's changes; the first failure is returned.
+    async fn apply_key(
+        &self,
+        grantee: &Grantee,
+        action: &Action<SnowflakePrivilege>,
+    ) -> Result<(), VendorError> {
+        let securable = Securable::from_key(&action.key).ok_or_else(|| VendorError::Invalid {
+            vendor: VENDOR,
+            operation: "grant",
+            message: format!("{} is not a Snowflake securable", action.key),
+        })?;
+        let changes = changes(action);
+        if changes
+            .grant
+            .iter()
+            .chain(&changes.grant_with_option)
+            .any(|name| name == OWNERSHIP)
+        {
+            return Err(VendorError::Invalid {
+                vendor: VENDOR,
+                operation: "grant",
+                message: "OWNERSHIP is transferred, not granted: grant-operator does not manage it"
+                    .into(),
+            });
+        }
+        if let Securable::Bulk {
+            kind: BulkKind::Future,
+            ..
+        } = &securable
+            && grantee.type_ == GranteeType::User
+            && !(changes.grant.is_empty() && changes.grant_with_option.is_empty())
+        {
+            return Err(VendorError::Invalid {
+                vendor: VENDOR,
+                operation: "grant_future",
+                message: "future grants go to roles and database roles, not to users".into(),
+            });
+        }
+        let mut first: Option<VendorError> = None;
+        match self.api.grants_api() {
+            SnowflakeGrantsApi::Legacy => {
+                if let Securable::Bulk {
+                    kind: BulkKind::All,
+                    ..
+                } = &securable
+                {
+                    // Check the type is one this version can read back.
+                    self.objects(&securable).await?;
+                }
+                let target = legacy_target(&securable);
+                for name in &changes.revoke_option {
+                    record(
+                        &mut first,
+                        self.api.legacy_revoke(grantee, &target, name, true).await,
+                        "revoke_grant_option",
+                        &securable,
+                        true,
+                    );
+                }
+                for name in &changes.revoke {
+                    record(
+                        &mut first,
+                        self.api.legacy_revoke(grantee, &target, name, false).await,
+                        "revoke",
+                        &securable,
+                        true,
+                    );
+                }
+                for (names, option) in [(&changes.grant, false), (&changes.grant_with_option, true)]
+                {
+                    if !names.is_empty() {
+                        record(
+                            &mut first,
+                            self.api.legacy_grant(grantee, &target, names, option).await,
+                            "grant",
+                            &securable,
+                            false,
+                        );
+                    }
+                }
+            }
+            SnowflakeGrantsApi::RoleGrants => {
+                let (future, bodies) = self.role_grant_bodies(&securable).await?;
+                for body in &bodies {
+                    let with = |privileges: &[String], grant_option| RoleGrantBody {
+                        privileges: privileges.to_vec(),
+                        grant_option,
+                        ..body.clone()
+                    };
+                    if !changes.revoke_option.is_empty() {
+                        record(
+                            &mut first,
+                            self.api
+                                .role_grants_write(
+                                    grantee,
+                                    future,
+                                    true,
+                                    true,
+                                    &with(&changes.revoke_option, true),
+                                )
+                                .await,
+                            "revoke_grant_option",
+                            &securable,
+                            true,
+                        );
+                    }
+                    if !changes.revoke.is_empty() {
+                        record(
+                            &mut first,
+                            self.api
+                                .role_grants_write(
+                                    grantee,
+                                    future,
+                                    true,
+                                    false,
+                                    &with(&changes.revoke, false),
+                                )
+                                .await,
+                            "revoke",
+                            &securable,
+                            true,
+                        );
+                    }
+                    for (names, option) in
+                        [(&changes.grant, false), (&changes.grant_with_option, true)]
+                    {
+                        if !names.is_empty() {
+                            record(
+                                &mut first,
+                                self.api
+                                    .role_grants_write(
+                                        grantee,
+                                        future,
+                                        false,
+                                        false,
+                                        &with(names, option),
+                                    )
+                                    .await,
+                                "grant",
+                                &securable,
+                                false,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        match first {
+            Some(error) => Err(error),
+            None => {
+                if let Securable::Bulk {
+                    kind: BulkKind::All,
+                    ..
+                } = &securable
+                {
+                    self.vacuous()
+                        .insert((grantee.key(), action.key.clone()), action.target.clone());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The `RoleGrants` bodies of a securable (one per object for `ALL`), and whether
+    /// they go to `future-grants`.
+    async fn role_grant_bodies(
+        &self,
+        securable: &Securable,
+    ) -> Result<(bool, Vec<RoleGrantBody>), VendorError> {
+        let body = |type_: &str, name: &Name| {
+            wire_object(name)
+                .map(|object| RoleGrantBody {
+                    securable_type: type_.to_string(),
+                    securable: Some(object),
+                    containing_scope: None,
+                    privileges: Vec::new(),
+                    grant_option: false,
+                })
+                .ok_or_else(|| VendorError::Invalid {
+                    vendor: VENDOR,
+                    operation: "grant",
+                    message: format!("{type_} {name} has more than three name parts"),
+                })
+        };
+        match securable {
+            Securable::Named { type_, name } => Ok((false, vec![body(type_, name)?])),
+            Securable::Bulk {
+                kind: BulkKind::Future,
+                plural: kind,
+                scope,
+                scope_name,
+            } => Ok((
+                true,
+                vec![RoleGrantBody {
+                    securable_type: singular(kind),
+                    securable: None,
+                    containing_scope: Some(wire_scope(*scope, scope_name)),
+                    privileges: Vec::new(),
+                    grant_option: false,
+                }],
+            )),
+            Securable::Bulk {
+                kind: BulkKind::All,
+                ..
+            } => {
+                let objects =
+                    self.objects(securable)
+                        .await?
+                        .ok_or_else(|| VendorError::TargetNotFound {
+                            vendor: VENDOR,
+                            what: format!("the scope of {securable}"),
+                        })?;
+                let mut bodies = Vec::new();
+                for (type_, name) in &objects {
+                    bodies.push(body(type_, name)?);
+                }
+                Ok((false, bodies))
+            }
+        }
+    }
+}
+
+fn unsupported_all(securable: &Securable) -> VendorError {
+    VendorError::Invalid {
+        vendor: VENDOR,
+        operation: "grant",
+        message: format!(
+            "{securable}: `all` supports TABLES and VIEWS in a schema or database, and SCHEMAS in a database (use `future` or name the securables for other types)"
+        ),
+    }
+}
+
+fn legacy_target(securable: &Securable) -> LegacyTarget<'_> {
+    match securable {
+        Securable::Named { type_, name } => LegacyTarget::Named { type_, name },
+        Securable::Bulk {
+            kind,
+            plural,
+            scope,
+            scope_name,
+        } => LegacyTarget::Bulk {
+            kind: *kind,
+            plural,
+            scope: *scope,
+            scope_name,
+        },
+    }
+}
+
+/// Keeps the first failure of a key's calls. A revoke that finds nothing (404) is done.
+fn record(
+    first: &mut Option<VendorError>,
+    result: Result<(), CallError>,
+    operation: &'static str,
+    securable: &Securable,
+    revoke: bool,
+) {
+    let Err(error) = result else {
+        return;
+    };
+    if revoke && error.status() == Some(StatusCode::NOT_FOUND) {
+        return;
+    }
+    let error = error.into_vendor_error(VENDOR, operation, |_| VendorError::TargetNotFound {
+        vendor: VENDOR,
+        what: securable.to_string(),
+    });
+    if first.is_none() {
+        *first = Some(error);
+    }
+}
+
+fn grantee_of(target: &ResolvedTarget) -> Result<Grantee, VendorError> {
+    Grantee::from_key(&target.id).ok_or_else(|| VendorError::Config {
+        vendor: VENDOR,
+        message: format!("{} is not a Snowflake grantee", target.id),
+    })
+}
+
+fn live_of(
+    listed: &[ListedGrant],
+    live: &mut Live<SnowflakePrivilege>,
+) -> HashMap<Key, BTreeSet<SnowflakePrivilege>> {
+    let mut by_key: HashMap<Key, BTreeSet<SnowflakePrivilege>> = HashMap::new();
+    for grant in listed {
+        let key = format!("{} {}", grant.securable_type, grant.name.sql());
+        for privilege in &grant.privileges {
+            if privilege == OWNERSHIP {
+                live.unmanaged += 1;
+                continue;
+            }
+            let perm = SnowflakePrivilege {
+                name: privilege.clone(),
+                grant_option: grant.grant_option,
+            };
+            let set = by_key.entry(key.clone()).or_default();
+            for included in crate::plan::Permission::closure(&perm) {
+                set.insert(included);
+            }
+            live.grants.push(LiveGrant {
+                key: key.clone(),
+                perm,
+                vendor_id: None,
+            });
+        }
+    }
+    by_key
+}
+
+impl Vendor for SnowflakeClient {
+    type Perm = SnowflakePrivilege;
+    type Target = SnowflakeGrantee;
+    type Grantee = DeclaredSecurable;
+
+    async fn resolve(
+        &self,
+        grantees: &[DeclaredSecurable],
+    ) -> Result<Vec<Option<Key>>, VendorError> {
+        grantees
+            .iter()
+            .map(|declared| match &declared.0 {
+                Ok(securable) => Ok(Some(securable.key())),
+                Err(message) => Err(VendorError::Invalid {
+                    vendor: VENDOR,
+                    operation: "grant",
+                    message: message.clone(),
+                }),
+            })
+            .collect()
+    }
+
+    async fn resolve_target(
+        &self,
+        declared: &SnowflakeGrantee,
+    ) -> Result<ResolvedTarget, VendorError> {
+        let grantee = parse_grantee(declared).map_err(|message| VendorError::Invalid {
+            vendor: VENDOR,
+            operation: "list_grants",
+            message,
+        })?;
+        Ok(ResolvedTarget {
+            id: grantee.key(),
+            status: GrantTarget {
+                grantee: Some(grantee.to_string()),
+                ..GrantTarget::default()
+            },
+        })
+    }
+
+    async fn read(
+        &self,
+        target: &ResolvedTarget,
+        known: &[Key],
+    ) -> Result<Live<SnowflakePrivilege>, VendorError> {
+        let grantee = grantee_of(target)?;
+        let not_found = |_| VendorError::GranteeNotFound {
+            vendor: VENDOR,
+            what: grantee.to_string(),
+        };
+        let listed = self
+            .api
+            .grants_of(&grantee)
+            .await
+            .map_err(|error| error.into_vendor_error(VENDOR, "list_grants", not_found))?;
+        let mut live = Live {
+            grants: Vec::new(),
+            unmanaged: 0,
+        };
+        let by_key = live_of(&listed, &mut live);
+        let securables: Vec<Securable> = known
+            .iter()
+            .filter_map(|key| Securable::from_key(key))
+            .collect();
+        let wants_future = securables.iter().any(|s| {
+            matches!(
+                s,
+                Securable::Bulk {
+                    kind: BulkKind::Future,
+                    ..
+                }
+            )
+        });
+        if wants_future && grantee.type_ != GranteeType::User {
+            let futures = self.api.future_grants_of(&grantee).await.map_err(|error| {
+                error.into_vendor_error(VENDOR, "list_future_grants", not_found)
+            })?;
+            for future in futures {
+                let key = Securable::Bulk {
+                    kind: BulkKind::Future,
+                    plural: future.plural.clone(),
+                    scope: future.scope,
+                    scope_name: future.scope_name.clone(),
+                }
+                .key();
+                for privilege in &future.privileges {
+                    live.grants.push(LiveGrant {
+                        key: key.clone(),
+                        perm: SnowflakePrivilege {
+                            name: privilege.clone(),
+                            grant_option: future.grant_option,
+                        },
+                        vendor_id: None,
+                    });
+                }
+            }
+        }
+        for securable in &securables {
+            if !matches!(
+                securable,
+                Securable::Bulk {
+                    kind: BulkKind::All,
+                    ..
+                }
+            ) {
+                continue;
+            }
+            let key = securable.key();
+            let objects = match self.objects(securable).await {
+                Ok(Some(objects)) => objects,
+                // A scope that does not exist (or a type `all` does not support) holds
+                // nothing live; the grant call reports why.
+                Ok(None) | Err(VendorError::Invalid { .. }) => continue,
+                Err(error) => return Err(error),
+            };
+            let held: BTreeSet<SnowflakePrivilege> = if objects.is_empty() {
+                self.vacuous()
+                    .get(&(grantee.key(), key.clone()))
+                    .cloned()
+                    .unwrap_or_default()
+            } else {
+                let empty = BTreeSet::new();
+                let mut sets = objects.iter().map(|(type_, name)| {
+                    by_key
+                        .get(&format!("{type_} {}", name.sql()))
+                        .unwrap_or(&empty)
+                });
+                let first = sets.next().cloned().unwrap_or_default();
+                sets.fold(first, |acc, set| acc.intersection(set).cloned().collect())
+            };
+            for perm in held {
+                live.grants.push(LiveGrant {
+                    key: key.clone(),
+                    perm,
+                    vendor_id: None,
+                });
+            }
+        }
+        Ok(live)
+    }
+
+    async fn apply(
+        &self,
+        target: &ResolvedTarget,
+        actions: &[Action<SnowflakePrivilege>],
+    ) -> BTreeMap<Key, VendorError> {
+        let mut failures = BTreeMap::new();
+        let grantee = match grantee_of(target) {
+            Ok(grantee) => grantee,
+            Err(error) => {
+                for action in actions {
+                    failures.insert(action.key.clone(), error.clone());
+                }
+                return failures;
+            }
+        };
+        for action in actions {
+            if let Err(error) = self.apply_key(&grantee, action).await {
+                failures.insert(action.key.clone(), error);
+            }
+        }
+        failures
+    }
+
+    async fn check(&self) -> Result<String, VendorError> {
+        self.api.probe().await?;
+        Ok(format!(
+            "authenticated with {} to {} ({} grants API)",
+            self.api.auth().describe(),
+            self.api.base(),
+            match self.api.grants_api() {
+                SnowflakeGrantsApi::RoleGrants => "RoleGrants",
+                SnowflakeGrantsApi::Legacy => "Legacy",
+            }
+        ))
+    }
+}
+
+fn parse_grantee(declared: &SnowflakeGrantee) -> Result<Grantee, String> {
+    let type_ = match declared.type_ {
+        crate::api::SnowflakeGranteeType::Role => GranteeType::Role,
+        crate::api::SnowflakeGranteeType::DatabaseRole => GranteeType::DatabaseRole,
+        crate::api::SnowflakeGranteeType::User => GranteeType::User,
+    };
+    Grantee::parse(type_, &declared.name).map_err(|error| error.to_string())
+}
+
+/// The grantee's unit key, or the raw text when it does not parse (the sync then
+/// reports why).
+fn grantee_key(declared: &SnowflakeGrantee) -> String {
+    parse_grantee(declared)
+        .map(|grantee| grantee.key())
+        .unwrap_or_else(|_| format!("{:?}:{}", declared.type_, declared.name))
+}
+
+/// The resource's securable.
+fn declared_securable(grant: &SnowflakeGrant) -> DeclaredSecurable {
+    let on = &grant.spec.on;
+    let parsed = match (&on.securable, &on.all, &on.future) {
+        (Some(securable), None, None) => {
+            Securable::named(&securable.type_, &securable.name).map_err(|error| error.to_string())
+        }
+        (None, Some(bulk), None) | (None, None, Some(bulk)) => {
+            let kind = if on.all.is_some() {
+                BulkKind::All
+            } else {
+                BulkKind::Future
+            };
+            let scope = match bulk.in_.type_ {
+                SnowflakeScopeType::Database => ScopeType::Database,
+                SnowflakeScopeType::Schema => ScopeType::Schema,
+            };
+            Securable::bulk(kind, &bulk.securable_type, scope, &bulk.in_.name)
+                .map_err(|error| error.to_string())
+        }
+        _ => Err("set exactly one of securable, all or future".to_string()),
+    };
+    DeclaredSecurable(parsed.map(|securable| match securable {
+        // `TABLE` and `TABLES` alike: the key always carries the plural.
+        Securable::Bulk {
+            kind,
+            plural: kind_plural,
+            scope,
+            scope_name,
+        } => Securable::Bulk {
+            kind,
+            plural: plural(&singular(&kind_plural)),
+            scope,
+            scope_name,
+        },
+        named => named,
+    }))
+}
+
+impl GrantKind for SnowflakeGrant {
+    type Vendor = SnowflakeClient;
+    const VENDOR: VendorKind = VendorKind::Snowflake;
+    const KIND: &'static str = "SnowflakeGrant";
+
+    fn policy(&self) -> &GrantPolicy {
+        &self.spec.policy
+    }
+
+    fn status(&self) -> Option<&GrantStatus> {
+        self.status.as_ref()
+    }
+
+    fn unit_key(&self) -> String {
+        grantee_key(&self.spec.grantee)
+    }
+
+    fn unit_key_of(object: &serde_json::Value) -> Option<String> {
+        let grantee: SnowflakeGrantee =
+            serde_json::from_value(object["spec"]["grantee"].clone()).ok()?;
+        Some(grantee_key(&grantee))
+    }
+
+    fn target(&self) -> SnowflakeGrantee {
+        self.spec.grantee.clone()
+    }
+
+    fn declarations(&self) -> Vec<crate::vendor::Declared<Self>> {
+        let securable = declared_securable(self);
+        self.spec
+            .privileges
+            .iter()
+            .map(|privilege| {
+                (
+                    securable.clone(),
+                    SnowflakePrivilege::new(privilege, self.spec.with_grant_option),
+                )
+            })
+            .collect()
+    }
+
+    fn grantee_label(grantee: &DeclaredSecurable) -> String {
+        match &grantee.0 {
+            Ok(securable) => securable.key(),
+            Err(message) => message.clone(),
+        }
+    }
+
+    fn target_status(&self, resolved: &GrantTarget) -> GrantTarget {
+        GrantTarget {
+            securable: declared_securable(self).0.ok().map(|s| s.key()),
+            ..resolved.clone()
+        }
+    }
+
+    fn authoritative_keys(&self) -> Option<Vec<Key>> {
+        Some(
+            declared_securable(self)
+                .0
+                .map(|s| s.key())
+                .into_iter()
+                .collect(),
+        )
+    }
+
+    fn endpoint<P: ProviderConfig>(provider: &P) -> Option<String> {
+        provider.snowflake().map(|snowflake| {
+            format!(
+                "{}#account={}",
+                normalize_url(&snowflake.account_url),
+                auth::account_identifier(&snowflake.account)
+            )
+        })
+    }
+
+    fn client(client: &VendorClient) -> Option<Arc<SnowflakeClient>> {
+        match client {
+            VendorClient::Snowflake(client) => Some(client.clone()),
+            _ => None,
+        }
+    }
+
+    fn target_named(id: &str) -> SnowflakeGrantee {
+        // `export --target ROLE:ANALYST` (or `DATABASE_ROLE:DB.ROLE`, `USER:NAME`).
+        let (type_, name) = id.split_once(':').unwrap_or(("ROLE", id));
+        let type_ = match type_ {
+            "DATABASE_ROLE" => SnowflakeGranteeType::DatabaseRole,
+            "USER" => SnowflakeGranteeType::User,
+            _ => SnowflakeGranteeType::Role,
+        };
+        SnowflakeGrantee {
+            type_,
+            name: name.to_string(),
+        }
+    }
+
+    fn declaring(
+        policy: GrantPolicy,
+        id: &str,
+        live: &[LiveGrant<SnowflakePrivilege>],
+    ) -> Vec<SnowflakeGrant> {
+        let grantee = Self::target_named(id);
+        // Per securable: the privileges held with the grant option, and those without.
+        let mut by_key: BTreeMap<Key, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+        for grant in live {
+            // OWNERSHIP is transferred, never granted: it is not declared.
+            if grant.perm.name == "OWNERSHIP" {
+                continue;
+            }
+            let (with, without) = by_key.entry(grant.key.clone()).or_default();
+            if grant.perm.grant_option {
+                with.insert(grant.perm.name.clone());
+            } else {
+                without.insert(grant.perm.name.clone());
+            }
+        }
+        let mut out = Vec::new();
+        for (key, (with, without)) in by_key {
+            let Some(securable) = Securable::from_key(&key) else {
+                continue;
+            };
+            let on = match &securable {
+                Securable::Named { type_, name } => SnowflakeOn {
+                    securable: Some(crate::api::SnowflakeSecurable {
+                        type_: type_.clone(),
+                        name: name.sql(),
+                    }),
+                    all: None,
+                    future: None,
+                },
+                Securable::Bulk {
+                    kind,
+                    plural,
+                    scope,
+                    scope_name,
+                } => {
+                    let bulk = crate::api::SnowflakeBulk {
+                        securable_type: plural.clone(),
+                        in_: crate::api::SnowflakeScope {
+                            type_: match scope {
+                                ScopeType::Database => SnowflakeScopeType::Database,
+                                ScopeType::Schema => SnowflakeScopeType::Schema,
+                            },
+                            name: scope_name.sql(),
+                        },
+                    };
+                    match kind {
+                        BulkKind::All => SnowflakeOn {
+                            securable: None,
+                            all: Some(bulk),
+                            future: None,
+                        },
+                        BulkKind::Future => SnowflakeOn {
+                            securable: None,
+                            all: None,
+                            future: Some(bulk),
+                        },
+                    }
+                }
+            };
+            let without: Vec<String> = without.difference(&with).cloned().collect();
+            for (privileges, with_grant_option) in [
+                (with.into_iter().collect::<Vec<_>>(), true),
+                (without, false),
+            ] {
+                if privileges.is_empty() {
+                    continue;
+                }
+                out.push(SnowflakeGrant::new(
+                    "",
+                    crate::api::SnowflakeGrantSpec {
+                        policy: policy.clone(),
+                        grantee: grantee.clone(),
+                        on: on.clone(),
+                        privileges,
+                        with_grant_option,
+                    },
+                ));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn privilege(name: &str, option: bool) -> SnowflakePrivilege {
+        SnowflakePrivilege::new(name, option)
+    }
+
+    fn action(live: &[(&str, bool)], target: &[(&str, bool)]) -> Action<SnowflakePrivilege> {
+        let close = |list: &[(&str, bool)]| {
+            list.iter()
+                .flat_map(|(name, option)| {
+                    crate::plan::Permission::closure(&privilege(name, *option))
+                })
+                .collect()
+        };
+        Action {
+            key: "SCHEMA S.P".into(),
+            live: close(live),
+            target: close(target),
+            vendor_ids: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn grant_option_off_revokes_only_the_option() {
+        let planned = changes(&action(&[("USAGE", true)], &[("USAGE", false)]));
+        assert_eq!(
+            planned,
+            Changes {
+                revoke_option: vec!["USAGE".into()],
+                ..Changes::default()
+            }
+        );
+    }
+
+    #[test]
+    fn changes_group_privileges_per_call() {
+        let planned = changes(&action(
+            &[("USAGE", false), ("MONITOR", true), ("OLD", false)],
+            &[
+                ("USAGE", true),
+                ("MONITOR", true),
+                ("CREATE TABLE", false),
+                ("NEW", false),
+            ],
+        ));
+        assert_eq!(
+            planned,
+            Changes {
+                grant: vec!["CREATE TABLE".into(), "NEW".into()],
+                grant_with_option: vec!["USAGE".into()],
+                revoke: vec!["OLD".into()],
+                revoke_option: vec![],
+            }
+        );
+        let revoke_all = changes(&action(&[("USAGE", true)], &[]));
+        assert_eq!(revoke_all.revoke, vec!["USAGE".to_string()]);
+        assert!(revoke_all.revoke_option.is_empty());
+    }
+
+    fn grant(spec: serde_json::Value) -> SnowflakeGrant {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "grantoperator.dev/v1alpha1",
+            "kind": "SnowflakeGrant",
+            "metadata": {"name": "g", "namespace": "ns"},
+            "spec": spec,
+        }))
+        .expect("grant")
+    }
+
+    #[test]
+    fn resources_map_to_grantee_units_and_securable_keys() {
+        let object = grant(serde_json::json!({
+            "providerRef": {"name": "p"},
+            "grantee": {"type": "ROLE", "name": "analyst"},
+            "on": {"securable": {"type": "schema", "name": r#"sales."Public""#}},
+            "privileges": ["usage", "CREATE TABLE"],
+            "withGrantOption": true,
+        }));
+        assert_eq!(object.unit_key(), "ROLE:ANALYST");
+        let declared = object.declarations();
+        assert_eq!(declared.len(), 2);
+        assert_eq!(
+            SnowflakeGrant::grantee_label(&declared[0].0),
+            r#"SCHEMA SALES."Public""#
+        );
+        assert_eq!(declared[0].1, privilege("USAGE", true));
+        assert_eq!(
+            object.authoritative_keys(),
+            Some(vec![r#"SCHEMA SALES."Public""#.to_string()])
+        );
+        let future = grant(serde_json::json!({
+            "providerRef": {"name": "p"},
+            "grantee": {"type": "DATABASE_ROLE", "name": "sales.reader"},
+            "on": {"future": {"securableType": "tables", "in": {"type": "DATABASE", "name": "sales"}}},
+            "privileges": ["SELECT"],
+        }));
+        assert_eq!(future.unit_key(), "DATABASE_ROLE:SALES.READER");
+        assert_eq!(
+            SnowflakeGrant::grantee_label(&future.declarations()[0].0),
+            "FUTURE TABLES IN DATABASE SALES"
+        );
+        let raw = serde_json::json!({"spec": {"grantee": {"type": "USER", "name": "jane"}}});
+        assert_eq!(
+            SnowflakeGrant::unit_key_of(&raw).as_deref(),
+            Some("USER:JANE")
+        );
+    }
+
+    #[test]
+    fn ownership_is_never_managed() {
+        let mut live = Live {
+            grants: Vec::new(),
+            unmanaged: 0,
+        };
+        let listed = vec![ListedGrant {
+            securable_type: "TABLE".into(),
+            name: identifiers::parse("A.B.C").unwrap(),
+            privileges: vec!["OWNERSHIP".into(), "SELECT".into()],
+            grant_option: true,
+        }];
+        let by_key = live_of(&listed, &mut live);
+        assert_eq!(live.unmanaged, 1);
+        assert_eq!(live.grants.len(), 1);
+        assert_eq!(
+            by_key["TABLE A.B.C"],
+            BTreeSet::from([privilege("SELECT", true), privilege("SELECT", false)])
+        );
+    }
+}

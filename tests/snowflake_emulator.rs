@@ -1,0 +1,486 @@
+mod support;
+
+// Self-tests of the Snowflake emulator over real HTTP: each rule of the
+// contract the Snowflake client is written against, and that the emulator is
+// strict about it (JWT signature, claims and lifetime; token types; identifier
+// rules; both grant APIs; bulk all and future grants; the grant option; 202
+// result handles; error bodies; injected faults).
+
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::RequestBuilder;
+use serde_json::{Value, json};
+use support::emulator::{Reply, assert_ok, send};
+use support::snowflake::*;
+use support::{
+    SNOWFLAKE_ACCOUNT, SNOWFLAKE_KEY, SNOWFLAKE_OAUTH, SNOWFLAKE_OTHER_KEY, SNOWFLAKE_PAT,
+    SNOWFLAKE_PUBLIC_KEY, SNOWFLAKE_USER, seed_snowflake,
+};
+
+async fn emulator() -> SnowflakeEmulator {
+    grant_operator::install_crypto_provider();
+    let snowflake = SnowflakeEmulator::start().await;
+    seed_snowflake(&snowflake);
+    snowflake
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn subject() -> String {
+    format!(
+        "{}.{}",
+        SNOWFLAKE_ACCOUNT.to_ascii_uppercase(),
+        SNOWFLAKE_USER.to_ascii_uppercase()
+    )
+}
+
+/// A JWT signed with `key`, with these claims.
+fn jwt(key: &str, iss: &str, sub: &str, iat: i64, exp: i64) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        &json!({"iss": iss, "sub": sub, "iat": iat, "exp": exp}),
+        &EncodingKey::from_rsa_pem(key.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+fn good_jwt() -> String {
+    let fp = fingerprint(SNOWFLAKE_PUBLIC_KEY);
+    jwt(
+        SNOWFLAKE_KEY,
+        &format!("{}.SHA256:{fp}", subject()),
+        &subject(),
+        now(),
+        now() + 3600,
+    )
+}
+
+fn with(request: RequestBuilder, token: &str, kind: &str) -> RequestBuilder {
+    request
+        .bearer_auth(token)
+        .header("X-Snowflake-Authorization-Token-Type", kind)
+        .header("Accept", "application/json")
+}
+
+fn pat(snowflake: &SnowflakeEmulator, method: &str, path: &str) -> RequestBuilder {
+    with(
+        snowflake.anonymous(method, path),
+        SNOWFLAKE_PAT,
+        "PROGRAMMATIC_ACCESS_TOKEN",
+    )
+}
+
+async fn get(snowflake: &SnowflakeEmulator, path: &str) -> Reply {
+    send(pat(snowflake, "GET", path)).await
+}
+
+async fn post(snowflake: &SnowflakeEmulator, path: &str, body: Value) -> Reply {
+    send(pat(snowflake, "POST", path).json(&body)).await
+}
+
+async fn delete(snowflake: &SnowflakeEmulator, path: &str) -> Reply {
+    send(pat(snowflake, "DELETE", path)).await
+}
+
+#[track_caller]
+fn assert_error(reply: &Reply, status: u16, containing: &str) {
+    assert_eq!(reply.status, status, "{reply:?}");
+    let message = reply.body["message"].as_str().unwrap_or_default();
+    assert!(message.contains(containing), "{reply:?}");
+    assert!(reply.body["code"].is_string(), "{reply:?}");
+    assert!(reply.body["request_id"].is_string(), "{reply:?}");
+}
+
+#[test]
+fn the_fingerprint_is_the_one_openssl_computes() {
+    let expected = include_str!("fixtures/snowflake/test_key.fingerprint");
+    assert_eq!(fingerprint(SNOWFLAKE_PUBLIC_KEY), expected.trim());
+}
+
+#[tokio::test]
+async fn key_pair_jwts_are_verified_for_signature_claims_and_lifetime() {
+    let snowflake = emulator().await;
+    let fp = fingerprint(SNOWFLAKE_PUBLIC_KEY);
+    let iss = format!("{}.SHA256:{fp}", subject());
+    let call = |token: String| {
+        let request = with(
+            snowflake.anonymous("GET", "/api/v2/roles?showLimit=1"),
+            &token,
+            "KEYPAIR_JWT",
+        );
+        send(request)
+    };
+    let ok = call(good_jwt()).await;
+    assert_ok(&ok);
+    assert_eq!(ok.body.as_array().map(Vec::len), Some(1), "showLimit=1");
+
+    let cases = [
+        (
+            "another key",
+            jwt(SNOWFLAKE_OTHER_KEY, &iss, &subject(), now(), now() + 3600),
+            "signature",
+        ),
+        (
+            "wrong fingerprint",
+            jwt(
+                SNOWFLAKE_KEY,
+                &format!("{}.SHA256:AAAA", subject()),
+                &subject(),
+                now(),
+                now() + 3600,
+            ),
+            "fingerprint",
+        ),
+        (
+            "expired",
+            jwt(SNOWFLAKE_KEY, &iss, &subject(), now() - 7200, now() - 3600),
+            "expired",
+        ),
+        (
+            "issued in the future",
+            jwt(SNOWFLAKE_KEY, &iss, &subject(), now() + 600, now() + 3000),
+            "future",
+        ),
+        (
+            "too long",
+            jwt(SNOWFLAKE_KEY, &iss, &subject(), now(), now() + 7200),
+            "one hour",
+        ),
+        (
+            "other user",
+            jwt(
+                SNOWFLAKE_KEY,
+                &format!("MYORG-MYACCOUNT.SOMEONE.SHA256:{fp}"),
+                "MYORG-MYACCOUNT.SOMEONE",
+                now(),
+                now() + 3600,
+            ),
+            "unknown user",
+        ),
+        ("garbage", "not.a.jwt".to_string(), "invalid"),
+    ];
+    for (what, token, message) in cases {
+        let reply = call(token).await;
+        assert_eq!(reply.status, 401, "{what}: {reply:?}");
+        assert!(
+            reply.body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(message),
+            "{what}: {reply:?}"
+        );
+        assert_eq!(reply.body["code"], "390144", "{what}");
+    }
+
+    // The emulator's clock can move: a valid JWT expires for it.
+    snowflake.shift_clock(3 * 3600);
+    assert_error(&call(good_jwt()).await, 401, "expired");
+}
+
+#[tokio::test]
+async fn tokens_need_their_own_token_type() {
+    let snowflake = emulator().await;
+    let call = |token: &str, kind: &str| {
+        send(with(
+            snowflake.anonymous("GET", "/api/v2/roles"),
+            token,
+            kind,
+        ))
+    };
+    assert_ok(&call(SNOWFLAKE_OAUTH, "OAUTH").await);
+    assert_ok(&call(SNOWFLAKE_PAT, "PROGRAMMATIC_ACCESS_TOKEN").await);
+    assert_error(
+        &call(SNOWFLAKE_OAUTH, "PROGRAMMATIC_ACCESS_TOKEN").await,
+        401,
+        "type",
+    );
+    assert_error(&call(SNOWFLAKE_PAT, "KEYPAIR_JWT").await, 401, "invalid");
+    assert_error(&call("unknown", "OAUTH").await, 401, "Invalid");
+    let no_type = send(
+        snowflake
+            .anonymous("GET", "/api/v2/roles")
+            .bearer_auth(SNOWFLAKE_OAUTH),
+    )
+    .await;
+    assert_error(&no_type, 401, "Token-Type");
+}
+
+#[tokio::test]
+async fn identifiers_follow_snowflakes_rules() {
+    let snowflake = emulator().await;
+    let grant = json!({"securable_type": "SCHEMA", "securable": {"database": "sales", "name": "public"}, "privileges": ["USAGE"]});
+    assert_ok(&post(&snowflake, "/api/v2/roles/analyst/grants", grant.clone()).await);
+    assert_eq!(
+        snowflake.live("ROLE", "ANALYST"),
+        vec![("SCHEMA SALES.PUBLIC".into(), "USAGE".into())]
+    );
+    assert_ok(
+        &post(
+            &snowflake,
+            "/api/v2/roles/%22My%20Role%22/grants",
+            grant.clone(),
+        )
+        .await,
+    );
+    assert_eq!(snowflake.live("ROLE", r#""My Role""#).len(), 1);
+    assert_error(
+        &post(&snowflake, "/api/v2/roles/%22my%20role%22/grants", grant).await,
+        404,
+        "does not exist",
+    );
+    // Quoted names in bodies keep their case.
+    let mixed = json!({"securable_type": "TABLE", "securable": {"database": "SALES", "schema": "\"Mixed Case\"", "name": "\"Line Items\""}, "privileges": ["SELECT"]});
+    assert_ok(&post(&snowflake, "/api/v2/roles/LOADER/grants", mixed).await);
+    let wrong_case = json!({"securable_type": "TABLE", "securable": {"database": "SALES", "schema": "MIXED_CASE", "name": "\"Line Items\""}, "privileges": ["SELECT"]});
+    assert_error(
+        &post(&snowflake, "/api/v2/roles/LOADER/grants", wrong_case).await,
+        404,
+        "does not exist",
+    );
+    let listed = get(&snowflake, "/api/v2/roles/LOADER/grants").await;
+    assert_eq!(
+        listed.body[0]["securable"],
+        json!({"database": "SALES", "schema": "\"Mixed Case\"", "name": "\"Line Items\""})
+    );
+}
+
+#[tokio::test]
+async fn role_grants_api_grants_lists_and_revokes_with_the_grant_option_apart() {
+    let snowflake = emulator().await;
+    let body = |option: bool| json!({"securable_type": "WAREHOUSE", "securable": {"name": "COMPUTE_WH"}, "privileges": ["USAGE", "OPERATE"], "grant_option": option});
+    assert_ok(&post(&snowflake, "/api/v2/roles/ANALYST/grants", body(true)).await);
+    let listed = get(&snowflake, "/api/v2/roles/ANALYST/grants?showLimit=10").await;
+    assert_ok(&listed);
+    assert_eq!(listed.body[0]["securable_type"], "WAREHOUSE");
+    assert_eq!(listed.body[0]["grant_option"], true);
+    assert_eq!(listed.body[0]["privileges"], json!(["OPERATE", "USAGE"]));
+    // Granting again without the option keeps it; re-granting succeeds.
+    assert_ok(&post(&snowflake, "/api/v2/roles/ANALYST/grants", body(false)).await);
+    assert!(
+        snowflake
+            .live("ROLE", "ANALYST")
+            .iter()
+            .all(|(_, p)| p.ends_with("WITH GRANT OPTION"))
+    );
+    assert_ok(
+        &post(
+            &snowflake,
+            "/api/v2/roles/ANALYST/grants:revoke?grantOptionOnly=true",
+            body(false),
+        )
+        .await,
+    );
+    assert_eq!(
+        snowflake.live("ROLE", "ANALYST"),
+        vec![
+            ("WAREHOUSE COMPUTE_WH".into(), "OPERATE".into()),
+            ("WAREHOUSE COMPUTE_WH".into(), "USAGE".into())
+        ]
+    );
+    assert_ok(
+        &post(
+            &snowflake,
+            "/api/v2/roles/ANALYST/grants:revoke",
+            body(false),
+        )
+        .await,
+    );
+    assert!(snowflake.live("ROLE", "ANALYST").is_empty());
+    // Revoking what is absent succeeds.
+    assert_ok(
+        &post(
+            &snowflake,
+            "/api/v2/roles/ANALYST/grants:revoke",
+            body(false),
+        )
+        .await,
+    );
+
+    // Strictness.
+    let unknown_field = json!({"securable_type": "WAREHOUSE", "securable": {"name": "COMPUTE_WH"}, "privileges": ["USAGE"], "extra": 1});
+    assert_error(
+        &post(&snowflake, "/api/v2/roles/ANALYST/grants", unknown_field).await,
+        400,
+        "unknown field",
+    );
+    let bad_privilege = json!({"securable_type": "WAREHOUSE", "securable": {"name": "COMPUTE_WH"}, "privileges": ["SELECT"]});
+    assert_error(
+        &post(&snowflake, "/api/v2/roles/ANALYST/grants", bad_privilege).await,
+        400,
+        "Invalid privilege",
+    );
+    let missing = json!({"securable_type": "TABLE", "securable": {"database": "SALES", "schema": "PUBLIC", "name": "NOPE"}, "privileges": ["SELECT"]});
+    assert_error(
+        &post(&snowflake, "/api/v2/roles/ANALYST/grants", missing).await,
+        404,
+        "does not exist",
+    );
+    assert_error(
+        &get(&snowflake, "/api/v2/roles/NOBODY/grants").await,
+        404,
+        "does not exist",
+    );
+    assert_error(
+        &get(&snowflake, "/api/v2/roles/ANALYST/grants?showLimit=0").await,
+        400,
+        "showLimit",
+    );
+}
+
+#[tokio::test]
+async fn legacy_api_grants_revokes_and_lists_as_show_grants() {
+    let snowflake = emulator().await;
+    let path = "/api/v2/grants/ROLE/ANALYST/SCHEMA/SALES.PUBLIC/privileges";
+    assert_ok(
+        &post(
+            &snowflake,
+            path,
+            json!({"privileges": ["USAGE", "MONITOR"], "grant_option": true}),
+        )
+        .await,
+    );
+    let listed = get(&snowflake, "/api/v2/grants/ROLE/ANALYST").await;
+    assert_ok(&listed);
+    assert_eq!(listed.body[0]["securable_name"], "SALES.PUBLIC");
+    assert_eq!(listed.body[0]["grantee_name"], "ANALYST");
+    assert_eq!(listed.body[0]["grant_option"], true);
+    assert_ok(&delete(&snowflake, &format!("{path}/USAGE/grant-option")).await);
+    assert_eq!(
+        snowflake.live("ROLE", "ANALYST"),
+        vec![
+            (
+                "SCHEMA SALES.PUBLIC".into(),
+                "MONITOR WITH GRANT OPTION".into()
+            ),
+            ("SCHEMA SALES.PUBLIC".into(), "USAGE".into())
+        ]
+    );
+    assert_ok(&delete(&snowflake, &format!("{path}/MONITOR")).await);
+    assert_ok(&delete(&snowflake, &format!("{path}/MONITOR")).await);
+    assert_eq!(snowflake.live("ROLE", "ANALYST").len(), 1);
+
+    // Bulk all: every table that exists now.
+    let all = "/api/v2/grants/ROLE/LOADER/all/TABLES/SCHEMA/SALES.PUBLIC/privileges";
+    assert_ok(&post(&snowflake, all, json!({"privileges": ["SELECT"]})).await);
+    assert_eq!(snowflake.live("ROLE", "LOADER").len(), 2);
+    assert_ok(&delete(&snowflake, &format!("{all}/SELECT")).await);
+    assert!(snowflake.live("ROLE", "LOADER").is_empty());
+
+    // Future: listed apart, applied to tables created later.
+    let future = "/api/v2/grants/ROLE/LOADER/future/TABLES/DATABASE/SALES/privileges";
+    assert_ok(&post(&snowflake, future, json!({"privileges": ["INSERT"]})).await);
+    assert!(get(&snowflake, "/api/v2/grants/ROLE/LOADER").await.body == json!([]));
+    let futures = get(&snowflake, "/api/v2/roles/LOADER/future-grants").await;
+    assert_eq!(
+        futures.body,
+        json!([{"securable_type": "TABLE", "containing_scope": {"database": "SALES"}, "privileges": ["INSERT"], "grant_option": false}])
+    );
+    snowflake.add_table("SALES.PUBLIC.NEW_ONE");
+    assert_eq!(
+        snowflake.live("ROLE", "LOADER"),
+        vec![("TABLE SALES.PUBLIC.NEW_ONE".into(), "INSERT".into())]
+    );
+    assert_ok(&delete(&snowflake, &format!("{future}/INSERT")).await);
+    assert!(snowflake.future_live("ROLE", "LOADER").is_empty());
+}
+
+#[tokio::test]
+async fn role_grants_future_grants_and_object_listings() {
+    let snowflake = emulator().await;
+    let body = json!({"securable_type": "VIEW", "containing_scope": {"database": "SALES", "schema": "PUBLIC"}, "privileges": ["SELECT"], "grant_option": false});
+    assert_ok(
+        &post(
+            &snowflake,
+            "/api/v2/roles/ANALYST/future-grants",
+            body.clone(),
+        )
+        .await,
+    );
+    assert_eq!(
+        snowflake.future_live("ROLE", "ANALYST"),
+        vec![(
+            "FUTURE VIEWS IN SCHEMA SALES.PUBLIC".into(),
+            "SELECT".into()
+        )]
+    );
+    assert_ok(
+        &post(
+            &snowflake,
+            "/api/v2/roles/ANALYST/future-grants:revoke",
+            body,
+        )
+        .await,
+    );
+    assert!(snowflake.future_live("ROLE", "ANALYST").is_empty());
+    let tables = get(&snowflake, "/api/v2/databases/SALES/schemas/PUBLIC/tables").await;
+    assert_eq!(
+        tables.body,
+        json!([{"name": "CUSTOMERS"}, {"name": "ORDERS"}])
+    );
+    let schemas = get(&snowflake, "/api/v2/databases/sales/schemas").await;
+    assert_eq!(
+        schemas.body,
+        json!([{"name": "\"Mixed Case\""}, {"name": "PUBLIC"}])
+    );
+    assert_error(
+        &get(&snowflake, "/api/v2/databases/NOPE/schemas").await,
+        404,
+        "does not exist",
+    );
+    assert_error(
+        &get(&snowflake, "/api/v2/users/JANE/future-grants").await,
+        404,
+        "Not found",
+    );
+}
+
+#[tokio::test]
+async fn accepted_answers_complete_after_some_polls() {
+    let snowflake = emulator().await;
+    snowflake.answer_async(1, 2);
+    let reply = get(&snowflake, "/api/v2/roles").await;
+    assert_eq!(reply.status, 202);
+    assert_eq!(reply.body["code"], "392604");
+    let handle = reply.body["resultHandler"].as_str().unwrap().to_string();
+    let result = format!("/api/v2/results/{handle}");
+    assert_eq!(get(&snowflake, &result).await.status, 202);
+    assert_eq!(get(&snowflake, &result).await.status, 202);
+    let done = get(&snowflake, &result).await;
+    assert_ok(&done);
+    assert_eq!(done.body.as_array().map(Vec::len), Some(3), "the roles");
+    assert_error(
+        &get(&snowflake, &result).await,
+        404,
+        "unknown result handle",
+    );
+    assert_eq!(snowflake.result_polls(), 4);
+}
+
+#[tokio::test]
+async fn injected_faults_answer_with_the_error_body() {
+    let snowflake = emulator().await;
+    snowflake.inject(Fault {
+        method: Some("GET".into()),
+        path_prefix: "/api/v2/roles".into(),
+        times: 1,
+        kind: FaultKind::Status(503),
+    });
+    let reply = get(&snowflake, "/api/v2/roles").await;
+    assert_eq!(reply.status, 503);
+    assert!(reply.body["request_id"].is_string());
+    assert_ok(&get(&snowflake, "/api/v2/roles").await);
+    let payload = good_jwt();
+    // A JWT's parts are base64url JSON (sanity check of the helper).
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], subject());
+}
