@@ -43,6 +43,27 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
     }
 }
 
+/// Creates a Secret holding `data` in `namespace`.
+async fn create_secret(client: &kube::Client, namespace: &str, name: &str, data: &[(&str, &str)]) {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(key, value)| (key.to_string(), ByteString(value.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Secret::default()
+    };
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+}
+
 fn reason_of(
     conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
 ) -> Option<String> {
@@ -109,30 +130,13 @@ async fn end_to_end_on_a_real_cluster() {
     sigma.add_connection(CONNECTION);
     let jane = sigma.add_member("jane@example.com");
 
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    secrets
-        .create(
-            &PostParams::default(),
-            &Secret {
-                metadata: ObjectMeta {
-                    name: Some("sigma-api".into()),
-                    ..ObjectMeta::default()
-                },
-                data: Some(
-                    [
-                        ("client-id".to_string(), ByteString(CLIENT_ID.into())),
-                        (
-                            "client-secret".to_string(),
-                            ByteString(CLIENT_SECRET.into()),
-                        ),
-                    ]
-                    .into(),
-                ),
-                ..Secret::default()
-            },
-        )
-        .await
-        .unwrap();
+    create_secret(
+        &client,
+        &namespace,
+        "sigma-api",
+        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
+    )
+    .await;
     let providers: Api<GrantProvider> = Api::namespaced(client.clone(), &namespace);
     let provider = support::sigma_provider(&namespace, "sigma-prod", &sigma.url(), "sigma-api");
     providers
@@ -236,21 +240,7 @@ async fn grafana_on_the_cluster(client: &kube::Client, namespace: &str) {
             .collect()
     };
 
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    secrets
-        .create(
-            &PostParams::default(),
-            &Secret {
-                metadata: ObjectMeta {
-                    name: Some("grafana-sa".into()),
-                    ..ObjectMeta::default()
-                },
-                data: Some([("token".to_string(), ByteString(GRAFANA_TOKEN.into()))].into()),
-                ..Secret::default()
-            },
-        )
-        .await
-        .unwrap();
+    create_secret(client, namespace, "grafana-sa", &[("token", GRAFANA_TOKEN)]).await;
     let providers: Api<GrantProvider> = Api::namespaced(client.clone(), namespace);
     let provider = grafana_provider(
         namespace,
@@ -351,21 +341,7 @@ async fn dremio_on_the_cluster(client: &kube::Client, namespace: &str) {
             .map(|entry| entry.privileges)
     };
 
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    secrets
-        .create(
-            &PostParams::default(),
-            &Secret {
-                metadata: ObjectMeta {
-                    name: Some("dremio-pat".into()),
-                    ..ObjectMeta::default()
-                },
-                data: Some([("token".to_string(), ByteString(DREMIO_TOKEN.into()))].into()),
-                ..Secret::default()
-            },
-        )
-        .await
-        .unwrap();
+    create_secret(client, namespace, "dremio-pat", &[("token", DREMIO_TOKEN)]).await;
     let providers: Api<GrantProvider> = Api::namespaced(client.clone(), namespace);
     let provider = dremio_provider(
         namespace,
@@ -421,33 +397,16 @@ async fn snowflake_on_the_cluster(client: &kube::Client, namespace: &str) {
     let snowflake = SnowflakeEmulator::start().await;
     seed_snowflake(&snowflake);
     snowflake.grant_direct("ROLE", "ANALYST", "DATABASE", "SALES", "USAGE", false);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    secrets
-        .create(
-            &PostParams::default(),
-            &Secret {
-                metadata: ObjectMeta {
-                    name: Some("snowflake-key".into()),
-                    ..ObjectMeta::default()
-                },
-                data: Some(
-                    [
-                        (
-                            "private-key".to_string(),
-                            ByteString(SNOWFLAKE_ENCRYPTED_KEY.into()),
-                        ),
-                        (
-                            "passphrase".to_string(),
-                            ByteString(SNOWFLAKE_PASSPHRASE.trim().into()),
-                        ),
-                    ]
-                    .into(),
-                ),
-                ..Secret::default()
-            },
-        )
-        .await
-        .unwrap();
+    create_secret(
+        client,
+        namespace,
+        "snowflake-key",
+        &[
+            ("private-key", SNOWFLAKE_ENCRYPTED_KEY),
+            ("passphrase", SNOWFLAKE_PASSPHRASE.trim()),
+        ],
+    )
+    .await;
     let providers: Api<GrantProvider> = Api::namespaced(client.clone(), namespace);
     let provider = snowflake_provider(
         namespace,

@@ -371,38 +371,23 @@ pub async fn run_reporting(
     )
     .for_each(log_result("ClusterGrantProvider"));
 
-    let sigma = grant_controller::<SigmaGrant>(
-        &client,
-        namespace.as_deref(),
-        &context,
-        Subscriptions::of(&providers, &cluster_providers, &secrets, &namespaces),
-        controller_config.clone(),
-        shutdown.clone(),
-    );
-    let grafana = grant_controller::<GrafanaGrant>(
-        &client,
-        namespace.as_deref(),
-        &context,
-        Subscriptions::of(&providers, &cluster_providers, &secrets, &namespaces),
-        controller_config.clone(),
-        shutdown.clone(),
-    );
-    let dremio = grant_controller::<DremioGrant>(
-        &client,
-        namespace.as_deref(),
-        &context,
-        Subscriptions::of(&providers, &cluster_providers, &secrets, &namespaces),
-        controller_config.clone(),
-        shutdown.clone(),
-    );
-    let snowflake = grant_controller::<SnowflakeGrant>(
-        &client,
-        namespace.as_deref(),
-        &context,
-        Subscriptions::of(&providers, &cluster_providers, &secrets, &namespaces),
-        controller_config,
-        shutdown.clone(),
-    );
+    // One controller per grant kind, all on the same shared watches.
+    macro_rules! grant_controller_of {
+        ($kind:ty) => {
+            grant_controller::<$kind>(
+                &client,
+                namespace.as_deref(),
+                &context,
+                Subscriptions::of(&providers, &cluster_providers, &secrets, &namespaces),
+                controller_config.clone(),
+                shutdown.clone(),
+            )
+        };
+    }
+    let sigma = grant_controller_of!(SigmaGrant);
+    let grafana = grant_controller_of!(GrafanaGrant);
+    let dremio = grant_controller_of!(DremioGrant);
+    let snowflake = grant_controller_of!(SnowflakeGrant);
 
     providers.start(api(&client, namespace.as_deref()), slim, &mut tasks);
     cluster_providers.start(Api::all(client.clone()), slim, &mut tasks);
