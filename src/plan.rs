@@ -87,12 +87,30 @@ pub struct PreviousRow<P> {
     pub has_vendor_id: bool,
     /// Whether the row is a pending revocation (see [`REVOCATION_MARK`]).
     pub revocation: bool,
+    /// Whether the row records a grant about to be written (see [`INTENT_MARK`]).
+    pub intent: bool,
+}
+
+impl<P> PreviousRow<P> {
+    /// Whether the row stands for a grant that may be live because of this resource:
+    /// applied, carrying a vendor id, a pending revocation, or recorded before a write
+    /// whose result was not read back yet.
+    pub fn owned(&self) -> bool {
+        self.state == GrantState::Applied || self.has_vendor_id || self.revocation || self.intent
+    }
 }
 
 /// Rows kept only to remember a revocation that has not happened yet carry a
 /// message starting with this text; that is how the next sync tells them from
 /// declared rows.
 pub const REVOCATION_MARK: &str = "revocation";
+
+/// Rows written *before* a vendor write, for every grant the write is about to
+/// create or raise, carry a message starting with this text (state `Pending`).
+/// They make a grant owned before it can exist, so that a crash between the vendor
+/// write and the status write that records its result cannot leave a live grant
+/// that no status row remembers (see [`intents`]).
+pub const INTENT_MARK: &str = "granting";
 
 /// One grant resource of the unit.
 #[derive(Clone, Debug)]
@@ -380,15 +398,15 @@ impl<P: Permission> Member<P> {
     ///
     /// Applied rows and rows with a vendor id are live grants of ours. Pending or failed
     /// rows without a vendor id are grants we never managed to apply, unless they are
-    /// revocation rows. Observe members never own anything.
+    /// revocation rows or intent rows (written before a write whose result is not
+    /// known yet). Observe members never own anything.
     fn owned_by_key(&self) -> BTreeMap<Key, BTreeSet<P>> {
         let mut out: BTreeMap<Key, BTreeSet<P>> = BTreeMap::new();
         if self.management == ManagementPolicy::Observe {
             return out;
         }
         for row in &self.previous {
-            let owned = row.state == GrantState::Applied || row.has_vendor_id || row.revocation;
-            if owned {
+            if row.owned() {
                 out.entry(row.key.clone())
                     .or_default()
                     .extend(row.perm.closure());
@@ -502,6 +520,37 @@ pub fn plan<P: Permission>(unit: &Unit<P>) -> Plan<P> {
         }
     }
     plan
+}
+
+/// Per member, the declared `(key, permission)` pairs that `plan` is about to grant
+/// or raise: what each member must record as its own (rows marked [`INTENT_MARK`])
+/// before any vendor write. Every addition is declared by at least one active,
+/// managed member, and each of them records it, so whichever of them is later
+/// deleted or edited, the grant is remembered until no one declares it.
+pub fn intents<P: Permission>(unit: &Unit<P>, plan: &Plan<P>) -> Vec<Vec<(Key, P)>> {
+    let added: BTreeMap<&Key, BTreeSet<P>> = plan
+        .actions
+        .iter()
+        .map(|action| (&action.key, action.added()))
+        .filter(|(_, added)| !added.is_empty())
+        .collect();
+    unit.members
+        .iter()
+        .map(|member| {
+            if !member.drives() {
+                return Vec::new();
+            }
+            member
+                .resolved()
+                .filter(|(key, perm)| {
+                    added
+                        .get(key)
+                        .is_some_and(|added| perm.closure().iter().any(|p| added.contains(p)))
+                })
+                .map(|(key, perm)| (key.clone(), perm.clone()))
+                .collect()
+        })
+        .collect()
 }
 
 /// Reports, per member, the rows and drift of a sync: `plan` was made from

@@ -9,9 +9,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::api::GrantState;
 use crate::api::{GrantRow, Reason};
 use crate::plan::{
-    self, Declaration, Key, LiveGrant, Permission, Phase, PreviousRow, REVOCATION_MARK,
+    self, Declaration, INTENT_MARK, Key, LiveGrant, Permission, Phase, PreviousRow, REVOCATION_MARK,
 };
 use crate::vendor::{GrantKind, Live, ResolvedTarget, Vendor, VendorError};
 
@@ -53,6 +54,49 @@ pub struct Carried<P: Permission> {
     pub live_after: Vec<LiveGrant<P>>,
     /// The read after the writes failed (`live_after` is then projected).
     pub read_back_error: Option<VendorError>,
+    /// Keys whose write failed in a way that may still have taken effect (a timeout,
+    /// a lost connection, a 5xx): their declared rows that would show `Failed` stay
+    /// marked as intents instead, so they stay owned.
+    pub uncertain: BTreeSet<Key>,
+}
+
+/// The status rows to record before carrying out a plan: `rows` as they are, plus
+/// an intent row (state `Pending`, message [`INTENT_MARK`]) for each declared grant
+/// the plan is about to create or raise, in place of a row for it that owns nothing.
+pub fn with_intents<K: GrantKind>(
+    rows: &[GrantRow],
+    intents: &[(Key, PermOf<K>)],
+) -> Vec<GrantRow> {
+    let mut out = rows.to_vec();
+    for (key, perm) in intents {
+        let (grantee, permission) = K::row(key, perm);
+        let existing = out
+            .iter()
+            .position(|row| row.grantee == grantee && row.permission == permission);
+        let owned = existing.is_some_and(|index| {
+            previous_rows::<K>(std::slice::from_ref(&out[index]))
+                .first()
+                .is_some_and(PreviousRow::owned)
+        });
+        if owned {
+            continue;
+        }
+        let row = GrantRow {
+            grantee,
+            permission,
+            vendor_id: None,
+            state: GrantState::Pending,
+            message: format!(
+                "{INTENT_MARK}: recorded before the write to {}, confirmed by the next read",
+                K::VENDOR
+            ),
+        };
+        match existing {
+            Some(index) => out[index] = row,
+            None => out.push(row),
+        }
+    }
+    out
 }
 
 /// Resolves the members' grantees, reads the target and plans. No write.
@@ -131,6 +175,7 @@ pub async fn carry_out<K: GrantKind>(
             failures: BTreeMap::new(),
             live_after: observed.live.grants.clone(),
             read_back_error: None,
+            uncertain: BTreeSet::new(),
         };
     }
     let errors = vendor.apply(target, &plan.actions).await;
@@ -155,11 +200,19 @@ pub async fn carry_out<K: GrantKind>(
             Some(error),
         ),
     };
+    // Even a read after the write cannot rule out a write that timed out and lands
+    // later: such keys stay owned until a later sync sees them settled.
+    let uncertain = errors
+        .iter()
+        .filter(|(_, error)| error.outcome_unknown())
+        .map(|(key, _)| key.clone())
+        .collect();
     Carried {
         errors,
         failures,
         live_after,
         read_back_error,
+        uncertain,
     }
 }
 
@@ -221,6 +274,7 @@ pub fn previous_rows<K: GrantKind>(rows: &[GrantRow]) -> Vec<PreviousRow<PermOf<
                 state: row.state,
                 has_vendor_id: row.vendor_id.is_some(),
                 revocation: row.message.starts_with(REVOCATION_MARK),
+                intent: row.state == GrantState::Pending && row.message.starts_with(INTENT_MARK),
             })
         })
         .collect()

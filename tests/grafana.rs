@@ -595,6 +595,15 @@ async fn rate_limits_and_server_errors_converge_without_duplicates(server: Serve
             .map(|i| user_login(&format!("user{i}"), Query))
             .collect(),
     ));
+    if server == Server::Legacy {
+        // Legacy's add creates an entry: after a 500 it may have landed, so it is
+        // not sent again blind; the next sync reads and adds what is missing.
+        assert_eq!(
+            settle(&h, "ds-users").await,
+            Err("VendorUnavailable".into())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     settle(&h, "ds-users").await.unwrap();
     assert_eq!(
         h.grafana_live(DATASOURCE_UID),

@@ -101,7 +101,8 @@ async fn setup(grant: &SigmaGrant, client: kube::Client) -> Setup {
         Arc::new(Metrics::new()),
         Arc::new(ManualClock::new()),
     );
-    let grants = Arc::new(GrantContext::new(Arc::new(context), grants, index));
+    let (wake, _) = tokio::sync::mpsc::unbounded_channel();
+    let grants = Arc::new(GrantContext::new(Arc::new(context), grants, index, wake));
     Setup {
         sigma,
         grants,
@@ -116,11 +117,27 @@ impl Setup {
         writer.apply_watcher_event(&watcher::Event::Apply(readable(grant.clone())));
         // The store reads stay valid after the writer is dropped.
         drop(writer);
+        let (wake, _) = tokio::sync::mpsc::unbounded_channel();
         Arc::new(GrantContext::new(
             self.grants.shared.clone(),
             store,
             self.grants.index.clone(),
+            wake,
         ))
+    }
+}
+
+/// Reconciles as the controller would: a reconcile that queues a sync of its
+/// target is run again once the sync (a task of its own) is done.
+async fn reconcile(
+    object: Arc<Watched<SigmaGrant>>,
+    cx: Arc<GrantContext<SigmaGrant>>,
+) -> Result<kube::runtime::controller::Action, grant_operator::controller::Error> {
+    loop {
+        match grant::reconcile(object.clone(), cx.clone()).await {
+            Err(grant_operator::controller::Error::Queued) => cx.syncs.idle().await,
+            other => return other,
+        }
     }
 }
 
@@ -215,9 +232,10 @@ async fn apply_writes_status_by_server_side_apply_with_only_status() {
     let member = setup.sigma.add_member("jane@example.com");
     grant.spec.grants = vec![member_id(&member, SigmaPermission::Usage)];
     let grants = setup.holding(&grant);
-    let mut reconcile = tokio::spawn(grant::reconcile(Arc::new(readable(grant.clone())), grants));
+    let mut reconcile = tokio::spawn(reconcile(Arc::new(readable(grant.clone())), grants));
 
     let mut statuses = Vec::new();
+    let mut vendor_grants = Vec::new();
     let mut events = 0;
     let result = loop {
         let (request, send) = tokio::select! {
@@ -240,6 +258,8 @@ async fn apply_writes_status_by_server_side_apply_with_only_status() {
                     "{query}"
                 );
                 let body = body_json(request).await;
+                // What the vendor held when this status write arrived.
+                vendor_grants.push(setup.sigma.grants(CONNECTION).len());
                 let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
                 assert_eq!(
                     keys,
@@ -267,12 +287,28 @@ async fn apply_writes_status_by_server_side_apply_with_only_status() {
     result.unwrap().unwrap();
     assert_eq!(
         statuses.len(),
-        2,
-        "Progressing, then the sync result: {statuses:?}"
+        3,
+        "Progressing, the intent, then the sync result: {statuses:?}"
     );
     assert_eq!(statuses[0]["conditions"][0]["reason"], "Progressing");
     assert_eq!(statuses[0]["conditions"][0]["status"], "Unknown");
-    let done = &statuses[1];
+    // Write-ahead: the grant is recorded as the resource's before it is made.
+    let intent = &statuses[1];
+    assert_eq!(intent["grants"][0]["grantee"], format!("member:{member}"));
+    assert_eq!(intent["grants"][0]["state"], "Pending");
+    assert!(
+        intent["grants"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("granting"),
+        "{intent}"
+    );
+    assert_eq!(
+        vendor_grants,
+        [0, 0, 1],
+        "the intent is written before the vendor write, the result after"
+    );
+    let done = &statuses[2];
     assert_eq!(done["observedGeneration"], 3);
     assert_eq!(done["conditions"][0]["reason"], "Synced");
     assert_eq!(done["conditions"][0]["observedGeneration"], 3);
@@ -314,7 +350,7 @@ async fn deletion_revokes_at_the_vendor_before_the_finalizer_goes() {
     let grants = setup.holding(&grant);
 
     let order = Arc::new(Mutex::new(Vec::<String>::new()));
-    let reconcile = tokio::spawn(grant::reconcile(Arc::new(readable(grant.clone())), grants));
+    let reconcile = tokio::spawn(reconcile(Arc::new(readable(grant.clone())), grants));
     loop {
         let (request, send) = next(&mut handle).await;
         let path = request.uri().path().to_string();

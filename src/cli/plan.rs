@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::api::{GrantStatus, GrantTarget, ProviderConfig, ProviderKind, Reason, vendor_of};
 use crate::controller::Failure;
 use crate::controller::clients::{ProviderId, build_client};
-use crate::controller::grant::member_status;
+use crate::controller::grant::{Writes, member_status};
 use crate::metrics::Metrics;
 use crate::plan::{self, Declaration, Phase};
 use crate::sync::{self, MemberInput};
@@ -312,13 +312,18 @@ impl Engine<'_> {
             &carried.failures,
         );
         for ((input, member), report) in observed.input.members.iter().zip(&inputs).zip(&reports) {
+            let writes = Writes {
+                plan: &observed.plan,
+                failures: &carried.failures,
+                uncertain: &carried.uncertain,
+                confirmed: carried.read_back_error.is_none(),
+            };
             let (status, result, _) = member_status::<K>(
                 member.object.as_ref(),
                 member.phase,
                 input,
                 report,
-                &observed.plan,
-                &carried.failures,
+                &writes,
                 &target,
                 now,
                 Timestamp::now(),

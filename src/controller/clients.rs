@@ -356,6 +356,16 @@ impl VendorClients {
         self.lock().remove(id);
     }
 
+    /// Clients kept (for tests of boundedness).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no client is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ProviderId, (String, VendorClient)>> {
         self.clients.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -8,16 +8,38 @@
 //!   waits for the next due time.
 //! - **Cleanup**: `Orphan` and `Observe` release at once; otherwise a sync in
 //!   which the resource declares nothing revokes what no other resource still
-//!   declares, and the finalizer goes once nothing it held is left.
+//!   declares, and the finalizer goes once that sync confirmed (by a read after
+//!   its writes) that nothing the resource owned is left. When the sync fails, the
+//!   resource is read again from the API server (not the watch cache) before the
+//!   finalizer may go: only a resource that owns no grant there is released.
+//!
+//! A reconcile never waits for vendor I/O. It asks the [`Units`] coalescer for a
+//! sync of its unit and, unless a finished sync already answers it, returns
+//! [`Error::Queued`]. The sync runs in a task of its own ([`spawn_sync`]), in its
+//! provider's lane (a bound on syncs in flight per provider), and wakes every
+//! member it answered when it ends. So a vendor that hangs holds its own lane, not
+//! the reconcile slots every other provider needs.
 //!
 //! `sync_unit` is the pipeline of one sync, for every member at once:
 //! gather members -> provider (exists, right vendor, Ready) -> scoping per
 //! member -> vendor client -> resolve target and grantees -> read -> plan ->
-//! apply -> read again -> rows, conditions and Events -> status writes.
+//! **record intents** -> apply -> read again -> rows, conditions and Events ->
+//! status writes.
 //! A failure before the plan changes no grant and keeps every status row, so a
 //! failing sync can never forget or wrongly revoke a grant.
+//!
+//! **Write-ahead ownership.** Status rows are the operator's only memory of which
+//! grants a resource owns (Additive mode and deletion revoke only owned grants).
+//! So before any vendor write, every grant the plan is about to create or raise
+//! is recorded in the status of each resource that declares it (rows `Pending`,
+//! message `granting: ...`, see [`crate::plan::INTENT_MARK`]), and the write goes
+//! ahead only once the API server confirmed those status writes. If the operator
+//! dies, loses its lease or fails its status write after the vendor write, the
+//! intent rows are still there: a restarted operator reads them from the cluster
+//! and revokes the grant when its declaration goes away. A write whose outcome is
+//! unknown (timeout, 5xx) keeps its intent rows until a later read settles it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,14 +58,16 @@ use crate::api::{
     DeletionPolicy, FINALIZER, GrantPolicy, GrantRow, GrantState, GrantStatus, ManagementPolicy,
     Reason, parse_duration,
 };
-use crate::plan::{self, Declaration, Key, Permission, Phase, REVOCATION_MARK};
+use crate::plan::{
+    self, Declaration, INTENT_MARK, Key, Permission, Phase, PreviousRow, REVOCATION_MARK,
+};
 use crate::vendor::{GrantKind, ResolvedTarget, Vendor};
 
 use super::clients::{Provider, ProviderId};
 use super::status::{apply_status, list_some, ready, ready_of};
 use super::units::{
-    Aliases, Freshness, Index, MemberResult, SyncOutcome, UnitKey, Units, Unreadable, Watched,
-    key_of, rows_hash,
+    Aliases, Freshness, Granted, Index, MemberResult, SyncOutcome, UnitKey, Units, Unreadable,
+    Watched, key_of, rows_hash,
 };
 use super::{Config, Context, Error, Failure, jitter};
 
@@ -61,14 +85,19 @@ pub struct GrantContext<K: GrantKind> {
     pub units: Units<K>,
     /// Units that resolved to the same vendor object.
     pub aliases: Aliases,
+    /// Wakes a resource whose sync is done (the controller reconciles it).
+    wake: tokio::sync::mpsc::UnboundedSender<ObjectRef<Watched<K>>>,
+    /// The sync tasks.
+    pub syncs: Arc<SyncTasks>,
 }
 
 impl<K: GrantKind> GrantContext<K> {
-    /// A context for kind `K`.
+    /// A context for kind `K`; resources whose sync is done are sent to `wake`.
     pub fn new(
         shared: Arc<Context>,
         store: Store<Watched<K>>,
         index: Arc<Index<K>>,
+        wake: tokio::sync::mpsc::UnboundedSender<ObjectRef<Watched<K>>>,
     ) -> GrantContext<K> {
         GrantContext {
             shared,
@@ -76,6 +105,35 @@ impl<K: GrantKind> GrantContext<K> {
             index,
             units: Units::default(),
             aliases: Aliases::default(),
+            wake,
+            syncs: Arc::new(SyncTasks::default()),
+        }
+    }
+
+    /// Forgets what is kept for a resource that is gone from the cluster (its
+    /// backoff, and its unit, alias and lane entries once nothing else uses them).
+    pub fn forget(&self, object: &Watched<K>) {
+        self.shared.backoff.reset(&watched_key::<K>(object));
+        if let Some(target) = object.unit_key() {
+            self.forget_target_if_unused(&target);
+        }
+    }
+
+    /// Forgets the units and aliases of `target` when no resource declares it.
+    fn forget_target_if_unused(&self, target: &str) {
+        let mut providers = HashSet::new();
+        for oref in self.index.refs(target) {
+            match self.lookup(&oref) {
+                Some(Ok(object)) => {
+                    providers.insert(unit_of(object.as_ref()).provider);
+                }
+                // Unreadable, or not in the cache yet: it may be on any unit.
+                _ => return,
+            }
+        }
+        self.units.forget_others(target, &providers);
+        if providers.is_empty() {
+            self.aliases.forget(target);
         }
     }
 
@@ -106,6 +164,69 @@ fn object_key<K: GrantKind>(object: &K) -> String {
         object.namespace().unwrap_or_default(),
         object.name_any()
     )
+}
+
+/// [`object_key`] of a watched object, readable or not.
+fn watched_key<K: GrantKind>(object: &Watched<K>) -> String {
+    format!(
+        "{}/{}/{}",
+        K::KIND,
+        object.meta().namespace.as_deref().unwrap_or_default(),
+        object.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+/// How long a queued resource waits before it asks again, should its wake-up be
+/// lost (it is normally woken as soon as its sync ends).
+const QUEUED_RECHECK: Duration = Duration::from_secs(60);
+
+/// The sync tasks of one grant kind: they outlive the reconciles that started
+/// them and end with the controller (`abort_all`).
+#[derive(Default)]
+pub struct SyncTasks {
+    tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
+    running: tokio::sync::watch::Sender<usize>,
+}
+
+impl SyncTasks {
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        // Reap finished tasks so the set stays as large as what runs.
+        while tasks.try_join_next().is_some() {}
+        self.running.send_modify(|running| *running += 1);
+        let running = self.running.clone();
+        tasks.spawn(async move {
+            struct Done(tokio::sync::watch::Sender<usize>);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0
+                        .send_modify(|running| *running = running.saturating_sub(1));
+                }
+            }
+            let _done = Done(running);
+            task.await;
+        });
+    }
+
+    /// Stops every sync task (the controller is stopping).
+    pub fn abort_all(&self) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .abort_all();
+    }
+
+    /// Completes once no sync task runs.
+    pub async fn idle(&self) {
+        let mut running = self.running.subscribe();
+        // Err: the sender is gone, so nothing runs.
+        let _ = running.wait_for(|running| *running == 0).await;
+    }
+
+    /// Sync tasks running (for tests).
+    pub fn running(&self) -> usize {
+        *self.running.borrow()
+    }
 }
 
 fn expired(policy: &GrantPolicy, now: Timestamp) -> bool {
@@ -152,6 +273,10 @@ pub async fn reconcile<K: GrantKind>(
     .await
     .map_err(Error::from_finalizer);
 
+    if matches!(result, Err(Error::Queued)) {
+        // Not a result yet: the sync's end wakes the resource, and that reconcile counts.
+        return result;
+    }
     let metrics = &cx.shared.metrics;
     let outcome = match &result {
         Ok(_) => "success".to_string(),
@@ -180,9 +305,12 @@ pub fn error_policy<K: GrantKind>(
     error: &Error,
     cx: Arc<GrantContext<K>>,
 ) -> Action {
-    if let Error::Backoff { wait, .. } = error {
+    match error {
         // Still waiting out an earlier failure: not a new one.
-        return Action::requeue(*wait);
+        Error::Backoff { wait, .. } => return Action::requeue(*wait),
+        // Not a failure: woken when its sync ends.
+        Error::Queued => return Action::requeue(QUEUED_RECHECK),
+        _ => {}
     }
     let Ok(object) = &watched.object else {
         return Action::await_change();
@@ -254,6 +382,13 @@ async fn apply<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Resul
     let unit = unit_of(object.as_ref());
     let oref = key_of(object.as_ref());
     let fingerprint = fingerprint(object.as_ref(), context, &unit.provider, now);
+    // The sync this resource asked for is done: its result, whatever the backoff.
+    if let Some(outcome) =
+        cx.units
+            .take_answer(&unit, &oref, fingerprint, Freshness::StartedAfterRequest)
+    {
+        return applied(&outcome, &oref, policy, now, interval);
+    }
     let mut freshness = Freshness::StartedAfterRequest;
     if let Some(last) = cx.units.last(&unit)
         && let Some(member) = last.member(&oref)
@@ -288,8 +423,21 @@ async fn apply<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Resul
         report_progressing(object.as_ref(), cx, now).await?;
     }
 
-    let outcome = sync(cx, &unit, freshness).await;
-    match outcome.member(&oref).map(MemberResult::result) {
+    let Some(outcome) = request(cx, &unit, &oref, fingerprint, freshness) else {
+        return Err(Error::Queued);
+    };
+    applied(&outcome, &oref, policy, now, interval)
+}
+
+/// What a sync's outcome means for an active resource.
+fn applied<K: GrantKind>(
+    outcome: &SyncOutcome<K>,
+    oref: &ObjectRef<K>,
+    policy: &GrantPolicy,
+    now: Timestamp,
+    interval: Duration,
+) -> Result<Action, Error> {
+    match outcome.member(oref).map(MemberResult::result) {
         Some(Ok(())) => Ok(Action::requeue(until_expiry(
             policy,
             now,
@@ -331,6 +479,8 @@ fn until_expiry(policy: &GrantPolicy, now: Timestamp, wait: Duration) -> Duratio
 
 async fn cleanup<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Result<Action, Error> {
     let policy = object.policy();
+    let unit = unit_of(object.as_ref());
+    let oref = key_of(object.as_ref());
     if policy.deletion_policy == DeletionPolicy::Orphan
         || policy.management_policy == ManagementPolicy::Observe
     {
@@ -340,12 +490,14 @@ async fn cleanup<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Res
             name = object.name_any(),
             "deleted without revoking (deletionPolicy Orphan or managementPolicy Observe)"
         );
+        release(cx, &unit, &oref);
         return Ok(Action::await_change());
     }
     let now = cx.shared.clock.now();
-    let holds_grants = !owned_rows::<K>(object.as_ref(), None).is_empty();
     if policy.suspend {
-        if !holds_grants {
+        // No vendor call behind a suspension; a resource that owns nothing may go.
+        if !owns_grants_now(cx, object.as_ref()).await? {
+            release(cx, &unit, &oref);
             return Ok(Action::await_change());
         }
         let failure = Failure::new(
@@ -355,77 +507,174 @@ async fn cleanup<K: GrantKind>(object: Arc<K>, cx: &Arc<GrantContext<K>>) -> Res
         report_condition(object.as_ref(), cx, now, "False", &failure).await?;
         return Err(Error::Failed(failure));
     }
-    let unit = unit_of(object.as_ref());
-    let oref = key_of(object.as_ref());
     let fingerprint = fingerprint(object.as_ref(), &cx.shared, &unit.provider, now);
-    if let Some(last) = cx.units.last(&unit)
-        && let Some(member) = last.member(&oref)
-        && member.fingerprint == fingerprint
-        && let Err(failure) = member.result()
-    {
-        backing_off(&cx.shared, object.as_ref(), failure)?;
-    }
-    let outcome = sync(cx, &unit, Freshness::StartedAfterRequest).await;
-    match outcome.member(&oref).map(MemberResult::result) {
-        Some(Ok(())) => {
-            release_unit_if_last(cx, &unit, &oref);
-            Ok(Action::await_change())
-        }
-        Some(Err(failure)) => {
-            if holds_grants {
-                Err(Error::Failed(failure.clone()))
-            } else {
-                // Nothing of ours is live as far as we know: do not hold the deletion
-                // hostage to a provider that cannot be reached.
-                Ok(Action::await_change())
+    let answer = cx
+        .units
+        .take_answer(&unit, &oref, fingerprint, Freshness::StartedAfterRequest);
+    let outcome = match answer {
+        Some(outcome) => outcome,
+        None => {
+            if let Some(last) = cx.units.last(&unit)
+                && let Some(member) = last.member(&oref)
+                && member.fingerprint == fingerprint
+                && let Err(failure) = member.result()
+            {
+                backing_off(&cx.shared, object.as_ref(), failure)?;
             }
+            let requested = request(
+                cx,
+                &unit,
+                &oref,
+                fingerprint,
+                Freshness::StartedAfterRequest,
+            );
+            let Some(outcome) = requested else {
+                return Err(Error::Queued);
+            };
+            outcome
         }
-        None if !holds_grants => Ok(Action::await_change()),
-        None => Err(Error::Failed(Failure::new(
+    };
+    let failure = match outcome.member(&oref).map(MemberResult::result) {
+        // The sync revoked what the resource owned and read the target back.
+        Some(Ok(())) => {
+            release(cx, &unit, &oref);
+            return Ok(Action::await_change());
+        }
+        Some(Err(failure)) => failure.clone(),
+        None => Failure::new(
             Reason::Deleting,
             "the resource was not yet part of its target's sync; retrying",
-        ))),
+        ),
+    };
+    // The revocation did not go through. Only a resource that owns nothing, as the
+    // API server has it now (not the object this reconcile was handed, which may
+    // predate rows a sync wrote since), may go without it.
+    if owns_grants_now(cx, object.as_ref()).await? {
+        Err(Error::Failed(failure))
+    } else {
+        // Nothing of ours is live as far as the cluster knows: do not hold the
+        // deletion hostage to a provider that cannot be reached.
+        release(cx, &unit, &oref);
+        Ok(Action::await_change())
     }
 }
 
-/// Forgets the unit's state once the resource being released was its last member.
-fn release_unit_if_last<K: GrantKind>(
-    cx: &GrantContext<K>,
-    unit: &UnitKey,
-    leaving: &ObjectRef<K>,
-) {
-    let others = cx.index.refs(&unit.target).into_iter().any(|oref| {
-        &oref != leaving
-            && match cx.lookup(&oref) {
-                Some(Ok(object)) => unit_of(object.as_ref()) == *unit,
-                // Unreadable: it may be on this unit.
-                Some(Err(_)) => true,
-                None => false,
+/// Whether the resource, read from the API server now, has status rows that own a
+/// grant (applied, with a vendor id, a pending revocation, or an intent).
+async fn owns_grants_now<K: GrantKind>(cx: &GrantContext<K>, object: &K) -> Result<bool, Error> {
+    let api: Api<Watched<K>> = Api::namespaced(
+        cx.shared.client.clone(),
+        &object.namespace().unwrap_or_default(),
+    );
+    match api.get_opt(&object.name_any()).await.map_err(Error::Kube)? {
+        None => Ok(false),
+        Some(Watched { object: Ok(fresh) }) => Ok(!owned_rows::<K>(&fresh, None).is_empty()),
+        // Unreadable now: it may own anything.
+        Some(Watched { object: Err(_) }) => Ok(true),
+    }
+}
+
+/// Forgets the unit's state once the resource being released was its last member,
+/// and the target's aliases once no resource declares it.
+fn release<K: GrantKind>(cx: &GrantContext<K>, unit: &UnitKey, leaving: &ObjectRef<K>) {
+    let mut providers = HashSet::new();
+    let mut unknown = false;
+    for oref in cx.index.refs(&unit.target) {
+        if &oref == leaving {
+            continue;
+        }
+        match cx.lookup(&oref) {
+            Some(Ok(object)) => {
+                providers.insert(unit_of(object.as_ref()).provider);
             }
-    });
-    if !others {
+            // Unreadable: it may be on any unit.
+            Some(Err(_)) => unknown = true,
+            None => {}
+        }
+    }
+    if unknown {
+        return;
+    }
+    if !providers.contains(&unit.provider) {
         cx.units.forget(unit);
     }
-    let declared_elsewhere = cx
-        .index
-        .refs(&unit.target)
-        .into_iter()
-        .any(|oref| &oref != leaving);
-    if !declared_elsewhere {
+    cx.units.forget_others(&unit.target, &providers);
+    if providers.is_empty() {
         cx.aliases.forget(&unit.target);
     }
 }
 
-async fn sync<K: GrantKind>(
+/// Asks for a sync of `unit` on behalf of `oref`: the outcome that answers it, or
+/// `None` when it is queued (it is woken when the sync ends). Starts the sync when
+/// it is this caller's turn.
+fn request<K: GrantKind>(
     cx: &Arc<GrantContext<K>>,
     unit: &UnitKey,
+    oref: &ObjectRef<K>,
+    fingerprint: u64,
     freshness: Freshness,
-) -> Arc<SyncOutcome<K>> {
-    let run_cx = cx.clone();
-    let run_unit = unit.clone();
-    cx.units
-        .sync(unit, freshness, move |seq| sync_unit(run_cx, run_unit, seq))
-        .await
+) -> Option<Arc<SyncOutcome<K>>> {
+    match cx.units.request(unit, oref, fingerprint, freshness) {
+        Granted::Answer(outcome) => Some(outcome),
+        Granted::Queued => None,
+        Granted::Start(seq) => {
+            spawn_sync(cx, unit.clone(), seq);
+            None
+        }
+    }
+}
+
+/// Runs sync `seq` of `unit` in its provider's lane, then the syncs asked for
+/// while it ran, waking the members each one answers.
+fn spawn_sync<K: GrantKind>(cx: &Arc<GrantContext<K>>, unit: UnitKey, seq: u64) {
+    let cx = cx.clone();
+    let tasks = cx.syncs.clone();
+    tasks.spawn(async move {
+        let mut seq = seq;
+        loop {
+            let lane = cx.shared.lanes.of(&unit.provider);
+            // The semaphore is never closed.
+            let permit = lane.acquire_owned().await.ok();
+            let mut guard = CutShort {
+                cx: &cx,
+                unit: &unit,
+                seq,
+                armed: true,
+            };
+            let outcome = Arc::new(sync_unit(cx.clone(), unit.clone(), seq).await);
+            guard.armed = false;
+            drop(permit);
+            let (woken, next) = cx.units.finish(&unit, seq, Some(outcome));
+            for member in woken {
+                // Err: the controller is gone, and so is the need to wake anyone.
+                let _ = cx.wake.send(cast(&member));
+            }
+            match next {
+                Some(next) => seq = next,
+                None => break,
+            }
+        }
+    });
+}
+
+/// Marks a sync that did not finish (it panicked) as cut short, and wakes its
+/// waiting members so they ask again.
+struct CutShort<'a, K: GrantKind> {
+    cx: &'a GrantContext<K>,
+    unit: &'a UnitKey,
+    seq: u64,
+    armed: bool,
+}
+
+impl<K: GrantKind> Drop for CutShort<'_, K> {
+    fn drop(&mut self) {
+        if self.armed {
+            let (woken, _) = self.cx.units.finish(self.unit, self.seq, None);
+            for member in woken {
+                let _ = self.cx.wake.send(cast(&member));
+            }
+        }
+    }
 }
 
 async fn report_suspended<K: GrantKind>(
@@ -560,24 +809,42 @@ fn status_rows<K: GrantKind>(object: &K) -> Vec<GrantRow> {
         .unwrap_or_default()
 }
 
-/// Waits (briefly) until the watch cache holds the status rows a sync wrote.
+/// The resource with the status rows the last sync wrote (hash `hash`): from the
+/// watch cache once it caught up (a few milliseconds, normally), else read from the
+/// API server. Rows are the memory of what a resource owns, so a sync never plans
+/// from older ones.
 async fn caught_up<K: GrantKind>(
     cx: &GrantContext<K>,
     oref: &ObjectRef<K>,
     hash: u64,
-) -> Option<Arc<K>> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+) -> Result<Option<Arc<K>>, kube::Error> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
     loop {
-        let object = cx.lookup(oref)?.ok()?;
+        let Some(Ok(object)) = cx.lookup(oref) else {
+            return Ok(None);
+        };
         if rows_hash(&status_rows(object.as_ref())) == hash {
-            return Some(object);
+            return Ok(Some(object));
         }
         if tokio::time::Instant::now() >= deadline {
-            debug!(kind = K::KIND, name = %oref.name, "status rows differ from the last write; using what the cache holds");
-            return Some(object);
+            break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let api: Api<Watched<K>> = Api::namespaced(
+        cx.shared.client.clone(),
+        oref.namespace.as_deref().unwrap_or_default(),
+    );
+    debug!(kind = K::KIND, name = %oref.name, "status rows differ from the last write in the cache; reading the resource");
+    Ok(match api.get_opt(&oref.name).await? {
+        Some(Watched {
+            object: Ok(mut fresh),
+        }) => {
+            super::run::slim(&mut fresh);
+            Some(Arc::new(fresh))
+        }
+        _ => None,
+    })
 }
 
 /// `(key, perm)` the resource applied and answers for (see `plan::Member::owned_by_key`).
@@ -590,7 +857,7 @@ fn owned_rows<K: GrantKind>(object: &K, rows: Option<&[GrantRow]>) -> Vec<(Key, 
     });
     sync::previous_rows::<K>(rows)
         .into_iter()
-        .filter(|row| row.state == GrantState::Applied || row.has_vendor_id || row.revocation)
+        .filter(PreviousRow::owned)
         .map(|row| (row.key, row.perm))
         .collect()
 }
@@ -602,6 +869,7 @@ async fn sync_unit<K: GrantKind>(
 ) -> SyncOutcome<K> {
     let context = cx.shared.clone();
     let started = context.clock.now();
+    cx.units.began(&unit, seq, started);
     let previous = cx.units.last(&unit);
     let mut outcome = SyncOutcome::new(seq, started);
 
@@ -609,6 +877,8 @@ async fn sync_unit<K: GrantKind>(
     let mut members: Vec<Member<K>> = Vec::new();
     let mut neighbours: Vec<Arc<K>> = Vec::new();
     let mut unreadable: Vec<String> = Vec::new();
+    let mut stale: Vec<String> = Vec::new();
+    let mut providers = HashSet::new();
     for oref in cx.index.refs(&unit.target) {
         let object = match cx.lookup(&oref) {
             None => continue,
@@ -626,6 +896,7 @@ async fn sync_unit<K: GrantKind>(
         if object.unit_key() != unit.target {
             continue;
         }
+        providers.insert(unit_of(object.as_ref()).provider);
         if unit_of(object.as_ref()).provider != unit.provider {
             neighbours.push(object);
             continue;
@@ -638,7 +909,19 @@ async fn sync_unit<K: GrantKind>(
             .map(|member| member.rows_hash);
         let object = match written {
             Some(hash) if rows_hash(&status_rows(object.as_ref())) != hash => {
-                caught_up(&cx, &oref, hash).await.unwrap_or(object)
+                match caught_up(&cx, &oref, hash).await {
+                    Ok(Some(object)) => object,
+                    // Gone meanwhile, or no longer readable: the next sync sees it as it is.
+                    Ok(None) => continue,
+                    Err(error) => {
+                        stale.push(format!(
+                            "{}/{} ({error})",
+                            oref.namespace.as_deref().unwrap_or_default(),
+                            oref.name
+                        ));
+                        continue;
+                    }
+                }
             }
             _ => object,
         };
@@ -676,6 +959,11 @@ async fn sync_unit<K: GrantKind>(
             object,
         });
     }
+    if unreadable.is_empty() {
+        // Units of this target whose members all moved to another provider (or
+        // went away) have nobody left to serve.
+        cx.units.forget_others(&unit.target, &providers);
+    }
     if members.is_empty() {
         return outcome;
     }
@@ -700,6 +988,25 @@ async fn sync_unit<K: GrantKind>(
         .iter()
         .all(|member| member.phase == Phase::Suspended)
     {
+        return outcome;
+    }
+
+    // A member whose current status rows could not be read may own grants the cache
+    // does not show yet: change nothing until they can be read.
+    if !stale.is_empty() {
+        let failure = Failure::new(
+            Reason::Progressing,
+            format!(
+                "could not read the current status of {} from the API server; no change is made to the target until it can",
+                list_some(&stale, 3)
+            ),
+        );
+        for member in members
+            .iter()
+            .filter(|member| member.phase != Phase::Suspended)
+        {
+            fail(&cx, &mut outcome, member, &failure).await;
+        }
         return outcome;
     }
 
@@ -751,7 +1058,7 @@ async fn sync_unit<K: GrantKind>(
             member.refused = Some(failure);
         }
     }
-    let (refused, members): (Vec<Member<K>>, Vec<Member<K>>) = members
+    let (refused, mut members): (Vec<Member<K>>, Vec<Member<K>>) = members
         .into_iter()
         .partition(|member| member.refused.is_some());
     for member in &refused {
@@ -766,7 +1073,7 @@ async fn sync_unit<K: GrantKind>(
         return outcome;
     }
 
-    match read_plan_apply(&cx, &unit, &provider, &members, &neighbours).await {
+    match read_plan_apply(&cx, &unit, &provider, &mut members, &neighbours).await {
         Ok(result) => finish(&cx, &mut outcome, &members, result, started).await,
         Err(failure) => {
             if failure.reason == Reason::Unauthorized {
@@ -791,6 +1098,10 @@ struct Synced<P: Permission> {
     plan: plan::Plan<P>,
     reports: Vec<plan::Report<P>>,
     failures: BTreeMap<Key, plan::Failure>,
+    /// Keys whose write may have landed unseen (see [`sync::Carried::uncertain`]).
+    uncertain: BTreeSet<Key>,
+    /// Whether the target was read back after the writes (or nothing was written).
+    confirmed: bool,
     unmanaged: usize,
 }
 
@@ -798,7 +1109,7 @@ async fn read_plan_apply<K: GrantKind>(
     cx: &Arc<GrantContext<K>>,
     unit: &UnitKey,
     provider: &Provider,
-    members: &[Member<K>],
+    members: &mut [Member<K>],
     neighbours: &[Arc<K>],
 ) -> Result<Synced<PermOf<K>>, Failure> {
     let context = &cx.shared;
@@ -832,6 +1143,10 @@ async fn read_plan_apply<K: GrantKind>(
         .get_or_create(&crate::metrics::KindLabels { kind: K::KIND })
         .inc();
 
+    // Write-ahead: what is about to be granted is owned before it can exist.
+    let intents = plan::intents(&observed.input, &observed.plan);
+    record_intents(cx, members, &intents).await?;
+
     let carried = sync::carry_out::<K>(vendor.as_ref(), &target, &observed).await;
     for action in &observed.plan.actions {
         let outcome = if carried.errors.contains_key(&action.key) {
@@ -864,8 +1179,52 @@ async fn read_plan_apply<K: GrantKind>(
         plan: observed.plan,
         reports,
         failures: carried.failures,
+        uncertain: carried.uncertain,
+        confirmed: carried.read_back_error.is_none(),
         unmanaged: observed.live.unmanaged,
     })
+}
+
+/// Records, in the status of each member, the grants the plan is about to create
+/// or raise on its behalf (see the module docs), and fails the sync, before any
+/// vendor write, if one of those status writes fails.
+async fn record_intents<K: GrantKind>(
+    cx: &Arc<GrantContext<K>>,
+    members: &mut [Member<K>],
+    intents: &[Vec<(Key, PermOf<K>)>],
+) -> Result<(), Failure> {
+    let mut writes = Vec::new();
+    for (member, intents) in members.iter_mut().zip(intents) {
+        if intents.is_empty() {
+            continue;
+        }
+        writes.push(
+            async move {
+                let rows = sync::with_intents::<K>(&member.previous_rows, intents);
+                if rows == member.previous_rows {
+                    return Ok(());
+                }
+                let mut status = member.object.status().cloned().unwrap_or_default();
+                status.grants = rows.clone();
+                write_status(cx, member, &status).await?;
+                member.previous_rows = rows;
+                Ok::<(), kube::Error>(())
+            }
+            .boxed(),
+        );
+    }
+    let results: Vec<Result<(), kube::Error>> =
+        stream::iter(writes).buffer_unordered(16).collect().await;
+    match results.into_iter().find_map(Result::err) {
+        None => Ok(()),
+        Some(error) => Err(Failure::new(
+            Reason::Progressing,
+            format!(
+                "the grants about to be made could not be recorded in status first ({error}); nothing was written to {}; retrying",
+                K::VENDOR
+            ),
+        )),
+    }
 }
 
 /// `neighbours`, plus the resources of units that name the same vendor object
@@ -943,6 +1302,12 @@ async fn finish<K: GrantKind>(
     if synced.unmanaged > 0 {
         debug!(kind = K::KIND, target = %synced.target.id, unmanaged = synced.unmanaged, "left alone grants with permissions the operator does not manage");
     }
+    let done = Writes {
+        plan: &synced.plan,
+        failures: &synced.failures,
+        uncertain: &synced.uncertain,
+        confirmed: synced.confirmed,
+    };
     let mut writes = Vec::new();
     for ((member, report), input) in members
         .iter()
@@ -954,8 +1319,7 @@ async fn finish<K: GrantKind>(
         }
         let cx = cx.clone();
         let target = &synced.target;
-        let plan = &synced.plan;
-        let failures = &synced.failures;
+        let done = &done;
         writes.push(
             async move {
                 let (status, result, events) = member_status::<K>(
@@ -963,8 +1327,7 @@ async fn finish<K: GrantKind>(
                     member.phase,
                     input,
                     report,
-                    plan,
-                    failures,
+                    done,
                     target,
                     started,
                     cx.shared.clock.now(),
@@ -1008,6 +1371,18 @@ async fn finish<K: GrantKind>(
 /// Events of one member after a sync: `(warning, reason, note)`.
 pub type Events = Vec<(bool, &'static str, String)>;
 
+/// What a sync's writes came to, for the status of its members.
+pub struct Writes<'a, P> {
+    /// The plan carried out.
+    pub plan: &'a plan::Plan<P>,
+    /// Failed actions by key.
+    pub failures: &'a BTreeMap<Key, plan::Failure>,
+    /// Keys whose write may have landed unseen.
+    pub uncertain: &'a BTreeSet<Key>,
+    /// Whether the target was read back after the writes (or nothing was written).
+    pub confirmed: bool,
+}
+
 #[allow(clippy::too_many_arguments)]
 /// The status, result and Events of one member after a sync (also what the
 /// `apply` command prints).
@@ -1016,12 +1391,12 @@ pub fn member_status<K: GrantKind>(
     phase: Phase,
     input: &plan::Member<PermOf<K>>,
     report: &plan::Report<PermOf<K>>,
-    plan: &plan::Plan<PermOf<K>>,
-    failures: &BTreeMap<Key, plan::Failure>,
+    writes: &Writes<'_, PermOf<K>>,
     target: &ResolvedTarget,
     started: Timestamp,
     now: Timestamp,
 ) -> (GrantStatus, Result<(), Failure>, Events) {
+    let (plan, failures) = (writes.plan, writes.failures);
     let previous = object.status().cloned().unwrap_or_default();
     let generation = object.meta().generation;
     let observe = input.management == ManagementPolicy::Observe;
@@ -1031,12 +1406,26 @@ pub fn member_status<K: GrantKind>(
         .iter()
         .map(|row| {
             let (grantee, permission) = K::row(&row.grantee, &row.perm);
+            // A write that may have landed unseen stays owned (an intent) rather
+            // than failed: a failed row would forget it.
+            let in_doubt = row.resolved
+                && row.state == GrantState::Failed
+                && !row.message.starts_with(REVOCATION_MARK)
+                && writes.uncertain.contains(&row.grantee);
+            let (state, message) = if in_doubt {
+                (
+                    GrantState::Pending,
+                    format!("{INTENT_MARK}: not confirmed ({})", row.message),
+                )
+            } else {
+                (row.state, row.message.clone())
+            };
             GrantRow {
                 grantee,
                 permission,
                 vendor_id: row.vendor_id.clone(),
-                state: row.state,
-                message: row.message.clone(),
+                state,
+                message,
             }
         })
         .collect();
@@ -1209,7 +1598,11 @@ pub fn member_status<K: GrantKind>(
     };
 
     let done = match phase {
-        Phase::Deleting | Phase::Expired => failure.is_none() && next.grants.is_empty(),
+        // The finalizer goes on this: only when a read after the writes showed
+        // nothing owned is left.
+        Phase::Deleting | Phase::Expired => {
+            failure.is_none() && next.grants.is_empty() && writes.confirmed
+        }
         _ => status == "True" || reason == Reason::DriftDetected,
     };
     let result = if done {
@@ -1503,9 +1896,14 @@ mod tests {
         }
     }
 
-    /// A grant context over `store` (no cluster behind it: only the store is used).
-    fn context(store: Store<Watched<SigmaGrant>>) -> GrantContext<SigmaGrant> {
-        let (service, _handle) = tower_test::mock::pair::<
+    type Handle = tower_test::mock::Handle<
+        http::Request<kube::client::Body>,
+        http::Response<kube::client::Body>,
+    >;
+
+    /// A grant context over `store`, with a mock API server behind it.
+    fn context(store: Store<Watched<SigmaGrant>>) -> (GrantContext<SigmaGrant>, Handle) {
+        let (service, handle) = tower_test::mock::pair::<
             http::Request<kube::client::Body>,
             http::Response<kube::client::Body>,
         >();
@@ -1523,11 +1921,15 @@ mod tests {
             Arc::new(crate::metrics::Metrics::new()),
             Arc::new(crate::controller::SystemClock),
         );
-        GrantContext::new(Arc::new(context), store, Arc::new(Index::default()))
+        let (wake, _) = tokio::sync::mpsc::unbounded_channel();
+        (
+            GrantContext::new(Arc::new(context), store, Arc::new(Index::default()), wake),
+            handle,
+        )
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_sync_waits_for_the_cache_to_hold_its_last_write() {
+    async fn a_sync_plans_from_the_rows_its_last_write_left() {
         let (store, mut writer) = kube::runtime::reflector::store::<Watched<SigmaGrant>>();
         writer.apply_watcher_event(&watcher::Event::Apply(Watched {
             object: Ok(grant(vec![])),
@@ -1537,25 +1939,38 @@ mod tests {
         let oref = ObjectRef::new("g").within("ns");
         let late = grant(written);
         let update = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
             writer.apply_watcher_event(&watcher::Event::Apply(Watched { object: Ok(late) }));
             writer
         });
-        let seen = caught_up(&context(store.clone()), &oref, expected)
-            .await
-            .unwrap();
+        // The cache catches up within the short wait: no API call.
+        let (cx, _handle) = context(store.clone());
+        let seen = caught_up(&cx, &oref, expected).await.unwrap().unwrap();
         assert_eq!(status_rows(seen.as_ref()), vec![row("member:a")]);
         let mut writer = update.await.unwrap();
 
-        // Someone else changed the rows: after a bounded wait, the cache wins.
+        // The cache does not catch up: the resource is read from the API server,
+        // whose rows win (here someone else's write since).
         writer.apply_watcher_event(&watcher::Event::Apply(Watched {
             object: Ok(grant(vec![row("member:b")])),
         }));
-        let started = tokio::time::Instant::now();
-        let seen = caught_up(&context(store.clone()), &oref, expected)
-            .await
-            .unwrap();
-        assert_eq!(status_rows(seen.as_ref()), vec![row("member:b")]);
-        assert!(started.elapsed() >= Duration::from_secs(2));
+        let (cx, mut handle) = context(store.clone());
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("a GET");
+            assert_eq!(request.method(), http::Method::GET);
+            assert_eq!(
+                request.uri().path(),
+                "/apis/grantoperator.dev/v1alpha1/namespaces/ns/sigmagrants/g"
+            );
+            let body = serde_json::to_vec(&grant(vec![row("member:c")])).unwrap();
+            send.send_response(
+                http::Response::builder()
+                    .body(kube::client::Body::from(body))
+                    .unwrap(),
+            );
+        });
+        let seen = caught_up(&cx, &oref, expected).await.unwrap().unwrap();
+        assert_eq!(status_rows(seen.as_ref()), vec![row("member:c")]);
+        server.await.unwrap();
     }
 }

@@ -122,6 +122,8 @@ pub struct Context {
     pub recheck: tokio::sync::mpsc::Sender<clients::ProviderId>,
     /// The watches whose first listing readiness waits for.
     pub readiness: run::Readiness,
+    /// Syncs in flight per provider.
+    pub lanes: Lanes,
 }
 
 impl Context {
@@ -139,6 +141,7 @@ impl Context {
             controller: FIELD_MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
         };
+        let lanes = Lanes::new(config_lane_width(&config));
         let context = Context {
             events: status::Events::new(client.clone(), reporter, writes.clone()),
             writes,
@@ -152,8 +155,67 @@ impl Context {
             stores,
             recheck,
             readiness: run::Readiness::default(),
+            lanes,
         };
         (context, rechecks)
+    }
+}
+
+impl Context {
+    /// Forgets everything kept for a provider that is gone: its vendor client (with
+    /// its credentials) and its lane.
+    pub fn forget_provider(&self, id: &clients::ProviderId) {
+        self.clients.forget(id);
+        self.lanes.forget(id);
+    }
+}
+
+fn config_lane_width(config: &Config) -> usize {
+    usize::from(config.concurrency).max(1)
+}
+
+/// Bounds the syncs in flight per provider, so that a provider whose vendor hangs
+/// holds only its own lane and every other provider keeps its full pace.
+pub struct Lanes {
+    width: usize,
+    lanes: Mutex<std::collections::HashMap<clients::ProviderId, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl Lanes {
+    /// Lanes of `width` syncs each.
+    pub fn new(width: usize) -> Lanes {
+        Lanes {
+            width,
+            lanes: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The lane of a provider.
+    pub fn of(&self, id: &clients::ProviderId) -> Arc<tokio::sync::Semaphore> {
+        self.lanes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id.clone())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.width)))
+            .clone()
+    }
+
+    /// Forgets the lane of a provider that is gone (syncs holding it finish on it).
+    pub fn forget(&self, id: &clients::ProviderId) {
+        self.lanes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// Lanes kept (for tests of boundedness).
+    pub fn len(&self) -> usize {
+        self.lanes.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no lane is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -217,6 +279,11 @@ pub enum Error {
         /// Time left until the retry.
         wait: Duration,
     },
+    /// A sync of the resource's unit was asked for and runs on its own; the
+    /// resource is woken when it is done (an error, so the finalizer helper never
+    /// takes a deletion that is still waiting for its revocation as finished).
+    #[error("waiting for a sync of its target")]
+    Queued,
 }
 
 impl Error {
@@ -226,6 +293,7 @@ impl Error {
             Error::Failed(failure) | Error::Backoff { failure, .. } => failure.reason.as_str(),
             Error::Kube(_) => "KubernetesError",
             Error::Finalizer(_) => "FinalizerError",
+            Error::Queued => "Queued",
         }
     }
 
@@ -275,21 +343,16 @@ impl Backoff {
     }
 
     /// Records a failure of `key` and returns how long to wait: exponential with
-    /// jitter, capped at `cap`; a vendor's `Retry-After` wins.
+    /// jitter ([`crate::vendor::http::backoff_delay`], as vendor retries), capped at
+    /// `cap`; a vendor's `Retry-After` wins.
     pub fn fail(&self, key: &str, cap: Duration, retry_after: Option<Duration>) -> Duration {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let attempts = failures
             .get(key)
             .map_or(0, |(attempts, _)| *attempts)
             .saturating_add(1);
-        let wait = retry_after.unwrap_or_else(|| {
-            let ceiling = self
-                .base
-                .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).min(20)))
-                .min(cap);
-            let millis = ceiling.as_millis().max(1) as u64;
-            Duration::from_millis(rand::random_range(millis * 3 / 4..=millis))
-        });
+        let wait = retry_after
+            .unwrap_or_else(|| crate::vendor::http::backoff_delay(self.base, cap, attempts));
         failures.put(
             key.to_string(),
             (attempts, tokio::time::Instant::now() + wait),
@@ -329,9 +392,9 @@ mod tests {
         let backoff = Backoff::new(Duration::from_secs(2));
         let cap = Duration::from_secs(60);
         let first = backoff.fail("a", cap, None);
-        assert!(first <= Duration::from_secs(2) && first >= Duration::from_millis(1500));
+        assert!(first <= Duration::from_secs(2) && first >= Duration::from_secs(1));
         let second = backoff.fail("a", cap, None);
-        assert!(second >= Duration::from_secs(3) && second <= Duration::from_secs(4));
+        assert!(second >= Duration::from_secs(2) && second <= Duration::from_secs(4));
         for _ in 0..20 {
             assert!(backoff.fail("a", cap, None) <= cap);
         }

@@ -44,7 +44,7 @@ const SUBSCRIBER_BUFFER: usize = 1024;
 /// fields: name, namespace, uid, resourceVersion, generation, deletionTimestamp
 /// and finalizers. Labels and annotations (Argo CD adds tracking annotations to
 /// every object) are dropped from memory.
-fn slim<K: ResourceExt>(object: &mut K) {
+pub(crate) fn slim<K: ResourceExt>(object: &mut K) {
     object.managed_fields_mut().clear();
     object.annotations_mut().clear();
     object.labels_mut().clear();
@@ -503,6 +503,9 @@ pub struct GrantWatch<K: GrantKind, S> {
     pub index: Arc<Index<K>>,
     /// The stream that drives both (and triggers the controller).
     pub stream: S,
+    /// Objects the watch saw deleted (after store and index forgot them), so that
+    /// what is kept per resource can be forgotten too ([`GrantContext::forget`]).
+    pub deleted: tokio::sync::mpsc::UnboundedReceiver<Watched<K>>,
 }
 
 pub fn grant_watch<K: GrantKind>(
@@ -511,6 +514,7 @@ pub fn grant_watch<K: GrantKind>(
     let (store, writer) = reflector::store::<Watched<K>>();
     let index = Arc::new(Index::<K>::default());
     let follow = index.clone();
+    let (gone, deleted) = tokio::sync::mpsc::unbounded_channel();
     let stream = watcher(api, watch_config())
         .default_backoff()
         .modify(slim)
@@ -518,6 +522,10 @@ pub fn grant_watch<K: GrantKind>(
         .inspect(move |event| {
             if let Ok(event) = event {
                 follow.apply(event);
+                if let watcher::Event::Delete(object) = event {
+                    // Err: nobody forgets for this watch (a test's), which is fine.
+                    let _ = gone.send(object.clone());
+                }
             }
         })
         .applied_objects();
@@ -525,6 +533,7 @@ pub fn grant_watch<K: GrantKind>(
         store,
         index,
         stream,
+        deleted,
     }
 }
 
@@ -570,16 +579,43 @@ fn grant_controller<K: GrantKind>(
         store,
         index,
         stream,
+        mut deleted,
     } = grant_watch(api::<Watched<K>>(client, namespace));
     context.readiness.wait_for(index.listed());
     context
         .metrics
         .count_objects(K::KIND, grant_census(store.clone()));
-    let cx = Arc::new(GrantContext::new(context.clone(), store.clone(), index));
+    let (wake, woken) = tokio::sync::mpsc::unbounded_channel();
+    let cx = Arc::new(GrantContext::new(
+        context.clone(),
+        store.clone(),
+        index,
+        wake,
+    ));
+    let syncs = cx.syncs.clone();
+    let forgetting = {
+        let cx = cx.clone();
+        async move {
+            // Ends when the watch stream (holding the sender) is dropped.
+            while let Some(object) = deleted.recv().await {
+                cx.forget(&object);
+            }
+        }
+    };
 
     let on_provider = {
         let store = store.clone();
+        let context = context.clone();
         move |provider: Arc<GrantProvider>| {
+            let id = ProviderId {
+                kind: ProviderKind::GrantProvider,
+                namespace: provider.namespace(),
+                name: provider.name_any(),
+            };
+            if super::clients::Provider::find(&context, &id).is_err() {
+                // Deleted: its client, credentials and lane go with it.
+                context.forget_provider(&id);
+            }
             grants_using(
                 &store,
                 &ProviderId {
@@ -592,7 +628,16 @@ fn grant_controller<K: GrantKind>(
     };
     let on_cluster_provider = {
         let store = store.clone();
+        let context = context.clone();
         move |provider: Arc<ClusterGrantProvider>| {
+            let id = ProviderId {
+                kind: ProviderKind::ClusterGrantProvider,
+                namespace: None,
+                name: provider.name_any(),
+            };
+            if super::clients::Provider::find(&context, &id).is_err() {
+                context.forget_provider(&id);
+            }
             grants_using(
                 &store,
                 &ProviderId {
@@ -650,13 +695,38 @@ fn grant_controller<K: GrantKind>(
         }
     };
 
-    Controller::for_stream(stream, store)
+    let controller = Controller::for_stream(stream, store)
         .with_config(controller_config)
         .watches_shared_stream(subscriptions.providers.1, on_provider)
         .watches_shared_stream(subscriptions.cluster_providers.1, on_cluster_provider)
         .watches_shared_stream(subscriptions.secrets, on_secret)
         .watches_shared_stream(subscriptions.namespaces, on_namespace)
+        .reconcile_on(unbounded_stream(woken))
         .graceful_shutdown_on(shutdown)
         .run(grant::reconcile::<K>, grant::error_policy::<K>, cx)
-        .for_each(log_result(K::KIND))
+        .for_each(log_result(K::KIND));
+    async move {
+        // Sync tasks outlive reconciles; they end with the controller, also when
+        // `run` is dropped rather than shut down.
+        let _syncs = AbortOnDrop(syncs);
+        tokio::join!(controller, forgetting);
+    }
+}
+
+/// Stops a grant kind's sync tasks when dropped.
+struct AbortOnDrop(Arc<grant::SyncTasks>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort_all();
+    }
+}
+
+/// An unbounded channel as a stream.
+fn unbounded_stream<T: Send + 'static>(
+    receiver: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl Stream<Item = T> + Send {
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
 }

@@ -13,10 +13,8 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -128,21 +126,66 @@ pub fn rows_hash(rows: &[GrantRow]) -> u64 {
     hasher.finish()
 }
 
-struct UnitState<K: GrantKind> {
-    running: tokio::sync::Mutex<()>,
-    started: AtomicU64,
-    last: Mutex<Option<Arc<SyncOutcome<K>>>>,
+/// Where a unit's syncs stand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flight {
+    /// No sync started or waiting to start.
+    Idle,
+    /// Sync `seq` was asked for and has not gathered its members yet: whoever asks
+    /// now is served by it, with its current state.
+    Queued(u64),
+    /// Sync `seq` gathered its members at `began`.
+    Running(u64, Timestamp),
 }
 
-impl<K: GrantKind> UnitState<K> {
-    fn last(&self) -> Option<Arc<SyncOutcome<K>>> {
-        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+struct UnitState<K: GrantKind> {
+    /// Sequence number of the last sync asked for.
+    asked: u64,
+    flight: Flight,
+    /// Whether another sync must follow the running one (a member asked after it
+    /// gathered its members).
+    again: bool,
+    last: Option<Arc<SyncOutcome<K>>>,
+    /// Members waiting for an answer: the sequence number of the first sync that
+    /// answers each. An entry lives until its member reads the answer, or one sync
+    /// after the answer came (a member that went away never reads it).
+    waiting: HashMap<ObjectRef<K>, u64>,
+}
+
+impl<K: GrantKind> Default for UnitState<K> {
+    fn default() -> Self {
+        UnitState {
+            asked: 0,
+            flight: Flight::Idle,
+            again: false,
+            last: None,
+            waiting: HashMap::new(),
+        }
     }
 }
 
-/// Every unit with a sync in flight or a recent outcome.
+/// What a member's request for a sync got.
+#[derive(Debug)]
+pub enum Granted<K: GrantKind> {
+    /// A finished sync answers the request.
+    Answer(Arc<SyncOutcome<K>>),
+    /// A sync queued or running will answer it; the member is woken then.
+    Queued,
+    /// Queued, and the caller must run sync number `seq` now (see [`Units::began`]
+    /// and [`Units::finish`]).
+    Start(u64),
+}
+
+/// Every unit with a sync in flight, a waiting member, or a recent outcome.
+///
+/// Reconciles never wait here: [`Units::request`] answers at once, from the last
+/// outcome or by queueing the member. The sync itself runs in a task of its own
+/// (see `grant::spawn_sync`), which reports back with [`Units::finish`]; the
+/// members it answers are then woken to read their result. So a unit whose vendor
+/// is slow holds no reconcile slot while it waits, and each sync runs once for
+/// every member that asked.
 pub struct Units<K: GrantKind> {
-    units: Mutex<HashMap<UnitKey, Arc<UnitState<K>>>>,
+    units: Mutex<HashMap<UnitKey, UnitState<K>>>,
 }
 
 impl<K: GrantKind> Default for Units<K> {
@@ -154,72 +197,185 @@ impl<K: GrantKind> Default for Units<K> {
 }
 
 impl<K: GrantKind> Units<K> {
-    fn state(&self, key: &UnitKey) -> Arc<UnitState<K>> {
-        let mut units = self.units.lock().unwrap_or_else(|e| e.into_inner());
-        units
-            .entry(key.clone())
-            .or_insert_with(|| {
-                Arc::new(UnitState {
-                    running: tokio::sync::Mutex::new(()),
-                    started: AtomicU64::new(0),
-                    last: Mutex::new(None),
-                })
-            })
-            .clone()
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UnitKey, UnitState<K>>> {
+        self.units.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The latest outcome of a unit, if it was synced since the operator started.
     pub fn last(&self, key: &UnitKey) -> Option<Arc<SyncOutcome<K>>> {
-        let units = self.units.lock().unwrap_or_else(|e| e.into_inner());
-        units.get(key).and_then(|state| state.last())
+        self.lock().get(key).and_then(|state| state.last.clone())
     }
 
-    /// An outcome of a sync fresh enough for `freshness`: the one in flight or
-    /// a new one (`run` gets the sequence number).
-    pub async fn sync<F, Fut>(
+    /// Asks for a sync of `key` fresh enough for `freshness` on behalf of `member`,
+    /// whose inputs now have `fingerprint` (an answer from a sync that saw other
+    /// inputs answers an older request, not this one).
+    pub fn request(
         &self,
         key: &UnitKey,
+        member: &ObjectRef<K>,
+        fingerprint: u64,
         freshness: Freshness,
-        run: F,
-    ) -> Arc<SyncOutcome<K>>
-    where
-        F: FnOnce(u64) -> Fut,
-        Fut: Future<Output = SyncOutcome<K>>,
-    {
-        let state = self.state(key);
-        let ticket = state.started.load(Ordering::SeqCst);
-        let _running = state.running.lock().await;
-        if let Some(last) = state.last() {
-            let fresh = last.seq > ticket
-                || matches!(freshness, Freshness::StartedSince(due) if last.started >= due);
-            if fresh {
-                return last;
+    ) -> Granted<K> {
+        if let Some(answer) = self.take_answer(key, member, fingerprint, freshness) {
+            return Granted::Answer(answer);
+        }
+        let mut units = self.lock();
+        let state = units.entry(key.clone()).or_default();
+        if let Some(&needed) = state.waiting.get(member) {
+            let answered = state.last.as_ref().is_some_and(|last| last.seq >= needed);
+            if !answered && state.flight != Flight::Idle {
+                return Granted::Queued;
+            }
+            // Answered for older inputs, or the sync it waited for was cut short.
+            state.waiting.remove(member);
+        }
+        if let Freshness::StartedSince(due) = freshness
+            && let Some(last) = state.last.as_ref().filter(|last| last.started >= due)
+        {
+            return Granted::Answer(last.clone());
+        }
+        match state.flight {
+            Flight::Queued(seq) => {
+                state.waiting.insert(member.clone(), seq);
+                Granted::Queued
+            }
+            Flight::Running(seq, began) => {
+                let served = matches!(freshness, Freshness::StartedSince(due) if began >= due);
+                if served {
+                    state.waiting.insert(member.clone(), seq);
+                } else {
+                    state.again = true;
+                    state.waiting.insert(member.clone(), seq + 1);
+                }
+                Granted::Queued
+            }
+            Flight::Idle => {
+                state.asked += 1;
+                let seq = state.asked;
+                state.flight = Flight::Queued(seq);
+                state.waiting.insert(member.clone(), seq);
+                Granted::Start(seq)
             }
         }
-        let seq = state.started.fetch_add(1, Ordering::SeqCst) + 1;
-        let outcome = Arc::new(run(seq).await);
-        *state.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome.clone());
-        if outcome.is_empty() {
-            // Nobody is left on this unit: forget it (bounded by live units).
-            self.units
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(key);
-        }
-        outcome
     }
 
-    /// Forgets a unit (its last member is gone).
+    /// The answer to an earlier request of `member`, once its sync is done (the
+    /// request is then settled). `None` while it waits, when it asked for nothing,
+    /// or when the answer came from a sync that saw other inputs than `fingerprint`
+    /// or is not fresh enough for `freshness`.
+    pub fn take_answer(
+        &self,
+        key: &UnitKey,
+        member: &ObjectRef<K>,
+        fingerprint: u64,
+        freshness: Freshness,
+    ) -> Option<Arc<SyncOutcome<K>>> {
+        let mut units = self.lock();
+        let state = units.get_mut(key)?;
+        let needed = *state.waiting.get(member)?;
+        let last = state
+            .last
+            .as_ref()
+            .filter(|last| last.seq >= needed)?
+            .clone();
+        state.waiting.remove(member);
+        let current = last
+            .member(member)
+            .is_none_or(|result| result.fingerprint == fingerprint);
+        let fresh = match freshness {
+            Freshness::StartedAfterRequest => true,
+            Freshness::StartedSince(due) => last.started >= due,
+        };
+        (current && fresh).then_some(last)
+    }
+
+    /// Sync `seq` is gathering its members now (`began`): members asking from now
+    /// on need the next one.
+    pub fn began(&self, key: &UnitKey, seq: u64, began: Timestamp) {
+        if let Some(state) = self.lock().get_mut(key)
+            && state.flight == Flight::Queued(seq)
+        {
+            state.flight = Flight::Running(seq, began);
+        }
+    }
+
+    /// Records the outcome of a sync (`None`: it was cut short and answers nobody).
+    /// Returns the members to wake, and the sequence number of the next sync the
+    /// caller must run now, if one was asked for meanwhile.
+    pub fn finish(
+        &self,
+        key: &UnitKey,
+        seq: u64,
+        outcome: Option<Arc<SyncOutcome<K>>>,
+    ) -> (Vec<ObjectRef<K>>, Option<u64>) {
+        let mut units = self.lock();
+        let Some(state) = units.get_mut(key) else {
+            return (Vec::new(), None);
+        };
+        let previous = state.last.as_ref().map_or(0, |last| last.seq);
+        let woken: Vec<ObjectRef<K>> = match &outcome {
+            Some(outcome) => {
+                // Answers nobody read since the previous sync are dropped: their
+                // members went away.
+                state.waiting.retain(|_, needed| *needed > previous);
+                state.last = Some(outcome.clone());
+                state
+                    .waiting
+                    .iter()
+                    .filter(|(_, needed)| **needed <= seq)
+                    .map(|(member, _)| member.clone())
+                    .collect()
+            }
+            // Cut short: everyone waiting is woken to ask again.
+            None => {
+                state.again = false;
+                state.waiting.keys().cloned().collect()
+            }
+        };
+        let next = if std::mem::take(&mut state.again) {
+            state.asked += 1;
+            state.flight = Flight::Queued(state.asked);
+            Some(state.asked)
+        } else {
+            state.flight = Flight::Idle;
+            None
+        };
+        let done = state.flight == Flight::Idle
+            && state.waiting.is_empty()
+            && state.last.as_ref().is_none_or(|last| last.is_empty());
+        if done {
+            // Nobody is left on this unit: forget it (bounded by live units).
+            units.remove(key);
+        }
+        (woken, next)
+    }
+
+    /// Forgets a unit (its last member is gone), unless a sync of it is in flight
+    /// (that sync's end forgets it when nobody is left).
     pub fn forget(&self, key: &UnitKey) {
-        self.units
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+        let mut units = self.lock();
+        if units
+            .get(key)
+            .is_some_and(|state| state.flight == Flight::Idle)
+        {
+            units.remove(key);
+        }
+    }
+
+    /// Forgets, among the units of `target`, those whose provider is not in
+    /// `providers` (their members moved to another provider or went away) and
+    /// that have no sync in flight.
+    pub fn forget_others(&self, target: &str, providers: &HashSet<ProviderId>) {
+        self.lock().retain(|key, state| {
+            key.target != target
+                || providers.contains(&key.provider)
+                || state.flight != Flight::Idle
+        });
     }
 
     /// Units known (for tests and metrics).
     pub fn len(&self) -> usize {
-        self.units.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().len()
     }
 
     /// Whether no unit is known.
@@ -431,8 +587,6 @@ mod tests {
     }
     use crate::api::SigmaGrant;
     use crate::controller::clients::ProviderId;
-    use std::sync::atomic::AtomicUsize;
-    use std::time::Duration;
 
     fn key() -> UnitKey {
         UnitKey {
@@ -445,45 +599,189 @@ mod tests {
         }
     }
 
-    /// A successful outcome with one member.
-    fn outcome(seq: u64) -> SyncOutcome<SigmaGrant> {
-        let mut outcome = SyncOutcome::new(seq, Timestamp::now());
-        outcome.insert(
-            &ObjectRef::new("m").within("ns"),
-            MemberResult {
-                fingerprint: 0,
-                failure: None,
-                rows_hash: 0,
-            },
-        );
-        outcome
+    fn member(name: &str) -> ObjectRef<SigmaGrant> {
+        ObjectRef::new(name).within("ns")
     }
 
-    /// Two members ask while one sync runs; counts the syncs that ran.
-    async fn overlapping(second: Freshness) -> usize {
-        let units: Arc<Units<SigmaGrant>> = Arc::new(Units::default());
-        let runs = Arc::new(AtomicUsize::new(0));
-        let run = |runs: Arc<AtomicUsize>| {
-            move |seq| async move {
-                runs.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                outcome(seq)
+    /// A successful outcome answering `members`.
+    fn outcome(seq: u64, members: &[&str]) -> Arc<SyncOutcome<SigmaGrant>> {
+        let mut outcome = SyncOutcome::new(seq, Timestamp::now());
+        for name in members {
+            outcome.insert(
+                &member(name),
+                MemberResult {
+                    fingerprint: 0,
+                    failure: None,
+                    rows_hash: 0,
+                },
+            );
+        }
+        Arc::new(outcome)
+    }
+
+    fn names(mut woken: Vec<ObjectRef<SigmaGrant>>) -> Vec<String> {
+        woken.sort_by(|a, b| a.name.cmp(&b.name));
+        woken.into_iter().map(|member| member.name).collect()
+    }
+
+    #[test]
+    fn a_periodic_resync_is_served_by_a_sync_already_running() {
+        let units = Units::<SigmaGrant>::default();
+        let due = Timestamp::UNIX_EPOCH;
+        assert!(matches!(
+            units.request(&key(), &member("a"), 0, Freshness::StartedSince(due)),
+            Granted::Start(1)
+        ));
+        units.began(&key(), 1, Timestamp::now());
+        // Due before the running sync started: that sync is fresh enough.
+        assert!(matches!(
+            units.request(&key(), &member("b"), 0, Freshness::StartedSince(due)),
+            Granted::Queued
+        ));
+        let (woken, next) = units.finish(&key(), 1, Some(outcome(1, &["a", "b"])));
+        assert_eq!(names(woken), ["a", "b"]);
+        assert_eq!(next, None, "one sync served both");
+        assert!(matches!(
+            units.request(&key(), &member("b"), 0, Freshness::StartedSince(due)),
+            Granted::Answer(answer) if answer.seq == 1
+        ));
+    }
+
+    #[test]
+    fn a_changed_resource_waits_for_a_sync_that_starts_after_it_asked() {
+        let units = Units::<SigmaGrant>::default();
+        assert!(matches!(
+            units.request(&key(), &member("a"), 0, Freshness::StartedAfterRequest),
+            Granted::Start(1)
+        ));
+        units.began(&key(), 1, Timestamp::now());
+        assert!(matches!(
+            units.request(&key(), &member("b"), 0, Freshness::StartedAfterRequest),
+            Granted::Queued
+        ));
+        // Sync 1 gathered its members before b asked: b needs sync 2, started at once.
+        let (woken, next) = units.finish(&key(), 1, Some(outcome(1, &["a", "b"])));
+        assert_eq!(names(woken), ["a"]);
+        assert_eq!(next, Some(2));
+        assert!(matches!(
+            units.request(&key(), &member("b"), 0, Freshness::StartedAfterRequest),
+            Granted::Queued
+        ));
+        units.began(&key(), 2, Timestamp::now());
+        let (woken, next) = units.finish(&key(), 2, Some(outcome(2, &["a", "b"])));
+        assert_eq!(names(woken), ["b"]);
+        assert_eq!(next, None);
+        assert!(matches!(
+            units.request(&key(), &member("b"), 0, Freshness::StartedAfterRequest),
+            Granted::Answer(answer) if answer.seq == 2
+        ));
+        // A new request after the answer was read needs a new sync.
+        assert!(matches!(
+            units.request(&key(), &member("b"), 0, Freshness::StartedAfterRequest),
+            Granted::Start(3)
+        ));
+    }
+
+    #[test]
+    fn a_burst_of_requests_costs_at_most_two_syncs() {
+        let units = Units::<SigmaGrant>::default();
+        let mut starts = 0;
+        // Ten ask before the first sync gathers its members: it serves them all.
+        for index in 0..10 {
+            let name = format!("m{index}");
+            if let Granted::Start(_) =
+                units.request(&key(), &member(&name), 0, Freshness::StartedAfterRequest)
+            {
+                starts += 1;
             }
-        };
-        let due = Timestamp::now();
-        let first = {
-            let (units, runs) = (units.clone(), runs.clone());
-            tokio::spawn(async move {
-                units
-                    .sync(&key(), Freshness::StartedSince(due), run(runs))
-                    .await
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let second = units.sync(&key(), second, run(runs.clone())).await;
-        let first = first.await.unwrap();
-        assert!(second.seq >= first.seq);
-        runs.load(Ordering::SeqCst)
+        }
+        units.began(&key(), 1, Timestamp::now());
+        // Ten more ask while it runs: one more sync serves them.
+        for index in 10..20 {
+            let name = format!("m{index}");
+            if let Granted::Start(_) =
+                units.request(&key(), &member(&name), 0, Freshness::StartedAfterRequest)
+            {
+                starts += 1;
+            }
+        }
+        let all: Vec<String> = (0..20).map(|index| format!("m{index}")).collect();
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let (woken, next) = units.finish(&key(), 1, Some(outcome(1, &all)));
+        assert_eq!(woken.len(), 10);
+        assert_eq!(next, Some(2));
+        units.began(&key(), 2, Timestamp::now());
+        let (woken, next) = units.finish(&key(), 2, Some(outcome(2, &all)));
+        assert_eq!(woken.len(), 10);
+        assert_eq!((starts, next), (1, None), "two syncs in all");
+    }
+
+    #[test]
+    fn a_sync_cut_short_wakes_its_members_to_ask_again() {
+        let units = Units::<SigmaGrant>::default();
+        assert!(matches!(
+            units.request(&key(), &member("a"), 0, Freshness::StartedAfterRequest),
+            Granted::Start(1)
+        ));
+        let (woken, next) = units.finish(&key(), 1, None);
+        assert_eq!(names(woken), ["a"]);
+        assert_eq!(next, None);
+        assert!(matches!(
+            units.request(&key(), &member("a"), 0, Freshness::StartedAfterRequest),
+            Granted::Start(2)
+        ));
+    }
+
+    #[test]
+    fn units_and_unread_answers_are_forgotten() {
+        let units = Units::<SigmaGrant>::default();
+        units.request(&key(), &member("a"), 0, Freshness::StartedAfterRequest);
+        units.began(&key(), 1, Timestamp::now());
+        units.finish(&key(), 1, Some(outcome(1, &["a"])));
+        // "a" went away without reading its answer: the next sync drops it, and a
+        // sync that finds nobody forgets the unit.
+        units.request(&key(), &member("b"), 0, Freshness::StartedAfterRequest);
+        units.began(&key(), 2, Timestamp::now());
+        units.finish(&key(), 2, Some(outcome(2, &[])));
+        assert!(matches!(
+            units.request(&key(), &member("b"), 0, Freshness::StartedAfterRequest),
+            Granted::Answer(_)
+        ));
+        units.request(&key(), &member("c"), 0, Freshness::StartedAfterRequest);
+        units.began(&key(), 3, Timestamp::now());
+        let (woken, _) = units.finish(&key(), 3, Some(outcome(3, &[])));
+        assert_eq!(names(woken), ["c"]);
+        units.request(&key(), &member("c"), 0, Freshness::StartedAfterRequest);
+        units.request(&key(), &member("c"), 0, Freshness::StartedAfterRequest);
+        units.began(&key(), 4, Timestamp::now());
+        units.finish(&key(), 4, Some(outcome(4, &[])));
+        assert!(matches!(
+            units.request(&key(), &member("c"), 0, Freshness::StartedAfterRequest),
+            Granted::Answer(_)
+        ));
+        assert!(matches!(
+            units.request(&key(), &member("c"), 0, Freshness::StartedAfterRequest),
+            Granted::Start(5)
+        ));
+        assert_eq!(units.len(), 1);
+        units.forget(&key());
+        assert_eq!(units.len(), 1, "a unit with a sync in flight is kept");
+        units.began(&key(), 5, Timestamp::now());
+        units.finish(&key(), 5, Some(outcome(5, &[])));
+        units.forget(&key());
+        assert!(units.is_empty());
+
+        // Units whose provider no member uses any more are forgotten.
+        units.request(&key(), &member("d"), 0, Freshness::StartedAfterRequest);
+        units.began(&key(), 1, Timestamp::now());
+        units.finish(&key(), 1, Some(outcome(1, &["d"])));
+        assert_eq!(units.len(), 1);
+        units.forget_others("c", &HashSet::from([key().provider]));
+        assert_eq!(units.len(), 1);
+        units.forget_others("other", &HashSet::new());
+        assert_eq!(units.len(), 1);
+        units.forget_others("c", &HashSet::new());
+        assert!(units.is_empty());
     }
 
     fn grant(name: &str, connection: &str) -> SigmaGrant {
@@ -522,51 +820,6 @@ mod tests {
         assert_eq!(index.refs("c1"), vec![ObjectRef::new("d").within("ns")]);
         assert_eq!(index.refs("c2"), vec![ObjectRef::new("c").within("ns")]);
         assert!(index.refs("c3").is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_periodic_resync_is_served_by_a_sync_already_running() {
-        // Due before the running sync started: that sync is fresh enough.
-        assert_eq!(
-            overlapping(Freshness::StartedSince(Timestamp::UNIX_EPOCH)).await,
-            1
-        );
-    }
-
-    #[tokio::test]
-    async fn a_changed_resource_waits_for_a_sync_that_starts_after_it_asked() {
-        assert_eq!(overlapping(Freshness::StartedAfterRequest).await, 2);
-    }
-
-    #[tokio::test]
-    async fn a_burst_of_requests_costs_at_most_two_syncs() {
-        let units: Arc<Units<SigmaGrant>> = Arc::new(Units::default());
-        let runs = Arc::new(AtomicUsize::new(0));
-        let mut tasks = Vec::new();
-        for _ in 0..20 {
-            let (units, runs) = (units.clone(), runs.clone());
-            tasks.push(tokio::spawn(async move {
-                units
-                    .sync(
-                        &key(),
-                        Freshness::StartedAfterRequest,
-                        move |seq| async move {
-                            runs.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            outcome(seq)
-                        },
-                    )
-                    .await
-            }));
-        }
-        for task in tasks {
-            task.await.unwrap();
-        }
-        assert!(
-            runs.load(Ordering::SeqCst) <= 2,
-            "{} syncs",
-            runs.load(Ordering::SeqCst)
-        );
     }
 }
 

@@ -91,6 +91,7 @@ impl<Q: Permission> Member<Q> {
                 state: GrantState::Applied,
                 has_vendor_id: true,
                 revocation: false,
+                intent: false,
             })
             .collect();
         self
@@ -470,6 +471,7 @@ fn level_rules() {
                         state: GrantState::Failed,
                         has_vendor_id: false,
                         revocation: false,
+                        intent: false,
                     }],
                     ..member(&[])
                 }],
@@ -488,6 +490,7 @@ fn level_rules() {
                         state: GrantState::Failed,
                         has_vendor_id: true,
                         revocation: false,
+                        intent: false,
                     }],
                     ..member(&[])
                 }],
@@ -506,6 +509,7 @@ fn level_rules() {
                         state: GrantState::Failed,
                         has_vendor_id: false,
                         revocation: true,
+                        intent: false,
                     }],
                     ..member(&[("m1", U)])
                 }],
@@ -766,6 +770,7 @@ fn report_failures_keep_memory_of_revocations() {
                     state: row.state,
                     has_vendor_id: row.vendor_id.is_some(),
                     revocation: row.message.starts_with(REVOCATION_MARK),
+                    intent: false,
                 })
                 .collect(),
             ..member(&[("m2", U)])

@@ -1,16 +1,23 @@
 //! The one HTTP client every vendor uses.
 //!
 //! Per request: a per-provider token bucket (paused while a `Retry-After` is
-//! running), a timeout, retries with exponential backoff and full jitter on
-//! 5xx, timeouts and connection errors, `Retry-After` honoured on 429 (up to a
-//! bound; longer waits are handed back to the controller), and one metric
-//! sample per attempt. Bodies and headers are never logged: they may carry
-//! credentials.
+//! running), a timeout, retries with exponential backoff ([`backoff_delay`], the
+//! same formula as the reconcile queue's) and `Retry-After` honoured on 429 (up
+//! to a bound; longer waits are handed back to the controller), a cap on the
+//! body read, and one metric sample per attempt. Bodies and headers are never
+//! logged: they may carry credentials.
+//!
+//! Whether a failed request is sent again depends on the call ([`Repeat`]):
+//! a 429 or a refused connection means the vendor never carried the request
+//! out, so any call is sent again; after a 5xx, a timeout or a connection lost
+//! mid-request the vendor may have carried it out, so only calls that are safe
+//! to repeat are. Each vendor client decides per call, with its reason.
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use governor::clock::Clock as _;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::{RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
@@ -49,6 +56,39 @@ impl Default for RetryPolicy {
         }
     }
 }
+
+/// Whether a request may be sent again when its outcome is unknown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repeat {
+    /// Repeating it has the same effect as sending it once (reads; setting a
+    /// level; granting what is held; revoking what is gone): retried after 5xx,
+    /// timeouts and connection errors too.
+    Safe,
+    /// Repeating it could do something else (create a second entry; replace a
+    /// list with one computed from an older read): sent again only when the
+    /// vendor surely did not carry it out (429, connection refused). Otherwise
+    /// the error goes back to the sync, whose next read shows what happened.
+    OnlyIfNotCarriedOut,
+}
+
+/// The wait before retry number `attempt` (1 for the first retry): "equal
+/// jitter", a random wait between half and all of `base * 2^(attempt-1)`, capped
+/// at `max`. The lower half keeps retries from bunching up at zero; the random
+/// upper half spreads callers that failed together. The vendor retries and the
+/// reconcile queue's backoff both use it.
+pub fn backoff_delay(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let ceiling = base
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(30)))
+        .min(max);
+    let millis = ceiling.as_millis().max(1) as u64;
+    Duration::from_millis(rand::random_range(millis.div_ceil(2)..=millis))
+}
+
+/// The longest wait for a slot of a provider's own token bucket inside one call.
+/// The schema admits rates down to one call per 100 s; a bucket several callers
+/// queue on can take longer than that, but never longer than this: the call then
+/// fails with [`VendorError::RateLimited`] and its sync is retried later.
+const MAX_BUCKET_WAIT: Duration = Duration::from_secs(600);
 
 /// A client-side rate limit.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,23 +130,35 @@ struct Limiter {
 }
 
 impl Limiter {
-    fn new(limit: Option<&RateLimitConfig>) -> Limiter {
-        let bucket = limit.map(|limit| {
-            let period = Duration::from_secs_f64(1.0 / limit.requests_per_second.max(0.001));
-            let burst = NonZeroU32::new(limit.burst.max(1)).unwrap_or(NonZeroU32::MIN);
-            let quota = Quota::with_period(period)
-                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-                .allow_burst(burst);
-            RateLimiter::direct(quota)
-        });
-        Limiter {
+    /// A limiter for `limit`; `None` when the limit cannot admit a call at all (a
+    /// rate that is zero, negative or not a number).
+    fn new(limit: Option<&RateLimitConfig>) -> Result<Limiter, String> {
+        let bucket = match limit {
+            None => None,
+            Some(limit) => {
+                let rate = limit.requests_per_second;
+                if !(rate.is_finite() && rate >= MIN_RATE) {
+                    return Err(format!(
+                        "rateLimit.requestsPerSecond must be at least {MIN_RATE} (got {rate}): a smaller rate never admits a call"
+                    ));
+                }
+                let period = Duration::from_secs_f64(1.0 / rate);
+                let burst = NonZeroU32::new(limit.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+                let quota = Quota::with_period(period)
+                    .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+                    .allow_burst(burst);
+                Some(RateLimiter::direct(quota))
+            }
+        };
+        Ok(Limiter {
             bucket,
             paused_until: Mutex::new(None),
-        }
+        })
     }
 
-    /// Waits for a slot. A pause longer than `max_wait` is not waited out: its
-    /// remaining time comes back so the caller can give up and requeue instead.
+    /// Waits for a slot. A pause longer than `max_wait` (or a bucket wait longer
+    /// than [`MAX_BUCKET_WAIT`]) is not waited out: its remaining time comes back so
+    /// the caller can give up and requeue instead.
     async fn acquire(&self, max_wait: Duration) -> Result<(), Duration> {
         loop {
             let paused = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
@@ -122,7 +174,20 @@ impl Limiter {
             }
         }
         if let Some(bucket) = &self.bucket {
-            bucket.until_ready().await;
+            let deadline = Instant::now() + MAX_BUCKET_WAIT;
+            loop {
+                match bucket.check() {
+                    Ok(()) => break,
+                    Err(not_until) => {
+                        let wait = not_until.wait_time_from(bucket.clock().now());
+                        let at = Instant::now() + wait;
+                        if at > deadline {
+                            return Err(wait);
+                        }
+                        tokio::time::sleep_until(at).await;
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -135,6 +200,10 @@ impl Limiter {
         }
     }
 }
+
+/// The smallest rate a provider's `rateLimit` may set (the CRD's minimum too):
+/// one call per 100 seconds.
+pub const MIN_RATE: f64 = 0.01;
 
 /// A response with its body read.
 #[derive(Debug)]
@@ -303,7 +372,10 @@ impl HttpClient {
         Ok(HttpClient {
             client,
             vendor,
-            limiter: Arc::new(Limiter::new(config.rate_limit.as_ref())),
+            limiter: Arc::new(
+                Limiter::new(config.rate_limit.as_ref())
+                    .map_err(|message| VendorError::Config { vendor, message })?,
+            ),
             retry: config.retry.clone(),
             metrics,
         })
@@ -315,10 +387,11 @@ impl HttpClient {
     }
 
     /// Sends a request built by `build` (called again for each attempt) and
-    /// returns a 2xx answer, retrying as the module describes.
+    /// returns a 2xx answer, retrying as the module describes and `repeat` allows.
     pub async fn send(
         &self,
         operation: &'static str,
+        repeat: Repeat,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<HttpResponse, CallError> {
         let vendor = self.vendor.as_str();
@@ -388,7 +461,7 @@ impl HttpClient {
                         tokio::time::sleep(wait).await;
                         continue;
                     }
-                    if status.is_server_error() && !last {
+                    if status.is_server_error() && !last && repeat == Repeat::Safe {
                         let wait = self.backoff(attempt);
                         warn!(vendor, operation, %status, retry_in = ?wait, "vendor error; retrying");
                         tokio::time::sleep(wait).await;
@@ -408,7 +481,10 @@ impl HttpClient {
                     };
                     self.metrics.vendor_call(vendor, operation, outcome);
                     let message = describe_transport_error(&error);
-                    if !last {
+                    // A refused connection never reached the vendor; anything else
+                    // (a timeout, a connection lost mid-request) may have.
+                    let unsent = error.is_connect() && !error.is_timeout();
+                    if !last && (repeat == Repeat::Safe || unsent) {
                         let wait = self.backoff(attempt);
                         warn!(vendor, operation, error = %message, retry_in = ?wait, "vendor unreachable; retrying");
                         tokio::time::sleep(wait).await;
@@ -420,29 +496,30 @@ impl HttpClient {
         }
     }
 
-    /// Full jitter: a random wait up to `base * 2^(attempt-1)`, capped.
     fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling = self
-            .retry
-            .base
-            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-            .min(self.retry.max);
-        let millis = ceiling.as_millis().max(1) as u64;
-        Duration::from_millis(rand::random_range(millis / 2..=millis))
+        backoff_delay(self.retry.base, self.retry.max, attempt)
     }
 }
 
-async fn read_body(response: reqwest::Response) -> Result<bytes::Bytes, reqwest::Error> {
+/// Reads a body of at most [`MAX_BODY`] bytes, whether or not the answer declares
+/// its length (a chunked answer is counted as it arrives).
+async fn read_body(mut response: reqwest::Response) -> Result<bytes::Bytes, reqwest::Error> {
+    // Refuse to buffer absurd bodies; surfaces as a protocol error upstream.
+    let too_large = || bytes::Bytes::from_static(b"{\"message\":\"response too large\"}");
     if response
         .content_length()
         .is_some_and(|len| len as usize > MAX_BODY)
     {
-        // Refuse to buffer absurd bodies; surfaces as a protocol error upstream.
-        return Ok(bytes::Bytes::from_static(
-            b"{\"message\":\"response too large\"}",
-        ));
+        return Ok(too_large());
     }
-    response.bytes().await
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Ok(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 fn status_outcome(status: StatusCode) -> &'static str {

@@ -159,6 +159,16 @@ impl VendorError {
         }
     }
 
+    /// Whether a write that failed this way may still have taken effect on the
+    /// vendor: no answer (timeout, lost connection), a 5xx, or an answer that could
+    /// not be read. A 4xx, 429 or 409 means the vendor did not carry it out.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            VendorError::Unavailable { .. } | VendorError::Protocol { .. }
+        )
+    }
+
     /// Whether waiting alone may fix it (as opposed to a change of spec, credentials or vendor data).
     pub fn transient(&self) -> bool {
         matches!(

@@ -19,6 +19,7 @@ use futures::StreamExt;
 use grant_operator::api::*;
 use grant_operator::controller::clients::ProviderId;
 use grant_operator::controller::grant::{self, GrantContext};
+use grant_operator::controller::units::Watched;
 use grant_operator::controller::{Clock, Config, Context, Error, Stores, provider, run};
 use grant_operator::metrics::Metrics;
 use grant_operator::vendor::http::RetryPolicy;
@@ -164,6 +165,50 @@ where
     store
 }
 
+/// Reconciles `object` as the controller would: a reconcile that queues a sync of
+/// its target runs again once the sync tasks are done (the controller is woken).
+pub async fn reconcile_through<K: GrantKind>(
+    object: Arc<Watched<K>>,
+    cx: Arc<GrantContext<K>>,
+) -> Result<Action, Error> {
+    for _ in 0..20 {
+        match grant::reconcile(object.clone(), cx.clone()).await {
+            Err(Error::Queued) => cx.syncs.idle().await,
+            other => return other,
+        }
+    }
+    panic!("stayed queued for a sync of its target");
+}
+
+/// The watch and controller context of one grant kind, as `run` sets them up
+/// (without the controller: tests reconcile by hand). Deleted objects are
+/// forgotten as `run` forgets them; wake-ups are dropped (the harness waits for
+/// syncs to end instead).
+fn watched_kind<K: GrantKind>(
+    client: &kube::Client,
+    context: &Arc<Context>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Arc<GrantContext<K>> {
+    let run::GrantWatch {
+        store,
+        index,
+        stream,
+        mut deleted,
+    } = run::grant_watch::<K>(Api::all(client.clone()));
+    tasks.push(tokio::spawn(
+        stream.for_each(|_| futures::future::ready(())),
+    ));
+    let (wake, _) = tokio::sync::mpsc::unbounded_channel();
+    let cx = Arc::new(GrantContext::new(context.clone(), store, index, wake));
+    let forgetting = cx.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(object) = deleted.recv().await {
+            forgetting.forget(&object);
+        }
+    }));
+    cx
+}
+
 impl Harness {
     /// A harness with an emulator that knows one API client and one connection.
     pub async fn new() -> Harness {
@@ -197,52 +242,20 @@ impl Harness {
             secrets: reflect::<PartialObjectMeta<Secret>>(&client, &mut tasks),
             namespaces: reflect::<PartialObjectMeta<Namespace>>(&client, &mut tasks),
         };
-        let run::GrantWatch {
-            store,
-            index,
-            stream,
-        } = run::grant_watch::<SigmaGrant>(Api::all(client.clone()));
-        tasks.push(tokio::spawn(
-            stream.for_each(|_| futures::future::ready(())),
-        ));
-        let grafana_watch = run::grant_watch::<GrafanaGrant>(Api::all(client.clone()));
-        tasks.push(tokio::spawn(
-            grafana_watch
-                .stream
-                .for_each(|_| futures::future::ready(())),
-        ));
-        let dremio_watch = run::grant_watch::<DremioGrant>(Api::all(client.clone()));
-        tasks.push(tokio::spawn(
-            dremio_watch.stream.for_each(|_| futures::future::ready(())),
-        ));
-        let snowflake_watch = run::grant_watch::<SnowflakeGrant>(Api::all(client.clone()));
-        tasks.push(tokio::spawn(
-            snowflake_watch
-                .stream
-                .for_each(|_| futures::future::ready(())),
-        ));
-
         let clock = Arc::new(ManualClock::new());
         let metrics = Arc::new(Metrics::new());
-        let (context, rechecks) =
-            Context::new(client, config, stores, metrics.clone(), clock.clone());
+        let (context, rechecks) = Context::new(
+            client.clone(),
+            config,
+            stores,
+            metrics.clone(),
+            clock.clone(),
+        );
         let context = Arc::new(context);
-        let grants = Arc::new(GrantContext::new(context.clone(), store, index));
-        let grafana_grants = Arc::new(GrantContext::new(
-            context.clone(),
-            grafana_watch.store,
-            grafana_watch.index,
-        ));
-        let dremio_grants = Arc::new(GrantContext::new(
-            context.clone(),
-            dremio_watch.store,
-            dremio_watch.index,
-        ));
-        let snowflake_grants = Arc::new(GrantContext::new(
-            context.clone(),
-            snowflake_watch.store,
-            snowflake_watch.index,
-        ));
+        let grants = watched_kind::<SigmaGrant>(&client, &context, &mut tasks);
+        let grafana_grants = watched_kind::<GrafanaGrant>(&client, &context, &mut tasks);
+        let dremio_grants = watched_kind::<DremioGrant>(&client, &context, &mut tasks);
+        let snowflake_grants = watched_kind::<SnowflakeGrant>(&client, &context, &mut tasks);
 
         let sigma = SigmaEmulator::start().await;
         sigma.add_client(CLIENT_ID, CLIENT_SECRET);
@@ -619,19 +632,28 @@ impl Harness {
     }
 
     /// One reconcile of a grant of kind `K`.
+    ///
+    /// A reconcile that queues a sync of its target is run again once the sync
+    /// tasks are done (the controller would be woken), so this returns the result
+    /// of the reconcile that read the sync's answer.
     pub async fn reconcile_of<K: TestKind>(&self, name: &str) -> Result<Action, Error> {
-        self.caught_up().await;
         let cx = K::context(self);
-        match cx.store.get(&ObjectRef::new(name).within(NS)) {
-            Some(object) => {
-                let result = grant::reconcile(object.clone(), cx.clone()).await;
-                if let Err(error) = &result {
-                    grant::error_policy(object, error, cx.clone());
-                }
-                result
+        for _ in 0..20 {
+            self.caught_up().await;
+            let Some(object) = cx.store.get(&ObjectRef::new(name).within(NS)) else {
+                return Ok(Action::await_change());
+            };
+            let result = grant::reconcile(object.clone(), cx.clone()).await;
+            if let Err(Error::Queued) = result {
+                cx.syncs.idle().await;
+                continue;
             }
-            None => Ok(Action::await_change()),
+            if let Err(error) = &result {
+                grant::error_policy(object, error, cx.clone());
+            }
+            return result;
         }
+        panic!("{name} stayed queued for a sync of its target");
     }
 
     /// Reconciles until a reconcile writes nothing more; returns the last result.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::VendorKind;
 use crate::vendor::VendorError;
-use crate::vendor::http::{CallError, HttpClient, HttpResponse};
+use crate::vendor::http::{CallError, HttpClient, HttpResponse, Repeat};
 
 const VENDOR: VendorKind = VendorKind::Dremio;
 /// Page size of Cloud user and role listings.
@@ -186,7 +186,7 @@ impl DremioApi {
     ) -> Result<HttpResponse, CallError> {
         let url = format!("{}{path}", self.base);
         self.http
-            .send(operation, |client| {
+            .send(operation, repeat_of(operation), |client| {
                 let mut request = client
                     .request(method.clone(), &url)
                     .bearer_auth(self.token.expose_secret());
@@ -377,6 +377,19 @@ pub fn encode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+}
+
+/// Whether a Dremio call may be sent again when its outcome is unknown.
+///
+/// `put_grants` replaces an object's whole grant list with one merged from a read
+/// made just before: sent again after a timeout it could land after another
+/// writer's change and drop it, so it is never repeated blind; the sync reads the
+/// list again and merges anew instead. Every other call is a read.
+fn repeat_of(operation: &str) -> Repeat {
+    match operation {
+        "put_grants" => Repeat::OnlyIfNotCarriedOut,
+        _ => Repeat::Safe,
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::VendorKind;
 use crate::vendor::VendorError;
-use crate::vendor::http::{CallError, HttpClient, HttpResponse};
+use crate::vendor::http::{CallError, HttpClient, HttpResponse, Repeat};
 
 const VENDOR: VendorKind = VendorKind::Grafana;
 /// Page size of team searches and user look-ups.
@@ -243,7 +243,7 @@ impl GrafanaApi {
     ) -> Result<HttpResponse, CallError> {
         let url = format!("{}{path}", self.base);
         self.http
-            .send(operation, |client| {
+            .send(operation, repeat_of(operation), |client| {
                 let mut request = client.request(method.clone(), &url);
                 if !query.is_empty() {
                     request = request.query(query);
@@ -529,6 +529,21 @@ pub fn encode(segment: &str) -> String {
 /// A request body as JSON (these plain structs always serialise).
 fn json(body: &impl Serialize) -> serde_json::Value {
     serde_json::to_value(body).unwrap_or_default()
+}
+
+/// Whether a Grafana call may be sent again when its outcome is unknown.
+///
+/// The Legacy API's `add_permission` creates an entry and refuses a second one
+/// for the same grantee (400), so a repeat after a timeout that did land would
+/// fail a grant that is in fact live: it is never repeated blind (the next read
+/// shows whether it landed). Everything else is a read, sets a level (the same
+/// level again is a no-op), removes by id (404 counts as removed), or turns
+/// permissions on (already on is fine).
+fn repeat_of(operation: &str) -> Repeat {
+    match operation {
+        "add_permission" => Repeat::OnlyIfNotCarriedOut,
+        _ => Repeat::Safe,
+    }
 }
 
 #[cfg(test)]

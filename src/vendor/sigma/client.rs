@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::api::VendorKind;
 use crate::vendor::VendorError;
-use crate::vendor::http::{CallError, HttpClient, HttpResponse};
+use crate::vendor::http::{CallError, HttpClient, HttpResponse, Repeat};
 
 const VENDOR: VendorKind = VendorKind::Sigma;
 /// The page size asked for (the vendor's maximum).
@@ -206,7 +206,8 @@ impl SigmaApi {
         let url = self.url("/v2/auth/token");
         let response = self
             .http
-            .send("token", |client| {
+            // Asking for a token again is harmless.
+            .send("token", Repeat::Safe, |client| {
                 let request = client.post(&url).basic_auth(
                     self.credentials.client_id.expose_secret(),
                     Some(self.credentials.client_secret.expose_secret()),
@@ -260,7 +261,7 @@ impl SigmaApi {
             let access = self.bearer().await?;
             let result = self
                 .http
-                .send(operation, |client| {
+                .send(operation, repeat_of(operation), |client| {
                     build(client).bearer_auth(access.expose_secret())
                 })
                 .await;
@@ -422,4 +423,17 @@ fn encode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+}
+
+/// Whether a Sigma call may be sent again when its outcome is unknown.
+///
+/// Sigma documents no idempotency for `create_grants`: repeated after a timeout
+/// that did land, it could create a second grant or fail one that now exists, so
+/// it is never repeated blind (the sync reads the grants back). Reads, and
+/// revocations by grant id (404 counts as revoked), are safe to repeat.
+fn repeat_of(operation: &str) -> Repeat {
+    match operation {
+        "create_grants" => Repeat::OnlyIfNotCarriedOut,
+        _ => Repeat::Safe,
+    }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{SnowflakeGrantsApi, VendorKind};
 use crate::vendor::VendorError;
-use crate::vendor::http::{CallError, HttpClient, HttpResponse};
+use crate::vendor::http::{CallError, HttpClient, HttpResponse, Repeat};
 
 use super::auth::{Auth, TOKEN_TYPE_HEADER, bearer};
 use super::identifiers::{Name, Part, encode_segment, parse_listed, parse_listed_part};
@@ -285,7 +285,10 @@ impl SnowflakeApi {
         let token_type = self.auth.token_type();
         let result = self
             .http
-            .send(operation, |client| {
+            // Every Snowflake call is safe to repeat: reads, and grants and revokes,
+            // which Snowflake documents as succeeding when the privilege is already
+            // held or already gone (a 202 is polled, never sent again).
+            .send(operation, Repeat::Safe, |client| {
                 let mut request = client
                     .request(method.clone(), url)
                     .header(reqwest::header::AUTHORIZATION, authorization.as_str())
