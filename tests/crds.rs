@@ -558,3 +558,21 @@ fn examples_are_valid() {
     }
     assert!(checked >= 4, "examples checked: {checked}");
 }
+
+/// A rate limit that can never admit a call (`requestsPerSecond: 0`, a burst of
+/// 0) is refused at admission: the schema's bounds are the client's own.
+#[test]
+fn rate_limits_that_never_admit_a_call_are_refused_by_the_schema() {
+    for kind in ["GrantProvider", "ClusterGrantProvider"] {
+        let schema = schema(kind);
+        let limit = &schema["properties"]["spec"]["properties"]["rateLimit"];
+        let rate = &limit["properties"]["requestsPerSecond"];
+        assert_eq!(
+            rate["minimum"].as_f64(),
+            Some(grant_operator::vendor::http::MIN_RATE),
+            "{kind}: {rate}"
+        );
+        assert_eq!(limit["properties"]["burst"]["minimum"].as_f64(), Some(1.0));
+        assert_eq!(limit["required"], serde_json::json!(["requestsPerSecond"]));
+    }
+}

@@ -59,6 +59,20 @@ impl ProviderId {
     }
 }
 
+impl ProviderId {
+    /// The id of a provider object.
+    pub fn of_provider<P: super::provider::ProviderObject>(provider: &P) -> ProviderId {
+        ProviderId {
+            kind: P::KIND,
+            namespace: match P::KIND {
+                ProviderKind::GrantProvider => provider.namespace(),
+                ProviderKind::ClusterGrantProvider => None,
+            },
+            name: provider.name_any(),
+        }
+    }
+}
+
 impl fmt::Display for ProviderId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.namespace {

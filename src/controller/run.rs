@@ -51,8 +51,8 @@ pub(crate) fn slim<K: ResourceExt>(object: &mut K) {
     object.meta_mut().owner_references = None;
 }
 
-/// Secrets: names and versions only.
-fn slim_secret<K: ResourceExt>(object: &mut K) {
+/// Secrets (watched as metadata only): names and versions only.
+fn slim_metadata_only<K: ResourceExt>(object: &mut K) {
     slim(object);
 }
 
@@ -105,7 +105,14 @@ where
             .expect("shared stores hand out subscriptions until started")
     }
 
-    fn start(&mut self, api: Api<K>, slim: fn(&mut K), tasks: &mut Tasks) {
+    /// Starts the watch; `deleted` is told of every object the watch sees deleted.
+    fn start(
+        &mut self,
+        api: Api<K>,
+        slim: fn(&mut K),
+        tasks: &mut Tasks,
+        deleted: impl Fn(&K) + Send + 'static,
+    ) {
         let Some(writer) = self.writer.take() else {
             return;
         };
@@ -121,6 +128,7 @@ where
                     Ok(watcher::Event::InitDone) => {
                         listed.send_replace(true);
                     }
+                    Ok(watcher::Event::Delete(object)) => deleted(&object),
                     Ok(_) => {}
                 }
                 futures::future::ready(())
@@ -389,10 +397,28 @@ pub async fn run_reporting(
     let dremio = grant_controller_of!(DremioGrant);
     let snowflake = grant_controller_of!(SnowflakeGrant);
 
-    providers.start(api(&client, namespace.as_deref()), slim, &mut tasks);
-    cluster_providers.start(Api::all(client.clone()), slim, &mut tasks);
-    secrets.start(api(&client, namespace.as_deref()), slim_secret, &mut tasks);
-    namespaces.start(Api::all(client.clone()), slim_metadata, &mut tasks);
+    // A deleted provider's client (with its credentials) and lane go with it.
+    let forget = context.clone();
+    providers.start(
+        api(&client, namespace.as_deref()),
+        slim,
+        &mut tasks,
+        move |provider| forget.forget_provider(&ProviderId::of_provider(provider)),
+    );
+    let forget = context.clone();
+    cluster_providers.start(
+        Api::all(client.clone()),
+        slim,
+        &mut tasks,
+        move |provider| forget.forget_provider(&ProviderId::of_provider(provider)),
+    );
+    secrets.start(
+        api(&client, namespace.as_deref()),
+        slim_metadata_only,
+        &mut tasks,
+        |_| {},
+    );
+    namespaces.start(Api::all(client.clone()), slim_metadata, &mut tasks, |_| {});
     let synced = context.readiness.all();
     let reporting = health.clone();
     tasks.spawn(async move {
@@ -605,17 +631,7 @@ fn grant_controller<K: GrantKind>(
 
     let on_provider = {
         let store = store.clone();
-        let context = context.clone();
         move |provider: Arc<GrantProvider>| {
-            let id = ProviderId {
-                kind: ProviderKind::GrantProvider,
-                namespace: provider.namespace(),
-                name: provider.name_any(),
-            };
-            if super::clients::Provider::find(&context, &id).is_err() {
-                // Deleted: its client, credentials and lane go with it.
-                context.forget_provider(&id);
-            }
             grants_using(
                 &store,
                 &ProviderId {
@@ -628,16 +644,7 @@ fn grant_controller<K: GrantKind>(
     };
     let on_cluster_provider = {
         let store = store.clone();
-        let context = context.clone();
         move |provider: Arc<ClusterGrantProvider>| {
-            let id = ProviderId {
-                kind: ProviderKind::ClusterGrantProvider,
-                namespace: None,
-                name: provider.name_any(),
-            };
-            if super::clients::Provider::find(&context, &id).is_err() {
-                context.forget_provider(&id);
-            }
             grants_using(
                 &store,
                 &ProviderId {

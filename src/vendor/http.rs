@@ -686,6 +686,99 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_that_never_admits_a_call_is_refused() {
+        for rate in [0.0, -1.0, 0.001, f64::NAN, f64::INFINITY] {
+            let config = HttpConfig {
+                rate_limit: Some(RateLimitConfig {
+                    requests_per_second: rate,
+                    burst: 1,
+                }),
+                ..HttpConfig::default()
+            };
+            let error = HttpClient::new(VendorKind::Sigma, &config, Arc::new(Metrics::new()))
+                .expect_err("refused");
+            assert!(
+                error.to_string().contains("requestsPerSecond"),
+                "{rate}: {error}"
+            );
+        }
+        let config = HttpConfig {
+            rate_limit: Some(RateLimitConfig {
+                requests_per_second: MIN_RATE,
+                burst: 1,
+            }),
+            ..HttpConfig::default()
+        };
+        assert!(HttpClient::new(VendorKind::Sigma, &config, Arc::new(Metrics::new())).is_ok());
+    }
+
+    #[test]
+    fn the_backoff_is_equal_jitter_for_vendor_calls_and_reconciles_alike() {
+        let (base, max) = (Duration::from_millis(100), Duration::from_secs(1));
+        for attempt in 1..=8u32 {
+            let ceiling = (base * 2u32.pow(attempt - 1)).min(max);
+            for _ in 0..20 {
+                let wait = backoff_delay(base, max, attempt);
+                assert!(
+                    wait >= ceiling / 2 && wait <= ceiling,
+                    "{attempt}: {wait:?}"
+                );
+            }
+        }
+        assert!(backoff_delay(base, max, u32::MAX) <= max);
+    }
+
+    /// An answer without `Content-Length` (chunked) larger than the cap is not
+    /// read into memory.
+    #[tokio::test]
+    async fn a_chunked_body_is_capped_too() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+            if socket.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let chunk = vec![b' '; 1024 * 1024];
+            for _ in 0..(MAX_BODY / chunk.len() + 2) {
+                let frame = format!("{:x}\r\n", chunk.len());
+                if socket.write_all(frame.as_bytes()).await.is_err()
+                    || socket.write_all(&chunk).await.is_err()
+                    || socket.write_all(b"\r\n").await.is_err()
+                {
+                    return;
+                }
+            }
+            let _ = socket.write_all(b"0\r\n\r\n").await;
+        });
+        let client = HttpClient::new(
+            VendorKind::Sigma,
+            &HttpConfig::default(),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        let url = format!("http://{address}/big");
+        let response = client
+            .send("read", Repeat::Safe, |client| client.get(&url))
+            .await
+            .unwrap();
+        assert!(
+            response.body.len() < 1024,
+            "{} bytes read",
+            response.body.len()
+        );
+        assert!(
+            String::from_utf8_lossy(&response.body).contains("too large"),
+            "{:?}",
+            String::from_utf8_lossy(&response.body)
+        );
+    }
+
+    #[test]
     fn invalid_ca_bundles_are_refused() {
         let config = HttpConfig {
             ca_pem: Some(b"not a certificate".to_vec()),

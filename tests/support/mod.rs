@@ -156,12 +156,33 @@ where
         + Sync
         + 'static,
 {
+    reflect_telling(client, tasks, |_| {})
+}
+
+/// [`reflect`], telling `deleted` of every object the watch sees deleted.
+fn reflect_telling<K>(
+    client: &kube::Client,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    deleted: impl Fn(&K) + Send + 'static,
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     let (store, writer) = reflector::store::<K>();
     let api: Api<K> = Api::all(client.clone());
     let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()));
-    tasks.push(tokio::spawn(
-        stream.for_each(|_| futures::future::ready(())),
-    ));
+    tasks.push(tokio::spawn(stream.for_each(move |event| {
+        if let Ok(watcher::Event::Delete(object)) = event {
+            deleted(&object);
+        }
+        futures::future::ready(())
+    })));
     store
 }
 
@@ -236,9 +257,21 @@ impl Harness {
         }
         let client = kube.client();
         let mut tasks = Vec::new();
+        // Deleted providers are forgotten as `run` forgets them.
+        let (gone, mut deleted_providers) = tokio::sync::mpsc::unbounded_channel::<ProviderId>();
         let stores = Stores {
-            providers: reflect::<GrantProvider>(&client, &mut tasks),
-            cluster_providers: reflect::<ClusterGrantProvider>(&client, &mut tasks),
+            providers: reflect_telling::<GrantProvider>(&client, &mut tasks, {
+                let gone = gone.clone();
+                move |provider| {
+                    let _ = gone.send(ProviderId::of_provider(provider));
+                }
+            }),
+            cluster_providers: reflect_telling::<ClusterGrantProvider>(&client, &mut tasks, {
+                let gone = gone.clone();
+                move |provider| {
+                    let _ = gone.send(ProviderId::of_provider(provider));
+                }
+            }),
             secrets: reflect::<PartialObjectMeta<Secret>>(&client, &mut tasks),
             namespaces: reflect::<PartialObjectMeta<Namespace>>(&client, &mut tasks),
         };
@@ -252,6 +285,14 @@ impl Harness {
             clock.clone(),
         );
         let context = Arc::new(context);
+        tasks.push(tokio::spawn({
+            let context = context.clone();
+            async move {
+                while let Some(id) = deleted_providers.recv().await {
+                    context.forget_provider(&id);
+                }
+            }
+        }));
         let grants = watched_kind::<SigmaGrant>(&client, &context, &mut tasks);
         let grafana_grants = watched_kind::<GrafanaGrant>(&client, &context, &mut tasks);
         let dremio_grants = watched_kind::<DremioGrant>(&client, &context, &mut tasks);
