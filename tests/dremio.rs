@@ -94,6 +94,7 @@ both_deployments!(
     refused_credentials_are_unauthorized_and_missing_rights_forbidden,
     rate_limits_and_server_errors_converge,
     steady_state_is_one_read_per_object_and_no_writes,
+    a_write_that_got_no_answer_is_never_overtaken,
 );
 
 async fn create_change_remove_and_delete(deployment: Deployment) {
@@ -598,5 +599,65 @@ async fn a_cloud_provider_of_an_unknown_project_is_not_ready() {
         ready.message.contains("no project no-such-project"),
         "{}",
         ready.message
+    );
+}
+
+/// A whole-list write whose answer never came may land later. Until it can no
+/// longer land, no newer write goes to the object: a newer list written first
+/// would be replaced by the late one, dropping what was declared since.
+async fn a_write_that_got_no_answer_is_never_overtaken(deployment: Deployment) {
+    let h = Harness::new().await;
+    h.secret(NS, "dremio-pat", &[("token", DREMIO_TOKEN)]);
+    let mut provider =
+        h.dremio_provider(NS, "dremio", "dremio-pat", deployment == Deployment::Cloud);
+    provider.spec.request_timeout_seconds = Some(1);
+    h.put(&provider);
+    h.reconcile_provider(NS, "dremio").await.unwrap();
+    let jean = h.dremio.add_user("jeansmith", "jean@example.com");
+    let analysts = h.dremio.add_role("analysts");
+    let path = grants_path(&h, deployment);
+    // The first write is answered after the client gave up (1 s), and lands then.
+    h.dremio.inject(Fault {
+        method: Some("PUT".into()),
+        path_prefix: path.clone(),
+        times: 1,
+        kind: FaultKind::Delay(Duration::from_millis(1500)),
+    });
+    h.put(&dremio_grant(
+        "jean",
+        vec![dremio_user("jeansmith", &["SELECT"])],
+    ));
+    // (Not repeated blind: the sync fails, its grant recorded as an intent.)
+    let first = settle(&h, "jean").await;
+
+    // Another resource declares a grant on the same object meanwhile.
+    h.put(&dremio_grant(
+        "analysts",
+        vec![dremio_role("analysts", &["SELECT"])],
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while settle(&h, "analysts").await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "analysts converges");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Whatever landed late, the newer declaration is live, and stays live.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let live_now = h.dremio_live(&h.dremio_object);
+    assert!(
+        live_now.contains(&live(format!("role:{analysts}"), &["SELECT"])),
+        "a late write dropped a declared grant: {live_now:?}"
+    );
+    assert_eq!(first, Err("VendorUnavailable".into()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while settle(&h, "jean").await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "jean converges");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        h.dremio_live(&h.dremio_object),
+        sorted(vec![
+            live(format!("user:{jean}"), &["SELECT"]),
+            live(format!("role:{analysts}"), &["SELECT"]),
+        ])
     );
 }

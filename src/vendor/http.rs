@@ -322,6 +322,7 @@ impl CallError {
 pub struct HttpClient {
     client: reqwest::Client,
     vendor: VendorKind,
+    timeout: Duration,
     limiter: Arc<Limiter>,
     retry: RetryPolicy,
     metrics: Arc<Metrics>,
@@ -372,6 +373,7 @@ impl HttpClient {
         Ok(HttpClient {
             client,
             vendor,
+            timeout: config.timeout,
             limiter: Arc::new(
                 Limiter::new(config.rate_limit.as_ref())
                     .map_err(|message| VendorError::Config { vendor, message })?,
@@ -379,6 +381,11 @@ impl HttpClient {
             retry: config.retry.clone(),
             metrics,
         })
+    }
+
+    /// The timeout of one attempt.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The underlying reqwest client, to build requests with.

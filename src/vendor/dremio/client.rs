@@ -161,6 +161,11 @@ impl DremioApi {
         &self.base
     }
 
+    /// The timeout of one request.
+    pub fn timeout(&self) -> std::time::Duration {
+        self.http.timeout()
+    }
+
     /// The deployment.
     pub fn deployment(&self) -> &Deployment {
         &self.deployment
