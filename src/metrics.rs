@@ -261,8 +261,8 @@ fn unix_seconds(time: &Time) -> f64 {
     time.0.as_millisecond() as f64 / 1000.0
 }
 
-/// The contract's name of a reason read back from a status, or `Other`.
-fn known_reason(reason: &str) -> &'static str {
+/// The contract's reasons, as the `reason` label shows them.
+const CONTRACT_REASONS: [Reason; 21] = {
     use Reason::*;
     [
         Synced,
@@ -287,10 +287,25 @@ fn known_reason(reason: &str) -> &'static str {
         Unreachable,
         InvalidSpec,
     ]
-    .into_iter()
-    .map(Reason::as_str)
-    .find(|known| *known == reason)
-    .unwrap_or("Other")
+};
+
+/// Every value of the `reason` label of `resources` and
+/// `not_ready_since_timestamp_seconds`: the contract's reasons, `None`,
+/// `Unreadable` and `Other`.
+pub fn reason_label_values() -> impl Iterator<Item = &'static str> {
+    CONTRACT_REASONS
+        .into_iter()
+        .map(Reason::as_str)
+        .chain(["None", "Unreadable", "Other"])
+}
+
+/// The contract's name of a reason read back from a status, or `Other`.
+fn known_reason(reason: &str) -> &'static str {
+    CONTRACT_REASONS
+        .into_iter()
+        .map(Reason::as_str)
+        .find(|known| *known == reason)
+        .unwrap_or("Other")
 }
 
 /// Adds the objects of one cache to a census.
