@@ -26,7 +26,7 @@ use crate::api::{
     ClusterGrantProvider, DremioGrant, GrafanaGrant, GrantProvider, ProviderKind, SigmaGrant,
     SnowflakeGrant,
 };
-use crate::metrics::{Census, CensusSource, Metrics};
+use crate::metrics::{Census, CensusSource, Metrics, Observed};
 use crate::server::Health;
 use crate::vendor::GrantKind;
 
@@ -182,7 +182,7 @@ impl Readiness {
     }
 }
 
-/// Counts providers by `Ready` for the `resources` metric.
+/// Counts providers by `Ready` for the `resources` metrics.
 fn provider_census<P: provider::ProviderObject>(store: Store<P>) -> CensusSource {
     Box::new(move |census: &mut Census| {
         let kind = match P::KIND {
@@ -190,13 +190,17 @@ fn provider_census<P: provider::ProviderObject>(store: Store<P>) -> CensusSource
             ProviderKind::ClusterGrantProvider => "ClusterGrantProvider",
         };
         for provider in store.state() {
-            let ready = provider
-                .provider_status()
-                .and_then(|status| super::status::ready_of(&status.conditions));
-            census.resource(
+            let meta = provider.meta();
+            census.resource(Observed {
                 kind,
-                ready.map(|ready| (ready.status.as_str(), ready.reason.as_str())),
-            );
+                namespace: meta.namespace.as_deref(),
+                name: meta.name.as_deref().unwrap_or_default(),
+                created: meta.creation_timestamp.as_ref(),
+                ready: provider
+                    .provider_status()
+                    .and_then(|status| super::status::ready_of(&status.conditions)),
+                last_sync: None,
+            });
         }
     })
 }
@@ -205,16 +209,29 @@ fn provider_census<P: provider::ProviderObject>(store: Store<P>) -> CensusSource
 fn grant_census<K: GrantKind>(store: Store<Watched<K>>) -> CensusSource {
     Box::new(move |census: &mut Census| {
         for watched in store.state() {
-            let Ok(grant) = &watched.object else {
-                census.unreadable(K::KIND);
-                continue;
+            let grant = match &watched.object {
+                Ok(grant) => grant,
+                Err(unreadable) => {
+                    let meta = &unreadable.metadata;
+                    census.unreadable(
+                        K::KIND,
+                        meta.namespace.as_deref(),
+                        meta.name.as_deref().unwrap_or_default(),
+                        meta.creation_timestamp.as_ref(),
+                    );
+                    continue;
+                }
             };
+            let meta = grant.meta();
             let status = grant.status();
-            let ready = status.and_then(|status| super::status::ready_of(&status.conditions));
-            census.resource(
-                K::KIND,
-                ready.map(|ready| (ready.status.as_str(), ready.reason.as_str())),
-            );
+            census.resource(Observed {
+                kind: K::KIND,
+                namespace: meta.namespace.as_deref(),
+                name: meta.name.as_deref().unwrap_or_default(),
+                created: meta.creation_timestamp.as_ref(),
+                ready: status.and_then(|status| super::status::ready_of(&status.conditions)),
+                last_sync: status.and_then(|status| status.last_sync_time.as_ref()),
+            });
             for row in status.map(|status| status.grants.as_slice()).unwrap_or(&[]) {
                 census.row(K::KIND, row_state(row.state));
             }
@@ -311,6 +328,7 @@ pub async fn run_reporting(
         clock,
     );
     let context = Arc::new(context);
+    metrics.set_default_sync_interval(config.default_sync_interval);
     metrics.count_objects("GrantProvider", provider_census(providers.store.clone()));
     metrics.count_objects(
         "ClusterGrantProvider",

@@ -438,6 +438,8 @@ impl HttpClient {
                 Err(error) => Err(error),
             };
             let elapsed = started.elapsed();
+            self.metrics
+                .vendor_call_duration(vendor, operation, elapsed);
             match outcome {
                 Ok((status, body, _, (location, link))) if status.is_success() => {
                     self.metrics.vendor_call(vendor, operation, "success");
@@ -621,6 +623,17 @@ mod tests {
         assert_eq!(error_message(b"plain text"), "plain text");
         assert_eq!(error_message(b""), "no error message");
         assert!(error_message("x".repeat(1000).as_bytes()).ends_with("..."));
+    }
+
+    #[test]
+    fn every_status_outcome_is_a_documented_label_value() {
+        for status in 400..=599 {
+            let outcome = status_outcome(StatusCode::from_u16(status).unwrap());
+            assert!(
+                crate::metrics::VENDOR_OUTCOMES.contains(&outcome),
+                "{status}: {outcome}"
+            );
+        }
     }
 
     #[test]
