@@ -467,6 +467,32 @@ impl FakeKube {
         out
     }
 
+    /// Changes a stored object atomically (as a user's PATCH would, but not
+    /// recorded as a call): `change` edits the object as stored, so status and
+    /// finalizers written meanwhile are kept. resourceVersion and generation are
+    /// maintained and a watch event is emitted. Returns false if the object
+    /// does not exist.
+    pub fn modify<K: kube::Resource<DynamicType = ()>>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        change: impl FnOnce(&mut Value),
+    ) -> bool {
+        let key = Key {
+            gvr: Gvr::new(&K::group(&()), &K::version(&()), &K::plural(&())),
+            namespace: namespace.unwrap_or_default().to_string(),
+            name: name.to_string(),
+        };
+        let mut st = self.inner.lock_state();
+        let Some(mut object) = st.objects.get(&key).cloned() else {
+            return false;
+        };
+        change(&mut object);
+        st.put_direct(&key, object);
+        self.inner.notify(&st);
+        true
+    }
+
     /// Read an object directly.
     pub fn get<K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned>(
         &self,

@@ -1,0 +1,819 @@
+//! Crash and fault tests (issue 12): the real operator loop (`run`) against the
+//! in-memory API server and the vendor emulators, killed at every request of
+//! a scenario in turn and at random points, with and without injected faults;
+//! after each run the invariants of `crash/check.rs` must hold.
+//!
+//! - `kill_at_every_request_<vendor>`: per vendor, a scenario that creates,
+//!   edits (a grant removed, a level lowered and raised) and deletes resources.
+//!   A clean run counts its requests (every vendor request and every API
+//!   request but LISTs and WATCHes). Then for each request k: the scenario runs
+//!   again from scratch, the operator is killed when request k arrives (k is
+//!   never handled) and, for writes, also after k was handled with its answer
+//!   withheld; the scenario's next declaration changes are made while it is
+//!   down; it restarts with fresh memory and must converge. (Killing after the
+//!   answer to k is killing before k+1 arrives, so reads need only the first.)
+//!   `CRASH_KILL=k` (and `CRASH_WHEN=arrival|answer`) replays one kill point.
+//! - `random_kills`: seeded random create/edit/delete sequences across the four
+//!   vendors (random API flavours), killed at random requests, restarted.
+//! - `random_kills_with_faults`: the same with 30% vendor faults (5xx, 429 with
+//!   `Retry-After`, answers after the client's timeout, connections dropped
+//!   before and after the request took effect) and failing status writes.
+//!   `CRASH_SEED` and `CRASH_RUNS` replay and extend both; every failing run
+//!   prints its seed and the command that replays it.
+//! - `soak_*` (ignored): many more runs, for a machine with time.
+//!
+//! A failing run prints the kill point(s), the declarations, each violation
+//! and the vendor calls behind it. Runs go `CRASH_PARALLEL` (default 4) at a time.
+
+mod support;
+
+#[path = "crash/check.rs"]
+mod check;
+#[path = "crash/model.rs"]
+mod model;
+#[path = "crash/world.rs"]
+mod world;
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use grant_operator::api::{GrafanaPermissionsApi, SnowflakeGrantsApi};
+
+use check::{Violation, check, report};
+use model::*;
+use support::emulator::{FaultKind, RandomFaults, SeededRng};
+use support::env_number;
+use support::fake_kube::StatusFault;
+use world::*;
+
+/// How long a converging operator may take before its run counts as failed.
+const CONVERGE: Duration = Duration::from_secs(20);
+/// How long the vendors may differ from the declarations once the resources settled.
+const GRACE: Duration = Duration::from_millis(1500);
+
+fn parallel() -> usize {
+    env_number("CRASH_PARALLEL", 4usize).max(1)
+}
+
+// ---------------------------------------------------------------------------
+// Kill at every request
+// ---------------------------------------------------------------------------
+
+fn declare(vendor: Vendor, name: &str, entries: &[(usize, Perm)]) -> Action {
+    Action::Declare(vendor, name.to_string(), entries.iter().cloned().collect())
+}
+
+/// The scenario of one vendor, step by step: two resources share a grant;
+/// then one loses a grant, lowers one and gains a new one while the other
+/// raises one; then the first is deleted and a third created; then the
+/// second is deleted and the third lowered. So a kill while a step's writes are
+/// unrecorded is followed, while the operator is down, by the removal (from a
+/// spec, or with the resource) of what those writes granted. Every atom enters
+/// the union of the declarations once and leaves it once (see
+/// `Journal::assert_single_intervals`).
+fn scenario(vendor: Vendor) -> Vec<Vec<Action>> {
+    let d = |name: &str, entries: &[(usize, Perm)]| declare(vendor, name, entries);
+    let delete = |name: &str| Action::Delete(vendor, name.to_string());
+    let p = |set: &[&'static str]| privileges(set, false);
+    match vendor {
+        // Keys 0-3 are members m0-m3, 4-5 teams team-0 and team-1; levels 0 usage, 1 annotate.
+        Vendor::Sigma => vec![
+            vec![
+                d("a", &[(0, level(1)), (1, level(0)), (4, level(0))]),
+                d("b", &[(2, level(0)), (4, level(0))]),
+            ],
+            vec![
+                d("a", &[(0, level(0)), (4, level(0)), (5, level(0))]),
+                d("b", &[(2, level(1)), (4, level(0))]),
+            ],
+            vec![delete("a"), d("c", &[(3, level(1))])],
+            vec![delete("b"), d("c", &[(3, level(0))])],
+        ],
+        // Keys 0-3 are users u0-u3, 4-5 teams team-0 and team-1; levels Query, Edit, Admin.
+        Vendor::Grafana => vec![
+            vec![
+                d("a", &[(0, level(2)), (1, level(0)), (4, level(0))]),
+                d("b", &[(2, level(0)), (4, level(1))]),
+            ],
+            vec![
+                d("a", &[(0, level(1)), (4, level(0)), (5, level(0))]),
+                d("b", &[(2, level(1)), (4, level(1))]),
+            ],
+            vec![delete("a"), d("c", &[(3, level(2))])],
+            vec![delete("b"), d("c", &[(3, level(0))])],
+        ],
+        // Keys 0-2 are users u0-u2, 3-5 roles r0-r2.
+        Vendor::Dremio => vec![
+            vec![
+                d(
+                    "a",
+                    &[
+                        (0, p(&["SELECT", "ALTER"])),
+                        (1, p(&["SELECT"])),
+                        (3, p(&["SELECT"])),
+                    ],
+                ),
+                d("b", &[(2, p(&["SELECT"])), (3, p(&["SELECT", "INSERT"]))]),
+            ],
+            vec![
+                d(
+                    "a",
+                    &[
+                        (0, p(&["SELECT"])),
+                        (3, p(&["SELECT"])),
+                        (5, p(&["SELECT"])),
+                    ],
+                ),
+                d(
+                    "b",
+                    &[(2, p(&["SELECT", "UPDATE"])), (3, p(&["SELECT", "INSERT"]))],
+                ),
+            ],
+            vec![delete("a"), d("c", &[(4, p(&["SELECT", "ALTER"]))])],
+            vec![delete("b"), d("c", &[(4, p(&["SELECT"]))])],
+        ],
+        // Securables of the role ANALYST: 0 SCHEMA SALES.PUBLIC, 1 DATABASE SALES,
+        // 2 TABLE ORDERS, 4 VIEW ORDERS_V. A lower level is the grant option dropped.
+        Vendor::Snowflake => vec![
+            vec![
+                d("a", &[(2, p(&["SELECT", "INSERT"]))]),
+                d("b", &[(0, privileges(&["USAGE"], true))]),
+                d("c", &[(2, p(&["SELECT"]))]),
+            ],
+            vec![
+                d("a", &[(2, p(&["SELECT"]))]),
+                d("b", &[(0, p(&["USAGE"]))]),
+                d("d", &[(1, p(&["USAGE"]))]),
+            ],
+            vec![
+                delete("a"),
+                delete("d"),
+                d("e", &[(4, privileges(&["SELECT"], true))]),
+            ],
+            vec![delete("b"), d("e", &[(4, p(&["SELECT"]))])],
+        ],
+    }
+}
+
+fn show_plan(steps: &[Vec<Action>]) -> Vec<String> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, actions)| {
+            format!(
+                "step {i}: {}",
+                actions
+                    .iter()
+                    .map(Action::show)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })
+        .collect()
+}
+
+/// The result of one run.
+struct Run {
+    /// The counted requests of the run (before the kill, if any).
+    steps: Vec<Step>,
+    killed: bool,
+    failure: Option<String>,
+    violations: Vec<Violation>,
+    took: Duration,
+}
+
+fn timed_out(what: &str, problems: Vec<String>) -> Violation {
+    Violation {
+        vendor: None,
+        what: what.to_string(),
+        lines: problems,
+    }
+}
+
+/// The scenario of `vendor`, killed at `kill` if given.
+async fn scenario_run(vendor: Vendor, kill: Option<(usize, When)>) -> Run {
+    let started = Instant::now();
+    let steps = scenario(vendor);
+    let mut world = World::new(Options::single(vendor)).await;
+    if let Some((k, when)) = kill {
+        world.switch.arm(k, when);
+    }
+    world.start();
+    let mut extra: Vec<Violation> = Vec::new();
+    let mut killed = matches!(world.providers_ready(CONVERGE).await, Waited::Tripped);
+    let mut next = 0;
+    while !killed && next < steps.len() {
+        world.apply(&steps[next]);
+        next += 1;
+        match world.converge(None, CONVERGE, GRACE, true).await {
+            Waited::Done => {}
+            Waited::Tripped => killed = true,
+            Waited::TimedOut(problems) => {
+                extra.push(timed_out(
+                    &format!("did not converge after step {} (before any kill)", next - 1),
+                    problems,
+                ));
+                break;
+            }
+        }
+    }
+    let counted = world.switch.steps();
+    let debug = std::env::var("CRASH_DEBUG").is_ok();
+    if debug {
+        eprintln!("before the kill: {:?}", started.elapsed());
+    }
+    if killed {
+        world.kill().await;
+        // The next declaration changes happen while the operator is down.
+        if next < steps.len() {
+            world.apply(&steps[next]);
+        }
+        let since = Since::now();
+        world.start();
+        if debug {
+            eprintln!("restarted: {:?}", started.elapsed());
+        }
+        if let Waited::TimedOut(problems) =
+            world.converge(Some(since), CONVERGE, GRACE, false).await
+        {
+            extra.push(timed_out("did not converge after the restart", problems));
+        }
+        if debug {
+            eprintln!("converged: {:?}", started.elapsed());
+        }
+    }
+    world.stop().await;
+    let mut violations = check(&world);
+    if !extra.is_empty() && violations.is_empty() {
+        violations = extra;
+    }
+    let failure = (!violations.is_empty()).then(|| {
+        let (title, replay) = match kill {
+            Some((k, when)) => (
+                format!(
+                    "{}: kill at request {k} ({})",
+                    vendor.name(),
+                    when.name()
+                ),
+                format!(
+                    "CRASH_KILL={k} CRASH_WHEN={} cargo test --test crash kill_at_every_request_{} -- --nocapture",
+                    when.name(),
+                    vendor.name()
+                ),
+            ),
+            None => (
+                format!("{}: clean run (no kill)", vendor.name()),
+                format!(
+                    "CRASH_KILL=0 cargo test --test crash kill_at_every_request_{} -- --nocapture",
+                    vendor.name()
+                ),
+            ),
+        };
+        report(&title, &replay, &world, &show_plan(&steps), &violations)
+    });
+    Run {
+        steps: counted,
+        killed,
+        failure,
+        violations,
+        took: started.elapsed(),
+    }
+}
+
+/// Prints the failures and panics if there are any.
+fn conclude(name: &str, runs: &[Run], started: Instant) {
+    let failures: Vec<&Run> = runs.iter().filter(|run| run.failure.is_some()).collect();
+    let slowest = runs.iter().map(|run| run.took).max().unwrap_or_default();
+    eprintln!(
+        "{name}: {} runs, {} failed, {:.1}s in all (slowest run {:.1}s)",
+        runs.len(),
+        failures.len(),
+        started.elapsed().as_secs_f64(),
+        slowest.as_secs_f64()
+    );
+    if failures.is_empty() {
+        return;
+    }
+    for run in &failures {
+        if let Some(failure) = &run.failure {
+            eprintln!("{failure}");
+        }
+    }
+    let mut summary = String::new();
+    for run in &failures {
+        if let Some(failure) = &run.failure {
+            let title = failure.lines().next().unwrap_or_default();
+            let kinds: Vec<String> = run.violations.iter().map(Violation::headline).collect();
+            summary.push_str(&format!("\n  {title}: {}", kinds.join(" / ")));
+        }
+    }
+    panic!(
+        "{name}: {} of {} runs broke an invariant:{summary}",
+        failures.len(),
+        runs.len()
+    );
+}
+
+async fn kill_at_every_request(vendor: Vendor) {
+    let started = Instant::now();
+    let only: Option<usize> = std::env::var("CRASH_KILL")
+        .ok()
+        .and_then(|k| k.parse().ok());
+    let only_when = std::env::var("CRASH_WHEN").ok();
+    let clean = scenario_run(vendor, None).await;
+    let mut points: Vec<(usize, When)> = Vec::new();
+    for step in &clean.steps {
+        points.push((step.n, When::Arrival));
+        if step.is_write() {
+            points.push((step.n, When::Answer));
+        }
+    }
+    eprintln!(
+        "{}: a clean run counts {} requests ({} writes); {} kill points",
+        vendor.name(),
+        clean.steps.len(),
+        clean.steps.iter().filter(|s| s.is_write()).count(),
+        points.len()
+    );
+    if let Some(k) = only {
+        points.retain(|(n, when)| *n == k && only_when.as_deref().is_none_or(|w| w == when.name()));
+        if k > 0 && points.is_empty() {
+            points.push((
+                k,
+                match only_when.as_deref() {
+                    Some("answer") => When::Answer,
+                    _ => When::Arrival,
+                },
+            ));
+        }
+    }
+    let mut runs: Vec<Run> = futures::stream::iter(points)
+        .map(|point| scenario_run(vendor, Some(point)))
+        .buffer_unordered(parallel())
+        .collect()
+        .await;
+    let unreached = runs.iter().filter(|run| !run.killed).count();
+    if unreached > 0 {
+        eprintln!(
+            "{}: {unreached} kill points were not reached (the run made fewer requests)",
+            vendor.name()
+        );
+    }
+    runs.push(clean);
+    conclude(
+        &format!("kill_at_every_request_{}", vendor.name()),
+        &runs,
+        started,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_at_every_request_sigma() {
+    kill_at_every_request(Vendor::Sigma).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_at_every_request_grafana() {
+    kill_at_every_request(Vendor::Grafana).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_at_every_request_snowflake() {
+    kill_at_every_request(Vendor::Snowflake).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_at_every_request_dremio() {
+    kill_at_every_request(Vendor::Dremio).await;
+}
+
+// ---------------------------------------------------------------------------
+// Random kills
+// ---------------------------------------------------------------------------
+
+/// A random run, all of it from its seed.
+struct RandomPlan {
+    seed: u64,
+    options: Options,
+    steps: Vec<Vec<Action>>,
+    /// How long to let the operator work after each step.
+    pauses: Vec<Duration>,
+    /// Kills: requests after the previous (re)start, and when.
+    kills: Vec<(usize, When)>,
+    faults: bool,
+}
+
+/// The model a random plan is drawn against: what each resource declares and
+/// which atoms left the declarations (they may not come back).
+#[derive(Default)]
+struct Drawn {
+    alive: std::collections::BTreeMap<(Vendor, String), Spec>,
+    retired: std::collections::BTreeSet<(Vendor, String, String)>,
+    names: usize,
+}
+
+impl Drawn {
+    fn union(&self, vendor: Vendor) -> Atoms {
+        let mut atoms = Atoms::new();
+        for ((v, _), spec) in &self.alive {
+            if *v == vendor {
+                unite(&mut atoms, &spec_atoms(vendor, spec));
+            }
+        }
+        atoms
+    }
+
+    /// Whether `spec` on `name` may be declared: no retired atom comes back.
+    fn allowed(&self, vendor: Vendor, spec: &Spec) -> bool {
+        spec_atoms(vendor, spec).iter().all(|(key, set)| {
+            set.iter()
+                .all(|atom| !self.retired.contains(&(vendor, key.clone(), atom.clone())))
+        })
+    }
+
+    /// Applies an action to the model, retiring what leaves the union.
+    fn commit(&mut self, action: &Action) {
+        let vendor = match action {
+            Action::Declare(vendor, ..) | Action::Delete(vendor, _) => *vendor,
+        };
+        let before = self.union(vendor);
+        match action {
+            Action::Declare(vendor, name, spec) => {
+                self.alive.insert((*vendor, name.clone()), spec.clone());
+            }
+            Action::Delete(vendor, name) => {
+                self.alive.remove(&(*vendor, name.clone()));
+            }
+        }
+        let after = self.union(vendor);
+        for (key, set) in before {
+            for atom in set {
+                if !after.get(&key).is_some_and(|s| s.contains(&atom)) {
+                    self.retired.insert((vendor, key.clone(), atom));
+                }
+            }
+        }
+    }
+}
+
+fn max_level(options: &Options, vendor: Vendor) -> usize {
+    match vendor {
+        Vendor::Sigma => 1,
+        // The Legacy API has no Admin.
+        Vendor::Grafana if options.grafana_api == GrafanaPermissionsApi::Legacy => 1,
+        Vendor::Grafana => 2,
+        Vendor::Snowflake | Vendor::Dremio => 0,
+    }
+}
+
+fn random_perm(rng: &mut SeededRng, options: &Options, vendor: Vendor, key: usize) -> Perm {
+    match vendor.ladder() {
+        Some(_) => Perm::Level(rng.below(max_level(options, vendor) + 1)),
+        None => {
+            let all = vendor.privileges(key);
+            let mut set: std::collections::BTreeSet<&'static str> =
+                all.iter().copied().filter(|_| rng.chance(0.4)).collect();
+            if set.is_empty() {
+                set.insert(all[rng.below(all.len())]);
+            }
+            Perm::Privileges {
+                set,
+                option: vendor == Vendor::Snowflake && rng.chance(0.3),
+            }
+        }
+    }
+}
+
+fn random_spec(rng: &mut SeededRng, options: &Options, vendor: Vendor) -> Spec {
+    let entries = if vendor.one_key_per_resource() {
+        1
+    } else {
+        1 + rng.below(3)
+    };
+    let mut spec = Spec::new();
+    while spec.len() < entries {
+        let key = rng.below(vendor.keys());
+        spec.insert(key, random_perm(rng, options, vendor, key));
+    }
+    spec
+}
+
+fn random_edit(rng: &mut SeededRng, options: &Options, vendor: Vendor, spec: &Spec) -> Spec {
+    let mut spec = spec.clone();
+    let keys: Vec<usize> = spec.keys().copied().collect();
+    let key = keys[rng.below(keys.len())];
+    match rng.below(3) {
+        // Remove a key (never the last one).
+        0 if spec.len() > 1 => {
+            spec.remove(&key);
+        }
+        // Add a key.
+        1 if !vendor.one_key_per_resource() => {
+            let new = rng.below(vendor.keys());
+            spec.entry(new)
+                .or_insert_with(|| random_perm(rng, options, vendor, new));
+        }
+        // Change the permission of a key (level up or down, privileges, grant option).
+        _ => {
+            let perm = random_perm(rng, options, vendor, key);
+            spec.insert(key, perm);
+        }
+    }
+    spec
+}
+
+fn random_plan(seed: u64, faults: bool) -> RandomPlan {
+    let mut rng = SeededRng::new(seed);
+    let options = Options {
+        vendors: Vendor::ALL.to_vec(),
+        grafana_api: if rng.chance(0.5) {
+            GrafanaPermissionsApi::AccessControl
+        } else {
+            GrafanaPermissionsApi::Legacy
+        },
+        snowflake_api: if rng.chance(0.5) {
+            SnowflakeGrantsApi::RoleGrants
+        } else {
+            SnowflakeGrantsApi::Legacy
+        },
+        dremio_cloud: rng.chance(0.5),
+        // Short, so that answers delayed past it are timeouts.
+        request_timeout: if faults { 1 } else { 5 },
+    };
+    let mut drawn = Drawn::default();
+    let mut steps = Vec::new();
+    let mut pauses = Vec::new();
+    for _ in 0..6 + rng.below(5) {
+        let mut actions = Vec::new();
+        for _ in 0..1 + rng.below(3) {
+            let vendor = Vendor::ALL[rng.below(Vendor::ALL.len())];
+            let mine: Vec<(String, Spec)> = drawn
+                .alive
+                .iter()
+                .filter(|((v, _), _)| *v == vendor)
+                .map(|((_, name), spec)| (name.clone(), spec.clone()))
+                .collect();
+            let pick = rng.below(10);
+            let action = (0..20).find_map(|_| {
+                let action = if mine.is_empty() || pick < 4 {
+                    drawn.names += 1;
+                    let name = format!("{}-{}", vendor.name(), drawn.names);
+                    Action::Declare(vendor, name, random_spec(&mut rng, &options, vendor))
+                } else {
+                    let (name, spec) = &mine[rng.below(mine.len())];
+                    if pick < 8 {
+                        Action::Declare(
+                            vendor,
+                            name.clone(),
+                            random_edit(&mut rng, &options, vendor, spec),
+                        )
+                    } else {
+                        Action::Delete(vendor, name.clone())
+                    }
+                };
+                match &action {
+                    Action::Declare(_, _, spec) if !drawn.allowed(vendor, spec) => None,
+                    _ => Some(action),
+                }
+            });
+            if let Some(action) = action {
+                drawn.commit(&action);
+                actions.push(action);
+            }
+        }
+        steps.push(actions);
+        pauses.push(Duration::from_millis(rng.below(400) as u64));
+    }
+    let kills = (0..1 + rng.below(3))
+        .map(|_| {
+            let when = if rng.chance(0.5) {
+                When::Arrival
+            } else {
+                When::Answer
+            };
+            (1 + rng.below(120), when)
+        })
+        .collect();
+    RandomPlan {
+        seed,
+        options,
+        steps,
+        pauses,
+        kills,
+        faults,
+    }
+}
+
+/// Vendor faults: 5xx, 429 (Retry-After 0 or 1 s), requests carried out after
+/// the client's 1 s timeout (they land late) or answered after it (they took
+/// effect), connections dropped before and after the request took effect.
+fn vendor_faults(seed: u64) -> RandomFaults {
+    RandomFaults {
+        seed,
+        probability: 0.3,
+        method: None,
+        path_prefix: "/".into(),
+        kinds: vec![
+            FaultKind::Status(500),
+            FaultKind::Status(503),
+            FaultKind::RateLimited {
+                retry_after_secs: 0,
+            },
+            FaultKind::RateLimited {
+                retry_after_secs: 1,
+            },
+            FaultKind::Delay(Duration::from_millis(1300)),
+            FaultKind::DelayAnswer(Duration::from_millis(1300)),
+            FaultKind::DropBefore,
+            FaultKind::DropAfter,
+        ],
+    }
+}
+
+fn set_faults(world: &World, seed: u64, on: bool) {
+    let mut salt = SeededRng::new(seed ^ 0xFA17);
+    macro_rules! each {
+        ($emulator:expr) => {
+            if let Some(emulator) = &$emulator {
+                let seed = salt.next_u64();
+                if on {
+                    emulator.inject_random(vendor_faults(seed));
+                } else {
+                    emulator.clear_random_faults();
+                }
+            }
+        };
+    }
+    each!(world.sigma);
+    each!(world.grafana);
+    each!(world.dremio);
+    each!(world.snowflake);
+    if on {
+        world.kube.random_status_faults(
+            salt.next_u64(),
+            0.2,
+            vec![
+                StatusFault {
+                    code: 500,
+                    applied: false,
+                },
+                StatusFault {
+                    code: 409,
+                    applied: false,
+                },
+                StatusFault {
+                    code: 500,
+                    applied: true,
+                },
+            ],
+        );
+    } else {
+        world.kube.clear_status_faults();
+    }
+}
+
+fn plan_lines(plan: &RandomPlan) -> Vec<String> {
+    let mut lines = vec![format!(
+        "options: grafana {:?}, snowflake {:?}, dremio {}, faults {}",
+        plan.options.grafana_api,
+        plan.options.snowflake_api,
+        if plan.options.dremio_cloud {
+            "Cloud"
+        } else {
+            "Software"
+        },
+        if plan.faults { "30%" } else { "none" }
+    )];
+    lines.extend(show_plan(&plan.steps));
+    lines.push(format!(
+        "kills planned (requests after each start, when): {:?}",
+        plan.kills
+    ));
+    lines
+}
+
+async fn random_run(plan: RandomPlan, test: &'static str) -> Run {
+    let started = Instant::now();
+    let mut world = World::new(plan.options.clone()).await;
+    if plan.faults {
+        set_faults(&world, plan.seed, true);
+    }
+    let mut kills = plan.kills.iter();
+    let arm = |world: &World, kill: Option<&(usize, When)>| {
+        if let Some((after, when)) = kill {
+            world.switch.arm(world.switch.counted() + after, *when);
+        }
+    };
+    world.start();
+    arm(&world, kills.next());
+    let mut next = 0;
+    while next < plan.steps.len() {
+        world.apply(&plan.steps[next]);
+        let pause = plan.pauses[next];
+        next += 1;
+        if let Waited::Tripped = world.pause(pause).await {
+            world.kill().await;
+            if next < plan.steps.len() {
+                world.apply(&plan.steps[next]);
+                next += 1;
+            }
+            world.start();
+            arm(&world, kills.next());
+        }
+    }
+    world.switch.disarm();
+    if world.switch.tripped().is_some() {
+        world.kill().await;
+        world.start();
+    }
+    if plan.faults {
+        set_faults(&world, plan.seed, false);
+        // Let requests delayed by a fault land before the end state counts.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let since = Since::now();
+    let waited = world.converge(Some(since), CONVERGE, GRACE, false).await;
+    world.stop().await;
+    let mut violations = check(&world);
+    if let (Waited::TimedOut(problems), true) = (waited, violations.is_empty()) {
+        violations.push(timed_out("did not converge at the end", problems));
+    }
+    let failure = (!violations.is_empty()).then(|| {
+        report(
+            &format!("{test}: seed {}", plan.seed),
+            &format!(
+                "CRASH_SEED={} CRASH_RUNS=1 cargo test --test crash {test} -- --nocapture",
+                plan.seed
+            ),
+            &world,
+            &plan_lines(&plan),
+            &violations,
+        )
+    });
+    Run {
+        steps: Vec::new(),
+        killed: !world.kills.is_empty(),
+        failure,
+        violations,
+        took: started.elapsed(),
+    }
+}
+
+/// The seeds of a random test: `CRASH_SEED` (default `default`) and the
+/// `CRASH_RUNS - 1` after it.
+fn seeds(default_seed: u64, default_runs: usize) -> Vec<u64> {
+    let base = env_number("CRASH_SEED", default_seed);
+    let runs = env_number("CRASH_RUNS", default_runs);
+    (0..runs as u64).map(|i| base.wrapping_add(i)).collect()
+}
+
+async fn random_runs(test: &'static str, faults: bool, seeds: Vec<u64>) {
+    let started = Instant::now();
+    eprintln!(
+        "{test}: seeds {}..={}",
+        seeds.first().copied().unwrap_or_default(),
+        seeds.last().copied().unwrap_or_default()
+    );
+    let runs: Vec<Run> = futures::stream::iter(seeds)
+        .map(|seed| random_run(random_plan(seed, faults), test))
+        .buffer_unordered(parallel())
+        .collect()
+        .await;
+    conclude(test, &runs, started);
+}
+
+/// A seed that changes with every soak run unless `CRASH_SEED` is set.
+fn soak_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+        * 1000
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_kills() {
+    random_runs("random_kills", false, seeds(1_000, 12)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_kills_with_faults() {
+    random_runs("random_kills_with_faults", true, seeds(2_000, 8)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "soak: hundreds of runs; see README (Testing)"]
+async fn soak_random_kills() {
+    random_runs("soak_random_kills", false, seeds(soak_seed(), 300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "soak: hundreds of runs; see README (Testing)"]
+async fn soak_random_kills_with_faults() {
+    random_runs(
+        "soak_random_kills_with_faults",
+        true,
+        seeds(soak_seed(), 200),
+    )
+    .await;
+}
