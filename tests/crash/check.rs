@@ -15,7 +15,11 @@
 //!   moment (on Sigma and Grafana, where a grant is one level: no grant was
 //!   revoked or lowered whose level was declared; on Snowflake and Dremio: no
 //!   declared privilege disappeared, whether by a revoke or by a Dremio PUT of
-//!   a list without it);
+//!   a list without it). One exception: Grafana's Legacy API has no update
+//!   call and refuses a second entry for a grantee, so it changes a level by
+//!   removing the entry and adding it again; a removal that the next change of
+//!   that grantee undoes, with a level at least as high and within
+//!   [`REPLACED_WITHIN`], is the first half of such a change;
 //! - no request changed the outsider's grant (everything is `Additive`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,6 +31,11 @@ use crate::model::*;
 use crate::support::NS;
 use crate::world::*;
 use grant_operator::api::GROUP;
+
+/// How soon a Grafana Legacy removal must be followed by the addition that
+/// completes a level change (a kill between the two is followed by a restart
+/// well within it).
+pub const REPLACED_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One broken invariant.
 #[derive(Clone, Debug)]
@@ -340,13 +349,38 @@ fn join(set: &BTreeSet<String>) -> String {
     }
 }
 
+/// Whether the removal of `key` (at level `was`) by `transitions[index]` is
+/// the first half of a Grafana Legacy level change (see the module docs).
+fn replaced(
+    transitions: &[Transition],
+    index: usize,
+    vendor: Vendor,
+    key: &str,
+    was: usize,
+) -> bool {
+    let removal = &transitions[index];
+    let Some(next) = transitions[index + 1..]
+        .iter()
+        .find(|t| t.before.get(key) != t.after.get(key))
+    else {
+        return false;
+    };
+    next.at.duration_since(removal.at) <= REPLACED_WITHIN
+        && top(vendor, next.after.get(key)).is_some_and(|now| now >= was)
+}
+
 fn transitions(world: &World, vendor: Vendor, violations: &mut Vec<Violation>) {
     let (outsider_key, _) = outsider(vendor);
     let empty = BTreeSet::new();
-    for t in world.journal.transitions() {
-        if t.vendor != vendor {
-            continue;
-        }
+    let legacy = vendor == Vendor::Grafana
+        && world.options.grafana_api == grant_operator::api::GrafanaPermissionsApi::Legacy;
+    let all: Vec<Transition> = world
+        .journal
+        .transitions()
+        .into_iter()
+        .filter(|t| t.vendor == vendor)
+        .collect();
+    for (index, t) in all.iter().enumerate() {
         let declared = world.journal.declared_at(vendor, t.at);
         let keys: BTreeSet<&String> = t.before.keys().chain(t.after.keys()).collect();
         for key in keys {
@@ -359,7 +393,7 @@ fn transitions(world: &World, vendor: Vendor, violations: &mut Vec<Violation>) {
                 violations.push(Violation::new(
                     Some(vendor),
                     format!("a request changed the grant nobody declares ({key})"),
-                    vec![transition_line(world, &t, key)],
+                    vec![transition_line(world, t, key)],
                 ));
                 continue;
             }
@@ -371,7 +405,11 @@ fn transitions(world: &World, vendor: Vendor, violations: &mut Vec<Violation>) {
                     match was {
                         Some(was) if now.is_none_or(|now| now < was) => {
                             let level = ladder[was];
-                            if wanted.contains(level) {
+                            if wanted.contains(level)
+                                && !(legacy
+                                    && now.is_none()
+                                    && replaced(&all, index, vendor, key, was))
+                            {
                                 vec![level.to_string()]
                             } else {
                                 Vec::new()
@@ -412,7 +450,7 @@ fn transitions(world: &World, vendor: Vendor, violations: &mut Vec<Violation>) {
                     wrong.join(",")
                 ),
                 vec![
-                    transition_line(world, &t, key),
+                    transition_line(world, t, key),
                     format!(
                         "declared at that moment: {key}={} (by {})",
                         join(wanted),
