@@ -661,8 +661,10 @@ fn set_faults(world: &World, seed: u64, on: bool) {
                     code: 409,
                     applied: false,
                 },
+                // Stored, but answered as if it timed out (the reports rely on
+                // 504 meaning stored and 500/409 not).
                 StatusFault {
-                    code: 500,
+                    code: 504,
                     applied: true,
                 },
             ],

@@ -210,8 +210,17 @@ fn transition_line(world: &World, t: &Transition, key: &str) -> String {
             .map(|set| set.iter().cloned().collect::<Vec<_>>().join(","))
             .unwrap_or_else(|| "-".into())
     };
+    // A request handled well after it arrived was held by a fault: it landed late.
+    let late = if t.at.duration_since(t.arrived) > std::time::Duration::from_millis(100) {
+        format!(
+            " [sent at {}, landed late]",
+            world.journal.ms(t.arrived).trim()
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "{} {} -> {} ({key}: {} => {})",
+        "{} {} -> {} ({key}: {} => {}){late}",
         world.journal.ms(t.at),
         t.request,
         t.status,
@@ -248,6 +257,61 @@ fn declarers(world: &World, vendor: Vendor, key: &str, atom: &str) -> Vec<(Strin
             (name, deleted, now)
         })
         .collect()
+}
+
+/// What the status writes of resource `name` recorded of `key`: whether the
+/// operator ever remembered the grant (a grant never recorded is lost by a
+/// crash between the vendor write and the status write; one recorded was
+/// forgotten later).
+fn recorded(world: &World, vendor: Vendor, name: &str, key: &str) -> String {
+    let suffix = format!("/{}/{name}/status", vendor.plural());
+    let writes: Vec<_> = world
+        .kube
+        .calls()
+        .into_iter()
+        .filter(|call| call.method == "PATCH" && call.path.ends_with(&suffix))
+        .collect();
+    let mut rows: Vec<String> = Vec::new();
+    for call in &writes {
+        let Some(grants) = call
+            .body
+            .as_ref()
+            .and_then(|body| body["status"]["grants"].as_array())
+        else {
+            continue;
+        };
+        for row in grants {
+            let grantee = row["grantee"].as_str().unwrap_or_default();
+            if world.row_label(vendor, grantee) == key {
+                // The fault runs answer 504 to writes they store and 500 or 409 to
+                // writes they refuse (see `set_faults` in crash.rs).
+                let outcome = match call.status {
+                    200 => "stored".to_string(),
+                    504 => "stored, answered 504".to_string(),
+                    code => format!("not stored, answered {code}"),
+                };
+                let line = format!(
+                    "{} {} ({outcome})",
+                    row["permission"].as_str().unwrap_or_default(),
+                    row["state"].as_str().unwrap_or_default(),
+                );
+                if !rows.contains(&line) {
+                    rows.push(line);
+                }
+            }
+        }
+    }
+    if rows.is_empty() {
+        format!(
+            "{name}: none of its {} status writes recorded a row for {key}",
+            writes.len()
+        )
+    } else {
+        format!(
+            "{name}: its status writes recorded {key} as: {}",
+            rows.join("; ")
+        )
+    }
 }
 
 fn end_state(world: &World, vendor: Vendor, violations: &mut Vec<Violation>) {
@@ -311,14 +375,17 @@ fn end_state(world: &World, vendor: Vendor, violations: &mut Vec<Violation>) {
                 show(&live.atoms),
                 show(&expected)
             )];
-            for name in removed {
-                if let Some(object) = stored.get(name) {
+            for name in &removed {
+                if let Some(object) = stored.get(*name) {
                     lines.push(format!(
                         "{name}: Ready {}; rows: {}",
                         ready_summary(object),
                         rows(object)
                     ));
                 }
+            }
+            for name in deleted.iter().chain(&removed) {
+                lines.push(recorded(world, vendor, name, key));
             }
             lines.push("vendor calls that granted or revoked it:".into());
             lines.extend(calls_touching(world, vendor, key, Some(atom)));

@@ -1007,6 +1007,15 @@ impl World {
         }
     }
 
+    /// The key label of a status row's grantee (`member:ID`, `user:ID`, a securable).
+    pub fn row_label(&self, vendor: Vendor, grantee: &str) -> String {
+        let labels = self.labels.get(&vendor);
+        let lookup = |text: &str| labels.and_then(|labels| labels.get(text)).cloned();
+        lookup(grantee)
+            .or_else(|| grantee.split_once(':').and_then(|(_, id)| lookup(id)))
+            .unwrap_or_else(|| grantee.to_string())
+    }
+
     /// The union of the surviving declarations of `vendor`, plus the outsider's grant.
     pub fn expected(&self, vendor: Vendor) -> Atoms {
         let mut atoms = Atoms::new();
