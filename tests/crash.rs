@@ -17,9 +17,13 @@
 //!   vendors (random API flavours), killed at random requests, restarted.
 //! - `random_kills_with_faults`: the same with 30% vendor faults (5xx, 429 with
 //!   `Retry-After`, answers after the client's timeout, connections dropped
-//!   before and after the request took effect) and failing status writes.
+//!   before and after the request took effect), failing status writes, and
+//!   watches that deliver changes up to 100 ms late.
 //!   `CRASH_SEED` and `CRASH_RUNS` replay and extend both; every failing run
 //!   prints its seed and the command that replays it.
+//! - `a_cleanup_handed_an_object_without_rows_...`: one deterministic run of a
+//!   deletion whose reconcile is handed an object older than the status rows
+//!   its first sync writes (a lagging watch), while revokes fail.
 //! - `soak_*` (ignored): many more runs, for a machine with time.
 //!
 //! A failing run prints the kill point(s), the declarations, each violation
@@ -401,6 +405,8 @@ struct RandomPlan {
     /// Kills: requests after the previous (re)start, and when.
     kills: Vec<(usize, When)>,
     faults: bool,
+    /// How late watches deliver changes (fault runs).
+    watch_lag: Duration,
 }
 
 /// The model a random plan is drawn against: what each resource declares and
@@ -594,6 +600,11 @@ fn random_plan(seed: u64, faults: bool) -> RandomPlan {
             (1 + rng.below(120), when)
         })
         .collect();
+    let watch_lag = if faults {
+        Duration::from_millis(rng.below(100) as u64)
+    } else {
+        Duration::ZERO
+    };
     RandomPlan {
         seed,
         options,
@@ -601,6 +612,7 @@ fn random_plan(seed: u64, faults: bool) -> RandomPlan {
         pauses,
         kills,
         faults,
+        watch_lag,
     }
 }
 
@@ -676,7 +688,7 @@ fn set_faults(world: &World, seed: u64, on: bool) {
 
 fn plan_lines(plan: &RandomPlan) -> Vec<String> {
     let mut lines = vec![format!(
-        "options: grafana {:?}, snowflake {:?}, dremio {}, faults {}",
+        "options: grafana {:?}, snowflake {:?}, dremio {}, faults {}, watch lag {:?}",
         plan.options.grafana_api,
         plan.options.snowflake_api,
         if plan.options.dremio_cloud {
@@ -684,7 +696,8 @@ fn plan_lines(plan: &RandomPlan) -> Vec<String> {
         } else {
             "Software"
         },
-        if plan.faults { "30%" } else { "none" }
+        if plan.faults { "30%" } else { "none" },
+        plan.watch_lag
     )];
     lines.extend(show_plan(&plan.steps));
     lines.push(format!(
@@ -699,6 +712,7 @@ async fn random_run(plan: RandomPlan, test: &'static str) -> Run {
     let mut world = World::new(plan.options.clone()).await;
     if plan.faults {
         set_faults(&world, plan.seed, true);
+        world.kube.set_watch_lag(plan.watch_lag);
     }
     let mut kills = plan.kills.iter();
     let arm = |world: &World, kill: Option<&(usize, When)>| {
@@ -818,6 +832,74 @@ async fn soak_random_kills_with_faults() {
         seeds(soak_seed(), 200),
     )
     .await;
+}
+
+// ---------------------------------------------------------------------------
+// Targeted
+// ---------------------------------------------------------------------------
+
+/// A resource deleted while its first sync is writing its grant, with the
+/// watch cache lagging: the deletion's reconcile is handed the object as the
+/// cache holds it, without the status row that sync is about to write. The
+/// sync that follows sees the row and tries to revoke, and the vendor refuses
+/// the revoke for a while. The finalizer must stay until the grant is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cleanup_handed_an_object_without_rows_still_revokes_what_a_sync_recorded() {
+    let started = Instant::now();
+    let mut world = World::new(Options::single(Vendor::Sigma)).await;
+    world.kube.set_watch_lag(Duration::from_millis(300));
+    let sigma = world.sigma.clone().expect("sigma");
+    let grants = format!("/v2/connections/{}/grants", support::CONNECTION);
+    sigma.inject(support::emulator::Fault {
+        method: Some("POST".into()),
+        path_prefix: grants.clone(),
+        times: 1,
+        kind: FaultKind::Delay(Duration::from_millis(800)),
+    });
+    sigma.inject(support::emulator::Fault {
+        method: Some("DELETE".into()),
+        path_prefix: grants.clone(),
+        times: usize::MAX,
+        kind: FaultKind::Status(500),
+    });
+    world.start();
+    let ready = world.providers_ready(CONVERGE).await;
+    assert!(matches!(ready, Waited::Done), "{ready:?}");
+    let steps = vec![
+        vec![declare(Vendor::Sigma, "a", &[(0, level(0))])],
+        vec![Action::Delete(Vendor::Sigma, "a".into())],
+    ];
+    world.apply(&steps[0]);
+    support::eventually("the grant write arrives", || {
+        sigma.count("POST", &grants) > 0
+    })
+    .await;
+    world.apply(&steps[1]);
+    // Revokes fail for a while: a cleanup that lets go now forgets the grant.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    sigma.clear_faults();
+    let waited = world.converge(None, CONVERGE, GRACE, false).await;
+    world.stop().await;
+    let mut violations = check(&world);
+    if let (Waited::TimedOut(problems), true) = (waited, violations.is_empty()) {
+        violations.push(timed_out("did not converge", problems));
+    }
+    let run = Run {
+        steps: Vec::new(),
+        killed: false,
+        failure: (!violations.is_empty()).then(|| {
+            report(
+                "sigma: a deletion handed to cleanup before the rows of its first sync",
+                "cargo test --test crash a_cleanup_handed_an_object_without_rows -- --nocapture",
+                &world,
+                &show_plan(&steps),
+                &violations,
+            )
+        }),
+        violations,
+        took: started.elapsed(),
+    };
+    conclude("a_cleanup_handed_an_object_without_rows", &[run], started);
 }
 
 // ---------------------------------------------------------------------------

@@ -391,6 +391,11 @@ impl<V: Vendor> Server<V> {
         }
     }
 
+    /// Forgets the queued faults that have not fired yet.
+    pub fn clear_faults(&self) {
+        lock(&self.inner.recorder).faults.clear();
+    }
+
     /// Draws faults at random from now on (replacing earlier random faults);
     /// queued [`Fault`]s still come first.
     pub fn inject_random(&self, faults: RandomFaults) {

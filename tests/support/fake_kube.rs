@@ -31,7 +31,9 @@
 //! handled and may hold it, before it is handled or before it is answered
 //! ([`FakeKube::intercept`], [`Hold`]); status writes can fail, the next N of them
 //! or each with a seeded probability, with or without having been stored
-//! ([`FakeKube::fail_status_writes`], [`FakeKube::random_status_faults`]).
+//! ([`FakeKube::fail_status_writes`], [`FakeKube::random_status_faults`]);
+//! watches can deliver each change late, as a lagging watch cache does
+//! ([`FakeKube::set_watch_lag`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
@@ -142,6 +144,7 @@ struct Inner {
     hooks: Mutex<Vec<Hook>>,
     interceptor: Mutex<Option<Interceptor>>,
     status_faults: Mutex<StatusFaults>,
+    watch_lag: Mutex<Duration>,
 }
 
 #[derive(Default)]
@@ -174,6 +177,8 @@ struct KindInfo {
 
 struct HistEvent {
     rv: u64,
+    /// When the change was stored (watches deliver it no earlier than this plus the lag).
+    at: tokio::time::Instant,
     key: Key,
     kind: EventKind,
     object: Value,
@@ -333,6 +338,7 @@ impl FakeKube {
                 hooks: Mutex::new(Vec::new()),
                 interceptor: Mutex::new(None),
                 status_faults: Mutex::new(StatusFaults::default()),
+                watch_lag: Mutex::new(Duration::ZERO),
             }),
         }
     }
@@ -415,6 +421,17 @@ impl FakeKube {
     /// picked uniformly from `faults`; the draws come from `seed`.
     pub fn random_status_faults(&self, seed: u64, probability: f64, faults: Vec<StatusFault>) {
         self.inner.lock_status_faults().random = Some((probability, faults, SeededRng::new(seed)));
+    }
+
+    /// Watches deliver each change `lag` after it was stored (changes stored
+    /// from now on; the initial listing of a watch is not delayed), as a watch
+    /// cache that lags behind its store does. Reads (GET, LIST) are not delayed.
+    pub fn set_watch_lag(&self, lag: Duration) {
+        *self
+            .inner
+            .watch_lag
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = lag;
     }
 
     /// No more status write faults, queued or random.
@@ -1076,6 +1093,7 @@ impl Inner {
             rx,
             deadline: timeout.map(|t| tokio::time::Instant::now() + Duration::from_secs(t)),
             pending,
+            lagging: VecDeque::new(),
             done,
         };
         Ok(Box::pin(futures::stream::unfold(watch, WatchState::next)))
@@ -1196,6 +1214,8 @@ struct WatchState {
     rx: tokio::sync::watch::Receiver<u64>,
     deadline: Option<tokio::time::Instant>,
     pending: VecDeque<Bytes>,
+    /// Changes waiting out the watch lag, with when they are due.
+    lagging: VecDeque<(tokio::time::Instant, Bytes)>,
     done: bool,
 }
 
@@ -1204,6 +1224,14 @@ impl WatchState {
         loop {
             if let Some(line) = self.pending.pop_front() {
                 return Some((line, self));
+            }
+            if let Some(due) = self.lagging.front().map(|(due, _)| *due)
+                && (self.done || due <= tokio::time::Instant::now())
+            {
+                tokio::time::sleep_until(due).await;
+                if let Some((_, line)) = self.lagging.pop_front() {
+                    return Some((line, self));
+                }
             }
             if self.done {
                 return None;
@@ -1216,15 +1244,36 @@ impl WatchState {
                     self.done = true;
                     continue;
                 }
+                let lag = *self
+                    .inner
+                    .watch_lag
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 let start = st.history.partition_point(|e| e.rv <= self.cursor);
                 for ev in st.history.range(start..) {
                     if let Some(line) = self.spec.translate(ev) {
-                        self.pending.push_back(line);
+                        if lag.is_zero() && self.lagging.is_empty() {
+                            self.pending.push_back(line);
+                        } else {
+                            self.lagging.push_back((ev.at + lag, line));
+                        }
                     }
                 }
                 self.cursor = self.cursor.max(st.rv);
             }
             if !self.pending.is_empty() {
+                continue;
+            }
+            if let Some(due) = self.lagging.front().map(|(due, _)| *due) {
+                // A change comes due, or another is stored meanwhile.
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => {}
+                    changed = self.rx.changed() => {
+                        if changed.is_err() {
+                            self.done = true;
+                        }
+                    }
+                }
                 continue;
             }
             let changed = match self.deadline {
@@ -1554,6 +1603,7 @@ impl State {
     fn record(&mut self, key: &Key, kind: EventKind, object: &Value, prev: Option<Value>) {
         self.history.push_back(HistEvent {
             rv: self.rv,
+            at: tokio::time::Instant::now(),
             key: key.clone(),
             kind,
             object: object.clone(),
