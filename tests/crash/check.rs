@@ -534,17 +534,22 @@ fn transitions(world: &World, vendor: Vendor, violations: &mut Vec<Violation>) {
     }
 }
 
-/// The report of a failing run.
+/// The report of a failing run: its title, how to replay it, `notes` (such
+/// as the options of a random run), its kills with the requests before each,
+/// the declaration changes and kills in time order, and the violations.
 pub fn report(
     title: &str,
     replay: &str,
     world: &World,
-    plan: &[String],
+    notes: &[String],
     violations: &[Violation],
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "=== {title}");
     let _ = writeln!(out, "replay: {replay}");
+    for note in notes {
+        let _ = writeln!(out, "{note}");
+    }
     if world.kills.is_empty() {
         let _ = writeln!(out, "kills: none");
     }
@@ -554,15 +559,39 @@ pub fn report(
             "kill at {} (when: {}) at {}",
             kill.step.show(),
             kill.when.name(),
-            world.journal.ms(kill.step.at)
+            world.journal.ms(kill.step.at).trim()
         );
         for step in &kill.context {
             let _ = writeln!(out, "    after {}", step.show());
         }
     }
-    let _ = writeln!(out, "declarations, step by step:");
-    for line in plan {
-        let _ = writeln!(out, "    {line}");
+    let mut timeline: Vec<(std::time::Instant, String)> = world
+        .journal
+        .changes()
+        .into_iter()
+        .map(|change| {
+            let what = match &change.spec {
+                Some(spec) => format!(
+                    "declare {} {} = {}",
+                    change.vendor.name(),
+                    change.name,
+                    show_spec(change.vendor, spec)
+                ),
+                None => format!("delete {} {}", change.vendor.name(), change.name),
+            };
+            (change.before, what)
+        })
+        .chain(world.kills.iter().map(|kill| {
+            (
+                kill.step.at,
+                format!("(operator killed at {})", kill.step.show()),
+            )
+        }))
+        .collect();
+    timeline.sort_by_key(|(at, _)| *at);
+    let _ = writeln!(out, "declarations and kills, in time order:");
+    for (at, what) in timeline {
+        let _ = writeln!(out, "  {} {what}", world.journal.ms(at));
     }
     let _ = writeln!(out, "violations ({}):", violations.len());
     for violation in violations {

@@ -182,7 +182,10 @@ struct SwitchState {
     arrivals: usize,
     /// Requests counted so far.
     counted: usize,
-    target: Option<(usize, When)>,
+    /// Counted requests that were writes (not GET).
+    writes: usize,
+    /// The kill: at this many counted requests (or writes, if `.2`).
+    target: Option<(usize, When, bool)>,
     frozen: bool,
     tripped: Option<(Step, When)>,
     steps: Vec<Step>,
@@ -249,6 +252,9 @@ impl KillSwitch {
             return Decision::Pass;
         }
         st.counted += 1;
+        if method != "GET" {
+            st.writes += 1;
+        }
         let step = Step {
             n: st.counted,
             source,
@@ -257,8 +263,9 @@ impl KillSwitch {
             at: Instant::now(),
         };
         st.steps.push(step.clone());
+        let now = |writes: bool| if writes { st.writes } else { st.counted };
         match st.target {
-            Some((k, when)) if k == st.counted => {
+            Some((k, when, writes)) if k == now(writes) && (!writes || method != "GET") => {
                 st.frozen = true;
                 st.tripped = Some((step, when));
                 self.tripped.send_replace(true);
@@ -282,7 +289,14 @@ impl KillSwitch {
 
     /// Kills at counted request `k` (counted from the world's start).
     pub fn arm(&self, k: usize, when: When) {
-        self.lock().target = Some((k, when));
+        self.lock().target = Some((k, when, false));
+    }
+
+    /// Kills at the `n`-th write from now (the writes are where a kill can
+    /// leave something unrecorded).
+    pub fn arm_at_write(&self, n: usize, when: When) {
+        let mut st = self.lock();
+        st.target = Some((st.writes + n.max(1), when, true));
     }
 
     /// No kill planned.
@@ -1363,21 +1377,6 @@ pub enum Action {
     /// Create or edit.
     Declare(Vendor, String, Spec),
     Delete(Vendor, String),
-}
-
-impl Action {
-    pub fn show(&self) -> String {
-        match self {
-            Action::Declare(vendor, name, spec) => {
-                format!(
-                    "declare {} {name} = {}",
-                    vendor.name(),
-                    show_spec(*vendor, spec)
-                )
-            }
-            Action::Delete(vendor, name) => format!("delete {} {name}", vendor.name()),
-        }
-    }
 }
 
 fn typed<K: serde::de::DeserializeOwned>(object: Value) -> K {
