@@ -14,7 +14,10 @@
 //!   answer to k is killing before k+1 arrives, so reads need only the first.)
 //!   `CRASH_KILL=k` (and `CRASH_WHEN=arrival|answer`) replays one kill point.
 //! - `random_kills`: seeded random create/edit/delete sequences across the four
-//!   vendors (random API flavours), killed at random requests, restarted.
+//!   vendors (random API flavours), killed at random requests (half of them
+//!   writes); while the operator is down the resource it was writing for (or
+//!   another of that vendor) is deleted or loses a grant or a level, and the
+//!   next step is made; then it restarts.
 //! - `random_kills_with_faults`: the same with 30% vendor faults (5xx, 429 with
 //!   `Retry-After`, answers after the client's timeout, connections dropped
 //!   before and after the request took effect), failing status writes, and
