@@ -218,7 +218,7 @@ async fn scenario_run(vendor: Vendor, kill: Option<(usize, When)>) -> Run {
         if next < steps.len() {
             world.apply(&steps[next]);
         }
-        let since = Since::now();
+        let since = Since::restart();
         world.start();
         if debug {
             eprintln!("restarted: {:?}", started.elapsed());

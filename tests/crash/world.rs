@@ -612,18 +612,37 @@ fn status_write(call: &crate::support::fake_kube::RecordedCall) -> Option<String
     }
 }
 
-/// A point in time on both clocks: the operator's (status times) and the test's.
+/// A point in time after which every surviving resource must have been synced.
 #[derive(Clone, Copy, Debug)]
 pub struct Since {
+    /// `lastSyncTime` (the start of the last sync, in whole seconds) at or after this.
     pub wall: Timestamp,
+    /// Or a status write after this, when `writes` (see [`Since::restart`]).
     pub instant: Instant,
+    pub writes: bool,
 }
 
 impl Since {
-    pub fn now() -> Since {
+    /// Right before a (re)start: every sync of the new operator starts after
+    /// it, so its status writes prove a sync (`lastSyncTime` alone could not
+    /// tell a sync in the same second).
+    pub fn restart() -> Since {
         Since {
             wall: Timestamp::now(),
             instant: Instant::now(),
+            writes: true,
+        }
+    }
+
+    /// Now, with a running operator: only a sync that started later counts,
+    /// and `lastSyncTime` has whole seconds, so from the next whole second.
+    pub fn now() -> Since {
+        let now = Timestamp::now();
+        let wall = Timestamp::from_second(now.as_second() + 1).unwrap_or(now);
+        Since {
+            wall,
+            instant: Instant::now(),
+            writes: false,
         }
     }
 }
@@ -1232,9 +1251,10 @@ impl World {
                             .as_str()
                             .and_then(|t| t.parse::<Timestamp>().ok())
                             .is_some_and(|t| t >= since.wall)
-                            || lock(&self.status_writes)
-                                .get(&format!("{}/{name}", vendor.plural()))
-                                .is_some_and(|at| *at >= since.instant)
+                            || since.writes
+                                && lock(&self.status_writes)
+                                    .get(&format!("{}/{name}", vendor.plural()))
+                                    .is_some_and(|at| *at >= since.instant)
                     }
                 };
                 if !synced || !fresh {
