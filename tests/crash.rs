@@ -896,7 +896,7 @@ async fn random_kills() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_kills_with_faults() {
-    random_runs("random_kills_with_faults", true, seeds(2_000, 10)).await;
+    random_runs("random_kills_with_faults", true, seeds(2_000, 14)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
