@@ -410,7 +410,7 @@ impl<V: Vendor> Server<V> {
 
     /// Calls `interceptor` with every request as it arrives (recorded, not yet
     /// handled, before any fault), replacing an earlier one. It runs on the
-    /// server's task and must not block.
+    /// connection's task and must not block.
     pub fn intercept(&self, interceptor: impl Fn(&Call) -> Intercept + Send + Sync + 'static) {
         *lock(&self.inner.interceptor) = Some(Arc::new(interceptor));
     }
