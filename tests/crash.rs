@@ -208,10 +208,6 @@ async fn scenario_run(vendor: Vendor, kill: Option<(usize, When)>) -> Run {
         }
     }
     let counted = world.switch.steps();
-    let debug = std::env::var("CRASH_DEBUG").is_ok();
-    if debug {
-        eprintln!("before the kill: {:?}", started.elapsed());
-    }
     if killed {
         world.kill().await;
         // The next declaration changes happen while the operator is down.
@@ -220,16 +216,10 @@ async fn scenario_run(vendor: Vendor, kill: Option<(usize, When)>) -> Run {
         }
         let since = Since::restart();
         world.start();
-        if debug {
-            eprintln!("restarted: {:?}", started.elapsed());
-        }
         if let Waited::TimedOut(problems) =
             world.converge(Some(since), CONVERGE, GRACE, false).await
         {
             extra.push(timed_out("did not converge after the restart", problems));
-        }
-        if debug {
-            eprintln!("converged: {:?}", started.elapsed());
         }
     }
     world.stop().await;
