@@ -13,6 +13,18 @@
 //! gives up), and records the final status. The server stops when the
 //! [`Server`] is dropped.
 //!
+//! For crash and fault tests there is more: faults drawn at random from a
+//! seed ([`RandomFaults`]); faults that close the connection without an
+//! answer, before or after the request took effect ([`FaultKind::DropBefore`],
+//! [`FaultKind::DropAfter`]), or answer late after it took effect
+//! ([`FaultKind::DelayAnswer`]); an interceptor that sees every request as it
+//! arrives and may hold it ([`Server::intercept`], to kill a client at an exact
+//! request); and an observer called right before and right after the vendor
+//! handles each request, with no other request handled in between
+//! ([`Server::observe`], to see what each request changed). Connections can be
+//! closed without an answer because the server accepts them through its own
+//! listener, which can abort any one connection.
+//!
 //! Each emulator is `Server<ItsVendor>` under a type alias
 //! (`pub type SigmaEmulator = Server<Sigma>`), with its setup and inspection
 //! methods in an inherent `impl` in its own module.
@@ -21,18 +33,24 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State as AxumState;
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 
 // ---------------------------------------------------------------------------
 // Call log and faults
@@ -41,7 +59,8 @@ use serde_json::{Map, Value};
 /// One request received by an emulator.
 ///
 /// `status` is the final status answered (0 while the request is still being
-/// handled, e.g. during an injected delay). `body` is what the vendor chose to
+/// handled, e.g. during an injected delay, and when the connection was closed
+/// without an answer). `body` is what the vendor chose to
 /// record (by default the parsed JSON body, or the raw text of any other
 /// non-empty body). `headers` holds every request header in arrival order,
 /// names in lower case, values decoded lossily; read one with [`Call::header`].
@@ -88,6 +107,90 @@ pub enum FaultKind {
     /// Sleep this long, then handle the request normally. The request is
     /// handled to the end even if the client gives up meanwhile.
     Delay(Duration),
+    /// Handle the request at once, then wait this long before answering: a
+    /// client that gives up first never learns that its request took effect.
+    DelayAnswer(Duration),
+    /// Close the connection without an answer; the request is not handled.
+    DropBefore,
+    /// Handle the request, then close the connection without an answer.
+    DropAfter,
+}
+
+/// Faults drawn at random. Each request whose method matches (`None`: any)
+/// and whose path starts with `path_prefix`, and which no queued [`Fault`]
+/// takes, gets a fault with probability `probability`, its kind picked
+/// uniformly from `kinds` (repeat a kind to weigh it). The draws come from a
+/// generator seeded with `seed`, in the order requests reach fault injection,
+/// so a seed replays the same decisions for the same sequence of requests.
+#[derive(Clone, Debug)]
+pub struct RandomFaults {
+    pub seed: u64,
+    pub probability: f64,
+    pub method: Option<String>,
+    pub path_prefix: String,
+    pub kinds: Vec<FaultKind>,
+}
+
+/// A small seeded pseudo-random generator (SplitMix64): the same seed gives
+/// the same numbers on every platform and with every version of this crate.
+#[derive(Clone, Debug)]
+pub struct SeededRng(u64);
+
+impl SeededRng {
+    pub fn new(seed: u64) -> SeededRng {
+        SeededRng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        unit < p
+    }
+}
+
+/// What an interceptor ([`Server::intercept`]) decides for a request.
+pub enum Intercept {
+    /// Go on as usual: faults, then the vendor.
+    Pass,
+    /// Wait for the future, then close the connection without an answer; the
+    /// request is not handled.
+    DropBefore(Pin<Box<dyn Future<Output = ()> + Send>>),
+    /// Handle the request (no fault), wait for the future, then close the
+    /// connection without an answer.
+    DropAfter(Pin<Box<dyn Future<Output = ()> + Send>>),
+}
+
+/// When an observer ([`Server::observe`]) is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Right before the vendor handles the request (faults already fired).
+    Before,
+    /// Right after, with the status it answered.
+    After { status: u16 },
+}
+
+type Interceptor = Arc<dyn Fn(&Call) -> Intercept + Send + Sync>;
+type Observer = Arc<dyn Fn(&Call, Stage) + Send + Sync>;
+
+struct RandomFaultState {
+    spec: RandomFaults,
+    rng: SeededRng,
 }
 
 /// The call log and the pending faults of one server.
@@ -96,6 +199,7 @@ struct Recorder {
     calls: Vec<(u64, Call)>,
     next_seq: u64,
     faults: Vec<Fault>,
+    random: Option<RandomFaultState>,
 }
 
 impl Recorder {
@@ -113,13 +217,27 @@ impl Recorder {
     }
 
     fn take_fault(&mut self, method: &str, path: &str) -> Option<FaultKind> {
-        let idx = self.faults.iter().position(|f| {
-            f.times > 0
-                && f.method
-                    .as_deref()
-                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
-                && path.starts_with(&f.path_prefix)
-        })?;
+        let matches = |wanted: &Option<String>, prefix: &str| {
+            wanted
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+                && path.starts_with(prefix)
+        };
+        let Some(idx) = self
+            .faults
+            .iter()
+            .position(|f| f.times > 0 && matches(&f.method, &f.path_prefix))
+        else {
+            let random = self.random.as_mut()?;
+            if !matches(&random.spec.method, &random.spec.path_prefix)
+                || random.spec.kinds.is_empty()
+                || !random.rng.chance(random.spec.probability)
+            {
+                return None;
+            }
+            let pick = random.rng.below(random.spec.kinds.len());
+            return random.spec.kinds.get(pick).cloned();
+        };
         let fault = self.faults.get_mut(idx)?;
         fault.times -= 1;
         let kind = fault.kind.clone();
@@ -177,6 +295,11 @@ pub struct Server<V: Vendor> {
 struct Inner<V> {
     vendor: V,
     recorder: Mutex<Recorder>,
+    interceptor: Mutex<Option<Interceptor>>,
+    observer: Mutex<Option<Observer>>,
+    /// Held while the vendor handles a request when an observer is set, so that
+    /// the observer sees each request's effect alone.
+    handling: Mutex<()>,
 }
 
 /// `127.0.0.1:0`: the loopback address on a free port.
@@ -197,10 +320,16 @@ impl<V: Vendor> Server<V> {
         let inner = Arc::new(Inner {
             vendor,
             recorder: Mutex::new(Recorder::default()),
+            interceptor: Mutex::new(None),
+            observer: Mutex::new(None),
+            handling: Mutex::new(()),
         });
-        let app = Router::new().fallback(entry::<V>).with_state(inner.clone());
+        let app = Router::new()
+            .fallback(entry::<V>)
+            .with_state(inner.clone())
+            .into_make_service_with_connect_info::<Connection>();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(DroppableListener(listener), app).await;
         });
         Server {
             inner,
@@ -261,6 +390,40 @@ impl<V: Vendor> Server<V> {
             lock(&self.inner.recorder).faults.push(fault);
         }
     }
+
+    /// Forgets the queued faults that have not fired yet.
+    pub fn clear_faults(&self) {
+        lock(&self.inner.recorder).faults.clear();
+    }
+
+    /// Draws faults at random from now on (replacing earlier random faults);
+    /// queued [`Fault`]s still come first.
+    pub fn inject_random(&self, faults: RandomFaults) {
+        let rng = SeededRng::new(faults.seed);
+        lock(&self.inner.recorder).random = Some(RandomFaultState { spec: faults, rng });
+    }
+
+    /// Stops drawing random faults.
+    pub fn clear_random_faults(&self) {
+        lock(&self.inner.recorder).random = None;
+    }
+
+    /// Calls `interceptor` with every request as it arrives (recorded, not yet
+    /// handled, before any fault), replacing an earlier one. It runs on the
+    /// connection's task and must not block.
+    pub fn intercept(&self, interceptor: impl Fn(&Call) -> Intercept + Send + Sync + 'static) {
+        *lock(&self.inner.interceptor) = Some(Arc::new(interceptor));
+    }
+
+    /// Calls `observer` right before and right after the vendor handles each
+    /// request (not for requests a fault answers instead), replacing an
+    /// earlier one. While an observer is set, requests are handled one at a
+    /// time, so what the vendor's state shows between `Before` and `After` is
+    /// that request's doing. The observer may read the vendor's state (through
+    /// the [`Server`]'s inspection methods) but must not block.
+    pub fn observe(&self, observer: impl Fn(&Call, Stage) + Send + Sync + 'static) {
+        *lock(&self.inner.observer) = Some(Arc::new(observer));
+    }
 }
 
 impl<V: Vendor + Default> Server<V> {
@@ -287,6 +450,10 @@ async fn entry<V: Vendor>(
     req: axum::http::Request<Body>,
 ) -> Response {
     let at = Instant::now();
+    let connection = req
+        .extensions()
+        .get::<ConnectInfo<Connection>>()
+        .map(|info| info.0.closed.clone());
     let (parts, body) = req.into_parts();
     let method = parts.method;
     let headers = parts.headers;
@@ -320,7 +487,7 @@ async fn entry<V: Vendor>(
             })
     };
 
-    let seq = lock(&inner.recorder).record(Call {
+    let call = Call {
         method: method.as_str().to_string(),
         path: path.clone(),
         query: query.clone(),
@@ -333,14 +500,20 @@ async fn entry<V: Vendor>(
         authorization,
         headers: recorded_headers,
         at,
-    });
+    };
+    let seq = lock(&inner.recorder).record(call.clone());
+    let interceptor = lock(&inner.interceptor).clone();
+    let intercept = match &interceptor {
+        Some(interceptor) => interceptor(&call),
+        None => Intercept::Pass,
+    };
 
     // Handle in a task of its own so that a request is carried out (and
     // recorded) to the end even if the client disconnects, e.g. after a
     // client-side timeout during an injected delay.
     let task_inner = inner.clone();
     let job = tokio::spawn(async move {
-        let response = match body {
+        let outcome = match body {
             Ok(body) => {
                 let request = Request {
                     method,
@@ -349,15 +522,36 @@ async fn entry<V: Vendor>(
                     headers,
                     body,
                 };
-                process(&task_inner, &request).await
+                match intercept {
+                    Intercept::Pass => process(&task_inner, &request, &call).await,
+                    Intercept::DropBefore(until) => {
+                        until.await;
+                        Outcome::Drop
+                    }
+                    Intercept::DropAfter(until) => {
+                        let _ = handle(&task_inner, &request, &call);
+                        until.await;
+                        Outcome::Drop
+                    }
+                }
             }
-            Err(response) => response,
+            Err(response) => Outcome::Answer(response),
         };
-        lock(&task_inner.recorder).finish(seq, response.status().as_u16());
-        response
+        if let Outcome::Answer(response) = &outcome {
+            lock(&task_inner.recorder).finish(seq, response.status().as_u16());
+        }
+        outcome
     });
     match job.await {
-        Ok(response) => response,
+        Ok(Outcome::Answer(response)) => response,
+        Ok(Outcome::Drop) => {
+            // Aborting the connection makes hyper fail to write this answer and
+            // close it: the client gets no answer at all.
+            if let Some(closed) = &connection {
+                closed.store(true, Ordering::SeqCst);
+            }
+            V::error(StatusCode::BAD_GATEWAY, "connection dropped")
+        }
         Err(_) => {
             let response = V::error(StatusCode::INTERNAL_SERVER_ERROR, "emulator task failed");
             lock(&inner.recorder).finish(seq, response.status().as_u16());
@@ -366,27 +560,163 @@ async fn entry<V: Vendor>(
     }
 }
 
-async fn process<V: Vendor>(inner: &Inner<V>, request: &Request) -> Response {
+/// How a request ends: with an answer, or with its connection closed.
+enum Outcome {
+    Answer(Response),
+    Drop,
+}
+
+async fn process<V: Vendor>(inner: &Inner<V>, request: &Request, call: &Call) -> Outcome {
     let fault = lock(&inner.recorder).take_fault(request.method.as_str(), &request.path);
     match fault {
         Some(FaultKind::Delay(d)) => tokio::time::sleep(d).await,
         Some(FaultKind::Status(code)) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return V::error(
+            return Outcome::Answer(V::error(
                 status,
                 &format!("injected fault: status {}", status.as_u16()),
-            );
+            ));
         }
         Some(FaultKind::RateLimited { retry_after_secs }) => {
             let mut response = V::error(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            return response;
+            return Outcome::Answer(response);
+        }
+        Some(FaultKind::DelayAnswer(d)) => {
+            let response = handle(inner, request, call);
+            tokio::time::sleep(d).await;
+            return Outcome::Answer(response);
+        }
+        Some(FaultKind::DropBefore) => return Outcome::Drop,
+        Some(FaultKind::DropAfter) => {
+            let _ = handle(inner, request, call);
+            return Outcome::Drop;
         }
         None => {}
     }
-    inner.vendor.handle(request)
+    Outcome::Answer(handle(inner, request, call))
+}
+
+/// The vendor handles a request, watched by the observer if there is one.
+fn handle<V: Vendor>(inner: &Inner<V>, request: &Request, call: &Call) -> Response {
+    let observer = lock(&inner.observer).clone();
+    let Some(observer) = observer else {
+        return inner.vendor.handle(request);
+    };
+    let _alone = lock(&inner.handling);
+    observer(call, Stage::Before);
+    let response = inner.vendor.handle(request);
+    observer(
+        call,
+        Stage::After {
+            status: response.status().as_u16(),
+        },
+    );
+    response
+}
+
+// ---------------------------------------------------------------------------
+// Connections that can be closed without an answer
+// ---------------------------------------------------------------------------
+
+/// The TCP listener of a [`Server`]: every connection carries a flag that
+/// aborts it.
+struct DroppableListener(TcpListener);
+
+/// What a handler knows of its connection: the flag that aborts it.
+#[derive(Clone, Debug)]
+struct Connection {
+    closed: Arc<AtomicBool>,
+}
+
+/// A TCP stream that fails every read and write once its flag is set, so
+/// that hyper closes it without writing another byte.
+struct DroppableStream {
+    stream: TcpStream,
+    closed: Arc<AtomicBool>,
+}
+
+impl DroppableStream {
+    fn aborted(&self) -> Option<std::io::Error> {
+        self.closed
+            .load(Ordering::SeqCst)
+            .then(|| std::io::Error::from(std::io::ErrorKind::ConnectionAborted))
+    }
+}
+
+impl AsyncRead for DroppableStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if let Some(error) = self.aborted() {
+            return Poll::Ready(Err(error));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for DroppableStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if let Some(error) = self.aborted() {
+            return Poll::Ready(Err(error));
+        }
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if let Some(error) = self.aborted() {
+            return Poll::Ready(Err(error));
+        }
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if let Some(error) = self.aborted() {
+            return Poll::Ready(Err(error));
+        }
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+impl axum::serve::Listener for DroppableListener {
+    type Io = DroppableStream;
+    type Addr = Connection;
+
+    async fn accept(&mut self) -> (DroppableStream, Connection) {
+        loop {
+            match self.0.accept().await {
+                Ok((stream, _)) => {
+                    let closed = Arc::new(AtomicBool::new(false));
+                    let connection = Connection {
+                        closed: closed.clone(),
+                    };
+                    return (DroppableStream { stream, closed }, connection);
+                }
+                // Out of file descriptors and the like: wait instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Connection> {
+        self.0.local_addr().map(|_| Connection {
+            closed: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+impl Connected<axum::serve::IncomingStream<'_, DroppableListener>> for Connection {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, DroppableListener>) -> Connection {
+        stream.remote_addr().clone()
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -26,6 +26,14 @@
 //! `k8s.io/initial-events-end`) is supported too. A WATCH from resourceVersion `0`/unset
 //! starts with synthetic ADDED events; from `N` it replays the recorded history after
 //! `N`, or sends a `410 Gone` ERROR event when that history was already pruned.
+//!
+//! Faults, for crash tests: an interceptor sees every request before it is
+//! handled and may hold it, before it is handled or before it is answered
+//! ([`FakeKube::intercept`], [`Hold`]); status writes can fail, the next N of them
+//! or each with a seeded probability, with or without having been stored
+//! ([`FakeKube::fail_status_writes`], [`FakeKube::random_status_faults`]);
+//! watches can deliver each change late, as a lagging watch cache does
+//! ([`FakeKube::set_watch_lag`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
@@ -38,6 +46,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use grant_operator::sandbox::emulator::SeededRng;
 use http::{Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -52,6 +61,52 @@ const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 
 type ResBody = UnsyncBoxBody<Bytes, Infallible>;
 type Hook = Arc<dyn Fn(&RecordedCall) + Send + Sync>;
+type Interceptor = Arc<dyn Fn(&RecordedCall) -> Hold + Send + Sync>;
+
+/// What an interceptor ([`FakeKube::intercept`]) decides for a request.
+pub enum Hold {
+    /// Handle it as usual.
+    Pass,
+    /// Wait for the future before handling it: while it is pending the request
+    /// has not reached the server. When it completes, the request is answered
+    /// 503 without being handled.
+    Before(Pin<Box<dyn Future<Output = ()> + Send>>),
+    /// Handle it, then wait for the future before answering: the change is
+    /// stored, but the client has no answer while the future is pending.
+    After(Pin<Box<dyn Future<Output = ()> + Send>>),
+}
+
+/// How a status write fails ([`FakeKube::fail_status_writes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusFault {
+    /// The status code answered, e.g. 500 or 409.
+    pub code: u16,
+    /// Whether the write is stored before the error is answered (an answer
+    /// lost after the write took effect).
+    pub applied: bool,
+}
+
+#[derive(Default)]
+struct StatusFaults {
+    /// The next writes fail like this, in order.
+    queued: VecDeque<StatusFault>,
+    /// Then each write fails with this probability, the fault picked uniformly.
+    random: Option<(f64, Vec<StatusFault>, SeededRng)>,
+}
+
+impl StatusFaults {
+    fn take(&mut self) -> Option<StatusFault> {
+        if let Some(fault) = self.queued.pop_front() {
+            return Some(fault);
+        }
+        let (probability, faults, rng) = self.random.as_mut()?;
+        if faults.is_empty() || !rng.chance(*probability) {
+            return None;
+        }
+        let pick = rng.below(faults.len());
+        faults.get(pick).copied()
+    }
+}
 
 /// One HTTP request received by the fake API server.
 #[derive(Clone, Debug)]
@@ -87,6 +142,9 @@ struct Inner {
     rv_tx: tokio::sync::watch::Sender<u64>,
     calls: Mutex<CallLog>,
     hooks: Mutex<Vec<Hook>>,
+    interceptor: Mutex<Option<Interceptor>>,
+    status_faults: Mutex<StatusFaults>,
+    watch_lag: Mutex<Duration>,
 }
 
 #[derive(Default)]
@@ -119,6 +177,8 @@ struct KindInfo {
 
 struct HistEvent {
     rv: u64,
+    /// When the change was stored (watches deliver it no earlier than this plus the lag).
+    at: tokio::time::Instant,
     key: Key,
     kind: EventKind,
     object: Value,
@@ -276,6 +336,9 @@ impl FakeKube {
                 rv_tx,
                 calls: Mutex::new(CallLog::default()),
                 hooks: Mutex::new(Vec::new()),
+                interceptor: Mutex::new(None),
+                status_faults: Mutex::new(StatusFaults::default()),
+                watch_lag: Mutex::new(Duration::ZERO),
             }),
         }
     }
@@ -335,6 +398,47 @@ impl FakeKube {
             .push(Arc::new(f));
     }
 
+    /// Calls `interceptor` with every HTTP request before it is handled (and
+    /// before `on_request` hooks), replacing an earlier one; see [`Hold`]. It
+    /// must not block.
+    pub fn intercept(&self, interceptor: impl Fn(&RecordedCall) -> Hold + Send + Sync + 'static) {
+        *self
+            .inner
+            .interceptor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(interceptor));
+    }
+
+    /// The next `times` writes (PUT or PATCH) to a `/status` subresource fail
+    /// with `fault`, after any queued earlier.
+    pub fn fail_status_writes(&self, times: usize, fault: StatusFault) {
+        let mut faults = self.inner.lock_status_faults();
+        faults.queued.extend(std::iter::repeat_n(fault, times));
+    }
+
+    /// From now on each write to a `/status` subresource (once the queued
+    /// faults are used up) fails with probability `probability`, with a fault
+    /// picked uniformly from `faults`; the draws come from `seed`.
+    pub fn random_status_faults(&self, seed: u64, probability: f64, faults: Vec<StatusFault>) {
+        self.inner.lock_status_faults().random = Some((probability, faults, SeededRng::new(seed)));
+    }
+
+    /// Watches deliver each change `lag` after it was stored (changes stored
+    /// from now on; the initial listing of a watch is not delayed), as a watch
+    /// cache that lags behind its store does. Reads (GET, LIST) are not delayed.
+    pub fn set_watch_lag(&self, lag: Duration) {
+        *self
+            .inner
+            .watch_lag
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = lag;
+    }
+
+    /// No more status write faults, queued or random.
+    pub fn clear_status_faults(&self) {
+        *self.inner.lock_status_faults() = StatusFaults::default();
+    }
+
     /// Create or replace an object directly (not recorded as a call). The whole
     /// object is stored (including `status`), except that `uid` and
     /// `creationTimestamp` of an existing object are kept; resourceVersion and
@@ -378,6 +482,32 @@ impl FakeKube {
         let out = st.put_direct(&key, value);
         self.inner.notify(&st);
         out
+    }
+
+    /// Changes a stored object atomically (as a user's PATCH would, but not
+    /// recorded as a call): `change` edits the object as stored, so status and
+    /// finalizers written meanwhile are kept. resourceVersion and generation are
+    /// maintained and a watch event is emitted. Returns false if the object
+    /// does not exist.
+    pub fn modify<K: kube::Resource<DynamicType = ()>>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        change: impl FnOnce(&mut Value),
+    ) -> bool {
+        let key = Key {
+            gvr: Gvr::new(&K::group(&()), &K::version(&()), &K::plural(&())),
+            namespace: namespace.unwrap_or_default().to_string(),
+            name: name.to_string(),
+        };
+        let mut st = self.inner.lock_state();
+        let Some(mut object) = st.objects.get(&key).cloned() else {
+            return false;
+        };
+        change(&mut object);
+        st.put_direct(&key, object);
+        self.inner.notify(&st);
+        true
     }
 
     /// Read an object directly.
@@ -459,7 +589,43 @@ impl tower::Service<Request<kube::client::Body>> for FakeKubeService {
                     return Ok(json_response(400, &e.to_status()));
                 }
             };
-            Ok(inner.serve(parts, body))
+            let interceptor = inner
+                .interceptor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let hold = match interceptor {
+                Some(interceptor) => interceptor(&RecordedCall {
+                    method: parts.method.as_str().to_string(),
+                    path: parts.uri.path().to_string(),
+                    query: parts.uri.query().unwrap_or_default().to_string(),
+                    content_type: parts
+                        .headers
+                        .get(http::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string),
+                    body: serde_json::from_slice(&body).ok(),
+                    status: 0,
+                }),
+                None => Hold::Pass,
+            };
+            match hold {
+                Hold::Pass => Ok(inner.serve(parts, body)),
+                Hold::Before(until) => {
+                    until.await;
+                    let e = ApiError::new(
+                        503,
+                        "ServiceUnavailable",
+                        "the request was held and dropped",
+                    );
+                    Ok(json_response(503, &e.to_status()))
+                }
+                Hold::After(until) => {
+                    let response = inner.serve(parts, body);
+                    until.await;
+                    Ok(response)
+                }
+            }
         })
     }
 }
@@ -587,6 +753,21 @@ impl Inner {
         self.calls.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn lock_status_faults(&self) -> MutexGuard<'_, StatusFaults> {
+        self.status_faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The fault of this request, if it is a status write that is to fail.
+    fn status_fault(&self, method: &str, path: &str) -> Option<StatusFault> {
+        let write = matches!(method, "PUT" | "PATCH");
+        let status =
+            parse_path(path).is_some_and(|target| target.subresource.as_deref() == Some("status"));
+        if !(write && status) {
+            return None;
+        }
+        self.lock_status_faults().take()
+    }
+
     /// Wake watches; call while holding the state lock after a change.
     fn notify(&self, st: &State) {
         if *self.rv_tx.borrow() != st.rv {
@@ -633,8 +814,11 @@ impl Inner {
             seq
         };
 
+        let fault = self.status_fault(&method, &path);
         let reply = match (body.is_empty(), &json_body) {
             (false, None) => ApiError::bad_request("request body is not valid JSON").into(),
+            // A write that fails unstored is never handled (the fault's answer replaces this).
+            _ if fault.is_some_and(|fault| !fault.applied) => Reply::Json(0, Value::Null),
             _ => self.handle(
                 &method,
                 &path,
@@ -645,6 +829,29 @@ impl Inner {
             ),
         };
 
+        let reply = match fault {
+            Some(fault) => {
+                let reason = match fault.code {
+                    409 => "Conflict",
+                    429 => "TooManyRequests",
+                    503 => "ServiceUnavailable",
+                    504 => "Timeout",
+                    _ => "InternalError",
+                };
+                let stored = if fault.applied {
+                    "stored"
+                } else {
+                    "not stored"
+                };
+                ApiError::new(
+                    fault.code,
+                    reason,
+                    format!("injected status write fault (the write was {stored})"),
+                )
+                .into()
+            }
+            None => reply,
+        };
         let (code, response) = match reply {
             Reply::Json(code, value) => (code, json_response(code, &value)),
             Reply::Watch(stream) => {
@@ -886,6 +1093,7 @@ impl Inner {
             rx,
             deadline: timeout.map(|t| tokio::time::Instant::now() + Duration::from_secs(t)),
             pending,
+            lagging: VecDeque::new(),
             done,
         };
         Ok(Box::pin(futures::stream::unfold(watch, WatchState::next)))
@@ -1006,6 +1214,8 @@ struct WatchState {
     rx: tokio::sync::watch::Receiver<u64>,
     deadline: Option<tokio::time::Instant>,
     pending: VecDeque<Bytes>,
+    /// Changes waiting out the watch lag, with when they are due.
+    lagging: VecDeque<(tokio::time::Instant, Bytes)>,
     done: bool,
 }
 
@@ -1014,6 +1224,14 @@ impl WatchState {
         loop {
             if let Some(line) = self.pending.pop_front() {
                 return Some((line, self));
+            }
+            if let Some(due) = self.lagging.front().map(|(due, _)| *due)
+                && (self.done || due <= tokio::time::Instant::now())
+            {
+                tokio::time::sleep_until(due).await;
+                if let Some((_, line)) = self.lagging.pop_front() {
+                    return Some((line, self));
+                }
             }
             if self.done {
                 return None;
@@ -1026,15 +1244,36 @@ impl WatchState {
                     self.done = true;
                     continue;
                 }
+                let lag = *self
+                    .inner
+                    .watch_lag
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 let start = st.history.partition_point(|e| e.rv <= self.cursor);
                 for ev in st.history.range(start..) {
                     if let Some(line) = self.spec.translate(ev) {
-                        self.pending.push_back(line);
+                        if lag.is_zero() && self.lagging.is_empty() {
+                            self.pending.push_back(line);
+                        } else {
+                            self.lagging.push_back((ev.at + lag, line));
+                        }
                     }
                 }
                 self.cursor = self.cursor.max(st.rv);
             }
             if !self.pending.is_empty() {
+                continue;
+            }
+            if let Some(due) = self.lagging.front().map(|(due, _)| *due) {
+                // A change comes due, or another is stored meanwhile.
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => {}
+                    changed = self.rx.changed() => {
+                        if changed.is_err() {
+                            self.done = true;
+                        }
+                    }
+                }
                 continue;
             }
             let changed = match self.deadline {
@@ -1364,6 +1603,7 @@ impl State {
     fn record(&mut self, key: &Key, kind: EventKind, object: &Value, prev: Option<Value>) {
         self.history.push_back(HistEvent {
             rv: self.rv,
+            at: tokio::time::Instant::now(),
             key: key.clone(),
             kind,
             object: object.clone(),
