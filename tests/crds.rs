@@ -407,23 +407,23 @@ fn snowflake_grant_rules() {
     let valid = with(
         common(),
         json!({"grantee": {"type": "ROLE", "name": "ANALYST"},
-        "on": {"securable": {"type": "SCHEMA", "name": "SALES.PUBLIC"}}, "privileges": ["USAGE"]}),
+        "target": {"securable": {"type": "SCHEMA", "name": "SALES.PUBLIC"}}, "privileges": ["USAGE"]}),
     );
     cel.valid(valid.clone());
     cel.valid(with(common(), json!({"grantee": {"type": "DATABASE_ROLE", "name": "SALES.READER"},
-        "on": {"future": {"securableType": "TABLES", "in": {"type": "SCHEMA", "name": "SALES.PUBLIC"}}}, "privileges": ["SELECT"]})));
+        "target": {"future": {"securableType": "TABLES", "in": {"type": "SCHEMA", "name": "SALES.PUBLIC"}}}, "privileges": ["SELECT"]})));
     cel.valid(with(common(), json!({"grantee": {"type": "USER", "name": "\"jane\""},
-        "on": {"all": {"securableType": "TABLES", "in": {"type": "DATABASE", "name": "SALES"}}}, "privileges": ["SELECT"]})));
+        "target": {"all": {"securableType": "TABLES", "in": {"type": "DATABASE", "name": "SALES"}}}, "privileges": ["SELECT"]})));
     cel.invalid(
         with(
             common(),
-            json!({"grantee": {"type": "ROLE", "name": "A"}, "on": {}, "privileges": ["USAGE"]}),
+            json!({"grantee": {"type": "ROLE", "name": "A"}, "target": {}, "privileges": ["USAGE"]}),
         ),
         "exactly one of securable, all or future",
     );
     cel.invalid(
         with(common(), json!({"grantee": {"type": "ROLE", "name": "A"},
-            "on": {"securable": {"type": "SCHEMA", "name": "S.P"}, "future": {"securableType": "TABLES", "in": {"type": "DATABASE", "name": "S"}}},
+            "target": {"securable": {"type": "SCHEMA", "name": "S.P"}, "future": {"securableType": "TABLES", "in": {"type": "DATABASE", "name": "S"}}},
             "privileges": ["USAGE"]})),
         "exactly one of securable, all or future",
     );
@@ -431,13 +431,13 @@ fn snowflake_grant_rules() {
         with(
             common(),
             json!({"grantee": {"type": "DATABASE_ROLE", "name": "READER"},
-            "on": {"securable": {"type": "SCHEMA", "name": "S.P"}}, "privileges": ["USAGE"]}),
+            "target": {"securable": {"type": "SCHEMA", "name": "S.P"}}, "privileges": ["USAGE"]}),
         ),
         "a DATABASE_ROLE is named DATABASE.ROLE",
     );
     cel.invalid(
         with(common(), json!({"grantee": {"type": "ROLE", "name": "A"},
-            "on": {"all": {"securableType": "TABLES", "in": {"type": "SCHEMA", "name": "PUBLIC"}}}, "privileges": ["SELECT"]})),
+            "target": {"all": {"securableType": "TABLES", "in": {"type": "SCHEMA", "name": "PUBLIC"}}}, "privileges": ["SELECT"]})),
         "a SCHEMA scope is named DATABASE.SCHEMA",
     );
     cel.invalid(
@@ -456,9 +456,9 @@ fn snowflake_grant_rules() {
         valid.clone(),
         with(
             valid,
-            json!({"on": {"securable": {"type": "SCHEMA", "name": "SALES.OTHER"}}}),
+            json!({"target": {"securable": {"type": "SCHEMA", "name": "SALES.OTHER"}}}),
         ),
-        "on is immutable",
+        "target is immutable",
     );
     cel.all_rules_exercised();
 }

@@ -143,7 +143,7 @@ async fn grant_add_and_remove_privileges_then_delete(
     h.put(&snowflake_grant(
         "public",
         role("analyst"),
-        on_securable("SCHEMA", "sales.public"),
+        target_securable("SCHEMA", "sales.public"),
         &["USAGE"],
         false,
     ));
@@ -198,7 +198,7 @@ async fn grant_option_on_and_off_touches_only_the_option(
     h.put(&snowflake_grant(
         "wh",
         role("ANALYST"),
-        on_securable("WAREHOUSE", "compute_wh"),
+        target_securable("WAREHOUSE", "compute_wh"),
         &["USAGE", "OPERATE"],
         true,
     ));
@@ -269,7 +269,7 @@ async fn bulk_all_grants_expand_repair_new_objects_and_revoke(
     h.put(&snowflake_grant(
         "tables",
         role("ANALYST"),
-        on_all("TABLES", Scope::Schema, "SALES.PUBLIC"),
+        target_all("TABLES", Scope::Schema, "SALES.PUBLIC"),
         &["SELECT"],
         false,
     ));
@@ -320,7 +320,7 @@ async fn bulk_all_grants_expand_repair_new_objects_and_revoke(
     h.put(&snowflake_grant(
         "funcs",
         role("ANALYST"),
-        on_all("FUNCTIONS", Scope::Schema, "SALES.PUBLIC"),
+        target_all("FUNCTIONS", Scope::Schema, "SALES.PUBLIC"),
         &["USAGE"],
         false,
     ));
@@ -338,7 +338,7 @@ async fn future_grants_are_read_from_their_own_listing_and_revoked(
     h.put(&snowflake_grant(
         "future",
         role("ANALYST"),
-        on_future("TABLES", Scope::Database, "SALES"),
+        target_future("TABLES", Scope::Database, "SALES"),
         &["SELECT"],
         false,
     ));
@@ -378,7 +378,7 @@ async fn quoted_mixed_case_names_are_sent_with_their_quotes(
     h.put(&snowflake_grant(
         "mixed",
         role(r#""My Role""#),
-        on_securable("TABLE", r#"sales."Mixed Case"."Line Items""#),
+        target_securable("TABLE", r#"sales."Mixed Case"."Line Items""#),
         &["SELECT"],
         false,
     ));
@@ -404,7 +404,7 @@ async fn quoted_mixed_case_names_are_sent_with_their_quotes(
     h.put(&snowflake_grant(
         "lower",
         role(r#""my role""#),
-        on_securable("SCHEMA", "SALES.PUBLIC"),
+        target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
         false,
     ));
@@ -416,14 +416,14 @@ async fn database_roles_and_users_are_grantees(api: SnowflakeGrantsApi, login: S
     h.put(&snowflake_grant(
         "reader",
         (GT::DatabaseRole, "sales.reader"),
-        on_securable("SCHEMA", "SALES.PUBLIC"),
+        target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
         false,
     ));
     h.put(&snowflake_grant(
         "jane",
         (GT::User, "jane"),
-        on_securable("VIEW", "SALES.PUBLIC.ORDERS_V"),
+        target_securable("VIEW", "SALES.PUBLIC.ORDERS_V"),
         &["SELECT"],
         false,
     ));
@@ -452,14 +452,14 @@ async fn shared_privileges_across_two_resources(api: SnowflakeGrantsApi, login: 
     h.put(&snowflake_grant(
         "readers",
         role("ANALYST"),
-        on_securable("SCHEMA", "SALES.PUBLIC"),
+        target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
         false,
     ));
     h.put(&snowflake_grant(
         "monitors",
         role("ANALYST"),
-        on_securable("SCHEMA", "SALES.PUBLIC"),
+        target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE", "MONITOR"],
         false,
     ));
@@ -501,7 +501,7 @@ async fn authoritative_prunes_only_the_resource_securable(
     h.put(&snowflake_grant(
         "public",
         role("ANALYST"),
-        on_securable("SCHEMA", "SALES.PUBLIC"),
+        target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
         false,
     ));
@@ -532,7 +532,7 @@ async fn observe_writes_nothing_and_reports_drift(api: SnowflakeGrantsApi, login
     let mut grant = snowflake_grant(
         "public",
         role("ANALYST"),
-        on_securable("SCHEMA", "SALES.PUBLIC"),
+        target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE", "MONITOR"],
         false,
     );
@@ -555,7 +555,7 @@ async fn drift_is_repaired_at_the_next_sync(api: SnowflakeGrantsApi, login: Snow
     h.put(&snowflake_grant(
         "public",
         role("ANALYST"),
-        on_securable("SCHEMA", "SALES.PUBLIC"),
+        target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE", "MONITOR"],
         false,
     ));
@@ -581,7 +581,7 @@ async fn accepted_requests_are_followed_to_their_result(
     h.put(&snowflake_grant(
         "public",
         role("ANALYST"),
-        on_securable("SCHEMA", "SALES.PUBLIC"),
+        target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
         false,
     ));
@@ -604,7 +604,7 @@ async fn unknown_role_and_securable_are_reported(api: SnowflakeGrantsApi, login:
     h.put(&snowflake_grant(
         "nobody",
         role("NOBODY"),
-        on_securable("SCHEMA", "SALES.PUBLIC"),
+        target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
         false,
     ));
@@ -616,7 +616,7 @@ async fn unknown_role_and_securable_are_reported(api: SnowflakeGrantsApi, login:
     h.put(&snowflake_grant(
         "nope",
         role("ANALYST"),
-        on_securable("TABLE", "SALES.PUBLIC.NOPE"),
+        target_securable("TABLE", "SALES.PUBLIC.NOPE"),
         &["SELECT"],
         false,
     ));
@@ -655,7 +655,7 @@ async fn rate_limits_and_server_errors_converge(api: SnowflakeGrantsApi, login: 
     h.put(&snowflake_grant(
         "public",
         role("ANALYST"),
-        on_securable("SCHEMA", "SALES.PUBLIC"),
+        target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
         false,
     ));
@@ -683,28 +683,33 @@ async fn steady_state_is_one_listing_per_grantee_and_no_writes(
         (
             "a",
             "ANALYST",
-            on_securable("SCHEMA", "SALES.PUBLIC"),
+            target_securable("SCHEMA", "SALES.PUBLIC"),
             "USAGE",
         ),
-        ("b", "ANALYST", on_securable("DATABASE", "SALES"), "USAGE"),
+        (
+            "b",
+            "ANALYST",
+            target_securable("DATABASE", "SALES"),
+            "USAGE",
+        ),
         (
             "c",
             "ANALYST",
-            on_securable("TABLE", "SALES.PUBLIC.ORDERS"),
+            target_securable("TABLE", "SALES.PUBLIC.ORDERS"),
             "SELECT",
         ),
         (
             "d",
             "LOADER",
-            on_securable("TABLE", "SALES.PUBLIC.ORDERS"),
+            target_securable("TABLE", "SALES.PUBLIC.ORDERS"),
             "INSERT",
         ),
     ];
-    for (name, grantee, on, privilege) in grants.clone() {
+    for (name, grantee, target, privilege) in grants.clone() {
         h.put(&snowflake_grant(
             name,
             role(grantee),
-            on,
+            target,
             &[privilege],
             false,
         ));
@@ -738,7 +743,7 @@ async fn orphan_leaves_grants_in_place(api: SnowflakeGrantsApi, login: Snowflake
     let mut grant = snowflake_grant(
         "public",
         role("ANALYST"),
-        on_securable("SCHEMA", "SALES.PUBLIC"),
+        target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
         false,
     );
@@ -795,7 +800,7 @@ async fn an_expired_jwt_is_unauthorized() {
     h.put(&snowflake_grant(
         "public",
         role("ANALYST"),
-        on_securable("SCHEMA", "SALES.PUBLIC"),
+        target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
         false,
     ));
@@ -903,14 +908,14 @@ async fn a_grantee_spelled_two_ways_is_one_unit() {
     h.put(&snowflake_grant(
         "upper",
         role("ANALYST"),
-        on_securable("SCHEMA", "SALES.PUBLIC"),
+        target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
         false,
     ));
     h.put(&snowflake_grant(
         "quoted",
         role(r#""ANALYST""#),
-        on_securable("schema", "sales.public"),
+        target_securable("schema", "sales.public"),
         &["MONITOR"],
         false,
     ));
@@ -938,7 +943,7 @@ async fn ownership_is_refused_and_never_revoked() {
     h.put(&snowflake_grant(
         "own",
         role("ANALYST"),
-        on_securable("SCHEMA", "SALES.PUBLIC"),
+        target_securable("SCHEMA", "SALES.PUBLIC"),
         &["OWNERSHIP", "USAGE"],
         false,
     ));
@@ -1003,7 +1008,7 @@ async fn long_listings_are_read_page_by_page() {
         let mut grant = snowflake_grant(
             "tables",
             role("ANALYST"),
-            on_all("TABLES", Scope::Database, "SALES"),
+            target_all("TABLES", Scope::Database, "SALES"),
             &["SELECT"],
             false,
         );
@@ -1042,14 +1047,14 @@ async fn all_schemas_in_a_database_and_all_views_in_a_schema() {
         h.put(&snowflake_grant(
             "schemas",
             role("LOADER"),
-            on_all("SCHEMAS", Scope::Database, "SALES"),
+            target_all("SCHEMAS", Scope::Database, "SALES"),
             &["USAGE"],
             false,
         ));
         h.put(&snowflake_grant(
             "views",
             role("LOADER"),
-            on_all("VIEWS", Scope::Schema, "SALES.PUBLIC"),
+            target_all("VIEWS", Scope::Schema, "SALES.PUBLIC"),
             &["SELECT"],
             true,
         ));

@@ -61,9 +61,10 @@ pub struct SnowflakeGrantSpec {
     /// Who receives the privileges. Immutable.
     #[x_kube(validation = Rule::new("self == oldSelf").message("grantee is immutable; create a new SnowflakeGrant for another grantee"))]
     pub grantee: SnowflakeGrantee,
-    /// What the privileges are on. Immutable.
-    #[x_kube(validation = Rule::new("self == oldSelf").message("on is immutable; create a new SnowflakeGrant for another securable"))]
-    pub on: SnowflakeOn,
+    /// What the privileges are on: one securable, or all or future securables
+    /// of a type in a scope. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("target is immutable; create a new SnowflakeGrant for another securable"))]
+    pub target: SnowflakeTarget,
     /// Privileges such as `USAGE`, `SELECT`, `CREATE TABLE`.
     #[schemars(
         length(min = 1, max = 64),
@@ -102,7 +103,7 @@ pub struct SnowflakeGrantee {
 /// Exactly one of a securable, all securables of a type in a scope, or future ones.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, KubeSchema)]
 #[x_kube(validation = Rule::new("[has(self.securable), has(self.all), has(self.future)].filter(x, x).size() == 1").message("set exactly one of securable, all or future"))]
-pub struct SnowflakeOn {
+pub struct SnowflakeTarget {
     /// One named securable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub securable: Option<SnowflakeSecurable>,

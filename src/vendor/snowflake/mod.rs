@@ -34,7 +34,7 @@ use reqwest::StatusCode;
 
 use crate::api::{
     GrantPolicy, GrantStatus, GrantTarget, ProviderConfig, SnowflakeGrant, SnowflakeGrantee,
-    SnowflakeGranteeType, SnowflakeGrantsApi, SnowflakeOn, SnowflakeScopeType, VendorKind,
+    SnowflakeGranteeType, SnowflakeGrantsApi, SnowflakeScopeType, SnowflakeTarget, VendorKind,
 };
 use crate::plan::{Action, Key, LiveGrant};
 
@@ -53,7 +53,7 @@ const OWNERSHIP: &str = "OWNERSHIP";
 /// Schema every database has, left out of bulk grants on schemas and their objects.
 const INFORMATION_SCHEMA: &str = "INFORMATION_SCHEMA";
 
-/// A securable as declared in a `SnowflakeGrant` (`on`), the per-row "grantee"
+/// A securable as declared in a `SnowflakeGrant` (`target`), the per-row "grantee"
 /// of the planner: its text, resolved to its normalised key without calls.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DeclaredSecurable(pub Result<Securable, String>);
@@ -734,13 +734,13 @@ fn grantee_key(declared: &SnowflakeGrantee) -> String {
 
 /// The resource's securable.
 fn declared_securable(grant: &SnowflakeGrant) -> DeclaredSecurable {
-    let on = &grant.spec.on;
-    let parsed = match (&on.securable, &on.all, &on.future) {
+    let target = &grant.spec.target;
+    let parsed = match (&target.securable, &target.all, &target.future) {
         (Some(securable), None, None) => {
             Securable::named(&securable.type_, &securable.name).map_err(|error| error.to_string())
         }
         (None, Some(bulk), None) | (None, None, Some(bulk)) => {
-            let kind = if on.all.is_some() {
+            let kind = if target.all.is_some() {
                 BulkKind::All
             } else {
                 BulkKind::Future
@@ -892,8 +892,8 @@ impl GrantKind for SnowflakeGrant {
             let Some(securable) = Securable::from_key(&key) else {
                 continue;
             };
-            let on = match &securable {
-                Securable::Named { type_, name } => SnowflakeOn {
+            let target = match &securable {
+                Securable::Named { type_, name } => SnowflakeTarget {
                     securable: Some(crate::api::SnowflakeSecurable {
                         type_: type_.clone(),
                         name: name.sql(),
@@ -918,12 +918,12 @@ impl GrantKind for SnowflakeGrant {
                         },
                     };
                     match kind {
-                        BulkKind::All => SnowflakeOn {
+                        BulkKind::All => SnowflakeTarget {
                             securable: None,
                             all: Some(bulk),
                             future: None,
                         },
-                        BulkKind::Future => SnowflakeOn {
+                        BulkKind::Future => SnowflakeTarget {
                             securable: None,
                             all: None,
                             future: Some(bulk),
@@ -944,7 +944,7 @@ impl GrantKind for SnowflakeGrant {
                     crate::api::SnowflakeGrantSpec {
                         policy: policy.clone(),
                         grantee: grantee.clone(),
-                        on: on.clone(),
+                        target: target.clone(),
                         privileges,
                         with_grant_option,
                     },
@@ -1031,7 +1031,7 @@ mod tests {
         let object = grant(serde_json::json!({
             "providerRef": {"name": "p"},
             "grantee": {"type": "ROLE", "name": "analyst"},
-            "on": {"securable": {"type": "schema", "name": r#"sales."Public""#}},
+            "target": {"securable": {"type": "schema", "name": r#"sales."Public""#}},
             "privileges": ["usage", "CREATE TABLE"],
             "withGrantOption": true,
         }));
@@ -1050,7 +1050,7 @@ mod tests {
         let future = grant(serde_json::json!({
             "providerRef": {"name": "p"},
             "grantee": {"type": "DATABASE_ROLE", "name": "sales.reader"},
-            "on": {"future": {"securableType": "tables", "in": {"type": "DATABASE", "name": "sales"}}},
+            "target": {"future": {"securableType": "tables", "in": {"type": "DATABASE", "name": "sales"}}},
             "privileges": ["SELECT"],
         }));
         assert_eq!(future.unit_key(), "DATABASE_ROLE:SALES.READER");
