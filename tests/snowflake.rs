@@ -57,7 +57,7 @@ fn role(name: &str) -> (GT, &str) {
 fn listing_path(api: SnowflakeGrantsApi, encoded_role: &str) -> String {
     match api {
         SnowflakeGrantsApi::RoleGrants => format!("/api/v2/roles/{encoded_role}/grants"),
-        SnowflakeGrantsApi::Legacy => format!("/api/v2/grants/ROLE/{encoded_role}"),
+        SnowflakeGrantsApi::Legacy => format!("/api/v2/grants/role/{encoded_role}"),
     }
 }
 
@@ -231,9 +231,9 @@ async fn grant_option_on_and_off_touches_only_the_option(
             "POST /api/v2/roles/ANALYST/grants:revoke?grantOptionOnly=true".to_string(),
         ],
         SnowflakeGrantsApi::Legacy => vec![
-            "DELETE /api/v2/grants/ROLE/ANALYST/WAREHOUSE/COMPUTE_WH/privileges/OPERATE/grant-option"
+            "DELETE /api/v2/grants/role/ANALYST/WAREHOUSE/COMPUTE_WH/privileges/OPERATE/grant-option"
                 .to_string(),
-            "DELETE /api/v2/grants/ROLE/ANALYST/WAREHOUSE/COMPUTE_WH/privileges/USAGE/grant-option"
+            "DELETE /api/v2/grants/role/ANALYST/WAREHOUSE/COMPUTE_WH/privileges/USAGE/grant-option"
                 .to_string(),
         ],
     };
@@ -310,7 +310,7 @@ async fn bulk_all_grants_expand_repair_new_objects_and_revoke(
     if api == SnowflakeGrantsApi::Legacy {
         assert!(
             writes(&h).iter().any(|w| w
-                == "DELETE /api/v2/grants/ROLE/ANALYST/all/TABLES/SCHEMA/SALES.PUBLIC/privileges/SELECT"),
+                == "DELETE /api/v2/grants/role/ANALYST/all/tables/schema/SALES.PUBLIC/privileges/SELECT"),
             "{:?}",
             writes(&h)
         );
@@ -1077,4 +1077,62 @@ async fn all_schemas_in_a_database_and_all_views_in_a_schema() {
         settle(&h, "views").await.unwrap();
         assert!(h.snowflake.live("ROLE", "LOADER").is_empty(), "{api:?}");
     }
+}
+
+/// grant.yaml's enums: `granteeType` `role` / `database-role` / `user`,
+/// `bulkGrantType` `all` / `future`, `scopeType` `database` / `schema`, the
+/// plural securable type lower-case (`tables`) and the singular one as its
+/// examples write it (`SCHEMA`).
+#[tokio::test]
+async fn legacy_paths_carry_the_values_the_definition_allows() {
+    let h = ready(SnowflakeGrantsApi::Legacy, SnowflakeLogin::Pat).await;
+    let reader = (GT::DatabaseRole, "sales.reader");
+    h.put(&snowflake_grant(
+        "schema",
+        reader,
+        target_securable("SCHEMA", "SALES.PUBLIC"),
+        &["USAGE"],
+        false,
+    ));
+    h.put(&snowflake_grant(
+        "future",
+        reader,
+        target_future("TABLES", Scope::Database, "SALES"),
+        &["SELECT"],
+        false,
+    ));
+    for name in ["schema", "future"] {
+        settle(&h, name).await.unwrap();
+        assert_eq!(ready_of(&h, name).1, "Synced", "{name}");
+    }
+    assert_eq!(
+        sorted(writes(&h)),
+        vec![
+            "POST /api/v2/grants/database-role/SALES.READER/SCHEMA/SALES.PUBLIC/privileges",
+            "POST /api/v2/grants/database-role/SALES.READER/future/tables/database/SALES/privileges",
+        ]
+    );
+    assert!(
+        h.snowflake
+            .count("GET", "/api/v2/grants/database-role/SALES.READER")
+            >= 1
+    );
+    h.snowflake.clear_calls();
+    h.delete_of::<SnowflakeGrant>("schema");
+    h.delete_of::<SnowflakeGrant>("future");
+    settle(&h, "schema").await.unwrap();
+    settle(&h, "future").await.unwrap();
+    assert_eq!(
+        sorted(writes(&h)),
+        vec![
+            "DELETE /api/v2/grants/database-role/SALES.READER/SCHEMA/SALES.PUBLIC/privileges/USAGE",
+            "DELETE /api/v2/grants/database-role/SALES.READER/future/tables/database/SALES/privileges/SELECT",
+        ]
+    );
+    assert!(h.snowflake.live("DATABASE_ROLE", "SALES.READER").is_empty());
+    assert!(
+        h.snowflake
+            .future_live("DATABASE_ROLE", "SALES.READER")
+            .is_empty()
+    );
 }

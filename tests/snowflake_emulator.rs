@@ -335,7 +335,7 @@ async fn role_grants_api_grants_lists_and_revokes_with_the_grant_option_apart() 
 #[tokio::test]
 async fn legacy_api_grants_revokes_and_lists_as_show_grants() {
     let snowflake = emulator().await;
-    let path = "/api/v2/grants/ROLE/ANALYST/SCHEMA/SALES.PUBLIC/privileges";
+    let path = "/api/v2/grants/role/ANALYST/SCHEMA/SALES.PUBLIC/privileges";
     assert_ok(
         &post(
             &snowflake,
@@ -344,7 +344,7 @@ async fn legacy_api_grants_revokes_and_lists_as_show_grants() {
         )
         .await,
     );
-    let listed = get(&snowflake, "/api/v2/grants/ROLE/ANALYST").await;
+    let listed = get(&snowflake, "/api/v2/grants/role/ANALYST").await;
     assert_ok(&listed);
     assert_eq!(listed.body[0]["securable_name"], "SALES.PUBLIC");
     assert_eq!(listed.body[0]["grantee_name"], "ANALYST");
@@ -365,16 +365,16 @@ async fn legacy_api_grants_revokes_and_lists_as_show_grants() {
     assert_eq!(snowflake.live("ROLE", "ANALYST").len(), 1);
 
     // Bulk all: every table that exists now.
-    let all = "/api/v2/grants/ROLE/LOADER/all/TABLES/SCHEMA/SALES.PUBLIC/privileges";
+    let all = "/api/v2/grants/role/LOADER/all/tables/schema/SALES.PUBLIC/privileges";
     assert_ok(&post(&snowflake, all, json!({"privileges": ["SELECT"]})).await);
     assert_eq!(snowflake.live("ROLE", "LOADER").len(), 2);
     assert_ok(&delete(&snowflake, &format!("{all}/SELECT")).await);
     assert!(snowflake.live("ROLE", "LOADER").is_empty());
 
     // Future: listed apart, applied to tables created later.
-    let future = "/api/v2/grants/ROLE/LOADER/future/TABLES/DATABASE/SALES/privileges";
+    let future = "/api/v2/grants/role/LOADER/future/tables/database/SALES/privileges";
     assert_ok(&post(&snowflake, future, json!({"privileges": ["INSERT"]})).await);
-    assert!(get(&snowflake, "/api/v2/grants/ROLE/LOADER").await.body == json!([]));
+    assert!(get(&snowflake, "/api/v2/grants/role/LOADER").await.body == json!([]));
     let futures = get(&snowflake, "/api/v2/roles/LOADER/future-grants").await;
     assert_eq!(
         futures.body,
@@ -387,6 +387,82 @@ async fn legacy_api_grants_revokes_and_lists_as_show_grants() {
     );
     assert_ok(&delete(&snowflake, &format!("{future}/INSERT")).await);
     assert!(snowflake.future_live("ROLE", "LOADER").is_empty());
+}
+
+#[tokio::test]
+async fn legacy_paths_take_only_the_values_the_definition_allows() {
+    // grant.yaml: granteeType is one of user, role, application-role,
+    // database-role, share; bulkGrantType all or future; scopeType database or
+    // schema; securableTypePlural lower-case ("tables"); the revokes take only
+    // the deleteMode query parameter.
+    let snowflake = emulator().await;
+    let privileges = json!({"privileges": ["USAGE"]});
+    for (path, message) in [
+        (
+            "/api/v2/grants/ROLE/ANALYST/SCHEMA/SALES.PUBLIC/privileges",
+            "granteeType",
+        ),
+        (
+            "/api/v2/grants/DATABASE_ROLE/SALES.READER/SCHEMA/SALES.PUBLIC/privileges",
+            "granteeType",
+        ),
+        (
+            "/api/v2/grants/database_role/SALES.READER/SCHEMA/SALES.PUBLIC/privileges",
+            "granteeType",
+        ),
+        (
+            "/api/v2/grants/role/ANALYST/all/TABLES/schema/SALES.PUBLIC/privileges",
+            "securableTypePlural",
+        ),
+        (
+            "/api/v2/grants/role/ANALYST/all/tables/SCHEMA/SALES.PUBLIC/privileges",
+            "scopeType",
+        ),
+        (
+            "/api/v2/grants/role/ANALYST/ALL/tables/schema/SALES.PUBLIC/privileges",
+            "bulkGrantType",
+        ),
+    ] {
+        assert_error(
+            &post(&snowflake, path, privileges.clone()).await,
+            400,
+            message,
+        );
+    }
+    assert_error(
+        &get(&snowflake, "/api/v2/grants/ROLE/ANALYST").await,
+        400,
+        "granteeType",
+    );
+    assert_error(
+        &delete(
+            &snowflake,
+            "/api/v2/grants/role/ANALYST/SCHEMA/SALES.PUBLIC/privileges/USAGE?grantOptionOnly=true",
+        )
+        .await,
+        400,
+        "unknown parameter",
+    );
+    assert!(snowflake.live("ROLE", "ANALYST").is_empty());
+    assert!(snowflake.live("DATABASE_ROLE", "SALES.READER").is_empty());
+
+    // The defined values work, for a database role too.
+    let schema = "/api/v2/grants/database-role/SALES.READER/SCHEMA/SALES.PUBLIC/privileges";
+    assert_ok(&post(&snowflake, schema, privileges.clone()).await);
+    assert_ok(&get(&snowflake, "/api/v2/grants/database-role/SALES.READER").await);
+    assert_ok(&delete(&snowflake, &format!("{schema}/USAGE?deleteMode=restrict")).await);
+    assert_ok(
+        &post(
+            &snowflake,
+            "/api/v2/grants/database-role/SALES.READER/all/views/schema/SALES.PUBLIC/privileges",
+            json!({"privileges": ["SELECT"]}),
+        )
+        .await,
+    );
+    assert_eq!(
+        snowflake.live("DATABASE_ROLE", "SALES.READER"),
+        vec![("VIEW SALES.PUBLIC.ORDERS_V".into(), "SELECT".into())]
+    );
 }
 
 #[tokio::test]

@@ -15,7 +15,11 @@
 //!   `/api/v2/users/{name}/grants`.
 //! - `Legacy`: `/api/v2/grants/{granteeType}/{granteeName}` (listing), `.../{securableType}/{securableName}/privileges`
 //!   (POST; DELETE `/{privilege}` and `/{privilege}/grant-option`) and the bulk
-//!   `.../{all|future}/{plural}/{scopeType}/{scopeName}/privileges` paths.
+//!   `.../{all|future}/{plural}/{scopeType}/{scopeName}/privileges` paths, with
+//!   only the values `grant.yaml` defines: `granteeType` `role`,
+//!   `database-role`, `user` (`application-role` and `share` name nobody here),
+//!   `scopeType` `database` / `schema`, plurals lower-case (`tables`), and
+//!   `deleteMode` the only query parameter (of the revokes). Anything else is 400.
 //! - Objects: databases, schemas, tables, views, warehouses; listings of schemas,
 //!   tables and views; `GET /api/v2/roles?showLimit=`.
 //! - Identifiers: each name in a path or body is read with Snowflake's rules
@@ -332,6 +336,48 @@ fn grant_option_of(body: &Map<String, Value>) -> Result<bool, emulator::ApiError
     }
 }
 
+/// `granteeType` of the Legacy paths: the definition's enum (`user`, `role`,
+/// `application-role`, `database-role`, `share`); the emulator holds no
+/// application roles or shares, so those name nobody.
+fn legacy_grantee_type(text: &str) -> Result<GranteeType, emulator::ApiError> {
+    match text {
+        "role" => Ok(GranteeType::Role),
+        "database-role" => Ok(GranteeType::DatabaseRole),
+        "user" => Ok(GranteeType::User),
+        "application-role" | "share" => Err(missing(format!(
+            "{text} grantees are not held by this account"
+        ))),
+        _ => Err(bad(format!(
+            "granteeType must be one of user, role, application-role, database-role, share, not {text}"
+        ))),
+    }
+}
+
+/// `securableTypePlural` of the Legacy bulk paths, lower-case as the
+/// definition writes it ("schemas", "tables").
+fn legacy_plural(text: &str) -> Result<&'static str, emulator::ApiError> {
+    match text {
+        "tables" => Ok("TABLE"),
+        "views" => Ok("VIEW"),
+        "schemas" => Ok("SCHEMA"),
+        _ if text.chars().any(|c| c.is_ascii_uppercase()) => Err(bad(format!(
+            "securableTypePlural is a lower-case plural type such as tables, not {text}"
+        ))),
+        _ => Err(bad(format!("unsupported securableTypePlural {text}"))),
+    }
+}
+
+/// `scopeType` of the Legacy bulk paths: the definition's enum (`database`, `schema`).
+fn legacy_scope_type(text: &str) -> Result<&'static str, emulator::ApiError> {
+    match text {
+        "database" => Ok("DATABASE"),
+        "schema" => Ok("SCHEMA"),
+        _ => Err(bad(format!(
+            "scopeType must be one of database, schema, not {text}"
+        ))),
+    }
+}
+
 fn singular(plural: &str) -> Option<&'static str> {
     match plural {
         "TABLES" => Some("TABLE"),
@@ -595,28 +641,46 @@ impl State {
                 Ok(json_response(StatusCode::OK, &Value::Array(list)))
             }
             ["grants", gt, gn, rest @ ..] => {
-                let type_ = GranteeType::from_wire(gt).ok_or_else(|| bad("bad grantee type"))?;
+                let type_ = legacy_grantee_type(gt)?;
                 let name = ident(gn).ok_or_else(|| bad("bad grantee name"))?.join(".");
                 let grantee = (type_, name);
+                // The query parameters the definition gives each path: the listing
+                // `showLimit`, the revokes `deleteMode`, the grants none.
+                let allowed: &[&str] = if get {
+                    &["showLimit"]
+                } else if delete {
+                    &["deleteMode"]
+                } else {
+                    &[]
+                };
+                let query = params(&request.query, allowed).map_err(bad)?;
+                if let Some(mode) = query.get("deleteMode")
+                    && !["restrict", "cascade"].contains(&mode.as_str())
+                {
+                    return Err(bad("deleteMode is restrict or cascade"));
+                }
                 match rest {
                     [] if get => {
                         Self::show_limit(request)?;
                         self.require_grantee(&grantee)?;
-                        Ok(json_response(
-                            StatusCode::OK,
-                            &self.legacy_listing(&grantee),
-                        ))
+                        let listing = self.legacy_listing(&grantee);
+                        Ok(json_response(StatusCode::OK, &listing))
                     }
                     [
-                        bulk @ ("all" | "future"),
+                        bulk,
                         plural,
                         scope_type,
                         scope_name,
                         "privileges",
                         tail @ ..,
                     ] => {
-                        let singular = singular(plural)
-                            .ok_or_else(|| bad(format!("unsupported plural type {plural}")))?;
+                        if !["all", "future"].contains(bulk) {
+                            return Err(bad(format!(
+                                "bulkGrantType must be one of all, future, not {bulk}"
+                            )));
+                        }
+                        let singular = legacy_plural(plural)?;
+                        let scope_type = legacy_scope_type(scope_type)?;
                         let scope = self.scope(scope_type, scope_name)?;
                         self.require_grantee(&grantee)?;
                         match tail {

@@ -430,9 +430,15 @@ impl SnowflakeApi {
     }
 
     fn legacy_base(grantee: &Grantee) -> String {
+        // grant.yaml's `granteeType` enum: user, role, application-role,
+        // database-role, share.
+        let type_ = match grantee.type_ {
+            GranteeType::Role => "role",
+            GranteeType::DatabaseRole => "database-role",
+            GranteeType::User => "user",
+        };
         format!(
-            "/api/v2/grants/{}/{}",
-            grantee.type_.as_str(),
+            "/api/v2/grants/{type_}/{}",
             encode_segment(&grantee.name.sql())
         )
     }
@@ -582,10 +588,12 @@ impl SnowflakeApi {
                 scope,
                 scope_name,
             } => format!(
+                // `bulkGrantType` and `scopeType` are lower-case enums; the plural
+                // is lower-case as the definition writes it ("tables").
                 "{}/{}/{}/{}",
                 kind.as_str().to_ascii_lowercase(),
-                encode_segment(plural),
-                scope.as_str(),
+                encode_segment(&plural.to_ascii_lowercase()),
+                scope.as_str().to_ascii_lowercase(),
                 encode_segment(&scope_name.sql())
             ),
         };
@@ -720,7 +728,7 @@ mod tests {
                     name: &name
                 }
             ),
-            "/api/v2/grants/ROLE/%22My%20Role%22/SCHEMA/SALES.%22My%20Schema%22/privileges"
+            "/api/v2/grants/role/%22My%20Role%22/SCHEMA/SALES.%22My%20Schema%22/privileges"
         );
         assert_eq!(
             SnowflakeApi::legacy_path(
@@ -732,7 +740,7 @@ mod tests {
                     scope_name: &name
                 }
             ),
-            "/api/v2/grants/ROLE/%22My%20Role%22/future/TABLES/SCHEMA/SALES.%22My%20Schema%22/privileges"
+            "/api/v2/grants/role/%22My%20Role%22/future/tables/schema/SALES.%22My%20Schema%22/privileges"
         );
     }
 }
