@@ -227,9 +227,9 @@ async fn grant_option_on_and_off_touches_only_the_option(
         ])
     );
     let expected = match api {
-        SnowflakeGrantsApi::RoleGrants => vec![
-            "POST /api/v2/roles/ANALYST/grants:revoke?grantOptionOnly=true".to_string(),
-        ],
+        SnowflakeGrantsApi::RoleGrants => {
+            vec!["POST /api/v2/roles/ANALYST/grants:revoke".to_string()]
+        }
         SnowflakeGrantsApi::Legacy => vec![
             "DELETE /api/v2/grants/role/ANALYST/WAREHOUSE/COMPUTE_WH/privileges/OPERATE/grant-option"
                 .to_string(),
@@ -247,6 +247,11 @@ async fn grant_option_on_and_off_touches_only_the_option(
             .and_then(|c| c.body)
             .unwrap();
         assert_eq!(body["privileges"], serde_json::json!(["OPERATE", "USAGE"]));
+        assert_eq!(
+            body["grant_option"],
+            serde_json::json!(true),
+            "grant_option: true on a revoke is REVOKE GRANT OPTION FOR"
+        );
     }
 
     // And on again: only the option is added.

@@ -267,11 +267,33 @@ async fn role_grants_api_grants_lists_and_revokes_with_the_grant_option_apart() 
             .iter()
             .all(|(_, p)| p.ends_with("WITH GRANT OPTION"))
     );
-    assert_ok(
+    // The revoke defines only `mode`; `grant_option: true` in its body revokes
+    // the grant option alone.
+    assert_error(
         &post(
             &snowflake,
             "/api/v2/roles/ANALYST/grants:revoke?grantOptionOnly=true",
-            body(false),
+            body(true),
+        )
+        .await,
+        400,
+        "unknown parameter",
+    );
+    assert_error(
+        &post(
+            &snowflake,
+            "/api/v2/roles/ANALYST/grants?mode=restrict",
+            body(true),
+        )
+        .await,
+        400,
+        "unknown parameter",
+    );
+    assert_ok(
+        &post(
+            &snowflake,
+            "/api/v2/roles/ANALYST/grants:revoke?mode=restrict",
+            body(true),
         )
         .await,
     );

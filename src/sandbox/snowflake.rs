@@ -10,7 +10,8 @@
 //!   `PROGRAMMATIC_ACCESS_TOKEN`: tokens registered with their kind. Anything
 //!   else is 401 with Snowflake's error body `{message, code, request_id}`.
 //! - `RoleGrants`: `/api/v2/roles/{name}/grants` (GET, POST), `grants:revoke`
-//!   (with `grantOptionOnly`), `future-grants` and `future-grants:revoke`, the
+//!   (`grant_option: true` in its body revokes only the grant option; `mode` its
+//!   only query parameter), `future-grants` and `future-grants:revoke`, the
 //!   same under `/api/v2/databases/{db}/database-roles/{name}/`, and
 //!   `/api/v2/users/{name}/grants`.
 //! - `Legacy`: `/api/v2/grants/{granteeType}/{granteeName}` (listing), `.../{securableType}/{securableName}/privileges`
@@ -1021,12 +1022,19 @@ impl State {
             {
                 let revoke = action.ends_with(":revoke");
                 let future = action.starts_with("future");
-                let query = params(&request.query, &["grantOptionOnly", "mode"]).map_err(bad)?;
-                let option_only = match query.get("grantOptionOnly").map(String::as_str) {
-                    None | Some("false") => false,
-                    Some("true") if revoke => true,
-                    _ => return Err(bad("grantOptionOnly is a boolean of revokes")),
+                // The role and database-role revokes take `mode` only; the grants,
+                // and every user endpoint, no query parameter at all.
+                let allowed: &[&str] = if revoke && grantee.0 != GranteeType::User {
+                    &["mode"]
+                } else {
+                    &[]
                 };
+                let query = params(&request.query, allowed).map_err(bad)?;
+                if let Some(mode) = query.get("mode")
+                    && !["restrict", "cascade"].contains(&mode.as_str())
+                {
+                    return Err(bad("mode is restrict or cascade"));
+                }
                 let body = body_object(request)?;
                 let allowed: &[&str] = if future {
                     &[
@@ -1048,6 +1056,9 @@ impl State {
                     .to_string();
                 let privileges = privileges_of(&body)?;
                 let option = grant_option_of(&body)?;
+                // On a revoke, `grant_option: true` is REVOKE GRANT OPTION FOR: the
+                // privileges stay, only the right to grant them on goes.
+                let option_only = revoke && option;
                 if future {
                     let scope = body
                         .get("containing_scope")

@@ -545,32 +545,30 @@ impl SnowflakeApi {
     }
 
     /// `RoleGrants`: grants or revokes (`grants` or `grants:revoke`, and the
-    /// `future-grants` equivalents) with one body; `grant_option_only` revokes
-    /// only the grant option (`grantOptionOnly=true`).
+    /// `future-grants` equivalents) with one body. On a revoke, the body's
+    /// `grant_option: true` revokes only the grant option (REVOKE GRANT OPTION
+    /// FOR, as Snowflake's own Python client sends it); the revoke endpoints
+    /// define no other flag.
     pub async fn role_grants_write(
         &self,
         grantee: &Grantee,
         future: bool,
         revoke: bool,
-        grant_option_only: bool,
         body: &RoleGrantBody,
     ) -> Result<(), CallError> {
-        let (operation, suffix) = match (future, revoke) {
-            (false, false) => ("grant", "grants"),
-            (false, true) => ("revoke", "grants:revoke"),
-            (true, false) => ("grant_future", "future-grants"),
-            (true, true) => ("revoke_future", "future-grants:revoke"),
+        let (operation, suffix) = match (future, revoke, body.grant_option) {
+            (false, false, _) => ("grant", "grants"),
+            (false, true, false) => ("revoke", "grants:revoke"),
+            (false, true, true) => ("revoke_grant_option", "grants:revoke"),
+            (true, false, _) => ("grant_future", "future-grants"),
+            (true, true, _) => ("revoke_future", "future-grants:revoke"),
         };
-        let mut query = Vec::new();
-        if grant_option_only {
-            query.push(("grantOptionOnly", "true".to_string()));
-        }
         let body = serde_json::to_value(body).unwrap_or_default();
         self.call(
             operation,
             Method::POST,
             &format!("{}/{suffix}", self.role_base(grantee)),
-            &query,
+            &[],
             Some(&body),
         )
         .await

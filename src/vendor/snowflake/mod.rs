@@ -325,7 +325,6 @@ impl SnowflakeClient {
                                     grantee,
                                     future,
                                     true,
-                                    true,
                                     &with(&changes.revoke_option, true),
                                 )
                                 .await,
@@ -342,7 +341,6 @@ impl SnowflakeClient {
                                     grantee,
                                     future,
                                     true,
-                                    false,
                                     &with(&changes.revoke, false),
                                 )
                                 .await,
@@ -358,13 +356,7 @@ impl SnowflakeClient {
                             record(
                                 &mut first,
                                 self.api
-                                    .role_grants_write(
-                                        grantee,
-                                        future,
-                                        false,
-                                        false,
-                                        &with(names, option),
-                                    )
+                                    .role_grants_write(grantee, future, false, &with(names, option))
                                     .await,
                                 "grant",
                                 &securable,
