@@ -133,7 +133,7 @@ pub async fn carry_out<K: GrantKind>(
             read_back_error: None,
         };
     }
-    let errors = vendor.apply(target, &plan.actions).await;
+    let errors = vendor.apply(target, plan).await;
     let failures: BTreeMap<Key, plan::Failure> = errors
         .iter()
         .map(|(key, error)| {

@@ -36,7 +36,7 @@ use crate::api::{
     GrantPolicy, GrantStatus, GrantTarget, ProviderConfig, SnowflakeGrant, SnowflakeGrantee,
     SnowflakeGranteeType, SnowflakeGrantsApi, SnowflakeScopeType, SnowflakeTarget, VendorKind,
 };
-use crate::plan::{Action, Key, LiveGrant};
+use crate::plan::{Action, Key, LiveGrant, Plan};
 
 use self::client::{
     LegacyTarget, ListedGrant, RoleGrantBody, SnowflakeApi, wire_object, wire_scope,
@@ -673,8 +673,9 @@ impl Vendor for SnowflakeClient {
     async fn apply(
         &self,
         target: &ResolvedTarget,
-        actions: &[Action<SnowflakePrivilege>],
+        plan: &Plan<SnowflakePrivilege>,
     ) -> BTreeMap<Key, VendorError> {
+        let actions = plan.actions.as_slice();
         let mut failures = BTreeMap::new();
         let grantee = match grantee_of(target) {
             Ok(grantee) => grantee,
