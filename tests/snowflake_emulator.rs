@@ -538,6 +538,85 @@ async fn role_grants_future_grants_and_object_listings() {
 }
 
 #[tokio::test]
+async fn role_grants_on_all_objects_of_a_scope_and_their_revoke_strips_every_object() {
+    let snowflake = emulator().await;
+    let all = json!({"securable_type": "table", "containing_scope": {"database": "SALES", "schema": "PUBLIC"}, "privileges": ["SELECT"], "grant_option": true});
+    assert_ok(&post(&snowflake, "/api/v2/roles/ANALYST/grants", all.clone()).await);
+    assert_eq!(
+        snowflake.live("ROLE", "ANALYST"),
+        vec![
+            (
+                "TABLE SALES.PUBLIC.CUSTOMERS".into(),
+                "SELECT WITH GRANT OPTION".into()
+            ),
+            (
+                "TABLE SALES.PUBLIC.ORDERS".into(),
+                "SELECT WITH GRANT OPTION".into()
+            ),
+        ]
+    );
+    // A table granted one by one is stripped too: Snowflake's REVOKE ... ON ALL.
+    snowflake.grant_direct(
+        "ROLE",
+        "ANALYST",
+        "TABLE",
+        r#"SALES."Mixed Case"."Line Items""#,
+        "SELECT",
+        false,
+    );
+    let in_database = json!({"securable_type": "TABLE", "containing_scope": {"database": "SALES"}, "privileges": ["SELECT"], "grant_option": true});
+    assert_ok(
+        &post(
+            &snowflake,
+            "/api/v2/roles/ANALYST/grants:revoke",
+            in_database.clone(),
+        )
+        .await,
+    );
+    assert_eq!(
+        snowflake.live("ROLE", "ANALYST"),
+        vec![
+            (
+                r#"TABLE SALES."Mixed Case"."Line Items""#.into(),
+                "SELECT".into()
+            ),
+            ("TABLE SALES.PUBLIC.CUSTOMERS".into(), "SELECT".into()),
+            ("TABLE SALES.PUBLIC.ORDERS".into(), "SELECT".into()),
+        ],
+        "grant_option: true revokes only the grant option"
+    );
+    let mut full = in_database.clone();
+    full["grant_option"] = json!(false);
+    assert_ok(&post(&snowflake, "/api/v2/roles/ANALYST/grants:revoke", full).await);
+    assert!(snowflake.live("ROLE", "ANALYST").is_empty());
+
+    let mut both = all.clone();
+    both["securable"] = json!({"database": "SALES", "schema": "PUBLIC", "name": "ORDERS"});
+    assert_error(
+        &post(&snowflake, "/api/v2/roles/ANALYST/grants", both).await,
+        400,
+        "not both",
+    );
+    let schemas_in_schema = json!({"securable_type": "SCHEMA", "containing_scope": {"database": "SALES", "schema": "PUBLIC"}, "privileges": ["USAGE"]});
+    assert_error(
+        &post(
+            &snowflake,
+            "/api/v2/roles/ANALYST/grants",
+            schemas_in_schema,
+        )
+        .await,
+        400,
+        "unsupported securable_type",
+    );
+    let no_scope = json!({"securable_type": "TABLE", "containing_scope": {"database": "NOPE"}, "privileges": ["SELECT"]});
+    assert_error(
+        &post(&snowflake, "/api/v2/roles/ANALYST/grants", no_scope).await,
+        404,
+        "does not exist",
+    );
+}
+
+#[tokio::test]
 async fn accepted_answers_complete_after_some_polls() {
     let snowflake = emulator().await;
     snowflake.answer_async(1, 2);

@@ -25,7 +25,9 @@
 //!   tables and views; `GET /api/v2/roles?showLimit=`.
 //! - Identifiers: each name in a path or body is read with Snowflake's rules
 //!   (unquoted upper-cased, quoted kept exactly with `""` for a quote).
-//! - Bulk `all` expands to the objects existing at that moment; `future` grants
+//! - Bulk `all` (`Legacy`'s `all` paths, `RoleGrants`' `containing_scope` on
+//!   `grants`) expands to the objects existing at that moment, and its revoke
+//!   strips every object of the scope, whoever declared it; `future` grants
 //!   are kept apart (listed only in `future-grants`) and applied to objects
 //!   created later with [`SnowflakeEmulator::add_table`] and friends.
 //! - `202`: [`SnowflakeEmulator::answer_async`] makes the next requests answer
@@ -377,6 +379,28 @@ fn legacy_scope_type(text: &str) -> Result<&'static str, emulator::ApiError> {
             "scopeType must be one of database, schema, not {text}"
         ))),
     }
+}
+
+/// A body's `securable_type`, as a SQL keyword phrase: case does not matter,
+/// and `_` reads as a space (`database_role`, `DATABASE ROLE`).
+fn securable_type_of(body: &Map<String, Value>) -> Result<String, emulator::ApiError> {
+    let text = body
+        .get("securable_type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("securable_type is required"))?;
+    let words: Vec<String> = text
+        .split([' ', '_'])
+        .filter(|word| !word.is_empty())
+        .map(str::to_ascii_uppercase)
+        .collect();
+    if words.is_empty()
+        || !words
+            .iter()
+            .all(|w| w.chars().all(|c| c.is_ascii_uppercase()))
+    {
+        return Err(bad(format!("invalid securable_type {text}")));
+    }
+    Ok(words.join(" "))
 }
 
 fn singular(plural: &str) -> Option<&'static str> {
@@ -1036,89 +1060,141 @@ impl State {
                     return Err(bad("mode is restrict or cascade"));
                 }
                 let body = body_object(request)?;
-                let allowed: &[&str] = if future {
-                    &[
-                        "securable_type",
-                        "containing_scope",
-                        "privileges",
-                        "grant_option",
-                    ]
-                } else {
-                    &["securable_type", "securable", "privileges", "grant_option"]
-                };
-                if let Some(key) = unknown_key(&body, allowed) {
-                    return Err(bad(format!("unknown field {key}")));
-                }
-                let type_ = body
-                    .get("securable_type")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| bad("securable_type is required"))?
-                    .to_string();
-                let privileges = privileges_of(&body)?;
-                let option = grant_option_of(&body)?;
-                // On a revoke, `grant_option: true` is REVOKE GRANT OPTION FOR: the
-                // privileges stay, only the right to grant them on goes.
-                let option_only = revoke && option;
+                let option_only = revoke && grant_option_of(&body)?;
                 if future {
-                    let scope = body
-                        .get("containing_scope")
-                        .and_then(Value::as_object)
-                        .ok_or_else(|| bad("containing_scope is required"))?;
-                    if let Some(key) = unknown_key(scope, &["database", "schema"]) {
-                        return Err(bad(format!("unknown field containing_scope.{key}")));
-                    }
-                    let db = scope
-                        .get("database")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| bad("containing_scope.database is required"))?;
-                    let (scope_type, name) = match scope.get("schema").and_then(Value::as_str) {
-                        Some(schema) => ("SCHEMA", format!("{db}.{schema}")),
-                        None => ("DATABASE", db.to_string()),
-                    };
-                    let scope = self.scope(scope_type, &name)?;
-                    let plural = format!("{type_}S");
-                    singular(&plural)
-                        .ok_or_else(|| bad(format!("unsupported securable_type {type_}")))?;
-                    let key = (type_.clone(), scope.0.clone(), scope.1.join("."));
-                    if revoke {
-                        self.future_revoke(&grantee, &key, &privileges, option_only);
-                        Ok(ok())
-                    } else {
-                        self.bulk(
-                            &grantee,
-                            "future",
-                            &type_,
-                            &scope,
-                            &privileges,
-                            Some(option),
-                        )
-                    }
+                    self.future_write(&grantee, &body, revoke, option_only)
                 } else {
-                    let securable = body
-                        .get("securable")
-                        .and_then(Value::as_object)
-                        .ok_or_else(|| bad("securable is required"))?;
-                    if let Some(key) = unknown_key(securable, &["database", "schema", "name"]) {
-                        return Err(bad(format!("unknown field securable.{key}")));
-                    }
-                    let name: Vec<&str> = ["database", "schema", "name"]
-                        .iter()
-                        .filter_map(|k| securable.get(*k).and_then(Value::as_str))
-                        .collect();
-                    if securable.get("name").is_none() {
-                        return Err(bad("securable.name is required"));
-                    }
-                    let object = self.object(&type_, &name.join("."))?;
-                    if revoke {
-                        self.revoke(&grantee, &object, &privileges, option_only);
-                    } else {
-                        self.grant(&grantee, &object, &privileges, option)?;
-                    }
-                    Ok(ok())
+                    self.grants_write(&grantee, &body, revoke, option_only)
                 }
             }
             _ => Err(missing("Not found")),
         }
+    }
+
+    /// `future-grants` and `future-grants:revoke`: privileges on the future
+    /// objects of a type in the `containing_scope`.
+    fn future_write(
+        &mut self,
+        grantee: &GranteeId,
+        body: &Map<String, Value>,
+        revoke: bool,
+        option_only: bool,
+    ) -> Answer {
+        let allowed = [
+            "securable_type",
+            "containing_scope",
+            "privileges",
+            "grant_option",
+        ];
+        if let Some(key) = unknown_key(body, &allowed) {
+            return Err(bad(format!("unknown field {key}")));
+        }
+        let type_ = securable_type_of(body)?;
+        let privileges = privileges_of(body)?;
+        let option = grant_option_of(body)?;
+        let scope = self.containing_scope(body)?;
+        singular(&format!("{type_}S"))
+            .ok_or_else(|| bad(format!("unsupported securable_type {type_}")))?;
+        let key = (type_.clone(), scope.0.clone(), scope.1.join("."));
+        if revoke {
+            self.future_revoke(grantee, &key, &privileges, option_only);
+            Ok(ok())
+        } else {
+            self.bulk(grantee, "future", &type_, &scope, &privileges, Some(option))
+        }
+    }
+
+    /// `grants` and `grants:revoke`: privileges on the named `securable`, or on
+    /// every object of the type in the `containing_scope` (`ALL`, expanded to
+    /// the objects existing now; a revoke strips every one of them).
+    fn grants_write(
+        &mut self,
+        grantee: &GranteeId,
+        body: &Map<String, Value>,
+        revoke: bool,
+        option_only: bool,
+    ) -> Answer {
+        let allowed = [
+            "securable_type",
+            "securable",
+            "containing_scope",
+            "privileges",
+            "grant_option",
+        ];
+        if let Some(key) = unknown_key(body, &allowed) {
+            return Err(bad(format!("unknown field {key}")));
+        }
+        let type_ = securable_type_of(body)?;
+        let privileges = privileges_of(body)?;
+        let option = grant_option_of(body)?;
+        match (body.get("securable"), body.get("containing_scope")) {
+            (Some(_), Some(_)) => Err(bad("give either securable or containing_scope, not both")),
+            (None, None) => Err(bad("securable or containing_scope is required")),
+            (None, Some(_)) => {
+                let scope = self.containing_scope(body)?;
+                let singular = singular(&format!("{type_}S"))
+                    .filter(|kind| *kind != "SCHEMA" || scope.0 == "DATABASE")
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "unsupported securable_type {type_} in a {} scope",
+                            scope.0
+                        ))
+                    })?;
+                if revoke {
+                    for object in self.objects_in(singular, &scope) {
+                        self.revoke(grantee, &object, &privileges, option_only);
+                    }
+                    Ok(ok())
+                } else {
+                    self.bulk(grantee, "all", singular, &scope, &privileges, Some(option))
+                }
+            }
+            (Some(securable), None) => {
+                let securable = securable
+                    .as_object()
+                    .ok_or_else(|| bad("securable must be an object"))?;
+                if let Some(key) = unknown_key(securable, &["database", "schema", "name"]) {
+                    return Err(bad(format!("unknown field securable.{key}")));
+                }
+                let name: Vec<&str> = ["database", "schema", "name"]
+                    .iter()
+                    .filter_map(|k| securable.get(*k).and_then(Value::as_str))
+                    .collect();
+                if securable.get("name").is_none() {
+                    return Err(bad("securable.name is required"));
+                }
+                let object = self.object(&type_, &name.join("."))?;
+                if revoke {
+                    self.revoke(grantee, &object, &privileges, option_only);
+                } else {
+                    self.grant(grantee, &object, &privileges, option)?;
+                }
+                Ok(ok())
+            }
+        }
+    }
+
+    /// The `containing_scope` of a body, which must exist.
+    fn containing_scope(
+        &self,
+        body: &Map<String, Value>,
+    ) -> Result<(String, Vec<String>), emulator::ApiError> {
+        let scope = body
+            .get("containing_scope")
+            .and_then(Value::as_object)
+            .ok_or_else(|| bad("containing_scope is required"))?;
+        if let Some(key) = unknown_key(scope, &["database", "schema"]) {
+            return Err(bad(format!("unknown field containing_scope.{key}")));
+        }
+        let db = scope
+            .get("database")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("containing_scope.database is required"))?;
+        let (scope_type, name) = match scope.get("schema").and_then(Value::as_str) {
+            Some(schema) => ("SCHEMA", format!("{db}.{schema}")),
+            None => ("DATABASE", db.to_string()),
+        };
+        self.scope(scope_type, &name)
     }
 
     fn grouped(&self, grantee: &GranteeId) -> Vec<(Object, bool, Vec<String>)> {

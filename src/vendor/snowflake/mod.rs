@@ -15,10 +15,13 @@
 //!   can touch, the objects of the type in the scope are listed and the key is
 //!   live with a privilege when every object has it (with no object, what the
 //!   operator last applied counts as live). A new object therefore shows as
-//!   drift and the bulk grant is issued again. `Legacy` grants and revokes with
-//!   the bulk paths; `RoleGrants` documents no bulk form, so there the grant and
-//!   revoke go object by object. `TABLES` and `VIEWS` (in a schema or database)
-//!   and `SCHEMAS` (in a database) are supported for `all`.
+//!   drift and the bulk grant is issued again. Both APIs grant with their bulk
+//!   form (`Legacy`: the `all` paths; `RoleGrants`: `containing_scope`). A
+//!   revoke on all objects strips every object of the scope, so it never goes
+//!   in bulk over what another key keeps there ([`overlap`]): then it goes
+//!   object by object and spares those. A revoke at one object likewise spares
+//!   what a covering `ALL` key keeps. `TABLES` and `VIEWS` (in a schema or
+//!   database) and `SCHEMAS` (in a database) are supported for `all`.
 //! - Turning the grant option off revokes only the grant option.
 //! - `OWNERSHIP` is never managed (it is transferred, not revoked).
 
@@ -26,6 +29,7 @@ pub mod auth;
 pub mod client;
 pub mod identifiers;
 pub mod model;
+pub mod overlap;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -44,6 +48,7 @@ use self::client::{
 use self::identifiers::{Name, encode_segment};
 pub use self::model::SnowflakePrivilege;
 use self::model::{BulkKind, Grantee, GranteeType, ScopeType, Securable, plural, singular};
+use self::overlap::{AllRevocation, Kept, Object, Removal, WriteMemory};
 use super::http::CallError;
 use super::{GrantKind, Live, ResolvedTarget, Vendor, VendorClient, VendorError, normalize_url};
 
@@ -61,9 +66,8 @@ pub struct DeclaredSecurable(pub Result<Securable, String>);
 /// The Snowflake client of one provider.
 pub struct SnowflakeClient {
     api: SnowflakeApi,
-    /// What was last applied at `ALL` keys, by grantee and key: live when the scope
-    /// holds no object (a bulk grant on nothing is not visible anywhere).
-    vacuous: Mutex<HashMap<(String, Key), BTreeSet<SnowflakePrivilege>>>,
+    /// What the client's own writes did that no listing shows (see [`WriteMemory`]).
+    memory: Mutex<WriteMemory>,
 }
 
 impl std::fmt::Debug for SnowflakeClient {
@@ -126,32 +130,24 @@ impl SnowflakeClient {
     pub fn new(api: SnowflakeApi) -> SnowflakeClient {
         SnowflakeClient {
             api,
-            vacuous: Mutex::new(HashMap::new()),
+            memory: Mutex::new(WriteMemory::default()),
         }
     }
 
-    fn vacuous(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, Key), BTreeSet<SnowflakePrivilege>>> {
-        self.vacuous.lock().unwrap_or_else(|e| e.into_inner())
+    fn memory(&self) -> std::sync::MutexGuard<'_, WriteMemory> {
+        self.memory.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The objects an `ALL` key covers, as named securables; `Ok(None)` when the
     /// scope does not exist, `Err` for a type this version cannot list.
-    async fn objects(
-        &self,
-        securable: &Securable,
-    ) -> Result<Option<Vec<(String, Name)>>, VendorError> {
+    async fn objects(&self, securable: &Securable) -> Result<Option<Vec<Object>>, VendorError> {
+        let (type_, operation, leaf) = all_listing(securable)?;
         let Securable::Bulk {
-            plural: kind,
-            scope,
-            scope_name,
-            ..
+            scope, scope_name, ..
         } = securable
         else {
-            return Ok(Some(Vec::new()));
+            return Err(unsupported_all(securable));
         };
-        let parts = scope_name.parts();
         let listing = |error: CallError, operation| match error.status() {
             Some(StatusCode::NOT_FOUND) => Ok(None),
             _ => Err(
@@ -168,14 +164,8 @@ impl SnowflakeClient {
                 encode_segment(&database.sql())
             )
         };
-        let (type_, operation, leaf) = match kind.as_str() {
-            "TABLES" => ("TABLE", "list_tables", "tables"),
-            "VIEWS" => ("VIEW", "list_views", "views"),
-            "SCHEMAS" if *scope == ScopeType::Database => ("SCHEMA", "list_schemas", ""),
-            _ => return Err(unsupported_all(securable)),
-        };
         // The schemas to look in.
-        let schemas: Vec<Name> = match (scope, parts) {
+        let schemas: Vec<Name> = match (scope, scope_name.parts()) {
             (ScopeType::Schema, [_, _]) => vec![scope_name.clone()],
             (ScopeType::Database, [database]) => {
                 match self
@@ -233,6 +223,7 @@ impl SnowflakeClient {
         &self,
         grantee: &Grantee,
         action: &Action<SnowflakePrivilege>,
+        kept: &Kept<'_>,
     ) -> Result<(), VendorError> {
         let securable = Securable::from_key(&action.key).ok_or_else(|| VendorError::Invalid {
             vendor: VENDOR,
@@ -240,6 +231,7 @@ impl SnowflakeClient {
             message: format!("{} is not a Snowflake securable", action.key),
         })?;
         let changes = changes(action);
+        let granting = !(changes.grant.is_empty() && changes.grant_with_option.is_empty());
         if changes
             .grant
             .iter()
@@ -258,7 +250,7 @@ impl SnowflakeClient {
             ..
         } = &securable
             && grantee.type_ == GranteeType::User
-            && !(changes.grant.is_empty() && changes.grant_with_option.is_empty())
+            && granting
         {
             return Err(VendorError::Invalid {
                 vendor: VENDOR,
@@ -266,179 +258,263 @@ impl SnowflakeClient {
                 message: "future grants go to roles and database roles, not to users".into(),
             });
         }
+        let all = matches!(
+            securable,
+            Securable::Bulk {
+                kind: BulkKind::All,
+                ..
+            }
+        );
+        if all && granting {
+            // Only a type this version can read back is granted.
+            all_listing(&securable)?;
+        }
+
         let mut first: Option<VendorError> = None;
-        match self.api.grants_api() {
-            SnowflakeGrantsApi::Legacy => {
-                if let Securable::Bulk {
+        let removal = Removal {
+            full: changes.revoke.clone(),
+            option_only: changes.revoke_option.clone(),
+            had_option: changes
+                .revoke
+                .iter()
+                .filter(|name| level(&action.live, name) == 2)
+                .cloned()
+                .collect(),
+        };
+        let mut spared = false;
+        if !removal.is_empty() {
+            spared = match &securable {
+                Securable::Bulk {
                     kind: BulkKind::All,
                     ..
-                } = &securable
-                {
-                    // Check the type is one this version can read back.
-                    self.objects(&securable).await?;
+                } => {
+                    self.revoke_all(grantee, &securable, &removal, kept, &mut first)
+                        .await?
                 }
-                let target = legacy_target(&securable);
-                for name in &changes.revoke_option {
-                    record(
-                        &mut first,
-                        self.api.legacy_revoke(grantee, &target, name, true).await,
-                        "revoke_grant_option",
-                        &securable,
-                        true,
-                    );
+                Securable::Named { type_, name } => {
+                    // What an `ALL` key keeps on this object stays.
+                    let left = removal.sparing(&kept.on(type_, name, &securable));
+                    self.revoke(grantee, &securable, &left, &mut first).await?;
+                    left != removal
                 }
-                for name in &changes.revoke {
-                    record(
-                        &mut first,
-                        self.api.legacy_revoke(grantee, &target, name, false).await,
-                        "revoke",
-                        &securable,
-                        true,
-                    );
+                Securable::Bulk { .. } => {
+                    self.revoke(grantee, &securable, &removal, &mut first)
+                        .await?;
+                    false
                 }
-                for (names, option) in [(&changes.grant, false), (&changes.grant_with_option, true)]
-                {
-                    if !names.is_empty() {
-                        record(
-                            &mut first,
-                            self.api.legacy_grant(grantee, &target, names, option).await,
-                            "grant",
-                            &securable,
-                            false,
-                        );
-                    }
-                }
-            }
-            SnowflakeGrantsApi::RoleGrants => {
-                let (future, bodies) = self.role_grant_bodies(&securable).await?;
-                for body in &bodies {
-                    let with = |privileges: &[String], grant_option| RoleGrantBody {
-                        privileges: privileges.to_vec(),
-                        grant_option,
-                        ..body.clone()
-                    };
-                    if !changes.revoke_option.is_empty() {
-                        record(
-                            &mut first,
-                            self.api
-                                .role_grants_write(
-                                    grantee,
-                                    future,
-                                    true,
-                                    &with(&changes.revoke_option, true),
-                                )
-                                .await,
-                            "revoke_grant_option",
-                            &securable,
-                            true,
-                        );
-                    }
-                    if !changes.revoke.is_empty() {
-                        record(
-                            &mut first,
-                            self.api
-                                .role_grants_write(
-                                    grantee,
-                                    future,
-                                    true,
-                                    &with(&changes.revoke, false),
-                                )
-                                .await,
-                            "revoke",
-                            &securable,
-                            true,
-                        );
-                    }
-                    for (names, option) in
-                        [(&changes.grant, false), (&changes.grant_with_option, true)]
-                    {
-                        if !names.is_empty() {
-                            record(
-                                &mut first,
-                                self.api
-                                    .role_grants_write(grantee, future, false, &with(names, option))
-                                    .await,
-                                "grant",
-                                &securable,
-                                false,
-                            );
-                        }
-                    }
-                }
+            };
+        }
+        for (names, option) in [(&changes.grant, false), (&changes.grant_with_option, true)] {
+            if !names.is_empty() {
+                self.grant(grantee, &securable, names, option, &mut first)
+                    .await?;
             }
         }
         match first {
             Some(error) => Err(error),
             None => {
-                if let Securable::Bulk {
-                    kind: BulkKind::All,
-                    ..
-                } = &securable
-                {
-                    self.vacuous()
-                        .insert((grantee.key(), action.key.clone()), action.target.clone());
-                }
+                self.memory().wrote(
+                    &grantee.key(),
+                    &action.key,
+                    all,
+                    &action.target,
+                    &action.removed(),
+                    spared,
+                );
                 Ok(())
             }
         }
     }
 
-    /// The `RoleGrants` bodies of a securable (one per object for `ALL`), and whether
-    /// they go to `future-grants`.
-    async fn role_grant_bodies(
+    /// Takes `removal` at an `ALL` key. Snowflake strips every object of the
+    /// scope, so when another key keeps something on one of them the revoke
+    /// goes object by object and spares it; otherwise one bulk revoke. Returns
+    /// whether something was spared.
+    async fn revoke_all(
         &self,
+        grantee: &Grantee,
         securable: &Securable,
-    ) -> Result<(bool, Vec<RoleGrantBody>), VendorError> {
-        let body = |type_: &str, name: &Name| {
-            wire_object(name)
-                .map(|object| RoleGrantBody {
-                    securable_type: type_.to_string(),
+        removal: &Removal,
+        kept: &Kept<'_>,
+        first: &mut Option<VendorError>,
+    ) -> Result<bool, VendorError> {
+        if !kept.touches(securable) {
+            self.revoke(grantee, securable, removal, first).await?;
+            return Ok(false);
+        }
+        let Some(objects) = self.objects(securable).await? else {
+            // The scope is gone, and every grant on its objects with it.
+            return Ok(false);
+        };
+        match overlap::revoke_all(securable, removal, &objects, kept) {
+            AllRevocation::Bulk => {
+                self.revoke(grantee, securable, removal, first).await?;
+                Ok(false)
+            }
+            AllRevocation::PerObject(objects) => {
+                for ((type_, name), left) in objects {
+                    let object = Securable::Named { type_, name };
+                    self.revoke(grantee, &object, &left, first).await?;
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Revokes `removal` at one securable (named, or all or future objects of a
+    /// scope): `Legacy` one privilege per call, `RoleGrants` one call for the
+    /// privileges revoked entirely and one for those losing only the grant option.
+    async fn revoke(
+        &self,
+        grantee: &Grantee,
+        securable: &Securable,
+        removal: &Removal,
+        first: &mut Option<VendorError>,
+    ) -> Result<(), VendorError> {
+        match self.api.grants_api() {
+            SnowflakeGrantsApi::Legacy => {
+                let target = legacy_target(securable);
+                for (names, option_only) in [(&removal.option_only, true), (&removal.full, false)] {
+                    for name in names {
+                        let result = self
+                            .api
+                            .legacy_revoke(grantee, &target, name, option_only)
+                            .await;
+                        let operation = if option_only {
+                            "revoke_grant_option"
+                        } else {
+                            "revoke"
+                        };
+                        record(first, result, operation, securable, true);
+                    }
+                }
+            }
+            SnowflakeGrantsApi::RoleGrants => {
+                let (future, body) = role_grant_body(securable)?;
+                for (names, option_only) in [(&removal.option_only, true), (&removal.full, false)] {
+                    if names.is_empty() {
+                        continue;
+                    }
+                    let body = RoleGrantBody {
+                        privileges: names.to_vec(),
+                        grant_option: option_only,
+                        ..body.clone()
+                    };
+                    let result = self
+                        .api
+                        .role_grants_write(grantee, future, true, &body)
+                        .await;
+                    let operation = if option_only {
+                        "revoke_grant_option"
+                    } else {
+                        "revoke"
+                    };
+                    record(first, result, operation, securable, true);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Grants `names` at one securable in one call (for `ALL`, the bulk form on
+    /// the scope in both APIs).
+    async fn grant(
+        &self,
+        grantee: &Grantee,
+        securable: &Securable,
+        names: &[String],
+        grant_option: bool,
+        first: &mut Option<VendorError>,
+    ) -> Result<(), VendorError> {
+        let result = match self.api.grants_api() {
+            SnowflakeGrantsApi::Legacy => {
+                self.api
+                    .legacy_grant(grantee, &legacy_target(securable), names, grant_option)
+                    .await
+            }
+            SnowflakeGrantsApi::RoleGrants => {
+                let (future, body) = role_grant_body(securable)?;
+                let body = RoleGrantBody {
+                    privileges: names.to_vec(),
+                    grant_option,
+                    ..body
+                };
+                self.api
+                    .role_grants_write(grantee, future, false, &body)
+                    .await
+            }
+        };
+        record(first, result, "grant", securable, false);
+        Ok(())
+    }
+}
+
+/// The `RoleGrants` body of a securable, without privileges, and whether it
+/// goes to `future-grants`: a named securable as `securable`, all or future
+/// objects of a type as the singular type and the `containing_scope`.
+fn role_grant_body(securable: &Securable) -> Result<(bool, RoleGrantBody), VendorError> {
+    match securable {
+        Securable::Named { type_, name } => {
+            let object = wire_object(name).ok_or_else(|| VendorError::Invalid {
+                vendor: VENDOR,
+                operation: "grant",
+                message: format!("{type_} {name} has more than three name parts"),
+            })?;
+            Ok((
+                false,
+                RoleGrantBody {
+                    securable_type: type_.clone(),
                     securable: Some(object),
                     containing_scope: None,
                     privileges: Vec::new(),
                     grant_option: false,
-                })
-                .ok_or_else(|| VendorError::Invalid {
-                    vendor: VENDOR,
-                    operation: "grant",
-                    message: format!("{type_} {name} has more than three name parts"),
-                })
-        };
-        match securable {
-            Securable::Named { type_, name } => Ok((false, vec![body(type_, name)?])),
-            Securable::Bulk {
-                kind: BulkKind::Future,
-                plural: kind,
-                scope,
-                scope_name,
-            } => Ok((
-                true,
-                vec![RoleGrantBody {
-                    securable_type: singular(kind),
-                    securable: None,
-                    containing_scope: Some(wire_scope(*scope, scope_name)),
-                    privileges: Vec::new(),
-                    grant_option: false,
-                }],
-            )),
-            Securable::Bulk {
-                kind: BulkKind::All,
-                ..
-            } => {
-                let objects =
-                    self.objects(securable)
-                        .await?
-                        .ok_or_else(|| VendorError::TargetNotFound {
-                            vendor: VENDOR,
-                            what: format!("the scope of {securable}"),
-                        })?;
-                let mut bodies = Vec::new();
-                for (type_, name) in &objects {
-                    bodies.push(body(type_, name)?);
-                }
-                Ok((false, bodies))
-            }
+                },
+            ))
         }
+        Securable::Bulk {
+            kind,
+            plural: kind_plural,
+            scope,
+            scope_name,
+        } => Ok((
+            *kind == BulkKind::Future,
+            RoleGrantBody {
+                securable_type: singular(kind_plural),
+                securable: None,
+                containing_scope: Some(wire_scope(*scope, scope_name)),
+                privileges: Vec::new(),
+                grant_option: false,
+            },
+        )),
+    }
+}
+
+/// How the objects an `ALL` key covers are listed: their singular type, the
+/// listing's operation and its path leaf under a schema (`""` for the schemas
+/// of a database). Other types are refused: this version could not read them back.
+fn all_listing(
+    securable: &Securable,
+) -> Result<(&'static str, &'static str, &'static str), VendorError> {
+    let Securable::Bulk {
+        plural: kind,
+        scope,
+        scope_name,
+        ..
+    } = securable
+    else {
+        return Err(unsupported_all(securable));
+    };
+    let depth_fits = match scope {
+        ScopeType::Database => scope_name.parts().len() == 1,
+        ScopeType::Schema => scope_name.parts().len() == 2,
+    };
+    match kind.as_str() {
+        "TABLES" if depth_fits => Ok(("TABLE", "list_tables", "tables")),
+        "VIEWS" if depth_fits => Ok(("VIEW", "list_views", "views")),
+        "SCHEMAS" if depth_fits && *scope == ScopeType::Database => {
+            Ok(("SCHEMA", "list_schemas", ""))
+        }
+        _ => Err(unsupported_all(securable)),
     }
 }
 
@@ -497,6 +573,36 @@ fn grantee_of(target: &ResolvedTarget) -> Result<Grantee, VendorError> {
         vendor: VENDOR,
         message: format!("{} is not a Snowflake grantee", target.id),
     })
+}
+
+/// Takes out of the live grants what the client revoked at a key but left on
+/// objects another key keeps: held there on the other key's behalf, not at this
+/// key any more.
+fn spare_masked(live: &mut Live<SnowflakePrivilege>, memory: &WriteMemory, grantee: &str) {
+    let keys: BTreeSet<Key> = live.grants.iter().map(|grant| grant.key.clone()).collect();
+    for key in keys {
+        let spared = memory.spared(grantee, &key);
+        if spared.is_empty() {
+            continue;
+        }
+        let held: BTreeSet<SnowflakePrivilege> = crate::plan::close(
+            live.grants
+                .iter()
+                .filter(|grant| grant.key == key)
+                .map(|grant| &grant.perm),
+        );
+        let left: BTreeSet<SnowflakePrivilege> = held.difference(&spared).cloned().collect();
+        live.grants.retain(|grant| grant.key != key);
+        live.grants.extend(
+            crate::plan::maximal(&left)
+                .into_iter()
+                .map(|perm| LiveGrant {
+                    key: key.clone(),
+                    perm,
+                    vendor_id: None,
+                }),
+        );
+    }
 }
 
 fn live_of(
@@ -575,6 +681,8 @@ impl Vendor for SnowflakeClient {
         known: &[Key],
     ) -> Result<Live<SnowflakePrivilege>, VendorError> {
         let grantee = grantee_of(target)?;
+        // Keys no resource names any more are never read again: forget them.
+        self.memory().forget_unknown(&grantee.key(), known);
         let not_found = |_| VendorError::GranteeNotFound {
             vendor: VENDOR,
             what: grantee.to_string(),
@@ -645,10 +753,7 @@ impl Vendor for SnowflakeClient {
                 Err(error) => return Err(error),
             };
             let held: BTreeSet<SnowflakePrivilege> = if objects.is_empty() {
-                self.vacuous()
-                    .get(&(grantee.key(), key.clone()))
-                    .cloned()
-                    .unwrap_or_default()
+                self.memory().vacuous(&grantee.key(), &key)
             } else {
                 let empty = BTreeSet::new();
                 let mut sets = objects.iter().map(|(type_, name)| {
@@ -667,6 +772,7 @@ impl Vendor for SnowflakeClient {
                 });
             }
         }
+        spare_masked(&mut live, &self.memory(), &grantee.key());
         Ok(live)
     }
 
@@ -686,8 +792,9 @@ impl Vendor for SnowflakeClient {
                 return failures;
             }
         };
+        let kept = Kept::new(&plan.kept);
         for action in actions {
-            if let Err(error) = self.apply_key(&grantee, action).await {
+            if let Err(error) = self.apply_key(&grantee, action, &kept).await {
                 failures.insert(action.key.clone(), error);
             }
         }
