@@ -412,8 +412,79 @@ fn snowflake_grant_rules() {
     cel.valid(valid.clone());
     cel.valid(with(common(), json!({"grantee": {"type": "DATABASE_ROLE", "name": "SALES.READER"},
         "target": {"future": {"securableType": "TABLES", "in": {"type": "SCHEMA", "name": "SALES.PUBLIC"}}}, "privileges": ["SELECT"]})));
-    cel.valid(with(common(), json!({"grantee": {"type": "USER", "name": "\"jane\""},
-        "target": {"all": {"securableType": "TABLES", "in": {"type": "DATABASE", "name": "SALES"}}}, "privileges": ["SELECT"]})));
+    // Role grants: the roles a user holds, and the role hierarchy.
+    cel.valid(with(
+        common(),
+        json!({"grantee": {"type": "USER", "name": "\"jane\""},
+        "target": {"securable": {"type": "ROLE", "name": "ANALYST"}}, "privileges": ["USAGE"]}),
+    ));
+    cel.valid(with(common(), json!({"grantee": {"type": "USER", "name": "JANE"},
+        "target": {"securable": {"type": "role", "name": "ANALYST"}}, "privileges": ["usage"], "withGrantOption": false})));
+    cel.valid(with(
+        common(),
+        json!({"grantee": {"type": "ROLE", "name": "ANALYST"},
+        "target": {"securable": {"type": "ROLE", "name": "READER"}}, "privileges": ["USAGE"]}),
+    ));
+    cel.valid(with(common(), json!({"grantee": {"type": "ROLE", "name": "ANALYST"},
+        "target": {"securable": {"type": "DATABASE ROLE", "name": "SALES.READER"}}, "privileges": ["USAGE"]})));
+    cel.valid(with(common(), json!({"grantee": {"type": "DATABASE_ROLE", "name": "SALES.WRITER"},
+        "target": {"securable": {"type": "database role", "name": "SALES.READER"}}, "privileges": ["USAGE"]})));
+    let user = |target: Value, privileges: Value| {
+        with(
+            common(),
+            json!({"grantee": {"type": "USER", "name": "JANE"}, "target": target, "privileges": privileges}),
+        )
+    };
+    for target in [
+        json!({"securable": {"type": "SCHEMA", "name": "SALES.PUBLIC"}}),
+        json!({"securable": {"type": "DATABASE ROLE", "name": "SALES.READER"}}),
+        json!({"all": {"securableType": "TABLES", "in": {"type": "DATABASE", "name": "SALES"}}}),
+        json!({"future": {"securableType": "TABLES", "in": {"type": "DATABASE", "name": "SALES"}}}),
+    ] {
+        cel.invalid(
+            user(target, json!(["USAGE"])),
+            "Snowflake grants roles, not privileges, to users: a USER grantee takes only target.securable of type ROLE",
+        );
+    }
+    let role_grant = |securable_type: &str, privileges: Value, option: bool| {
+        with(
+            common(),
+            json!({"grantee": {"type": "ROLE", "name": "ANALYST"},
+                "target": {"securable": {"type": securable_type, "name": "SALES.READER"}},
+                "privileges": privileges, "withGrantOption": option}),
+        )
+    };
+    for (securable_type, privileges, option) in [
+        ("ROLE", json!(["USAGE", "MONITOR"]), false),
+        ("Role", json!(["SELECT"]), false),
+        ("DATABASE ROLE", json!(["USAGE"]), true),
+        ("database role", json!(["OWNERSHIP"]), false),
+    ] {
+        cel.invalid(
+            role_grant(securable_type, privileges, option),
+            "a role is granted whole, not privilege by privilege",
+        );
+    }
+    cel.invalid(
+        user(
+            json!({"securable": {"type": "ROLE", "name": "ANALYST"}}),
+            json!(["USAGE", "MONITOR"]),
+        ),
+        "privileges is exactly [USAGE] and withGrantOption is false",
+    );
+    cel.invalid(
+        with(
+            common(),
+            json!({"grantee": {"type": "DATABASE_ROLE", "name": "SALES.WRITER"},
+            "target": {"securable": {"type": "ROLE", "name": "ANALYST"}}, "privileges": ["USAGE"]}),
+        ),
+        "an account role cannot be granted to a database role",
+    );
+    cel.invalid(
+        with(common(), json!({"grantee": {"type": "ROLE", "name": "ANALYST"},
+            "target": {"securable": {"type": "DATABASE ROLE", "name": "READER"}}, "privileges": ["USAGE"]})),
+        "a DATABASE ROLE securable is named DATABASE.ROLE",
+    );
     cel.invalid(
         with(
             common(),
