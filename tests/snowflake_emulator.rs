@@ -617,6 +617,153 @@ async fn role_grants_on_all_objects_of_a_scope_and_their_revoke_strips_every_obj
 }
 
 #[tokio::test]
+async fn users_hold_roles_only_and_roles_hold_roles() {
+    let snowflake = emulator().await;
+    snowflake.add_database_role("SALES.WRITER");
+    snowflake.add_database_role("OTHER.READER");
+    let analyst = json!({"securable_type": "ROLE", "securable": {"name": "ANALYST"}});
+    assert_ok(&post(&snowflake, "/api/v2/users/JANE/grants", analyst.clone()).await);
+    // user.yaml's Grant: "Only ROLE is supported", no grant_option; no query.
+    for (body, message) in [
+        (
+            json!({"securable_type": "ROLE", "securable": {"name": "ANALYST"}, "grant_option": false}),
+            "unknown field grant_option",
+        ),
+        (
+            json!({"securable_type": "VIEW", "securable": {"database": "SALES", "schema": "PUBLIC", "name": "ORDERS_V"}, "privileges": ["SELECT"]}),
+            "only ROLE is supported",
+        ),
+        (
+            json!({"securable_type": "DATABASE ROLE", "securable": {"database": "SALES", "name": "READER"}}),
+            "only ROLE is supported",
+        ),
+        (
+            json!({"securable_type": "ROLE", "securable": {"name": "ANALYST"}, "privileges": ["MONITOR"]}),
+            "granted whole",
+        ),
+        (
+            json!({"securable_type": "ROLE", "containing_scope": {"database": "SALES"}}),
+            "by name",
+        ),
+        (
+            json!({"securable_type": "ROLE", "securable": {"name": "NOBODY"}}),
+            "does not exist",
+        ),
+    ] {
+        let reply = post(&snowflake, "/api/v2/users/JANE/grants", body).await;
+        assert!(reply.status == 400 || reply.status == 404, "{reply:?}");
+        assert_error(&reply, reply.status, message);
+    }
+    assert_error(
+        &post(
+            &snowflake,
+            "/api/v2/users/JANE/grants:revoke?mode=restrict",
+            analyst.clone(),
+        )
+        .await,
+        400,
+        "unknown parameter",
+    );
+    // A user's listing shows the role, without privileges or grant option.
+    let listed = get(&snowflake, "/api/v2/users/JANE/grants").await;
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(1));
+    assert_eq!(listed.body[0]["securable_type"], "ROLE");
+    assert_eq!(listed.body[0]["securable"], json!({"name": "ANALYST"}));
+    assert!(listed.body[0].get("privileges").is_none());
+    assert!(listed.body[0].get("grant_option").is_none());
+    let legacy = get(&snowflake, "/api/v2/grants/user/JANE").await;
+    assert_eq!(legacy.body[0]["securable_name"], "ANALYST");
+    assert_eq!(
+        snowflake.live("USER", "JANE"),
+        vec![("ROLE ANALYST".into(), "USAGE".into())]
+    );
+    assert_ok(&post(&snowflake, "/api/v2/users/JANE/grants:revoke", analyst).await);
+    assert!(snowflake.live("USER", "JANE").is_empty());
+
+    // Role hierarchy: a role or a database role to a role, a database role to
+    // a database role of its own database; listed as SHOW GRANTS shows them.
+    let reader = json!({"securable_type": "database role", "securable": {"database": "SALES", "name": "READER"}});
+    assert_ok(&post(&snowflake, "/api/v2/roles/ANALYST/grants", reader.clone()).await);
+    assert_ok(&post(&snowflake, "/api/v2/roles/ANALYST/grants", json!({"securable_type": "ROLE", "securable": {"name": "LOADER"}, "privileges": ["USAGE"]})).await);
+    assert_ok(
+        &post(
+            &snowflake,
+            "/api/v2/databases/SALES/database-roles/WRITER/grants",
+            reader.clone(),
+        )
+        .await,
+    );
+    let listed = get(&snowflake, "/api/v2/roles/ANALYST/grants").await;
+    assert_eq!(
+        listed
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| (
+                row["securable_type"].clone(),
+                row["securable"].clone(),
+                row["privileges"].clone(),
+                row["grant_option"].clone()
+            ))
+            .collect::<Vec<_>>(),
+        vec![
+            (
+                json!("DATABASE_ROLE"),
+                json!({"database": "SALES", "name": "READER"}),
+                json!(["USAGE"]),
+                json!(false)
+            ),
+            (
+                json!("ROLE"),
+                json!({"name": "LOADER"}),
+                json!(["USAGE"]),
+                json!(false)
+            ),
+        ]
+    );
+    for (path, body, message) in [
+        (
+            "/api/v2/databases/SALES/database-roles/WRITER/grants",
+            json!({"securable_type": "ROLE", "securable": {"name": "ANALYST"}}),
+            "account role cannot be granted to a database role",
+        ),
+        (
+            "/api/v2/databases/SALES/database-roles/WRITER/grants",
+            json!({"securable_type": "DATABASE ROLE", "securable": {"database": "OTHER", "name": "READER"}}),
+            "same database",
+        ),
+        (
+            "/api/v2/roles/ANALYST/grants",
+            json!({"securable_type": "ROLE", "securable": {"name": "LOADER"}, "grant_option": true}),
+            "grant option",
+        ),
+        (
+            "/api/v2/roles/ANALYST/grants",
+            json!({"securable_type": "ROLE", "securable": {"name": "ANALYST"}}),
+            "itself",
+        ),
+        (
+            "/api/v2/grants/role/ANALYST/ROLE/LOADER/privileges",
+            json!({"privileges": ["USAGE"]}),
+            "GRANT ROLE",
+        ),
+        (
+            "/api/v2/grants/user/JANE/SCHEMA/SALES.PUBLIC/privileges",
+            json!({"privileges": ["USAGE"]}),
+            "cannot be granted to a user",
+        ),
+    ] {
+        assert_error(&post(&snowflake, path, body).await, 400, message);
+    }
+    assert_ok(&post(&snowflake, "/api/v2/roles/ANALYST/grants:revoke", reader).await);
+    assert_eq!(
+        snowflake.live("ROLE", "ANALYST"),
+        vec![("ROLE LOADER".into(), "USAGE".into())]
+    );
+}
+
+#[tokio::test]
 async fn accepted_answers_complete_after_some_polls() {
     let snowflake = emulator().await;
     snowflake.answer_async(1, 2);

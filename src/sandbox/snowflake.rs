@@ -13,7 +13,14 @@
 //!   (`grant_option: true` in its body revokes only the grant option; `mode` its
 //!   only query parameter), `future-grants` and `future-grants:revoke`, the
 //!   same under `/api/v2/databases/{db}/database-roles/{name}/`, and
-//!   `/api/v2/users/{name}/grants`.
+//!   `/api/v2/users/{name}/grants` (and `grants:revoke`).
+//! - Roles are granted whole (`securable_type` `ROLE` or `DATABASE ROLE`, no
+//!   privileges but `USAGE`, no grant option): to users (whose grants take only
+//!   `ROLE`, with no `grant_option` field and no query parameter, as user.yaml
+//!   defines them), to roles, and database roles to database roles of their own
+//!   database. Listings show a granted role as `SHOW GRANTS` does: USAGE on a
+//!   `ROLE` or `DATABASE_ROLE`, and to a user only the role. The `Legacy`
+//!   privilege paths grant nothing to users and no role.
 //! - `Legacy`: `/api/v2/grants/{granteeType}/{granteeName}` (listing), `.../{securableType}/{securableName}/privileges`
 //!   (POST; DELETE `/{privilege}` and `/{privilege}/grant-option`) and the bulk
 //!   `.../{all|future}/{plural}/{scopeType}/{scopeName}/privileges` paths, with
@@ -59,7 +66,15 @@ pub type SnowflakeEmulator = Server<Snowflake>;
 /// `" WITH GRANT OPTION"` appended when it carries the option.
 pub type Held = (String, String);
 
-const TYPES: &[&str] = &["DATABASE", "SCHEMA", "TABLE", "VIEW", "WAREHOUSE"];
+const TYPES: &[&str] = &[
+    "DATABASE",
+    "SCHEMA",
+    "TABLE",
+    "VIEW",
+    "WAREHOUSE",
+    "ROLE",
+    "DATABASE ROLE",
+];
 
 fn valid_privileges(type_: &str) -> &'static [&'static str] {
     match type_ {
@@ -75,6 +90,8 @@ fn valid_privileges(type_: &str) -> &'static [&'static str] {
         ],
         "VIEW" => &["SELECT", "REFERENCES"],
         "WAREHOUSE" => &["USAGE", "OPERATE", "MONITOR", "MODIFY"],
+        // A granted role shows as USAGE on it.
+        "ROLE" | "DATABASE ROLE" => &["USAGE"],
         _ => &[],
     }
 }
@@ -381,6 +398,25 @@ fn legacy_scope_type(text: &str) -> Result<&'static str, emulator::ApiError> {
     }
 }
 
+/// A securable type as listings write it (`SHOW GRANTS` joins words with `_`).
+fn listed_type(type_: &str) -> String {
+    type_.replace(' ', "_")
+}
+
+/// `ROLE` or `DATABASE ROLE` (any case, `_` for the space): a granted role.
+fn role_type(text: &str) -> Option<&'static str> {
+    let words: Vec<String> = text
+        .split([' ', '_'])
+        .filter(|word| !word.is_empty())
+        .map(str::to_ascii_uppercase)
+        .collect();
+    match words.join(" ").as_str() {
+        "ROLE" => Some("ROLE"),
+        "DATABASE ROLE" => Some("DATABASE ROLE"),
+        _ => None,
+    }
+}
+
 /// A body's `securable_type`, as a SQL keyword phrase: case does not matter,
 /// and `_` reads as a space (`database_role`, `DATABASE ROLE`).
 fn securable_type_of(body: &Map<String, Value>) -> Result<String, emulator::ApiError> {
@@ -684,6 +720,13 @@ impl State {
                 {
                     return Err(bad("deleteMode is restrict or cascade"));
                 }
+                if !get && type_ == GranteeType::User {
+                    // Privileges are never granted to users; roles are, with
+                    // GRANT ROLE, which these privilege paths do not express.
+                    return Err(bad(
+                        "privileges cannot be granted to a user; grant a role to the user instead",
+                    ));
+                }
                 match rest {
                     [] if get => {
                         Self::show_limit(request)?;
@@ -742,6 +785,11 @@ impl State {
                         }
                     }
                     [st, sn, "privileges", tail @ ..] => {
+                        if role_type(st).is_some() {
+                            return Err(bad(format!(
+                                "{st} is granted with GRANT ROLE, not as a privilege on a securable"
+                            )));
+                        }
                         let object = self.object(st, sn)?;
                         self.require_grantee(&grantee)?;
                         match tail {
@@ -799,6 +847,8 @@ impl State {
         }
         let parts = ident(name).ok_or_else(|| bad(format!("invalid identifier {name}")))?;
         let exists = match (type_, parts.as_slice()) {
+            ("ROLE", [role]) => self.roles.contains(role),
+            ("DATABASE ROLE", [_, _]) => self.database_roles.contains(&parts.join(".")),
             ("DATABASE", [db]) => self.databases.contains_key(db),
             ("WAREHOUSE", [wh]) => self.warehouses.contains(wh),
             ("SCHEMA", [db, s]) => self.databases.get(db).is_some_and(|d| d.contains_key(s)),
@@ -1114,17 +1164,37 @@ impl State {
         revoke: bool,
         option_only: bool,
     ) -> Answer {
-        let allowed = [
-            "securable_type",
-            "securable",
-            "containing_scope",
-            "privileges",
-            "grant_option",
-        ];
-        if let Some(key) = unknown_key(body, &allowed) {
+        let user = grantee.0 == GranteeType::User;
+        // user.yaml's Grant has no grant_option; role.yaml's and
+        // database-role.yaml's have.
+        let allowed: &[&str] = if user {
+            &[
+                "securable_type",
+                "securable",
+                "containing_scope",
+                "privileges",
+            ]
+        } else {
+            &[
+                "securable_type",
+                "securable",
+                "containing_scope",
+                "privileges",
+                "grant_option",
+            ]
+        };
+        if let Some(key) = unknown_key(body, allowed) {
             return Err(bad(format!("unknown field {key}")));
         }
         let type_ = securable_type_of(body)?;
+        if user && type_ != "ROLE" {
+            return Err(bad(format!(
+                "securable_type {type_} cannot be granted to a user: only ROLE is supported"
+            )));
+        }
+        if role_type(&type_).is_some() {
+            return self.role_grant_write(grantee, body, &type_, revoke);
+        }
         let privileges = privileges_of(body)?;
         let option = grant_option_of(body)?;
         match (body.get("securable"), body.get("containing_scope")) {
@@ -1174,6 +1244,88 @@ impl State {
         }
     }
 
+    /// Grants (or revokes) a role to a user, a role or a database role: GRANT
+    /// ROLE / GRANT DATABASE ROLE. The role is granted whole: `privileges`, if
+    /// given, is `[USAGE]`, and there is no grant option. An account role is
+    /// never granted to a database role, a database role only to a database
+    /// role of its own database, and no role to itself.
+    fn role_grant_write(
+        &mut self,
+        grantee: &GranteeId,
+        body: &Map<String, Value>,
+        type_: &str,
+        revoke: bool,
+    ) -> Answer {
+        if body.contains_key("containing_scope") {
+            return Err(bad(
+                "a role is granted by name: give securable, not containing_scope",
+            ));
+        }
+        match body.get("privileges") {
+            None => {}
+            Some(Value::Array(list)) if list == &[json!("USAGE")] => {}
+            Some(_) => {
+                return Err(bad(format!(
+                    "a {type_} is granted whole: privileges, if given, is [\"USAGE\"]"
+                )));
+            }
+        }
+        if grant_option_of(body)? {
+            return Err(bad(format!(
+                "a {type_} cannot be granted with the grant option"
+            )));
+        }
+        let securable = body
+            .get("securable")
+            .and_then(Value::as_object)
+            .ok_or_else(|| bad("securable is required"))?;
+        if let Some(key) = unknown_key(securable, &["database", "name"]) {
+            return Err(bad(format!("unknown field securable.{key} of a {type_}")));
+        }
+        let name = securable
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("securable.name is required"))?;
+        let text = match (type_, securable.get("database").and_then(Value::as_str)) {
+            ("ROLE", None) => name.to_string(),
+            ("DATABASE ROLE", Some(database)) => format!("{database}.{name}"),
+            ("ROLE", Some(_)) => return Err(bad("an account role has no database")),
+            _ => return Err(bad("securable.database is required for a DATABASE ROLE")),
+        };
+        let object = self.object(type_, &text)?;
+        let granted_database = object.1.split('.').next().unwrap_or_default().to_string();
+        match (grantee.0, type_) {
+            (GranteeType::DatabaseRole, "ROLE") => {
+                return Err(bad(
+                    "SQL compilation error: an account role cannot be granted to a database role",
+                ));
+            }
+            (GranteeType::DatabaseRole, _)
+                if grantee.1.split('.').next() != Some(granted_database.as_str()) =>
+            {
+                return Err(bad(
+                    "SQL compilation error: a database role can only be granted to a database role of the same database",
+                ));
+            }
+            _ => {}
+        }
+        if (grantee.0, object.1.as_str()) == (GranteeType::Role, grantee.1.as_str())
+            && type_ == "ROLE"
+            || (grantee.0 == GranteeType::DatabaseRole
+                && type_ == "DATABASE ROLE"
+                && object.1 == grantee.1)
+        {
+            return Err(bad("a role cannot be granted to itself"));
+        }
+        let usage = ["USAGE".to_string()];
+        if revoke {
+            self.revoke(grantee, &object, &usage, false);
+        } else {
+            self.grant(grantee, &object, &usage, false)?;
+        }
+        Ok(ok())
+    }
+
     /// The `containing_scope` of a body, which must exist.
     fn containing_scope(
         &self,
@@ -1214,7 +1366,12 @@ impl State {
         out
     }
 
+    /// `GET .../grants` in `RoleGrants`' Grant shape. A granted role is listed as
+    /// `SHOW GRANTS` shows it: USAGE on a `ROLE` or `DATABASE_ROLE`; to a user,
+    /// only the role (user.yaml's Grant has no grant option, and `SHOW GRANTS TO
+    /// USER` no privilege).
     fn role_listing(&self, grantee: &GranteeId) -> Value {
+        let user = grantee.0 == GranteeType::User;
         Value::Array(
             self.grouped(grantee)
                 .into_iter()
@@ -1226,35 +1383,43 @@ impl State {
                         [d, s, n] => json!({"database": d, "schema": s, "name": n}),
                         _ => json!({}),
                     };
-                    json!({
-                        "securable_type": type_,
+                    let mut row = json!({
+                        "securable_type": listed_type(&type_),
                         "securable": securable,
-                        "privileges": privileges,
-                        "grant_option": option,
                         "created_on": "2026-01-01T00:00:00Z",
                         "granted_by": "SECURITYADMIN",
-                    })
+                    });
+                    if !user {
+                        row["privileges"] = json!(privileges);
+                        row["grant_option"] = json!(option);
+                    }
+                    row
                 })
                 .collect(),
         )
     }
 
+    /// `GET /api/v2/grants/{granteeType}/{granteeName}`: `SHOW GRANTS TO` rows.
     fn legacy_listing(&self, grantee: &GranteeId) -> Value {
+        let user = grantee.0 == GranteeType::User;
         Value::Array(
             self.grouped(grantee)
                 .into_iter()
                 .map(|((type_, name), option, privileges)| {
-                    json!({
-                        "privileges": privileges,
-                        "grant_option": option,
+                    let mut row = json!({
                         "created_on": "2026-01-01T00:00:00Z",
                         "grantee_type": grantee.0.wire(),
                         "grantee_name": grantee.1,
-                        "securable_type": type_,
+                        "securable_type": listed_type(&type_),
                         "securable_name": name,
                         "granted_by_role_type": "ROLE",
                         "granted_by_name": "SECURITYADMIN",
-                    })
+                    });
+                    if !user {
+                        row["privileges"] = json!(privileges);
+                        row["grant_option"] = json!(option);
+                    }
+                    row
                 })
                 .collect(),
         )

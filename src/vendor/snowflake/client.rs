@@ -123,7 +123,7 @@ struct Accepted {
     result_handler: Option<String>,
 }
 
-/// The body of a `RoleGrants` grant or revoke.
+/// The body of a `RoleGrants` grant or revoke (the definitions' `Grant`).
 #[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct RoleGrantBody {
     /// Singular type.
@@ -131,13 +131,17 @@ pub struct RoleGrantBody {
     /// Named securable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub securable: Option<WireObject>,
-    /// Scope of a future grant.
+    /// Scope of an `ALL` or future grant.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub containing_scope: Option<WireObject>,
-    /// Privileges.
-    pub privileges: Vec<String>,
-    /// Grant option.
-    pub grant_option: bool,
+    /// Privileges; none when a role is granted (the role itself is).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privileges: Option<Vec<String>>,
+    /// Grant option; none when a role is granted (user.yaml's Grant has no
+    /// such field, and a role is never granted with it). On a revoke, `true`
+    /// revokes only the grant option.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_option: Option<bool>,
 }
 
 /// A named securable as the `securable` object (`{database, schema, name}` by part count).
@@ -176,6 +180,21 @@ pub fn wire_scope(scope: ScopeType, name: &Name) -> WireObject {
             ..WireObject::default()
         },
     }
+}
+
+/// The privilege a granted role shows as.
+pub const USAGE: &str = "USAGE";
+
+/// Whether a securable type is a role (`ROLE`, `DATABASE ROLE`): granting it is
+/// GRANT ROLE, not a privilege on an object.
+pub fn is_role_type(type_: &str) -> bool {
+    type_ == "ROLE" || type_ == "DATABASE ROLE"
+}
+
+/// A securable type as a listing writes it, keyed as declared: `SHOW GRANTS`
+/// joins the words with `_` (`DATABASE_ROLE`), resources with spaces.
+fn listed_type(text: &str) -> String {
+    super::model::keyword(&text.replace('_', " "))
 }
 
 fn listed_name(object: &WireObject) -> Name {
@@ -473,19 +492,27 @@ impl SnowflakeApi {
         let wire: Vec<WireGrant> = self.list("list_grants", &path, "grants listing").await?;
         Ok(wire
             .into_iter()
-            .map(|grant| ListedGrant {
-                securable_type: super::model::keyword(&grant.securable_type),
-                name: match (&grant.securable, &grant.securable_name) {
-                    (Some(object), _) => listed_name(object),
-                    (None, Some(name)) => parse_listed(name),
-                    (None, None) => Name(Vec::new()),
-                },
-                privileges: grant
+            .map(|grant| {
+                let securable_type = listed_type(&grant.securable_type);
+                let mut privileges: Vec<String> = grant
                     .privileges
                     .iter()
                     .map(|p| super::model::keyword(p))
-                    .collect(),
-                grant_option: grant.grant_option,
+                    .collect();
+                // A granted role is USAGE on it; a user's listing shows only the role.
+                if privileges.is_empty() && is_role_type(&securable_type) {
+                    privileges.push(USAGE.to_string());
+                }
+                ListedGrant {
+                    securable_type,
+                    name: match (&grant.securable, &grant.securable_name) {
+                        (Some(object), _) => listed_name(object),
+                        (None, Some(name)) => parse_listed(name),
+                        (None, None) => Name(Vec::new()),
+                    },
+                    privileges,
+                    grant_option: grant.grant_option,
+                }
             })
             .collect())
     }
@@ -556,7 +583,8 @@ impl SnowflakeApi {
         revoke: bool,
         body: &RoleGrantBody,
     ) -> Result<(), CallError> {
-        let (operation, suffix) = match (future, revoke, body.grant_option) {
+        let option_only = body.grant_option == Some(true);
+        let (operation, suffix) = match (future, revoke, option_only) {
             (false, false, _) => ("grant", "grants"),
             (false, true, false) => ("revoke", "grants:revoke"),
             (false, true, true) => ("revoke_grant_option", "grants:revoke"),

@@ -22,6 +22,12 @@
 //!   object by object and spares those. A revoke at one object likewise spares
 //!   what a covering `ALL` key keeps. `TABLES` and `VIEWS` (in a schema or
 //!   database) and `SCHEMAS` (in a database) are supported for `all`.
+//! - Roles are granted whole, as a securable of type `ROLE` or `DATABASE
+//!   ROLE` with the privilege `USAGE` (the key `ROLE ANALYST`, as listings show
+//!   a granted role): to a user (Snowflake grants users roles, never
+//!   privileges), to a role (the role hierarchy), or to a database role of the
+//!   same database. Only `RoleGrants` can write them (the `Legacy` paths grant
+//!   privileges on securables); both read them.
 //! - Turning the grant option off revokes only the grant option.
 //! - `OWNERSHIP` is never managed (it is transferred, not revoked).
 
@@ -43,7 +49,8 @@ use crate::api::{
 use crate::plan::{Action, Key, LiveGrant, Plan};
 
 use self::client::{
-    LegacyTarget, ListedGrant, RoleGrantBody, SnowflakeApi, wire_object, wire_scope,
+    LegacyTarget, ListedGrant, RoleGrantBody, SnowflakeApi, USAGE, is_role_type, wire_object,
+    wire_scope,
 };
 use self::identifiers::{Name, encode_segment};
 pub use self::model::SnowflakePrivilege;
@@ -245,17 +252,18 @@ impl SnowflakeClient {
                     .into(),
             });
         }
-        if let Securable::Bulk {
-            kind: BulkKind::Future,
-            ..
-        } = &securable
-            && grantee.type_ == GranteeType::User
-            && granting
+        if let Securable::Named { type_, name } = &securable
+            && is_role_type(type_)
         {
+            return self
+                .apply_role(grantee, &securable, type_, name, &changes)
+                .await;
+        }
+        if grantee.type_ == GranteeType::User && granting {
             return Err(VendorError::Invalid {
                 vendor: VENDOR,
-                operation: "grant_future",
-                message: "future grants go to roles and database roles, not to users".into(),
+                operation: "grant",
+                message: crate::api::USER_TAKES_ROLES.into(),
             });
         }
         let all = matches!(
@@ -324,6 +332,78 @@ impl SnowflakeClient {
                 Ok(())
             }
         }
+    }
+
+    /// Grants or revokes a role (GRANT ROLE, GRANT DATABASE ROLE): to a user, to
+    /// a role (the role hierarchy), or a database role to a database role. The
+    /// role is granted whole, so the key's only privilege is `USAGE`, without
+    /// the grant option; the body names the role and nothing else, as
+    /// `snowflake.core`'s `grant_role` sends it.
+    async fn apply_role(
+        &self,
+        grantee: &Grantee,
+        securable: &Securable,
+        type_: &str,
+        name: &Name,
+        changes: &Changes,
+    ) -> Result<(), VendorError> {
+        let invalid = |message: String| VendorError::Invalid {
+            vendor: VENDOR,
+            operation: "grant_role",
+            message,
+        };
+        let whole = changes
+            .grant
+            .iter()
+            .chain(&changes.revoke)
+            .all(|privilege| privilege == USAGE)
+            && changes.grant_with_option.is_empty()
+            && changes.revoke_option.is_empty();
+        if !whole {
+            return Err(invalid(crate::api::ROLE_GRANTED_WHOLE.into()));
+        }
+        if grantee.type_ == GranteeType::DatabaseRole
+            && type_ == "ROLE"
+            && !changes.grant.is_empty()
+        {
+            return Err(invalid(
+                crate::api::DATABASE_ROLE_TAKES_DATABASE_ROLES.into(),
+            ));
+        }
+        let parts = if type_ == "ROLE" { 1 } else { 2 };
+        if name.parts().len() != parts {
+            return Err(invalid(format!(
+                "{type_} {name}: a ROLE is named with one part, a DATABASE ROLE as DATABASE.ROLE"
+            )));
+        }
+        if self.api.grants_api() == SnowflakeGrantsApi::Legacy {
+            return Err(invalid(format!(
+                "{type_} {name} cannot be granted through the Legacy grants API: its paths grant privileges on securables, and a role is granted with GRANT ROLE; set the provider's grantsApi to RoleGrants to grant roles"
+            )));
+        }
+        let body = RoleGrantBody {
+            securable_type: type_.to_string(),
+            securable: wire_object(name),
+            containing_scope: None,
+            privileges: None,
+            grant_option: None,
+        };
+        let mut first = None;
+        if !changes.revoke.is_empty() {
+            let result = self
+                .api
+                .role_grants_write(grantee, false, true, &body)
+                .await;
+            record(&mut first, result, "revoke_role", securable, true);
+        }
+        if !changes.grant.is_empty() {
+            let result = self
+                .api
+                .role_grants_write(grantee, false, false, &body)
+                .await;
+            record(&mut first, result, "grant_role", securable, false);
+        }
+        first.map_or(Ok(()), Err)
     }
 
     /// Takes `removal` at an `ALL` key. Snowflake strips every object of the
@@ -396,8 +476,8 @@ impl SnowflakeClient {
                         continue;
                     }
                     let body = RoleGrantBody {
-                        privileges: names.to_vec(),
-                        grant_option: option_only,
+                        privileges: Some(names.to_vec()),
+                        grant_option: Some(option_only),
                         ..body.clone()
                     };
                     let result = self
@@ -435,8 +515,8 @@ impl SnowflakeClient {
             SnowflakeGrantsApi::RoleGrants => {
                 let (future, body) = role_grant_body(securable)?;
                 let body = RoleGrantBody {
-                    privileges: names.to_vec(),
-                    grant_option,
+                    privileges: Some(names.to_vec()),
+                    grant_option: Some(grant_option),
                     ..body
                 };
                 self.api
@@ -466,8 +546,8 @@ fn role_grant_body(securable: &Securable) -> Result<(bool, RoleGrantBody), Vendo
                     securable_type: type_.clone(),
                     securable: Some(object),
                     containing_scope: None,
-                    privileges: Vec::new(),
-                    grant_option: false,
+                    privileges: None,
+                    grant_option: None,
                 },
             ))
         }
@@ -482,8 +562,8 @@ fn role_grant_body(securable: &Securable) -> Result<(bool, RoleGrantBody), Vendo
                 securable_type: singular(kind_plural),
                 securable: None,
                 containing_scope: Some(wire_scope(*scope, scope_name)),
-                privileges: Vec::new(),
-                grant_option: false,
+                privileges: None,
+                grant_option: None,
             },
         )),
     }
