@@ -764,6 +764,51 @@ async fn users_hold_roles_only_and_roles_hold_roles() {
 }
 
 #[tokio::test]
+async fn listings_are_capped_at_show_limit_and_can_describe_futures_by_securable() {
+    let snowflake = emulator().await;
+    snowflake.add_filler_grants("ROLE", "ANALYST", 10_001);
+    let all = get(&snowflake, "/api/v2/roles/ANALYST/grants").await;
+    assert_eq!(
+        all.body.as_array().map(Vec::len),
+        Some(10_000),
+        "showLimit's maximum"
+    );
+    let few = get(&snowflake, "/api/v2/grants/role/ANALYST?showLimit=5").await;
+    assert_eq!(few.body.as_array().map(Vec::len), Some(5));
+    snowflake.set_page_size(4_000);
+    let first = get(&snowflake, "/api/v2/roles/ANALYST/grants").await;
+    assert_eq!(first.body.as_array().map(Vec::len), Some(4_000));
+    let mut pages = 1;
+    let mut rows = 4_000;
+    let mut link = first.link.clone();
+    while let Some(header) = link {
+        let next = header
+            .split(';')
+            .next()
+            .unwrap()
+            .trim_matches(|c| c == '<' || c == '>' || c == ' ')
+            .to_string();
+        let page = get(&snowflake, &next).await;
+        rows += page.body.as_array().map(Vec::len).unwrap_or_default();
+        pages += 1;
+        link = page.link.clone();
+    }
+    assert_eq!((pages, rows), (3, 10_000), "pages end at the cap");
+
+    let future = json!({"securable_type": "TABLE", "containing_scope": {"database": "SALES", "schema": "PUBLIC"}, "privileges": ["SELECT"]});
+    assert_ok(&post(&snowflake, "/api/v2/roles/LOADER/future-grants", future).await);
+    snowflake.list_futures_as_securables();
+    let listed = get(&snowflake, "/api/v2/roles/LOADER/future-grants").await;
+    assert_eq!(
+        listed.body,
+        json!([{"securable_type": "TABLE", "securable": {"database": "SALES", "schema": "PUBLIC", "name": "<TABLE>"}, "privileges": ["SELECT"], "grant_option": false}])
+    );
+    snowflake.add_raw_row("ROLE", "LOADER", true, json!({"securable_type": "TABLE"}));
+    let listed = get(&snowflake, "/api/v2/roles/LOADER/future-grants").await;
+    assert_eq!(listed.body[1], json!({"securable_type": "TABLE"}));
+}
+
+#[tokio::test]
 async fn accepted_answers_complete_after_some_polls() {
     let snowflake = emulator().await;
     snowflake.answer_async(1, 2);

@@ -40,8 +40,14 @@
 //! - `202`: [`SnowflakeEmulator::answer_async`] makes the next requests answer
 //!   `202 {code: "392604", resultHandler}` with a `Location`; the result is
 //!   `GET /api/v2/results/{handle}`, `202` until polled enough, then the answer.
-//! - Paging: [`SnowflakeEmulator::set_page_size`] cuts listings into pages
-//!   linked with `Link: </api/v2/results/{handle}>; rel="next"`.
+//! - Listings answer at most `showLimit` rows (10,000 without it), as the SHOW
+//!   command behind them does; [`SnowflakeEmulator::set_page_size`] cuts that
+//!   answer into pages linked with `Link: </api/v2/results/{handle}>;
+//!   rel="next"`, never past the cap. Test hooks give a grantee more grants than
+//!   the cap ([`SnowflakeEmulator::add_filler_grants`] and friends), describe
+//!   future grants by their `securable` as the definition allows
+//!   ([`SnowflakeEmulator::list_futures_as_securables`]), or add rows as they
+//!   are ([`SnowflakeEmulator::add_raw_row`]).
 //! - Fault injection and the call log are the shared plumbing of `super::emulator`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -238,6 +244,13 @@ struct State {
     writes: usize,
     /// Rows per page of every listing (`None`: one page).
     page_size: Option<usize>,
+    /// Rows added as they are to a grantee's grants (`false`) or future-grants
+    /// (`true`) listing, read or not.
+    raw_rows: BTreeMap<(GranteeId, bool), Vec<Value>>,
+    /// Whether the future-grants listing describes each grant by the
+    /// `securable` it is on (`SALES.PUBLIC.<TABLE>`) rather than its
+    /// `containing_scope`; the definition's Grant allows both.
+    futures_as_securable: bool,
     pages: HashMap<String, Vec<Value>>,
     page_reads: usize,
 }
@@ -562,12 +575,15 @@ impl State {
         }
         let is_write = request.method != Method::GET;
         let mut response = self.dispatch(request, &segs)?;
-        if !is_write
-            && response.status() == StatusCode::OK
-            && let Some(size) = self.page_size
-        {
+        if !is_write && response.status() == StatusCode::OK {
+            // showLimit caps the rows of the SHOW command behind every listing;
+            // pages cut what is left, never past it.
+            let limit = Self::show_limit(request)?;
             response = match response_json(response) {
-                Value::Array(rows) => self.page(rows, size),
+                Value::Array(mut rows) => {
+                    rows.truncate(limit);
+                    self.page(rows, self.page_size.unwrap_or(usize::MAX))
+                }
                 other => json_response(StatusCode::OK, &other),
             };
         }
@@ -731,7 +747,8 @@ impl State {
                     [] if get => {
                         Self::show_limit(request)?;
                         self.require_grantee(&grantee)?;
-                        let listing = self.legacy_listing(&grantee);
+                        let listing =
+                            self.with_raw_rows(&grantee, false, self.legacy_listing(&grantee));
                         Ok(json_response(StatusCode::OK, &listing))
                     }
                     [
@@ -1082,14 +1099,13 @@ impl State {
         match rest {
             ["grants"] if get => {
                 Self::show_limit(request)?;
-                Ok(json_response(StatusCode::OK, &self.role_listing(&grantee)))
+                let listing = self.with_raw_rows(&grantee, false, self.role_listing(&grantee));
+                Ok(json_response(StatusCode::OK, &listing))
             }
             ["future-grants"] if get => {
                 Self::show_limit(request)?;
-                Ok(json_response(
-                    StatusCode::OK,
-                    &self.future_listing(&grantee),
-                ))
+                let listing = self.with_raw_rows(&grantee, true, self.future_listing(&grantee));
+                Ok(json_response(StatusCode::OK, &listing))
             }
             [action @ ("grants" | "grants:revoke" | "future-grants" | "future-grants:revoke")]
                 if post =>
@@ -1349,6 +1365,18 @@ impl State {
         self.scope(scope_type, &name)
     }
 
+    /// A listing with the grantee's raw rows appended.
+    fn with_raw_rows(&self, grantee: &GranteeId, future: bool, listing: Value) -> Value {
+        let mut rows = match listing {
+            Value::Array(rows) => rows,
+            other => return other,
+        };
+        if let Some(raw) = self.raw_rows.get(&(grantee.clone(), future)) {
+            rows.extend(raw.iter().cloned());
+        }
+        Value::Array(rows)
+    }
+
     fn grouped(&self, grantee: &GranteeId) -> Vec<(Object, bool, Vec<String>)> {
         let mut out = Vec::new();
         for (object, held) in self.grants.get(grantee).into_iter().flatten() {
@@ -1436,6 +1464,13 @@ impl State {
             } else {
                 json!({"database": parts.first()})
             };
+            let (field, scope) = if self.futures_as_securable {
+                let mut securable = scope;
+                securable["name"] = json!(format!("<{type_}>"));
+                ("securable", securable)
+            } else {
+                ("containing_scope", scope)
+            };
             for option in [false, true] {
                 let privileges: Vec<&String> = held
                     .iter()
@@ -1443,12 +1478,13 @@ impl State {
                     .map(|(p, _)| p)
                     .collect();
                 if !privileges.is_empty() {
-                    out.push(json!({
+                    let mut row = json!({
                         "securable_type": type_,
-                        "containing_scope": scope,
                         "privileges": privileges,
                         "grant_option": option,
-                    }));
+                    });
+                    row[field] = scope.clone();
+                    out.push(row);
                 }
             }
         }
@@ -1724,6 +1760,82 @@ impl Server<Snowflake> {
     /// Successful writes (grants and revokes) so far.
     pub fn writes(&self) -> usize {
         self.state().writes
+    }
+
+    /// Grants the grantee `USAGE` on `count` new warehouses (`FILLER_00000`,
+    /// ...): more grants than a listing answers, when `count` exceeds showLimit.
+    pub fn add_filler_grants(&self, grantee_type: &str, grantee: &str, count: usize) {
+        let mut state = self.state();
+        let grantee = (
+            GranteeType::from_wire(grantee_type).expect("grantee type"),
+            ident(grantee).expect("grantee").join("."),
+        );
+        for i in 0..count {
+            let warehouse = format!("FILLER_{i:05}");
+            state.warehouses.insert(warehouse.clone());
+            state
+                .grants
+                .entry(grantee.clone())
+                .or_default()
+                .entry(("WAREHOUSE".into(), warehouse))
+                .or_default()
+                .insert("USAGE".into(), false);
+        }
+    }
+
+    /// Gives the grantee `count` future grants (`SELECT` on future tables of
+    /// databases `FILLER_00000`, ...).
+    pub fn add_filler_futures(&self, grantee_type: &str, grantee: &str, count: usize) {
+        let mut state = self.state();
+        let grantee = (
+            GranteeType::from_wire(grantee_type).expect("grantee type"),
+            ident(grantee).expect("grantee").join("."),
+        );
+        for i in 0..count {
+            state
+                .futures
+                .entry(grantee.clone())
+                .or_default()
+                .entry(("TABLE".into(), "DATABASE".into(), format!("FILLER_{i:05}")))
+                .or_default()
+                .insert("SELECT".into(), false);
+        }
+    }
+
+    /// Adds `count` tables (`T00000`, ...) to the schema `DB.SCHEMA`.
+    pub fn add_tables(&self, schema: &str, count: usize) {
+        let parts = ident(schema).expect("schema name");
+        let [db, schema] = parts.as_slice() else {
+            panic!("a schema is DB.SCHEMA")
+        };
+        let mut state = self.state();
+        let entry = state
+            .databases
+            .entry(db.clone())
+            .or_default()
+            .entry(schema.clone())
+            .or_default();
+        entry.tables.extend((0..count).map(|i| format!("T{i:05}")));
+    }
+
+    /// Appends `row`, as it is, to the grantee's grants listing (`future`:
+    /// its future-grants listing).
+    pub fn add_raw_row(&self, grantee_type: &str, grantee: &str, future: bool, row: Value) {
+        let grantee = (
+            GranteeType::from_wire(grantee_type).expect("grantee type"),
+            ident(grantee).expect("grantee").join("."),
+        );
+        self.state()
+            .raw_rows
+            .entry((grantee, future))
+            .or_default()
+            .push(row);
+    }
+
+    /// The future-grants listing describes each grant by the `securable` it is
+    /// on (`{database, schema, name: "<TABLE>"}`) instead of its `containing_scope`.
+    pub fn list_futures_as_securables(&self) {
+        self.state().futures_as_securable = true;
     }
 }
 

@@ -309,6 +309,11 @@ impl HttpClient {
         })
     }
 
+    /// The metrics this client counts into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// The underlying reqwest client, to build requests with.
     pub fn reqwest(&self) -> &reqwest::Client {
         &self.client

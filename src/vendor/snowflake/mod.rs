@@ -11,6 +11,10 @@
 //!   resource's own securable.
 //! - Future grants are not in the grantee listing: the `future-grants` listing
 //!   is read too, only when the sync can touch a `FUTURE` key.
+//! - Listings are read whole or not at all: one that reaches `showLimit`'s
+//!   maximum may be incomplete, and an entry that cannot be read is not absent;
+//!   either fails the read (so the sync writes nothing) with a message saying
+//!   whose listing and which entry.
 //! - `ALL` grants expand into per-object grants: for each `ALL` key the sync
 //!   can touch, the objects of the type in the scope are listed and the key is
 //!   live with a privilege when every object has it (with no object, what the
@@ -49,8 +53,8 @@ use crate::api::{
 use crate::plan::{Action, Key, LiveGrant, Plan};
 
 use self::client::{
-    LegacyTarget, ListedGrant, RoleGrantBody, SnowflakeApi, USAGE, is_role_type, wire_object,
-    wire_scope,
+    LegacyTarget, ListedGrant, ListingError, RoleGrantBody, SnowflakeApi, USAGE, is_role_type,
+    wire_object, wire_scope,
 };
 use self::identifiers::{Name, encode_segment};
 pub use self::model::SnowflakePrivilege;
@@ -155,15 +159,20 @@ impl SnowflakeClient {
         else {
             return Err(unsupported_all(securable));
         };
-        let listing = |error: CallError, operation| match error.status() {
+        let listing = |error: ListingError, operation| match error.status() {
             Some(StatusCode::NOT_FOUND) => Ok(None),
             _ => Err(
-                error.into_vendor_error(VENDOR, operation, |m| VendorError::Protocol {
+                error.into_vendor_error(operation, |m| VendorError::Protocol {
                     vendor: VENDOR,
                     operation,
                     message: m,
                 }),
             ),
+        };
+        let rows_are = match type_ {
+            "TABLE" => "tables",
+            "VIEW" => "views",
+            _ => "schemas",
         };
         let schemas_of = |database: &identifiers::Part| {
             format!(
@@ -177,7 +186,12 @@ impl SnowflakeClient {
             (ScopeType::Database, [database]) => {
                 match self
                     .api
-                    .object_names("list_schemas", &schemas_of(database))
+                    .object_names(
+                        "list_schemas",
+                        &schemas_of(database),
+                        &format!("DATABASE {}", database.sql()),
+                        "schemas",
+                    )
                     .await
                 {
                     Ok(names) => names
@@ -208,7 +222,11 @@ impl SnowflakeClient {
                 schemas_of(database),
                 encode_segment(&schema_part.sql())
             );
-            match self.api.object_names(operation, &path).await {
+            match self
+                .api
+                .object_names(operation, &path, &format!("SCHEMA {schema}"), rows_are)
+                .await
+            {
                 Ok(names) => objects.extend(names.into_iter().map(|object| {
                     let mut parts = schema.parts().to_vec();
                     parts.push(object);
@@ -771,7 +789,7 @@ impl Vendor for SnowflakeClient {
             .api
             .grants_of(&grantee)
             .await
-            .map_err(|error| error.into_vendor_error(VENDOR, "list_grants", not_found))?;
+            .map_err(|error| error.into_vendor_error("list_grants", not_found))?;
         let mut live = Live {
             grants: Vec::new(),
             unmanaged: 0,
@@ -791,9 +809,11 @@ impl Vendor for SnowflakeClient {
             )
         });
         if wants_future && grantee.type_ != GranteeType::User {
-            let futures = self.api.future_grants_of(&grantee).await.map_err(|error| {
-                error.into_vendor_error(VENDOR, "list_future_grants", not_found)
-            })?;
+            let futures = self
+                .api
+                .future_grants_of(&grantee)
+                .await
+                .map_err(|error| error.into_vendor_error("list_future_grants", not_found))?;
             for future in futures {
                 let key = Securable::Bulk {
                     kind: BulkKind::Future,
