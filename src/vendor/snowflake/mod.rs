@@ -307,7 +307,7 @@ impl SnowflakeClient {
                 .cloned()
                 .collect(),
         };
-        let mut spared = false;
+        let mut spared = BTreeSet::new();
         if !removal.is_empty() {
             spared = match &securable {
                 Securable::Bulk {
@@ -321,12 +321,12 @@ impl SnowflakeClient {
                     // What an `ALL` key keeps on this object stays.
                     let left = removal.sparing(&kept.on(type_, name, &securable));
                     self.revoke(grantee, &securable, &left, &mut first).await?;
-                    left != removal
+                    removal.spared_by(&left)
                 }
                 Securable::Bulk { .. } => {
                     self.revoke(grantee, &securable, &removal, &mut first)
                         .await?;
-                    false
+                    BTreeSet::new()
                 }
             };
         }
@@ -339,14 +339,8 @@ impl SnowflakeClient {
         match first {
             Some(error) => Err(error),
             None => {
-                self.memory().wrote(
-                    &grantee.key(),
-                    &action.key,
-                    all,
-                    &action.target,
-                    &action.removed(),
-                    spared,
-                );
+                self.memory()
+                    .wrote(&grantee.key(), &action.key, all, &action.target, &spared);
                 Ok(())
             }
         }
@@ -427,7 +421,7 @@ impl SnowflakeClient {
     /// Takes `removal` at an `ALL` key. Snowflake strips every object of the
     /// scope, so when another key keeps something on one of them the revoke
     /// goes object by object and spares it; otherwise one bulk revoke. Returns
-    /// whether something was spared.
+    /// what was spared.
     async fn revoke_all(
         &self,
         grantee: &Grantee,
@@ -435,26 +429,26 @@ impl SnowflakeClient {
         removal: &Removal,
         kept: &Kept<'_>,
         first: &mut Option<VendorError>,
-    ) -> Result<bool, VendorError> {
+    ) -> Result<BTreeSet<SnowflakePrivilege>, VendorError> {
         if !kept.touches(securable) {
             self.revoke(grantee, securable, removal, first).await?;
-            return Ok(false);
+            return Ok(BTreeSet::new());
         }
         let Some(objects) = self.objects(securable).await? else {
             // The scope is gone, and every grant on its objects with it.
-            return Ok(false);
+            return Ok(BTreeSet::new());
         };
         match overlap::revoke_all(securable, removal, &objects, kept) {
             AllRevocation::Bulk => {
                 self.revoke(grantee, securable, removal, first).await?;
-                Ok(false)
+                Ok(BTreeSet::new())
             }
-            AllRevocation::PerObject(objects) => {
+            AllRevocation::PerObject { objects, spared } => {
                 for ((type_, name), left) in objects {
                     let object = Securable::Named { type_, name };
                     self.revoke(grantee, &object, &left, first).await?;
                 }
-                Ok(true)
+                Ok(spared)
             }
         }
     }

@@ -179,6 +179,33 @@ impl Removal {
     }
 }
 
+impl Removal {
+    /// What of this removal stays in place where only `taken` of it is taken
+    /// (closed, as the planner writes privileges).
+    pub fn spared_by(&self, taken: &Removal) -> Privileges {
+        let mut out = Privileges::new();
+        let privilege = |name: &String, grant_option| SnowflakePrivilege {
+            name: name.clone(),
+            grant_option,
+        };
+        for name in &self.full {
+            if taken.full.contains(name) {
+                continue;
+            }
+            out.insert(privilege(name, false));
+            if self.had_option.contains(name) && !taken.option_only.contains(name) {
+                out.insert(privilege(name, true));
+            }
+        }
+        for name in &self.option_only {
+            if !taken.option_only.contains(name) {
+                out.insert(privilege(name, true));
+            }
+        }
+        out
+    }
+}
+
 /// How a removal at an `ALL` key is carried out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AllRevocation {
@@ -186,7 +213,12 @@ pub enum AllRevocation {
     Bulk,
     /// Object by object, each with what it may lose (objects that lose nothing
     /// are left out).
-    PerObject(Vec<(Object, Removal)>),
+    PerObject {
+        /// The objects and what each loses.
+        objects: Vec<(Object, Removal)>,
+        /// What stays on some object for another key.
+        spared: Privileges,
+    },
 }
 
 /// How `removal` at the `ALL` key `all` spares what other keys keep on `objects`.
@@ -197,20 +229,21 @@ pub fn revoke_all(
     kept: &Kept<'_>,
 ) -> AllRevocation {
     let mut per_object = Vec::new();
-    let mut spared = false;
+    let mut spared = Privileges::new();
     for (type_, name) in objects {
         let left = removal.sparing(&kept.on(type_, name, all));
-        if left != *removal {
-            spared = true;
-        }
+        spared.extend(removal.spared_by(&left));
         if !left.is_empty() {
             per_object.push(((type_.clone(), name.clone()), left));
         }
     }
-    if spared {
-        AllRevocation::PerObject(per_object)
-    } else {
+    if spared.is_empty() {
         AllRevocation::Bulk
+    } else {
+        AllRevocation::PerObject {
+            objects: per_object,
+            spared,
+        }
     }
 }
 
@@ -237,26 +270,23 @@ pub struct WriteMemory {
 }
 
 impl WriteMemory {
-    /// Records a successful write at `key` of `grantee`: `target` is what the
-    /// key holds now, `removed` what was taken, `spared` whether some of it was
-    /// left on objects other keys keep.
+    /// Records a successful write at `key` of `grantee` (an `ALL` key when
+    /// `all`): `target` is what the key holds now, `spared` what was revoked at
+    /// it but left on objects other keys keep.
     pub fn wrote(
         &mut self,
         grantee: &str,
         key: &Key,
         all: bool,
         target: &Privileges,
-        removed: &Privileges,
-        spared: bool,
+        spared: &Privileges,
     ) {
         let id = (grantee.to_string(), key.clone());
         let mut entry = self.entries.remove(&id).unwrap_or_default();
         if all {
             entry.applied = target.clone();
         }
-        if spared {
-            entry.spared.extend(removed.iter().cloned());
-        }
+        entry.spared.extend(spared.iter().cloned());
         entry.spared = entry.spared.difference(target).cloned().collect();
         if entry != Remembered::default() {
             self.entries.insert(id, entry);
@@ -399,10 +429,13 @@ mod tests {
         ]);
         assert_eq!(
             revoke_all(&all, &removal, &objects, &Kept::new(&kept)),
-            AllRevocation::PerObject(vec![
-                (objects[1].clone(), removal.clone()),
-                (objects[2].clone(), removal.clone()),
-            ])
+            AllRevocation::PerObject {
+                objects: vec![
+                    (objects[1].clone(), removal.clone()),
+                    (objects[2].clone(), removal.clone()),
+                ],
+                spared: privileges(&[("SELECT", false)]),
+            }
         );
         // A key keeping the privilege without the option loses only the option.
         let with_option = Removal {
@@ -419,16 +452,25 @@ mod tests {
         ]);
         assert_eq!(
             revoke_all(&all, &with_option, &objects, &Kept::new(&kept)),
-            AllRevocation::PerObject(vec![
-                (
-                    objects[0].clone(),
-                    Removal {
-                        option_only: vec!["INSERT".into(), "SELECT".into()],
-                        ..Removal::default()
-                    }
-                ),
-                (objects[2].clone(), with_option.clone()),
-            ])
+            AllRevocation::PerObject {
+                objects: vec![
+                    (
+                        objects[0].clone(),
+                        Removal {
+                            option_only: vec!["INSERT".into(), "SELECT".into()],
+                            ..Removal::default()
+                        }
+                    ),
+                    (objects[2].clone(), with_option.clone()),
+                ],
+                // T1 keeps SELECT (not its option); T2 keeps both with the option.
+                spared: [
+                    SnowflakePrivilege::new("SELECT", false),
+                    SnowflakePrivilege::new("SELECT", true),
+                    SnowflakePrivilege::new("INSERT", true),
+                ]
+                .into(),
+            }
         );
     }
 
@@ -442,31 +484,24 @@ mod tests {
         let select = privileges(&[("SELECT", false)]);
         let none = Privileges::new();
         // Applied on an empty scope: remembered as live.
-        memory.wrote("ROLE:A", &all, true, &select, &none, false);
-        memory.wrote("ROLE:A", &other, true, &select, &none, false);
-        memory.wrote("ROLE:B", &all, true, &select, &none, false);
+        memory.wrote("ROLE:A", &all, true, &select, &none);
+        memory.wrote("ROLE:A", &other, true, &select, &none);
+        memory.wrote("ROLE:B", &all, true, &select, &none);
         assert_eq!(memory.vacuous("ROLE:A", &all), select);
         assert_eq!(memory.len(), 3);
         // Revoked without sparing: forgotten.
-        memory.wrote("ROLE:A", &all, true, &none, &select, false);
+        memory.wrote("ROLE:A", &all, true, &none, &none);
         assert_eq!(memory.vacuous("ROLE:A", &all), none);
         assert_eq!(memory.len(), 2);
         // Revoked with objects spared: remembered as not live here ...
-        memory.wrote("ROLE:B", &all, true, &none, &select, true);
+        memory.wrote("ROLE:B", &all, true, &none, &select);
         assert_eq!(memory.spared("ROLE:B", &all), select);
         assert_eq!(memory.len(), 2);
         // ... until granted again,
-        memory.wrote("ROLE:B", &all, true, &select, &none, false);
+        memory.wrote("ROLE:B", &all, true, &select, &none);
         assert_eq!(memory.spared("ROLE:B", &all), none);
         // or until a read of the grantee no longer knows the key.
-        memory.wrote(
-            "ROLE:B",
-            &"TABLE S.P.T1".to_string(),
-            false,
-            &none,
-            &select,
-            true,
-        );
+        memory.wrote("ROLE:B", &"TABLE S.P.T1".to_string(), false, &none, &select);
         assert_eq!(memory.len(), 3);
         memory.forget_unknown("ROLE:A", &[]);
         assert_eq!(memory.len(), 2, "ROLE:A's keys are no longer named");
