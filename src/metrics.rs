@@ -69,6 +69,13 @@ pub const VENDOR_OUTCOMES: &[&str] = &[
     "connection_error",
 ];
 
+/// Labels of per-vendor counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VendorLabels {
+    /// `sigma`, `grafana`, `snowflake`, `dremio`.
+    pub vendor: &'static str,
+}
+
 /// Labels of a reconcile.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
@@ -422,6 +429,9 @@ pub struct Metrics {
     pub actions: Family<ActionLabels, Counter>,
     /// Grants repaired after drifting.
     pub drift_repairs: Family<KindLabels, Counter>,
+    /// Listings that may be incomplete (capped by the vendor with no way past
+    /// the cap); the sync reading one failed before any write.
+    pub incomplete_listings: Family<VendorLabels, Counter>,
     /// Seconds from a resource's creation to its first `Ready=True`.
     pub time_to_ready: Family<KindLabels, Histogram>,
     /// 1 while this replica runs the controllers (holds the lease, or leader election is off).
@@ -487,6 +497,12 @@ impl Metrics {
             "Grants repaired after drifting",
             drift_repairs.clone(),
         );
+        let incomplete_listings = Family::<VendorLabels, Counter>::default();
+        registry.register(
+            "incomplete_listings",
+            "Vendor listings that may be incomplete (as many rows as the vendor answers at most, and no link to more); the sync failed before any write",
+            incomplete_listings.clone(),
+        );
         let time_to_ready = Family::<KindLabels, Histogram>::new_with_constructor(
             time_to_ready_histogram as fn() -> Histogram,
         );
@@ -518,6 +534,7 @@ impl Metrics {
             syncs,
             actions,
             drift_repairs,
+            incomplete_listings,
             time_to_ready,
             leader,
             watches_synced,
@@ -588,6 +605,20 @@ impl Metrics {
         self.vendor_call_duration
             .get_or_create(&VendorOperationLabels { vendor, operation })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a listing that may be incomplete.
+    pub fn incomplete_listing(&self, vendor: &'static str) {
+        self.incomplete_listings
+            .get_or_create(&VendorLabels { vendor })
+            .inc();
+    }
+
+    /// How many possibly incomplete listings were counted for a vendor (tests).
+    pub fn incomplete_listing_count(&self, vendor: &'static str) -> u64 {
+        self.incomplete_listings
+            .get(&VendorLabels { vendor })
+            .map_or(0, |counter| counter.get())
     }
 
     /// How many attempts were counted for a vendor, operation and outcome (tests and benchmarks).

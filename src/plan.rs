@@ -235,6 +235,11 @@ pub struct Plan<P> {
     pub actions: Vec<Action<P>>,
     /// Live keys no member declares and that are left alone (not Authoritative).
     pub unmanaged: usize,
+    /// What nobody may take away, per key (closed; keys with nothing kept are
+    /// absent). A vendor whose one write can reach other keys (Snowflake's
+    /// revoke on `ALL` objects of a scope strips every object in it) uses it
+    /// to spare what they keep.
+    pub kept: BTreeMap<Key, BTreeSet<P>>,
 }
 
 /// Why an action failed, for the rows and conditions of the members it concerns.
@@ -505,8 +510,13 @@ pub fn plan<P: Permission>(unit: &Unit<P>) -> Plan<P> {
     let mut plan = Plan {
         actions: Vec::new(),
         unmanaged: 0,
+        kept: BTreeMap::new(),
     };
     for (key, state) in &keys {
+        let kept = state.kept();
+        if !kept.is_empty() {
+            plan.kept.insert(key.clone(), kept);
+        }
         let target = state.target();
         if target != state.live {
             plan.actions.push(Action {

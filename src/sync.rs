@@ -178,7 +178,7 @@ pub async fn carry_out<K: GrantKind>(
             uncertain: BTreeSet::new(),
         };
     }
-    let errors = vendor.apply(target, &plan.actions).await;
+    let errors = vendor.apply(target, plan).await;
     let failures: BTreeMap<Key, plan::Failure> = errors
         .iter()
         .map(|(key, error)| {

@@ -114,7 +114,7 @@ fn manifests(h: &Harness, dir: &Path, jane_permission: SigmaPermission) -> PathB
         yaml(&[snowflake_grant(
             "analyst-schema",
             (SnowflakeGranteeType::Role, "ANALYST"),
-            on_securable("SCHEMA", "SALES.PUBLIC"),
+            target_securable("SCHEMA", "SALES.PUBLIC"),
             &["USAGE"],
             false,
         )]),

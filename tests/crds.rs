@@ -407,23 +407,94 @@ fn snowflake_grant_rules() {
     let valid = with(
         common(),
         json!({"grantee": {"type": "ROLE", "name": "ANALYST"},
-        "on": {"securable": {"type": "SCHEMA", "name": "SALES.PUBLIC"}}, "privileges": ["USAGE"]}),
+        "target": {"securable": {"type": "SCHEMA", "name": "SALES.PUBLIC"}}, "privileges": ["USAGE"]}),
     );
     cel.valid(valid.clone());
     cel.valid(with(common(), json!({"grantee": {"type": "DATABASE_ROLE", "name": "SALES.READER"},
-        "on": {"future": {"securableType": "TABLES", "in": {"type": "SCHEMA", "name": "SALES.PUBLIC"}}}, "privileges": ["SELECT"]})));
-    cel.valid(with(common(), json!({"grantee": {"type": "USER", "name": "\"jane\""},
-        "on": {"all": {"securableType": "TABLES", "in": {"type": "DATABASE", "name": "SALES"}}}, "privileges": ["SELECT"]})));
+        "target": {"future": {"securableType": "TABLES", "in": {"type": "SCHEMA", "name": "SALES.PUBLIC"}}}, "privileges": ["SELECT"]})));
+    // Role grants: the roles a user holds, and the role hierarchy.
+    cel.valid(with(
+        common(),
+        json!({"grantee": {"type": "USER", "name": "\"jane\""},
+        "target": {"securable": {"type": "ROLE", "name": "ANALYST"}}, "privileges": ["USAGE"]}),
+    ));
+    cel.valid(with(common(), json!({"grantee": {"type": "USER", "name": "JANE"},
+        "target": {"securable": {"type": "role", "name": "ANALYST"}}, "privileges": ["usage"], "withGrantOption": false})));
+    cel.valid(with(
+        common(),
+        json!({"grantee": {"type": "ROLE", "name": "ANALYST"},
+        "target": {"securable": {"type": "ROLE", "name": "READER"}}, "privileges": ["USAGE"]}),
+    ));
+    cel.valid(with(common(), json!({"grantee": {"type": "ROLE", "name": "ANALYST"},
+        "target": {"securable": {"type": "DATABASE ROLE", "name": "SALES.READER"}}, "privileges": ["USAGE"]})));
+    cel.valid(with(common(), json!({"grantee": {"type": "DATABASE_ROLE", "name": "SALES.WRITER"},
+        "target": {"securable": {"type": "database role", "name": "SALES.READER"}}, "privileges": ["USAGE"]})));
+    let user = |target: Value, privileges: Value| {
+        with(
+            common(),
+            json!({"grantee": {"type": "USER", "name": "JANE"}, "target": target, "privileges": privileges}),
+        )
+    };
+    for target in [
+        json!({"securable": {"type": "SCHEMA", "name": "SALES.PUBLIC"}}),
+        json!({"securable": {"type": "DATABASE ROLE", "name": "SALES.READER"}}),
+        json!({"all": {"securableType": "TABLES", "in": {"type": "DATABASE", "name": "SALES"}}}),
+        json!({"future": {"securableType": "TABLES", "in": {"type": "DATABASE", "name": "SALES"}}}),
+    ] {
+        cel.invalid(
+            user(target, json!(["USAGE"])),
+            "Snowflake grants roles, not privileges, to users: a USER grantee takes only target.securable of type ROLE",
+        );
+    }
+    let role_grant = |securable_type: &str, privileges: Value, option: bool| {
+        with(
+            common(),
+            json!({"grantee": {"type": "ROLE", "name": "ANALYST"},
+                "target": {"securable": {"type": securable_type, "name": "SALES.READER"}},
+                "privileges": privileges, "withGrantOption": option}),
+        )
+    };
+    for (securable_type, privileges, option) in [
+        ("ROLE", json!(["USAGE", "MONITOR"]), false),
+        ("Role", json!(["SELECT"]), false),
+        ("DATABASE ROLE", json!(["USAGE"]), true),
+        ("database role", json!(["OWNERSHIP"]), false),
+    ] {
+        cel.invalid(
+            role_grant(securable_type, privileges, option),
+            "a role is granted whole, not privilege by privilege",
+        );
+    }
+    cel.invalid(
+        user(
+            json!({"securable": {"type": "ROLE", "name": "ANALYST"}}),
+            json!(["USAGE", "MONITOR"]),
+        ),
+        "privileges is exactly [USAGE] and withGrantOption is false",
+    );
     cel.invalid(
         with(
             common(),
-            json!({"grantee": {"type": "ROLE", "name": "A"}, "on": {}, "privileges": ["USAGE"]}),
+            json!({"grantee": {"type": "DATABASE_ROLE", "name": "SALES.WRITER"},
+            "target": {"securable": {"type": "ROLE", "name": "ANALYST"}}, "privileges": ["USAGE"]}),
+        ),
+        "an account role cannot be granted to a database role",
+    );
+    cel.invalid(
+        with(common(), json!({"grantee": {"type": "ROLE", "name": "ANALYST"},
+            "target": {"securable": {"type": "DATABASE ROLE", "name": "READER"}}, "privileges": ["USAGE"]})),
+        "a DATABASE ROLE securable is named DATABASE.ROLE",
+    );
+    cel.invalid(
+        with(
+            common(),
+            json!({"grantee": {"type": "ROLE", "name": "A"}, "target": {}, "privileges": ["USAGE"]}),
         ),
         "exactly one of securable, all or future",
     );
     cel.invalid(
         with(common(), json!({"grantee": {"type": "ROLE", "name": "A"},
-            "on": {"securable": {"type": "SCHEMA", "name": "S.P"}, "future": {"securableType": "TABLES", "in": {"type": "DATABASE", "name": "S"}}},
+            "target": {"securable": {"type": "SCHEMA", "name": "S.P"}, "future": {"securableType": "TABLES", "in": {"type": "DATABASE", "name": "S"}}},
             "privileges": ["USAGE"]})),
         "exactly one of securable, all or future",
     );
@@ -431,13 +502,13 @@ fn snowflake_grant_rules() {
         with(
             common(),
             json!({"grantee": {"type": "DATABASE_ROLE", "name": "READER"},
-            "on": {"securable": {"type": "SCHEMA", "name": "S.P"}}, "privileges": ["USAGE"]}),
+            "target": {"securable": {"type": "SCHEMA", "name": "S.P"}}, "privileges": ["USAGE"]}),
         ),
         "a DATABASE_ROLE is named DATABASE.ROLE",
     );
     cel.invalid(
         with(common(), json!({"grantee": {"type": "ROLE", "name": "A"},
-            "on": {"all": {"securableType": "TABLES", "in": {"type": "SCHEMA", "name": "PUBLIC"}}}, "privileges": ["SELECT"]})),
+            "target": {"all": {"securableType": "TABLES", "in": {"type": "SCHEMA", "name": "PUBLIC"}}}, "privileges": ["SELECT"]})),
         "a SCHEMA scope is named DATABASE.SCHEMA",
     );
     cel.invalid(
@@ -456,9 +527,9 @@ fn snowflake_grant_rules() {
         valid.clone(),
         with(
             valid,
-            json!({"on": {"securable": {"type": "SCHEMA", "name": "SALES.OTHER"}}}),
+            json!({"target": {"securable": {"type": "SCHEMA", "name": "SALES.OTHER"}}}),
         ),
-        "on is immutable",
+        "target is immutable",
     );
     cel.all_rules_exercised();
 }

@@ -425,7 +425,7 @@ async fn snowflake_on_the_cluster(client: &kube::Client, namespace: &str) {
     let mut grant = snowflake_grant(
         "public",
         (SnowflakeGranteeType::Role, "analyst"),
-        on_securable("SCHEMA", "sales.public"),
+        target_securable("SCHEMA", "sales.public"),
         &["USAGE"],
         true,
     );

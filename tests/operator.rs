@@ -263,7 +263,7 @@ async fn the_operator_runs_snowflake_grants_too() {
     let mut grant = snowflake_grant(
         "public",
         (SnowflakeGranteeType::Role, "ANALYST"),
-        on_securable("SCHEMA", "SALES.PUBLIC"),
+        target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
         false,
     );

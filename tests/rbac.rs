@@ -154,7 +154,7 @@ async fn recorded_requests() -> Vec<Request> {
     h.put(&snowflake_grant(
         "sf-readers",
         (grant_operator::api::SnowflakeGranteeType::Role, "ANALYST"),
-        on_securable("SCHEMA", "SALES.PUBLIC"),
+        target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
         false,
     ));

@@ -76,7 +76,7 @@ async fn secrets_and_tokens_never_leave_memory() {
     h.put(&snowflake_grant(
         "sf",
         (grant_operator::api::SnowflakeGranteeType::Role, "ANALYST"),
-        on_securable("SCHEMA", "SALES.PUBLIC"),
+        target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
         true,
     ));

@@ -15,7 +15,21 @@ const KEYWORDS: &str = r"^[A-Za-z]+( [A-Za-z]+)*$";
 /// Plural securable type such as `TABLES`, `MATERIALIZED VIEWS`.
 const PLURAL_KEYWORDS: &str = r"^[A-Za-z_]+( [A-Za-z_]+)*$";
 
+/// Why a `USER` grantee takes only roles (user.yaml's user grants: "Only ROLE is supported").
+pub const USER_TAKES_ROLES: &str = "Snowflake grants roles, not privileges, to users: a USER grantee takes only target.securable of type ROLE";
+const USER_TAKES_ROLES_RULE: &str = "self.grantee.type != 'USER' || (has(self.target.securable) && self.target.securable.type.matches('^(?i)role$'))";
+/// Why a granted role carries exactly `USAGE` and no grant option.
+pub const ROLE_GRANTED_WHOLE: &str = "a role is granted whole, not privilege by privilege: for target.securable of type ROLE or DATABASE ROLE, privileges is exactly [USAGE] and withGrantOption is false";
+const ROLE_GRANTED_WHOLE_RULE: &str = "!has(self.target.securable) || !self.target.securable.type.matches('^(?i)(database +)?role$') || (self.privileges.size() == 1 && self.privileges[0].matches('^(?i)usage$') && !(has(self.withGrantOption) && self.withGrantOption))";
+/// Why a database role takes only database roles.
+pub const DATABASE_ROLE_TAKES_DATABASE_ROLES: &str = "an account role cannot be granted to a database role: a DATABASE_ROLE grantee takes roles of type DATABASE ROLE (of its own database)";
+const DATABASE_ROLE_TAKES_DATABASE_ROLES_RULE: &str = "self.grantee.type != 'DATABASE_ROLE' || !has(self.target.securable) || !self.target.securable.type.matches('^(?i)role$')";
+
 /// Privileges granted to one role, database role or user on one securable.
+///
+/// Roles are granted too (the role hierarchy, and the roles a user holds): a
+/// `target.securable` of type `ROLE` (or `DATABASE ROLE`) with privileges
+/// `[USAGE]`.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "grantoperator.dev",
@@ -54,6 +68,9 @@ const PLURAL_KEYWORDS: &str = r"^[A-Za-z_]+( [A-Za-z_]+)*$";
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(USER_TAKES_ROLES_RULE).message(USER_TAKES_ROLES))]
+#[x_kube(validation = Rule::new(ROLE_GRANTED_WHOLE_RULE).message(ROLE_GRANTED_WHOLE))]
+#[x_kube(validation = Rule::new(DATABASE_ROLE_TAKES_DATABASE_ROLES_RULE).message(DATABASE_ROLE_TAKES_DATABASE_ROLES))]
 pub struct SnowflakeGrantSpec {
     /// Provider, mode and lifecycle policies.
     #[serde(flatten)]
@@ -61,9 +78,10 @@ pub struct SnowflakeGrantSpec {
     /// Who receives the privileges. Immutable.
     #[x_kube(validation = Rule::new("self == oldSelf").message("grantee is immutable; create a new SnowflakeGrant for another grantee"))]
     pub grantee: SnowflakeGrantee,
-    /// What the privileges are on. Immutable.
-    #[x_kube(validation = Rule::new("self == oldSelf").message("on is immutable; create a new SnowflakeGrant for another securable"))]
-    pub on: SnowflakeOn,
+    /// What the privileges are on: one securable, or all or future securables
+    /// of a type in a scope. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("target is immutable; create a new SnowflakeGrant for another securable"))]
+    pub target: SnowflakeTarget,
     /// Privileges such as `USAGE`, `SELECT`, `CREATE TABLE`.
     #[schemars(
         length(min = 1, max = 64),
@@ -102,7 +120,7 @@ pub struct SnowflakeGrantee {
 /// Exactly one of a securable, all securables of a type in a scope, or future ones.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, KubeSchema)]
 #[x_kube(validation = Rule::new("[has(self.securable), has(self.all), has(self.future)].filter(x, x).size() == 1").message("set exactly one of securable, all or future"))]
-pub struct SnowflakeOn {
+pub struct SnowflakeTarget {
     /// One named securable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub securable: Option<SnowflakeSecurable>,
@@ -115,9 +133,11 @@ pub struct SnowflakeOn {
 }
 
 /// A named securable.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, KubeSchema)]
+#[x_kube(validation = Rule::new("!self.type.matches('^(?i)database +role$') || self.name.contains('.')").message("a DATABASE ROLE securable is named DATABASE.ROLE"))]
 pub struct SnowflakeSecurable {
-    /// Type such as `DATABASE`, `SCHEMA`, `TABLE`, `VIEW`, `WAREHOUSE`.
+    /// Type such as `DATABASE`, `SCHEMA`, `TABLE`, `VIEW`, `WAREHOUSE`, or
+    /// `ROLE` / `DATABASE ROLE` to grant a role (privileges `[USAGE]`).
     #[serde(rename = "type")]
     #[schemars(length(min = 1, max = 64), pattern(KEYWORDS))]
     pub type_: String,

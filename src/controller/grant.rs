@@ -64,7 +64,7 @@ use crate::plan::{
 use crate::vendor::{GrantKind, ResolvedTarget, Vendor};
 
 use super::clients::{Provider, ProviderId};
-use super::status::{apply_status, list_some, ready, ready_of};
+use super::status::{apply_status, list_some, patch_ready, ready, ready_of};
 use super::units::{
     Aliases, Freshness, Granted, Index, MemberResult, SyncOutcome, UnitKey, Units, Unreadable,
     Watched, key_of, rows_hash,
@@ -763,14 +763,11 @@ async fn report_condition<K: GrantKind>(
     {
         return Ok(());
     }
-    let mut next = previous.clone();
-    next.observed_generation = generation;
-    next.conditions = vec![condition];
     let api: Api<K> = Api::namespaced(
         cx.shared.client.clone(),
         &object.namespace().unwrap_or_default(),
     );
-    apply_status(&api, object, &next, &cx.shared.writes)
+    patch_ready(&api, object, &condition, &cx.shared.writes)
         .await
         .map_err(Error::Kube)?;
     if failure.reason != Reason::Progressing {

@@ -77,6 +77,44 @@ where
     .map(|_| ())
 }
 
+/// Writes only the `Ready` condition and `observedGeneration` of `object`'s
+/// status, by a JSON merge patch that leaves every other status field (the rows
+/// above all) as the API server has them: a reconcile's copy of the rows may be
+/// older than what a sync wrote since, and writing it back would forget grants.
+/// The patch carries the copy's `resourceVersion` as a precondition, so a status
+/// that changed meanwhile is not overwritten with an older condition either: then
+/// nothing is written (the change brings a new reconcile).
+pub async fn patch_ready<K>(
+    api: &Api<K>,
+    object: &K,
+    condition: &Condition,
+    writes: &Semaphore,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let body = serde_json::json!({
+        "metadata": { "resourceVersion": object.resource_version() },
+        "status": {
+            "observedGeneration": object.meta().generation,
+            "conditions": [condition],
+        },
+    });
+    let _permit = writes.acquire().await;
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    match api
+        .patch_status(&object.name_any(), &params, &Patch::Merge(body))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
 /// Publishes Events through kube's `Recorder`, one recorder per event: the
 /// operator only emits on transitions, so the recorder's series aggregation (a
 /// cache that keeps every event for six minutes, about 3 KB each) buys nothing

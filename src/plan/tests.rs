@@ -677,6 +677,48 @@ fn grant_option_rules() {
 }
 
 #[test]
+fn the_plan_says_what_is_kept_at_every_key() {
+    // X is deleted; Y declares a table one by one; an Observe member and a
+    // suspended one keep theirs; another provider's resource holds one.
+    let mut kept = unit(
+        vec![
+            member(&[])
+                .owns(&[("ALL TABLES", p("SELECT"))])
+                .phase(Phase::Deleting),
+            member(&[("TABLE T1", p("SELECT"))]),
+            member(&[("TABLE T2", with_grant("SELECT"))]).observe(),
+            member(&[])
+                .owns(&[("TABLE T3", p("INSERT"))])
+                .phase(Phase::Suspended),
+        ],
+        &[
+            ("ALL TABLES", p("SELECT")),
+            ("TABLE T1", p("SELECT")),
+            ("TABLE T4", p("SELECT")),
+        ],
+    );
+    kept.foreign = vec![("TABLE T5".to_string(), p("SELECT"))];
+    let planned = plan(&kept);
+    assert_eq!(
+        summary(&kept),
+        vec![("ALL TABLES".to_string(), Revoke, vec![])]
+    );
+    assert_eq!(
+        planned.kept,
+        BTreeMap::from([
+            ("TABLE T1".to_string(), BTreeSet::from([p("SELECT")])),
+            (
+                "TABLE T2".to_string(),
+                BTreeSet::from([p("SELECT"), with_grant("SELECT")])
+            ),
+            ("TABLE T3".to_string(), BTreeSet::from([p("INSERT")])),
+            ("TABLE T5".to_string(), BTreeSet::from([p("SELECT")])),
+        ]),
+        "keys nobody keeps (the deleted ALL, the unmanaged T4) are absent"
+    );
+}
+
+#[test]
 fn unmanaged_grants_are_counted() {
     let planned = plan(&unit(
         vec![member(&[("m1", U)])],

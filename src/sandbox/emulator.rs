@@ -1095,6 +1095,8 @@ pub struct Reply {
     pub content_type: Option<String>,
     pub retry_after: Option<String>,
     pub allow: Option<String>,
+    /// The `Link` header (paged listings).
+    pub link: Option<String>,
     /// The JSON body, or its text if it is not JSON, or `Null` if empty.
     pub body: Value,
 }
@@ -1113,6 +1115,7 @@ pub async fn send(request: reqwest::RequestBuilder) -> Reply {
     let content_type = header("content-type");
     let retry_after = header("retry-after");
     let allow = header("allow");
+    let link = header("link");
     let text = response.text().await.expect("a body");
     let body = if text.is_empty() {
         Value::Null
@@ -1124,6 +1127,7 @@ pub async fn send(request: reqwest::RequestBuilder) -> Reply {
         content_type,
         retry_after,
         allow,
+        link,
         body,
     }
 }

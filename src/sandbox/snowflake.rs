@@ -10,24 +10,44 @@
 //!   `PROGRAMMATIC_ACCESS_TOKEN`: tokens registered with their kind. Anything
 //!   else is 401 with Snowflake's error body `{message, code, request_id}`.
 //! - `RoleGrants`: `/api/v2/roles/{name}/grants` (GET, POST), `grants:revoke`
-//!   (with `grantOptionOnly`), `future-grants` and `future-grants:revoke`, the
+//!   (`grant_option: true` in its body revokes only the grant option; `mode` its
+//!   only query parameter), `future-grants` and `future-grants:revoke`, the
 //!   same under `/api/v2/databases/{db}/database-roles/{name}/`, and
-//!   `/api/v2/users/{name}/grants`.
+//!   `/api/v2/users/{name}/grants` (and `grants:revoke`).
+//! - Roles are granted whole (`securable_type` `ROLE` or `DATABASE ROLE`, no
+//!   privileges but `USAGE`, no grant option): to users (whose grants take only
+//!   `ROLE`, with no `grant_option` field and no query parameter, as user.yaml
+//!   defines them), to roles, and database roles to database roles of their own
+//!   database. Listings show a granted role as `SHOW GRANTS` does: USAGE on a
+//!   `ROLE` or `DATABASE_ROLE`, and to a user only the role. The `Legacy`
+//!   privilege paths grant nothing to users and no role.
 //! - `Legacy`: `/api/v2/grants/{granteeType}/{granteeName}` (listing), `.../{securableType}/{securableName}/privileges`
 //!   (POST; DELETE `/{privilege}` and `/{privilege}/grant-option`) and the bulk
-//!   `.../{all|future}/{plural}/{scopeType}/{scopeName}/privileges` paths.
+//!   `.../{all|future}/{plural}/{scopeType}/{scopeName}/privileges` paths, with
+//!   only the values `grant.yaml` defines: `granteeType` `role`,
+//!   `database-role`, `user` (`application-role` and `share` name nobody here),
+//!   `scopeType` `database` / `schema`, plurals lower-case (`tables`), and
+//!   `deleteMode` the only query parameter (of the revokes). Anything else is 400.
 //! - Objects: databases, schemas, tables, views, warehouses; listings of schemas,
 //!   tables and views; `GET /api/v2/roles?showLimit=`.
 //! - Identifiers: each name in a path or body is read with Snowflake's rules
 //!   (unquoted upper-cased, quoted kept exactly with `""` for a quote).
-//! - Bulk `all` expands to the objects existing at that moment; `future` grants
+//! - Bulk `all` (`Legacy`'s `all` paths, `RoleGrants`' `containing_scope` on
+//!   `grants`) expands to the objects existing at that moment, and its revoke
+//!   strips every object of the scope, whoever declared it; `future` grants
 //!   are kept apart (listed only in `future-grants`) and applied to objects
 //!   created later with [`SnowflakeEmulator::add_table`] and friends.
 //! - `202`: [`SnowflakeEmulator::answer_async`] makes the next requests answer
 //!   `202 {code: "392604", resultHandler}` with a `Location`; the result is
 //!   `GET /api/v2/results/{handle}`, `202` until polled enough, then the answer.
-//! - Paging: [`SnowflakeEmulator::set_page_size`] cuts listings into pages
-//!   linked with `Link: </api/v2/results/{handle}>; rel="next"`.
+//! - Listings answer at most `showLimit` rows (10,000 without it), as the SHOW
+//!   command behind them does; [`SnowflakeEmulator::set_page_size`] cuts that
+//!   answer into pages linked with `Link: </api/v2/results/{handle}>;
+//!   rel="next"`, never past the cap. Test hooks give a grantee more grants than
+//!   the cap ([`SnowflakeEmulator::add_filler_grants`] and friends), describe
+//!   future grants by their `securable` as the definition allows
+//!   ([`SnowflakeEmulator::list_futures_as_securables`]), or add rows as they
+//!   are ([`SnowflakeEmulator::add_raw_row`]).
 //! - Fault injection and the call log are the shared plumbing of `super::emulator`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -52,7 +72,15 @@ pub type SnowflakeEmulator = Server<Snowflake>;
 /// `" WITH GRANT OPTION"` appended when it carries the option.
 pub type Held = (String, String);
 
-const TYPES: &[&str] = &["DATABASE", "SCHEMA", "TABLE", "VIEW", "WAREHOUSE"];
+const TYPES: &[&str] = &[
+    "DATABASE",
+    "SCHEMA",
+    "TABLE",
+    "VIEW",
+    "WAREHOUSE",
+    "ROLE",
+    "DATABASE ROLE",
+];
 
 fn valid_privileges(type_: &str) -> &'static [&'static str] {
     match type_ {
@@ -68,6 +96,8 @@ fn valid_privileges(type_: &str) -> &'static [&'static str] {
         ],
         "VIEW" => &["SELECT", "REFERENCES"],
         "WAREHOUSE" => &["USAGE", "OPERATE", "MONITOR", "MODIFY"],
+        // A granted role shows as USAGE on it.
+        "ROLE" | "DATABASE ROLE" => &["USAGE"],
         _ => &[],
     }
 }
@@ -214,6 +244,13 @@ struct State {
     writes: usize,
     /// Rows per page of every listing (`None`: one page).
     page_size: Option<usize>,
+    /// Rows added as they are to a grantee's grants (`false`) or future-grants
+    /// (`true`) listing, read or not.
+    raw_rows: BTreeMap<(GranteeId, bool), Vec<Value>>,
+    /// Whether the future-grants listing describes each grant by the
+    /// `securable` it is on (`SALES.PUBLIC.<TABLE>`) rather than its
+    /// `containing_scope`; the definition's Grant allows both.
+    futures_as_securable: bool,
     pages: HashMap<String, Vec<Value>>,
     page_reads: usize,
 }
@@ -330,6 +367,89 @@ fn grant_option_of(body: &Map<String, Value>) -> Result<bool, emulator::ApiError
         Some(Value::Bool(b)) => Ok(*b),
         Some(_) => Err(bad("grant_option must be a boolean")),
     }
+}
+
+/// `granteeType` of the Legacy paths: the definition's enum (`user`, `role`,
+/// `application-role`, `database-role`, `share`); the emulator holds no
+/// application roles or shares, so those name nobody.
+fn legacy_grantee_type(text: &str) -> Result<GranteeType, emulator::ApiError> {
+    match text {
+        "role" => Ok(GranteeType::Role),
+        "database-role" => Ok(GranteeType::DatabaseRole),
+        "user" => Ok(GranteeType::User),
+        "application-role" | "share" => Err(missing(format!(
+            "{text} grantees are not held by this account"
+        ))),
+        _ => Err(bad(format!(
+            "granteeType must be one of user, role, application-role, database-role, share, not {text}"
+        ))),
+    }
+}
+
+/// `securableTypePlural` of the Legacy bulk paths, lower-case as the
+/// definition writes it ("schemas", "tables").
+fn legacy_plural(text: &str) -> Result<&'static str, emulator::ApiError> {
+    match text {
+        "tables" => Ok("TABLE"),
+        "views" => Ok("VIEW"),
+        "schemas" => Ok("SCHEMA"),
+        _ if text.chars().any(|c| c.is_ascii_uppercase()) => Err(bad(format!(
+            "securableTypePlural is a lower-case plural type such as tables, not {text}"
+        ))),
+        _ => Err(bad(format!("unsupported securableTypePlural {text}"))),
+    }
+}
+
+/// `scopeType` of the Legacy bulk paths: the definition's enum (`database`, `schema`).
+fn legacy_scope_type(text: &str) -> Result<&'static str, emulator::ApiError> {
+    match text {
+        "database" => Ok("DATABASE"),
+        "schema" => Ok("SCHEMA"),
+        _ => Err(bad(format!(
+            "scopeType must be one of database, schema, not {text}"
+        ))),
+    }
+}
+
+/// A securable type as listings write it (`SHOW GRANTS` joins words with `_`).
+fn listed_type(type_: &str) -> String {
+    type_.replace(' ', "_")
+}
+
+/// `ROLE` or `DATABASE ROLE` (any case, `_` for the space): a granted role.
+fn role_type(text: &str) -> Option<&'static str> {
+    let words: Vec<String> = text
+        .split([' ', '_'])
+        .filter(|word| !word.is_empty())
+        .map(str::to_ascii_uppercase)
+        .collect();
+    match words.join(" ").as_str() {
+        "ROLE" => Some("ROLE"),
+        "DATABASE ROLE" => Some("DATABASE ROLE"),
+        _ => None,
+    }
+}
+
+/// A body's `securable_type`, as a SQL keyword phrase: case does not matter,
+/// and `_` reads as a space (`database_role`, `DATABASE ROLE`).
+fn securable_type_of(body: &Map<String, Value>) -> Result<String, emulator::ApiError> {
+    let text = body
+        .get("securable_type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("securable_type is required"))?;
+    let words: Vec<String> = text
+        .split([' ', '_'])
+        .filter(|word| !word.is_empty())
+        .map(str::to_ascii_uppercase)
+        .collect();
+    if words.is_empty()
+        || !words
+            .iter()
+            .all(|w| w.chars().all(|c| c.is_ascii_uppercase()))
+    {
+        return Err(bad(format!("invalid securable_type {text}")));
+    }
+    Ok(words.join(" "))
 }
 
 fn singular(plural: &str) -> Option<&'static str> {
@@ -455,12 +575,15 @@ impl State {
         }
         let is_write = request.method != Method::GET;
         let mut response = self.dispatch(request, &segs)?;
-        if !is_write
-            && response.status() == StatusCode::OK
-            && let Some(size) = self.page_size
-        {
+        if !is_write && response.status() == StatusCode::OK {
+            // showLimit caps the rows of the SHOW command behind every listing;
+            // pages cut what is left, never past it.
+            let limit = Self::show_limit(request)?;
             response = match response_json(response) {
-                Value::Array(rows) => self.page(rows, size),
+                Value::Array(mut rows) => {
+                    rows.truncate(limit);
+                    self.page(rows, self.page_size.unwrap_or(usize::MAX))
+                }
                 other => json_response(StatusCode::OK, &other),
             };
         }
@@ -595,28 +718,54 @@ impl State {
                 Ok(json_response(StatusCode::OK, &Value::Array(list)))
             }
             ["grants", gt, gn, rest @ ..] => {
-                let type_ = GranteeType::from_wire(gt).ok_or_else(|| bad("bad grantee type"))?;
+                let type_ = legacy_grantee_type(gt)?;
                 let name = ident(gn).ok_or_else(|| bad("bad grantee name"))?.join(".");
                 let grantee = (type_, name);
+                // The query parameters the definition gives each path: the listing
+                // `showLimit`, the revokes `deleteMode`, the grants none.
+                let allowed: &[&str] = if get {
+                    &["showLimit"]
+                } else if delete {
+                    &["deleteMode"]
+                } else {
+                    &[]
+                };
+                let query = params(&request.query, allowed).map_err(bad)?;
+                if let Some(mode) = query.get("deleteMode")
+                    && !["restrict", "cascade"].contains(&mode.as_str())
+                {
+                    return Err(bad("deleteMode is restrict or cascade"));
+                }
+                if !get && type_ == GranteeType::User {
+                    // Privileges are never granted to users; roles are, with
+                    // GRANT ROLE, which these privilege paths do not express.
+                    return Err(bad(
+                        "privileges cannot be granted to a user; grant a role to the user instead",
+                    ));
+                }
                 match rest {
                     [] if get => {
                         Self::show_limit(request)?;
                         self.require_grantee(&grantee)?;
-                        Ok(json_response(
-                            StatusCode::OK,
-                            &self.legacy_listing(&grantee),
-                        ))
+                        let listing =
+                            self.with_raw_rows(&grantee, false, self.legacy_listing(&grantee));
+                        Ok(json_response(StatusCode::OK, &listing))
                     }
                     [
-                        bulk @ ("all" | "future"),
+                        bulk,
                         plural,
                         scope_type,
                         scope_name,
                         "privileges",
                         tail @ ..,
                     ] => {
-                        let singular = singular(plural)
-                            .ok_or_else(|| bad(format!("unsupported plural type {plural}")))?;
+                        if !["all", "future"].contains(bulk) {
+                            return Err(bad(format!(
+                                "bulkGrantType must be one of all, future, not {bulk}"
+                            )));
+                        }
+                        let singular = legacy_plural(plural)?;
+                        let scope_type = legacy_scope_type(scope_type)?;
                         let scope = self.scope(scope_type, scope_name)?;
                         self.require_grantee(&grantee)?;
                         match tail {
@@ -653,6 +802,11 @@ impl State {
                         }
                     }
                     [st, sn, "privileges", tail @ ..] => {
+                        if role_type(st).is_some() {
+                            return Err(bad(format!(
+                                "{st} is granted with GRANT ROLE, not as a privilege on a securable"
+                            )));
+                        }
                         let object = self.object(st, sn)?;
                         self.require_grantee(&grantee)?;
                         match tail {
@@ -710,6 +864,8 @@ impl State {
         }
         let parts = ident(name).ok_or_else(|| bad(format!("invalid identifier {name}")))?;
         let exists = match (type_, parts.as_slice()) {
+            ("ROLE", [role]) => self.roles.contains(role),
+            ("DATABASE ROLE", [_, _]) => self.database_roles.contains(&parts.join(".")),
             ("DATABASE", [db]) => self.databases.contains_key(db),
             ("WAREHOUSE", [wh]) => self.warehouses.contains(wh),
             ("SCHEMA", [db, s]) => self.databases.get(db).is_some_and(|d| d.contains_key(s)),
@@ -943,107 +1099,282 @@ impl State {
         match rest {
             ["grants"] if get => {
                 Self::show_limit(request)?;
-                Ok(json_response(StatusCode::OK, &self.role_listing(&grantee)))
+                let listing = self.with_raw_rows(&grantee, false, self.role_listing(&grantee));
+                Ok(json_response(StatusCode::OK, &listing))
             }
             ["future-grants"] if get => {
                 Self::show_limit(request)?;
-                Ok(json_response(
-                    StatusCode::OK,
-                    &self.future_listing(&grantee),
-                ))
+                let listing = self.with_raw_rows(&grantee, true, self.future_listing(&grantee));
+                Ok(json_response(StatusCode::OK, &listing))
             }
             [action @ ("grants" | "grants:revoke" | "future-grants" | "future-grants:revoke")]
                 if post =>
             {
                 let revoke = action.ends_with(":revoke");
                 let future = action.starts_with("future");
-                let query = params(&request.query, &["grantOptionOnly", "mode"]).map_err(bad)?;
-                let option_only = match query.get("grantOptionOnly").map(String::as_str) {
-                    None | Some("false") => false,
-                    Some("true") if revoke => true,
-                    _ => return Err(bad("grantOptionOnly is a boolean of revokes")),
-                };
-                let body = body_object(request)?;
-                let allowed: &[&str] = if future {
-                    &[
-                        "securable_type",
-                        "containing_scope",
-                        "privileges",
-                        "grant_option",
-                    ]
+                // The role and database-role revokes take `mode` only; the grants,
+                // and every user endpoint, no query parameter at all.
+                let allowed: &[&str] = if revoke && grantee.0 != GranteeType::User {
+                    &["mode"]
                 } else {
-                    &["securable_type", "securable", "privileges", "grant_option"]
+                    &[]
                 };
-                if let Some(key) = unknown_key(&body, allowed) {
-                    return Err(bad(format!("unknown field {key}")));
+                let query = params(&request.query, allowed).map_err(bad)?;
+                if let Some(mode) = query.get("mode")
+                    && !["restrict", "cascade"].contains(&mode.as_str())
+                {
+                    return Err(bad("mode is restrict or cascade"));
                 }
-                let type_ = body
-                    .get("securable_type")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| bad("securable_type is required"))?
-                    .to_string();
-                let privileges = privileges_of(&body)?;
-                let option = grant_option_of(&body)?;
+                let body = body_object(request)?;
+                let option_only = revoke && grant_option_of(&body)?;
                 if future {
-                    let scope = body
-                        .get("containing_scope")
-                        .and_then(Value::as_object)
-                        .ok_or_else(|| bad("containing_scope is required"))?;
-                    if let Some(key) = unknown_key(scope, &["database", "schema"]) {
-                        return Err(bad(format!("unknown field containing_scope.{key}")));
-                    }
-                    let db = scope
-                        .get("database")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| bad("containing_scope.database is required"))?;
-                    let (scope_type, name) = match scope.get("schema").and_then(Value::as_str) {
-                        Some(schema) => ("SCHEMA", format!("{db}.{schema}")),
-                        None => ("DATABASE", db.to_string()),
-                    };
-                    let scope = self.scope(scope_type, &name)?;
-                    let plural = format!("{type_}S");
-                    singular(&plural)
-                        .ok_or_else(|| bad(format!("unsupported securable_type {type_}")))?;
-                    let key = (type_.clone(), scope.0.clone(), scope.1.join("."));
-                    if revoke {
-                        self.future_revoke(&grantee, &key, &privileges, option_only);
-                        Ok(ok())
-                    } else {
-                        self.bulk(
-                            &grantee,
-                            "future",
-                            &type_,
-                            &scope,
-                            &privileges,
-                            Some(option),
-                        )
-                    }
+                    self.future_write(&grantee, &body, revoke, option_only)
                 } else {
-                    let securable = body
-                        .get("securable")
-                        .and_then(Value::as_object)
-                        .ok_or_else(|| bad("securable is required"))?;
-                    if let Some(key) = unknown_key(securable, &["database", "schema", "name"]) {
-                        return Err(bad(format!("unknown field securable.{key}")));
-                    }
-                    let name: Vec<&str> = ["database", "schema", "name"]
-                        .iter()
-                        .filter_map(|k| securable.get(*k).and_then(Value::as_str))
-                        .collect();
-                    if securable.get("name").is_none() {
-                        return Err(bad("securable.name is required"));
-                    }
-                    let object = self.object(&type_, &name.join("."))?;
-                    if revoke {
-                        self.revoke(&grantee, &object, &privileges, option_only);
-                    } else {
-                        self.grant(&grantee, &object, &privileges, option)?;
-                    }
-                    Ok(ok())
+                    self.grants_write(&grantee, &body, revoke, option_only)
                 }
             }
             _ => Err(missing("Not found")),
         }
+    }
+
+    /// `future-grants` and `future-grants:revoke`: privileges on the future
+    /// objects of a type in the `containing_scope`.
+    fn future_write(
+        &mut self,
+        grantee: &GranteeId,
+        body: &Map<String, Value>,
+        revoke: bool,
+        option_only: bool,
+    ) -> Answer {
+        let allowed = [
+            "securable_type",
+            "containing_scope",
+            "privileges",
+            "grant_option",
+        ];
+        if let Some(key) = unknown_key(body, &allowed) {
+            return Err(bad(format!("unknown field {key}")));
+        }
+        let type_ = securable_type_of(body)?;
+        let privileges = privileges_of(body)?;
+        let option = grant_option_of(body)?;
+        let scope = self.containing_scope(body)?;
+        singular(&format!("{type_}S"))
+            .ok_or_else(|| bad(format!("unsupported securable_type {type_}")))?;
+        let key = (type_.clone(), scope.0.clone(), scope.1.join("."));
+        if revoke {
+            self.future_revoke(grantee, &key, &privileges, option_only);
+            Ok(ok())
+        } else {
+            self.bulk(grantee, "future", &type_, &scope, &privileges, Some(option))
+        }
+    }
+
+    /// `grants` and `grants:revoke`: privileges on the named `securable`, or on
+    /// every object of the type in the `containing_scope` (`ALL`, expanded to
+    /// the objects existing now; a revoke strips every one of them).
+    fn grants_write(
+        &mut self,
+        grantee: &GranteeId,
+        body: &Map<String, Value>,
+        revoke: bool,
+        option_only: bool,
+    ) -> Answer {
+        let user = grantee.0 == GranteeType::User;
+        // user.yaml's Grant has no grant_option; role.yaml's and
+        // database-role.yaml's have.
+        let allowed: &[&str] = if user {
+            &[
+                "securable_type",
+                "securable",
+                "containing_scope",
+                "privileges",
+            ]
+        } else {
+            &[
+                "securable_type",
+                "securable",
+                "containing_scope",
+                "privileges",
+                "grant_option",
+            ]
+        };
+        if let Some(key) = unknown_key(body, allowed) {
+            return Err(bad(format!("unknown field {key}")));
+        }
+        let type_ = securable_type_of(body)?;
+        if user && type_ != "ROLE" {
+            return Err(bad(format!(
+                "securable_type {type_} cannot be granted to a user: only ROLE is supported"
+            )));
+        }
+        if role_type(&type_).is_some() {
+            return self.role_grant_write(grantee, body, &type_, revoke);
+        }
+        let privileges = privileges_of(body)?;
+        let option = grant_option_of(body)?;
+        match (body.get("securable"), body.get("containing_scope")) {
+            (Some(_), Some(_)) => Err(bad("give either securable or containing_scope, not both")),
+            (None, None) => Err(bad("securable or containing_scope is required")),
+            (None, Some(_)) => {
+                let scope = self.containing_scope(body)?;
+                let singular = singular(&format!("{type_}S"))
+                    .filter(|kind| *kind != "SCHEMA" || scope.0 == "DATABASE")
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "unsupported securable_type {type_} in a {} scope",
+                            scope.0
+                        ))
+                    })?;
+                if revoke {
+                    for object in self.objects_in(singular, &scope) {
+                        self.revoke(grantee, &object, &privileges, option_only);
+                    }
+                    Ok(ok())
+                } else {
+                    self.bulk(grantee, "all", singular, &scope, &privileges, Some(option))
+                }
+            }
+            (Some(securable), None) => {
+                let securable = securable
+                    .as_object()
+                    .ok_or_else(|| bad("securable must be an object"))?;
+                if let Some(key) = unknown_key(securable, &["database", "schema", "name"]) {
+                    return Err(bad(format!("unknown field securable.{key}")));
+                }
+                let name: Vec<&str> = ["database", "schema", "name"]
+                    .iter()
+                    .filter_map(|k| securable.get(*k).and_then(Value::as_str))
+                    .collect();
+                if securable.get("name").is_none() {
+                    return Err(bad("securable.name is required"));
+                }
+                let object = self.object(&type_, &name.join("."))?;
+                if revoke {
+                    self.revoke(grantee, &object, &privileges, option_only);
+                } else {
+                    self.grant(grantee, &object, &privileges, option)?;
+                }
+                Ok(ok())
+            }
+        }
+    }
+
+    /// Grants (or revokes) a role to a user, a role or a database role: GRANT
+    /// ROLE / GRANT DATABASE ROLE. The role is granted whole: `privileges`, if
+    /// given, is `[USAGE]`, and there is no grant option. An account role is
+    /// never granted to a database role, a database role only to a database
+    /// role of its own database, and no role to itself.
+    fn role_grant_write(
+        &mut self,
+        grantee: &GranteeId,
+        body: &Map<String, Value>,
+        type_: &str,
+        revoke: bool,
+    ) -> Answer {
+        if body.contains_key("containing_scope") {
+            return Err(bad(
+                "a role is granted by name: give securable, not containing_scope",
+            ));
+        }
+        match body.get("privileges") {
+            None => {}
+            Some(Value::Array(list)) if list == &[json!("USAGE")] => {}
+            Some(_) => {
+                return Err(bad(format!(
+                    "a {type_} is granted whole: privileges, if given, is [\"USAGE\"]"
+                )));
+            }
+        }
+        if grant_option_of(body)? {
+            return Err(bad(format!(
+                "a {type_} cannot be granted with the grant option"
+            )));
+        }
+        let securable = body
+            .get("securable")
+            .and_then(Value::as_object)
+            .ok_or_else(|| bad("securable is required"))?;
+        if let Some(key) = unknown_key(securable, &["database", "name"]) {
+            return Err(bad(format!("unknown field securable.{key} of a {type_}")));
+        }
+        let name = securable
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("securable.name is required"))?;
+        let text = match (type_, securable.get("database").and_then(Value::as_str)) {
+            ("ROLE", None) => name.to_string(),
+            ("DATABASE ROLE", Some(database)) => format!("{database}.{name}"),
+            ("ROLE", Some(_)) => return Err(bad("an account role has no database")),
+            _ => return Err(bad("securable.database is required for a DATABASE ROLE")),
+        };
+        let object = self.object(type_, &text)?;
+        let granted_database = object.1.split('.').next().unwrap_or_default().to_string();
+        match (grantee.0, type_) {
+            (GranteeType::DatabaseRole, "ROLE") => {
+                return Err(bad(
+                    "SQL compilation error: an account role cannot be granted to a database role",
+                ));
+            }
+            (GranteeType::DatabaseRole, _)
+                if grantee.1.split('.').next() != Some(granted_database.as_str()) =>
+            {
+                return Err(bad(
+                    "SQL compilation error: a database role can only be granted to a database role of the same database",
+                ));
+            }
+            _ => {}
+        }
+        if (grantee.0, object.1.as_str()) == (GranteeType::Role, grantee.1.as_str())
+            && type_ == "ROLE"
+            || (grantee.0 == GranteeType::DatabaseRole
+                && type_ == "DATABASE ROLE"
+                && object.1 == grantee.1)
+        {
+            return Err(bad("a role cannot be granted to itself"));
+        }
+        let usage = ["USAGE".to_string()];
+        if revoke {
+            self.revoke(grantee, &object, &usage, false);
+        } else {
+            self.grant(grantee, &object, &usage, false)?;
+        }
+        Ok(ok())
+    }
+
+    /// The `containing_scope` of a body, which must exist.
+    fn containing_scope(
+        &self,
+        body: &Map<String, Value>,
+    ) -> Result<(String, Vec<String>), emulator::ApiError> {
+        let scope = body
+            .get("containing_scope")
+            .and_then(Value::as_object)
+            .ok_or_else(|| bad("containing_scope is required"))?;
+        if let Some(key) = unknown_key(scope, &["database", "schema"]) {
+            return Err(bad(format!("unknown field containing_scope.{key}")));
+        }
+        let db = scope
+            .get("database")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("containing_scope.database is required"))?;
+        let (scope_type, name) = match scope.get("schema").and_then(Value::as_str) {
+            Some(schema) => ("SCHEMA", format!("{db}.{schema}")),
+            None => ("DATABASE", db.to_string()),
+        };
+        self.scope(scope_type, &name)
+    }
+
+    /// A listing with the grantee's raw rows appended.
+    fn with_raw_rows(&self, grantee: &GranteeId, future: bool, listing: Value) -> Value {
+        let mut rows = match listing {
+            Value::Array(rows) => rows,
+            other => return other,
+        };
+        if let Some(raw) = self.raw_rows.get(&(grantee.clone(), future)) {
+            rows.extend(raw.iter().cloned());
+        }
+        Value::Array(rows)
     }
 
     fn grouped(&self, grantee: &GranteeId) -> Vec<(Object, bool, Vec<String>)> {
@@ -1063,7 +1394,12 @@ impl State {
         out
     }
 
+    /// `GET .../grants` in `RoleGrants`' Grant shape. A granted role is listed as
+    /// `SHOW GRANTS` shows it: USAGE on a `ROLE` or `DATABASE_ROLE`; to a user,
+    /// only the role (user.yaml's Grant has no grant option, and `SHOW GRANTS TO
+    /// USER` no privilege).
     fn role_listing(&self, grantee: &GranteeId) -> Value {
+        let user = grantee.0 == GranteeType::User;
         Value::Array(
             self.grouped(grantee)
                 .into_iter()
@@ -1075,35 +1411,43 @@ impl State {
                         [d, s, n] => json!({"database": d, "schema": s, "name": n}),
                         _ => json!({}),
                     };
-                    json!({
-                        "securable_type": type_,
+                    let mut row = json!({
+                        "securable_type": listed_type(&type_),
                         "securable": securable,
-                        "privileges": privileges,
-                        "grant_option": option,
                         "created_on": "2026-01-01T00:00:00Z",
                         "granted_by": "SECURITYADMIN",
-                    })
+                    });
+                    if !user {
+                        row["privileges"] = json!(privileges);
+                        row["grant_option"] = json!(option);
+                    }
+                    row
                 })
                 .collect(),
         )
     }
 
+    /// `GET /api/v2/grants/{granteeType}/{granteeName}`: `SHOW GRANTS TO` rows.
     fn legacy_listing(&self, grantee: &GranteeId) -> Value {
+        let user = grantee.0 == GranteeType::User;
         Value::Array(
             self.grouped(grantee)
                 .into_iter()
                 .map(|((type_, name), option, privileges)| {
-                    json!({
-                        "privileges": privileges,
-                        "grant_option": option,
+                    let mut row = json!({
                         "created_on": "2026-01-01T00:00:00Z",
                         "grantee_type": grantee.0.wire(),
                         "grantee_name": grantee.1,
-                        "securable_type": type_,
+                        "securable_type": listed_type(&type_),
                         "securable_name": name,
                         "granted_by_role_type": "ROLE",
                         "granted_by_name": "SECURITYADMIN",
-                    })
+                    });
+                    if !user {
+                        row["privileges"] = json!(privileges);
+                        row["grant_option"] = json!(option);
+                    }
+                    row
                 })
                 .collect(),
         )
@@ -1120,6 +1464,13 @@ impl State {
             } else {
                 json!({"database": parts.first()})
             };
+            let (field, scope) = if self.futures_as_securable {
+                let mut securable = scope;
+                securable["name"] = json!(format!("<{type_}>"));
+                ("securable", securable)
+            } else {
+                ("containing_scope", scope)
+            };
             for option in [false, true] {
                 let privileges: Vec<&String> = held
                     .iter()
@@ -1127,12 +1478,13 @@ impl State {
                     .map(|(p, _)| p)
                     .collect();
                 if !privileges.is_empty() {
-                    out.push(json!({
+                    let mut row = json!({
                         "securable_type": type_,
-                        "containing_scope": scope,
                         "privileges": privileges,
                         "grant_option": option,
-                    }));
+                    });
+                    row[field] = scope.clone();
+                    out.push(row);
                 }
             }
         }
@@ -1408,6 +1760,82 @@ impl Server<Snowflake> {
     /// Successful writes (grants and revokes) so far.
     pub fn writes(&self) -> usize {
         self.state().writes
+    }
+
+    /// Grants the grantee `USAGE` on `count` new warehouses (`FILLER_00000`,
+    /// ...): more grants than a listing answers, when `count` exceeds showLimit.
+    pub fn add_filler_grants(&self, grantee_type: &str, grantee: &str, count: usize) {
+        let mut state = self.state();
+        let grantee = (
+            GranteeType::from_wire(grantee_type).expect("grantee type"),
+            ident(grantee).expect("grantee").join("."),
+        );
+        for i in 0..count {
+            let warehouse = format!("FILLER_{i:05}");
+            state.warehouses.insert(warehouse.clone());
+            state
+                .grants
+                .entry(grantee.clone())
+                .or_default()
+                .entry(("WAREHOUSE".into(), warehouse))
+                .or_default()
+                .insert("USAGE".into(), false);
+        }
+    }
+
+    /// Gives the grantee `count` future grants (`SELECT` on future tables of
+    /// databases `FILLER_00000`, ...).
+    pub fn add_filler_futures(&self, grantee_type: &str, grantee: &str, count: usize) {
+        let mut state = self.state();
+        let grantee = (
+            GranteeType::from_wire(grantee_type).expect("grantee type"),
+            ident(grantee).expect("grantee").join("."),
+        );
+        for i in 0..count {
+            state
+                .futures
+                .entry(grantee.clone())
+                .or_default()
+                .entry(("TABLE".into(), "DATABASE".into(), format!("FILLER_{i:05}")))
+                .or_default()
+                .insert("SELECT".into(), false);
+        }
+    }
+
+    /// Adds `count` tables (`T00000`, ...) to the schema `DB.SCHEMA`.
+    pub fn add_tables(&self, schema: &str, count: usize) {
+        let parts = ident(schema).expect("schema name");
+        let [db, schema] = parts.as_slice() else {
+            panic!("a schema is DB.SCHEMA")
+        };
+        let mut state = self.state();
+        let entry = state
+            .databases
+            .entry(db.clone())
+            .or_default()
+            .entry(schema.clone())
+            .or_default();
+        entry.tables.extend((0..count).map(|i| format!("T{i:05}")));
+    }
+
+    /// Appends `row`, as it is, to the grantee's grants listing (`future`:
+    /// its future-grants listing).
+    pub fn add_raw_row(&self, grantee_type: &str, grantee: &str, future: bool, row: Value) {
+        let grantee = (
+            GranteeType::from_wire(grantee_type).expect("grantee type"),
+            ident(grantee).expect("grantee").join("."),
+        );
+        self.state()
+            .raw_rows
+            .entry((grantee, future))
+            .or_default()
+            .push(row);
+    }
+
+    /// The future-grants listing describes each grant by the `securable` it is
+    /// on (`{database, schema, name: "<TABLE>"}`) instead of its `containing_scope`.
+    pub fn list_futures_as_securables(&self) {
+        self.state().futures_as_securable = true;
     }
 }
 

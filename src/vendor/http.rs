@@ -388,6 +388,11 @@ impl HttpClient {
         self.timeout
     }
 
+    /// The metrics this client counts into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// The underlying reqwest client, to build requests with.
     pub fn reqwest(&self) -> &reqwest::Client {
         &self.client

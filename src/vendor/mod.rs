@@ -32,7 +32,7 @@ use serde::de::DeserializeOwned;
 use crate::api::{
     GrantPolicy, GrantRow, GrantStatus, GrantTarget, ProviderConfig, Reason, VendorKind,
 };
-use crate::plan::{Action, Key, LiveGrant, Permission};
+use crate::plan::{Key, LiveGrant, Permission, Plan};
 
 /// A vendor call that failed, with enough context to explain it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -231,12 +231,14 @@ pub trait Vendor: Send + Sync + 'static {
         known: &[Key],
     ) -> impl Future<Output = Result<Live<Self::Perm>, VendorError>> + Send;
 
-    /// Applies planned actions; returns the failures by key. Actions are
-    /// independent: one failing does not stop the others.
+    /// Applies the plan's actions; returns the failures by key. Actions are
+    /// independent: one failing does not stop the others. The rest of the plan
+    /// (what is kept at every key) is for a vendor whose write at one key can
+    /// reach others.
     fn apply(
         &self,
         target: &ResolvedTarget,
-        actions: &[Action<Self::Perm>],
+        plan: &Plan<Self::Perm>,
     ) -> impl Future<Output = BTreeMap<Key, VendorError>> + Send;
 
     /// The ids of every target the provider can list (`export` without

@@ -355,7 +355,7 @@ pub fn resource(vendor: Vendor, name: &str, spec: &Spec) -> serde_json::Value {
             let mut grant: SnowflakeGrant = snowflake_grant(
                 name,
                 (SnowflakeGranteeType::Role, SNOWFLAKE_ROLE),
-                on_securable(type_, securable),
+                target_securable(type_, securable),
                 &set,
                 option,
             );

@@ -1364,11 +1364,11 @@ pub fn snowflake_provider(
 }
 
 /// A SnowflakeGrant in [`NS`] through the provider `snowflake`: `grantee`
-/// (`ROLE`, `DATABASE_ROLE` or `USER`), privileges on `on`.
+/// (`ROLE`, `DATABASE_ROLE` or `USER`), privileges on `target`.
 pub fn snowflake_grant(
     name: &str,
     grantee: (SnowflakeGranteeType, &str),
-    on: SnowflakeOn,
+    target: SnowflakeTarget,
     privileges: &[&str],
     with_grant_option: bool,
 ) -> SnowflakeGrant {
@@ -1380,7 +1380,7 @@ pub fn snowflake_grant(
                 type_: grantee.0,
                 name: grantee.1.into(),
             },
-            on,
+            target,
             privileges: privileges.iter().map(|p| p.to_string()).collect(),
             with_grant_option,
         },
@@ -1389,9 +1389,9 @@ pub fn snowflake_grant(
     grant
 }
 
-/// `on: { securable: { type, name } }`.
-pub fn on_securable(type_: &str, name: &str) -> SnowflakeOn {
-    SnowflakeOn {
+/// `target: { securable: { type, name } }`.
+pub fn target_securable(type_: &str, name: &str) -> SnowflakeTarget {
+    SnowflakeTarget {
         securable: Some(SnowflakeSecurable {
             type_: type_.into(),
             name: name.into(),
@@ -1411,18 +1411,22 @@ fn bulk(securable_type: &str, scope: SnowflakeScopeType, name: &str) -> Snowflak
     }
 }
 
-/// `on: { all: { securableType, in: { type, name } } }`.
-pub fn on_all(securable_type: &str, scope: SnowflakeScopeType, name: &str) -> SnowflakeOn {
-    SnowflakeOn {
+/// `target: { all: { securableType, in: { type, name } } }`.
+pub fn target_all(securable_type: &str, scope: SnowflakeScopeType, name: &str) -> SnowflakeTarget {
+    SnowflakeTarget {
         securable: None,
         all: Some(bulk(securable_type, scope, name)),
         future: None,
     }
 }
 
-/// `on: { future: { securableType, in: { type, name } } }`.
-pub fn on_future(securable_type: &str, scope: SnowflakeScopeType, name: &str) -> SnowflakeOn {
-    SnowflakeOn {
+/// `target: { future: { securableType, in: { type, name } } }`.
+pub fn target_future(
+    securable_type: &str,
+    scope: SnowflakeScopeType,
+    name: &str,
+) -> SnowflakeTarget {
+    SnowflakeTarget {
         securable: None,
         all: None,
         future: Some(bulk(securable_type, scope, name)),

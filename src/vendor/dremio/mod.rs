@@ -37,7 +37,7 @@ use crate::api::{
     VendorKind,
 };
 use crate::cache::TtlCache;
-use crate::plan::{Action, Key, LiveGrant, Permission};
+use crate::plan::{Key, LiveGrant, Permission, Plan};
 
 use self::client::{DremioApi, Entry, GranteeType, ListedEntry, ObjectGrants};
 use super::http::CallError;
@@ -465,8 +465,9 @@ impl Vendor for DremioClient {
     async fn apply(
         &self,
         target: &ResolvedTarget,
-        actions: &[Action<Privilege>],
+        plan: &Plan<Privilege>,
     ) -> BTreeMap<Key, VendorError> {
+        let actions = plan.actions.as_slice();
         let mut failures = BTreeMap::new();
         let mut changes = Vec::new();
         for action in actions {

@@ -32,7 +32,7 @@ use crate::api::{
     GrafanaPermissionsApi, GrantPolicy, GrantStatus, GrantTarget, ProviderConfig, VendorKind,
 };
 use crate::cache::TtlCache;
-use crate::plan::{Action, Key, LiveGrant, Permission};
+use crate::plan::{Action, Key, LiveGrant, Permission, Plan};
 
 use self::client::{
     AccessGrantee, Datasource, DatasourceLookup, GrafanaApi, LegacyGrantee, OrgUser, PAGE_SIZE,
@@ -644,8 +644,9 @@ impl Vendor for GrafanaClient {
     async fn apply(
         &self,
         target: &ResolvedTarget,
-        actions: &[Action<GrafanaPermission>],
+        plan: &Plan<GrafanaPermission>,
     ) -> BTreeMap<Key, VendorError> {
+        let actions = plan.actions.as_slice();
         let api = match self.permissions_api().await {
             Ok(api) => api,
             Err(error) => {

@@ -23,7 +23,7 @@ use crate::api::{
     GrantPolicy, GrantStatus, GrantTarget, ProviderConfig, SigmaGrant, SigmaPermission, VendorKind,
 };
 use crate::cache::TtlCache;
-use crate::plan::{Action, ActionKind, Key, LiveGrant, Permission};
+use crate::plan::{ActionKind, Key, LiveGrant, Permission, Plan};
 
 use self::client::{GranteeId, MAX_BATCH, NewGrant, SigmaApi};
 use super::http::CallError;
@@ -290,8 +290,9 @@ impl Vendor for SigmaClient {
     async fn apply(
         &self,
         target: &ResolvedTarget,
-        actions: &[Action<SigmaPermission>],
+        plan: &Plan<SigmaPermission>,
     ) -> BTreeMap<Key, VendorError> {
+        let actions = plan.actions.as_slice();
         let connection = target.id.as_str();
         let mut failures: BTreeMap<Key, VendorError> = BTreeMap::new();
 

@@ -1,7 +1,10 @@
 //! Snowflake REST calls and wire types: the `RoleGrants` API (roles, database
 //! roles and users under `/api/v2`) and the `Legacy` grants API of the seed
 //! (`/api/v2/grants/...`), object listings for bulk `ALL` grants, and `202`
-//! answers followed through their result handle.
+//! answers followed through their result handle. Listings are read entry by
+//! entry, every shape the definitions allow; one that reaches [`SHOW_LIMIT`]
+//! rows, or holds an entry that cannot be read, is refused whole
+//! ([`ListingError`]).
 
 use std::time::Duration;
 
@@ -17,10 +20,69 @@ use super::identifiers::{Name, Part, encode_segment, parse_listed, parse_listed_
 use super::model::{BulkKind, Grantee, GranteeType, ScopeType, singular};
 
 const VENDOR: VendorKind = VendorKind::Snowflake;
-/// Rows asked for per listing (the documented maximum).
-const SHOW_LIMIT: &str = "10000";
+/// Rows a Snowflake listing answers at most: `showLimit`'s maximum
+/// (common.yaml), which every listing asks for. It caps the rows of the SHOW
+/// command behind the listing; `Link` pages cut that answer, they never go past
+/// it. So a listing of this many rows may have left some out.
+pub const SHOW_LIMIT: usize = 10_000;
+/// [`SHOW_LIMIT`] as messages write it.
+const SHOW_LIMIT_TEXT: &str = "10,000";
 /// A bound on pages of one listing, against a server that never ends it.
 const MAX_PAGES: usize = 1000;
+/// How much of an unreadable entry a message quotes.
+const ENTRY_QUOTE: usize = 300;
+
+/// Why a listing cannot be used.
+#[derive(Debug)]
+pub enum ListingError {
+    /// The call failed.
+    Call(CallError),
+    /// As many rows as Snowflake answers at most and no link to more: it may be
+    /// incomplete, so nothing may be decided from it (the message says whose).
+    Capped(String),
+    /// An entry this version cannot read: unknown is not absent, so nothing may
+    /// be decided from the listing (the message quotes the entry).
+    Unreadable(String),
+}
+
+impl From<CallError> for ListingError {
+    fn from(error: CallError) -> ListingError {
+        ListingError::Call(error)
+    }
+}
+
+impl ListingError {
+    /// The status code, when Snowflake answered with an error.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ListingError::Call(error) => error.status(),
+            _ => None,
+        }
+    }
+
+    /// The error as the sync reports it: a capped listing is
+    /// `VendorUnavailable` (retried; Snowflake answers no more), an unreadable
+    /// entry an unexpected answer (`VendorUnavailable` too).
+    pub fn into_vendor_error(
+        self,
+        operation: &'static str,
+        not_found: impl FnOnce(String) -> VendorError,
+    ) -> VendorError {
+        match self {
+            ListingError::Call(error) => error.into_vendor_error(VENDOR, operation, not_found),
+            ListingError::Capped(message) => VendorError::Unavailable {
+                vendor: VENDOR,
+                operation,
+                message,
+            },
+            ListingError::Unreadable(message) => VendorError::Protocol {
+                vendor: VENDOR,
+                operation,
+                message,
+            },
+        }
+    }
+}
 
 /// How a `202` answer is followed.
 #[derive(Clone, Debug)]
@@ -86,44 +148,13 @@ pub struct WireObject {
 }
 
 #[derive(Deserialize, Debug)]
-struct WireGrant {
-    #[serde(default)]
-    securable_type: String,
-    #[serde(default)]
-    securable: Option<WireObject>,
-    #[serde(default)]
-    securable_name: Option<String>,
-    #[serde(default)]
-    privileges: Vec<String>,
-    #[serde(default)]
-    grant_option: bool,
-}
-
-#[derive(Deserialize, Debug)]
-struct WireFuture {
-    #[serde(default)]
-    securable_type: String,
-    #[serde(default)]
-    containing_scope: Option<WireObject>,
-    #[serde(default)]
-    privileges: Vec<String>,
-    #[serde(default)]
-    grant_option: bool,
-}
-
-#[derive(Deserialize, Debug)]
-struct Named {
-    name: String,
-}
-
-#[derive(Deserialize, Debug)]
 #[serde(rename_all = "camelCase")]
 struct Accepted {
     #[serde(default)]
     result_handler: Option<String>,
 }
 
-/// The body of a `RoleGrants` grant or revoke.
+/// The body of a `RoleGrants` grant or revoke (the definitions' `Grant`).
 #[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct RoleGrantBody {
     /// Singular type.
@@ -131,13 +162,17 @@ pub struct RoleGrantBody {
     /// Named securable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub securable: Option<WireObject>,
-    /// Scope of a future grant.
+    /// Scope of an `ALL` or future grant.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub containing_scope: Option<WireObject>,
-    /// Privileges.
-    pub privileges: Vec<String>,
-    /// Grant option.
-    pub grant_option: bool,
+    /// Privileges; none when a role is granted (the role itself is).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privileges: Option<Vec<String>>,
+    /// Grant option; none when a role is granted (user.yaml's Grant has no
+    /// such field, and a role is never granted with it). On a revoke, `true`
+    /// revokes only the grant option.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_option: Option<bool>,
 }
 
 /// A named securable as the `securable` object (`{database, schema, name}` by part count).
@@ -176,6 +211,21 @@ pub fn wire_scope(scope: ScopeType, name: &Name) -> WireObject {
             ..WireObject::default()
         },
     }
+}
+
+/// The privilege a granted role shows as.
+pub const USAGE: &str = "USAGE";
+
+/// Whether a securable type is a role (`ROLE`, `DATABASE ROLE`): granting it is
+/// GRANT ROLE, not a privilege on an object.
+pub fn is_role_type(type_: &str) -> bool {
+    type_ == "ROLE" || type_ == "DATABASE ROLE"
+}
+
+/// A securable type as a listing writes it, keyed as declared: `SHOW GRANTS`
+/// joins the words with `_` (`DATABASE_ROLE`), resources with spaces.
+fn listed_type(text: &str) -> String {
+    super::model::keyword(&text.replace('_', " "))
 }
 
 fn listed_name(object: &WireObject) -> Name {
@@ -340,27 +390,37 @@ impl SnowflakeApi {
     }
 
     /// A listing, every page: the first with `showLimit`, the next ones through
-    /// the `Link: <...>; rel="next"` header.
-    async fn list<T: for<'de> Deserialize<'de>>(
+    /// the `Link: <...>; rel="next"` header. `subject` holds `rows_are` (`ROLE
+    /// ANALYST` holds `grants`), for the messages. A listing that reaches
+    /// [`SHOW_LIMIT`] rows is refused as possibly incomplete (and counted).
+    async fn list(
         &self,
         operation: &'static str,
         path: &str,
-        what: &str,
-    ) -> Result<Vec<T>, CallError> {
+        subject: &str,
+        rows_are: &str,
+    ) -> Result<Vec<serde_json::Value>, ListingError> {
+        let what = format!("{rows_are} listing of {subject}");
         let mut response = self
             .call(
                 operation,
                 Method::GET,
                 path,
-                &[("showLimit", SHOW_LIMIT.into())],
+                &[("showLimit", SHOW_LIMIT.to_string())],
                 None,
             )
             .await?;
         let mut all = Vec::new();
         for _ in 0..MAX_PAGES {
-            let page: Vec<T> = parse_body(&response, what)?;
+            let page: Vec<serde_json::Value> = parse_body(&response, &what)?;
             all.extend(page);
             let Some(next) = response.link.as_deref().and_then(next_link) else {
+                if all.len() >= SHOW_LIMIT {
+                    self.http.metrics().incomplete_listing(VENDOR.as_str());
+                    return Err(ListingError::Capped(format!(
+                        "{subject} holds more {rows_are} than Snowflake lists in one answer ({SHOW_LIMIT_TEXT}, showLimit's maximum): the listing may be incomplete, so nothing is granted, revoked or reported in sync from it"
+                    )));
+                }
                 return Ok(all);
             };
             let url = self.own_url(&next)?;
@@ -368,9 +428,37 @@ impl SnowflakeApi {
                 .call_url(operation, Method::GET, &url, &[], None)
                 .await?;
         }
-        Err(CallError::Transport {
+        Err(ListingError::Call(CallError::Transport {
             message: format!("the {what} did not end after {MAX_PAGES} pages"),
-        })
+        }))
+    }
+
+    /// Reads every row of a listing with `read`; the first row it cannot read
+    /// fails the whole listing, quoted.
+    fn read_rows<T>(
+        rows: Vec<serde_json::Value>,
+        subject: &str,
+        rows_are: &str,
+        read: impl Fn(&serde_json::Value) -> Result<T, String>,
+    ) -> Result<Vec<T>, ListingError> {
+        rows.iter()
+            .map(|row| {
+                read(row).map_err(|problem| {
+                    let mut entry = row.to_string();
+                    if entry.len() > ENTRY_QUOTE {
+                        let mut end = ENTRY_QUOTE;
+                        while !entry.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        entry.truncate(end);
+                        entry.push_str("...");
+                    }
+                    ListingError::Unreadable(format!(
+                        "the {rows_are} listing of {subject} has an entry this version cannot read ({problem}): {entry}; nothing is revoked or reported in sync until it can be read"
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// One call to a full URL, a `202` followed to its result.
@@ -433,9 +521,15 @@ impl SnowflakeApi {
     }
 
     fn legacy_base(grantee: &Grantee) -> String {
+        // grant.yaml's `granteeType` enum: user, role, application-role,
+        // database-role, share.
+        let type_ = match grantee.type_ {
+            GranteeType::Role => "role",
+            GranteeType::DatabaseRole => "database-role",
+            GranteeType::User => "user",
+        };
         format!(
-            "/api/v2/grants/{}/{}",
-            grantee.type_.as_str(),
+            "/api/v2/grants/{type_}/{}",
             encode_segment(&grantee.name.sql())
         )
     }
@@ -461,30 +555,15 @@ impl SnowflakeApi {
         })
     }
 
-    /// Every grant the grantee holds (one listing; `CallError` so 404 is the caller's).
-    pub async fn grants_of(&self, grantee: &Grantee) -> Result<Vec<ListedGrant>, CallError> {
+    /// Every grant the grantee holds (one listing; 404 is the caller's).
+    pub async fn grants_of(&self, grantee: &Grantee) -> Result<Vec<ListedGrant>, ListingError> {
         let path = match self.grants_api {
             SnowflakeGrantsApi::RoleGrants => format!("{}/grants", self.role_base(grantee)),
             SnowflakeGrantsApi::Legacy => Self::legacy_base(grantee),
         };
-        let wire: Vec<WireGrant> = self.list("list_grants", &path, "grants listing").await?;
-        Ok(wire
-            .into_iter()
-            .map(|grant| ListedGrant {
-                securable_type: super::model::keyword(&grant.securable_type),
-                name: match (&grant.securable, &grant.securable_name) {
-                    (Some(object), _) => listed_name(object),
-                    (None, Some(name)) => parse_listed(name),
-                    (None, None) => Name(Vec::new()),
-                },
-                privileges: grant
-                    .privileges
-                    .iter()
-                    .map(|p| super::model::keyword(p))
-                    .collect(),
-                grant_option: grant.grant_option,
-            })
-            .collect())
+        let subject = grantee.to_string();
+        let rows = self.list("list_grants", &path, &subject, "grants").await?;
+        Self::read_rows(rows, &subject, "grants", read_grant)
     }
 
     /// The grantee's future grants (the role listing in both modes: the legacy
@@ -492,82 +571,64 @@ impl SnowflakeApi {
     pub async fn future_grants_of(
         &self,
         grantee: &Grantee,
-    ) -> Result<Vec<ListedFuture>, CallError> {
-        let wire: Vec<WireFuture> = self
+    ) -> Result<Vec<ListedFuture>, ListingError> {
+        let subject = grantee.to_string();
+        let rows = self
             .list(
                 "list_future_grants",
                 &format!("{}/future-grants", self.role_base(grantee)),
-                "future grants listing",
+                &subject,
+                "future grants",
             )
             .await?;
-        Ok(wire
-            .into_iter()
-            .filter_map(|future| {
-                let scope = future.containing_scope?;
-                let database = parse_listed_part(scope.database.as_deref()?);
-                let (scope_type, scope_name) = match &scope.schema {
-                    Some(schema) => (
-                        ScopeType::Schema,
-                        Name(vec![database, parse_listed_part(schema)]),
-                    ),
-                    None => (ScopeType::Database, Name(vec![database])),
-                };
-                let type_ = super::model::keyword(&future.securable_type);
-                Some(ListedFuture {
-                    plural: super::model::plural(&singular(&type_)),
-                    scope: scope_type,
-                    scope_name,
-                    privileges: future
-                        .privileges
-                        .iter()
-                        .map(|p| super::model::keyword(p))
-                        .collect(),
-                    grant_option: future.grant_option,
-                })
-            })
-            .collect())
+        Self::read_rows(rows, &subject, "future grants", read_future)
     }
 
-    /// Names of the objects of a listing path (schemas, tables, views).
+    /// Names of the objects of a listing path (schemas, tables, views), which
+    /// `subject` (`SCHEMA SALES.PUBLIC`) holds as `rows_are` (`tables`).
     pub async fn object_names(
         &self,
         operation: &'static str,
         path: &str,
-    ) -> Result<Vec<Part>, CallError> {
-        let wire: Vec<Named> = self.list(operation, path, "object listing").await?;
-        Ok(wire
-            .into_iter()
-            .map(|object| parse_listed_part(&object.name))
-            .collect())
+        subject: &str,
+        rows_are: &str,
+    ) -> Result<Vec<Part>, ListingError> {
+        let rows = self.list(operation, path, subject, rows_are).await?;
+        Self::read_rows(rows, subject, rows_are, |row| {
+            row.get("name")
+                .and_then(serde_json::Value::as_str)
+                .filter(|name| !name.is_empty())
+                .map(parse_listed_part)
+                .ok_or_else(|| "no name".to_string())
+        })
     }
 
     /// `RoleGrants`: grants or revokes (`grants` or `grants:revoke`, and the
-    /// `future-grants` equivalents) with one body; `grant_option_only` revokes
-    /// only the grant option (`grantOptionOnly=true`).
+    /// `future-grants` equivalents) with one body. On a revoke, the body's
+    /// `grant_option: true` revokes only the grant option (REVOKE GRANT OPTION
+    /// FOR, as Snowflake's own Python client sends it); the revoke endpoints
+    /// define no other flag.
     pub async fn role_grants_write(
         &self,
         grantee: &Grantee,
         future: bool,
         revoke: bool,
-        grant_option_only: bool,
         body: &RoleGrantBody,
     ) -> Result<(), CallError> {
-        let (operation, suffix) = match (future, revoke) {
-            (false, false) => ("grant", "grants"),
-            (false, true) => ("revoke", "grants:revoke"),
-            (true, false) => ("grant_future", "future-grants"),
-            (true, true) => ("revoke_future", "future-grants:revoke"),
+        let option_only = body.grant_option == Some(true);
+        let (operation, suffix) = match (future, revoke, option_only) {
+            (false, false, _) => ("grant", "grants"),
+            (false, true, false) => ("revoke", "grants:revoke"),
+            (false, true, true) => ("revoke_grant_option", "grants:revoke"),
+            (true, false, _) => ("grant_future", "future-grants"),
+            (true, true, _) => ("revoke_future", "future-grants:revoke"),
         };
-        let mut query = Vec::new();
-        if grant_option_only {
-            query.push(("grantOptionOnly", "true".to_string()));
-        }
         let body = serde_json::to_value(body).unwrap_or_default();
         self.call(
             operation,
             Method::POST,
             &format!("{}/{suffix}", self.role_base(grantee)),
-            &query,
+            &[],
             Some(&body),
         )
         .await
@@ -585,10 +646,12 @@ impl SnowflakeApi {
                 scope,
                 scope_name,
             } => format!(
+                // `bulkGrantType` and `scopeType` are lower-case enums; the plural
+                // is lower-case as the definition writes it ("tables").
                 "{}/{}/{}/{}",
                 kind.as_str().to_ascii_lowercase(),
-                encode_segment(plural),
-                scope.as_str(),
+                encode_segment(&plural.to_ascii_lowercase()),
+                scope.as_str().to_ascii_lowercase(),
                 encode_segment(&scope_name.sql())
             ),
         };
@@ -669,6 +732,155 @@ fn parse_body<T: for<'de> Deserialize<'de>>(
     })
 }
 
+/// Whether `text` (upper-cased) is a keyword phrase: words of letters, digits
+/// and `_`.
+fn is_keyword_phrase(text: &str) -> bool {
+    !text.is_empty()
+        && text.split(' ').all(|word| {
+            !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+}
+
+/// The `privileges` of a listed entry, upper-cased (absent: none).
+fn read_privileges(row: &serde_json::Value) -> Result<Vec<String>, String> {
+    match row.get("privileges") {
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                let privilege = item
+                    .as_str()
+                    .map(super::model::keyword)
+                    .filter(|privilege| is_keyword_phrase(privilege))
+                    .ok_or_else(|| format!("privilege {item} is not a privilege"))?;
+                Ok(privilege)
+            })
+            .collect(),
+        Some(other) => Err(format!("privileges {other} is not a list")),
+    }
+}
+
+/// The `grant_option` of a listed entry (absent: false).
+fn read_grant_option(row: &serde_json::Value) -> Result<bool, String> {
+    match row.get("grant_option") {
+        None | Some(serde_json::Value::Null) => Ok(false),
+        Some(serde_json::Value::Bool(option)) => Ok(*option),
+        Some(other) => Err(format!("grant_option {other} is not a boolean")),
+    }
+}
+
+/// The `securable_type` of a listed entry, keyed as declared.
+fn read_type(row: &serde_json::Value) -> Result<String, String> {
+    let text = row
+        .get("securable_type")
+        .and_then(serde_json::Value::as_str)
+        .ok_or("no securable_type")?;
+    let type_ = listed_type(text);
+    if is_keyword_phrase(&type_) {
+        Ok(type_)
+    } else {
+        Err(format!("securable_type {text:?} is not a type"))
+    }
+}
+
+/// A `securable` or `containing_scope` object of a listed entry.
+fn read_object(value: &serde_json::Value, field: &str) -> Result<WireObject, String> {
+    serde_json::from_value(value.clone())
+        .map_err(|_| format!("{field} is not a {{database, schema, name}} object"))
+}
+
+/// One entry of a grants listing, `RoleGrants` (`securable`) or `Legacy`
+/// (`securable_name`). A granted role shows no privilege to a user: it is USAGE.
+fn read_grant(row: &serde_json::Value) -> Result<ListedGrant, String> {
+    if !row.is_object() {
+        return Err("not an object".into());
+    }
+    let securable_type = read_type(row)?;
+    let name = match (row.get("securable"), row.get("securable_name")) {
+        (Some(securable), _) if !securable.is_null() => {
+            let object = read_object(securable, "securable")?;
+            if object.name.as_deref().is_none_or(str::is_empty) {
+                return Err("securable has no name".into());
+            }
+            listed_name(&object)
+        }
+        (_, Some(serde_json::Value::String(name))) if !name.is_empty() => parse_listed(name),
+        _ => return Err("no securable or securable_name".into()),
+    };
+    let mut privileges = read_privileges(row)?;
+    if privileges.is_empty() {
+        if is_role_type(&securable_type) {
+            privileges.push(USAGE.to_string());
+        } else {
+            return Err("no privileges".into());
+        }
+    }
+    Ok(ListedGrant {
+        securable_type,
+        name,
+        privileges,
+        grant_option: read_grant_option(row)?,
+    })
+}
+
+/// One entry of a future-grants listing. The definition's Grant describes the
+/// scope either as `containing_scope`, or as the `securable` the grant is on:
+/// its database and schema, with the name either the placeholder of the future
+/// objects (`<TABLE>`, as `SHOW FUTURE GRANTS` prints `SALES.PUBLIC.<TABLE>`)
+/// or the scope's own name.
+fn read_future(row: &serde_json::Value) -> Result<ListedFuture, String> {
+    if !row.is_object() {
+        return Err("not an object".into());
+    }
+    let type_ = read_type(row)?;
+    let parts: Vec<Part> = match (row.get("containing_scope"), row.get("securable")) {
+        (Some(scope), _) if !scope.is_null() => {
+            let scope = read_object(scope, "containing_scope")?;
+            let database = scope
+                .database
+                .as_deref()
+                .ok_or("containing_scope has no database")?;
+            std::iter::once(database)
+                .chain(scope.schema.as_deref())
+                .map(parse_listed_part)
+                .collect()
+        }
+        (_, Some(securable)) if !securable.is_null() => {
+            let securable = read_object(securable, "securable")?;
+            let placeholder = securable
+                .name
+                .as_deref()
+                .is_some_and(|name| name.starts_with('<') && name.ends_with('>'));
+            [&securable.database, &securable.schema, &securable.name]
+                .into_iter()
+                .flatten()
+                .filter(|part| !(placeholder && part.starts_with('<')))
+                .map(|part| parse_listed_part(part))
+                .collect()
+        }
+        _ => return Err("no containing_scope or securable".into()),
+    };
+    let (scope, scope_name) = match parts.as_slice() {
+        [_] => (ScopeType::Database, Name(parts)),
+        [_, _] => (ScopeType::Schema, Name(parts)),
+        _ => return Err("the scope is not a database or a schema".into()),
+    };
+    let privileges = read_privileges(row)?;
+    if privileges.is_empty() {
+        return Err("no privileges".into());
+    }
+    Ok(ListedFuture {
+        plural: super::model::plural(&singular(&type_)),
+        scope,
+        scope_name,
+        privileges,
+        grant_option: read_grant_option(row)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -698,6 +910,166 @@ mod tests {
     }
 
     #[test]
+    fn grant_entries_are_read_or_refused_never_dropped() {
+        let table = read_grant(&serde_json::json!({"securable_type": "TABLE", "securable": {"database": "SALES", "schema": "\"My S\"", "name": "T"}, "privileges": ["select"], "grant_option": true})).unwrap();
+        assert_eq!(table.securable_type, "TABLE");
+        assert_eq!(table.name.sql(), r#"SALES."My S".T"#);
+        assert_eq!(table.privileges, vec!["SELECT".to_string()]);
+        assert!(table.grant_option);
+        let legacy = read_grant(&serde_json::json!({"securable_type": "EXTERNAL_TABLE", "securable_name": "A.B.C", "privileges": ["SELECT"]})).unwrap();
+        assert_eq!(legacy.securable_type, "EXTERNAL TABLE");
+        assert!(!legacy.grant_option);
+        // A role granted to a user: no privilege shown, USAGE meant.
+        let role = read_grant(&serde_json::json!({"securable_type": "DATABASE_ROLE", "securable": {"database": "SALES", "name": "READER"}})).unwrap();
+        assert_eq!(
+            (
+                role.securable_type.as_str(),
+                role.name.sql(),
+                role.privileges
+            ),
+            (
+                "DATABASE ROLE",
+                "SALES.READER".to_string(),
+                vec!["USAGE".to_string()]
+            )
+        );
+        for (entry, problem) in [
+            (
+                serde_json::json!({"securable": {"name": "X"}, "privileges": ["USAGE"]}),
+                "no securable_type",
+            ),
+            (
+                serde_json::json!({"securable_type": "TABLE", "securable": {"database": "S"}, "privileges": ["SELECT"]}),
+                "securable has no name",
+            ),
+            (
+                serde_json::json!({"securable_type": "TABLE", "privileges": ["SELECT"]}),
+                "no securable or securable_name",
+            ),
+            (
+                serde_json::json!({"securable_type": "TABLE", "securable_name": "A.B.C"}),
+                "no privileges",
+            ),
+            (
+                serde_json::json!({"securable_type": "TABLE", "securable_name": "A.B.C", "privileges": [3]}),
+                "is not a privilege",
+            ),
+            (
+                serde_json::json!({"securable_type": "TABLE", "securable_name": "A.B.C", "privileges": ["SELECT"], "grant_option": "yes"}),
+                "not a boolean",
+            ),
+            (
+                serde_json::json!({"securable_type": "TA-BLE", "securable_name": "A.B.C", "privileges": ["SELECT"]}),
+                "is not a type",
+            ),
+            (serde_json::json!(["TABLE"]), "not an object"),
+        ] {
+            let error = read_grant(&entry).unwrap_err();
+            assert!(error.contains(problem), "{entry}: {error}");
+        }
+    }
+
+    #[test]
+    fn future_entries_are_read_in_every_shape_the_definition_allows() {
+        let scope_of = |entry: serde_json::Value| {
+            let future = read_future(&entry).unwrap();
+            (future.plural, future.scope, future.scope_name.sql())
+        };
+        let schema = (
+            "TABLES".to_string(),
+            ScopeType::Schema,
+            "SALES.PUBLIC".to_string(),
+        );
+        assert_eq!(
+            scope_of(
+                serde_json::json!({"securable_type": "TABLE", "containing_scope": {"database": "SALES", "schema": "PUBLIC"}, "privileges": ["SELECT"]})
+            ),
+            schema
+        );
+        // By the securable: the future objects' placeholder, or the scope itself.
+        assert_eq!(
+            scope_of(
+                serde_json::json!({"securable_type": "TABLE", "securable": {"database": "SALES", "schema": "PUBLIC", "name": "<TABLE>"}, "privileges": ["SELECT"]})
+            ),
+            schema
+        );
+        assert_eq!(
+            scope_of(
+                serde_json::json!({"securable_type": "TABLE", "securable": {"database": "SALES", "name": "PUBLIC"}, "privileges": ["SELECT"]})
+            ),
+            schema
+        );
+        assert_eq!(
+            scope_of(
+                serde_json::json!({"securable_type": "SCHEMA", "securable": {"database": "SALES", "name": "<SCHEMA>"}, "privileges": ["USAGE"]})
+            ),
+            (
+                "SCHEMAS".to_string(),
+                ScopeType::Database,
+                "SALES".to_string()
+            )
+        );
+        assert_eq!(
+            scope_of(
+                serde_json::json!({"securable_type": "VIEW", "securable": {"name": "SALES"}, "privileges": ["SELECT"]})
+            ),
+            (
+                "VIEWS".to_string(),
+                ScopeType::Database,
+                "SALES".to_string()
+            )
+        );
+        for (entry, problem) in [
+            (
+                serde_json::json!({"securable_type": "TABLE", "privileges": ["SELECT"]}),
+                "no containing_scope or securable",
+            ),
+            (
+                serde_json::json!({"securable_type": "TABLE", "containing_scope": {"schema": "P"}, "privileges": ["SELECT"]}),
+                "containing_scope has no database",
+            ),
+            (
+                serde_json::json!({"securable_type": "TABLE", "securable": {"database": "A", "schema": "B", "name": "C"}, "privileges": ["SELECT"]}),
+                "not a database or a schema",
+            ),
+            (
+                serde_json::json!({"securable_type": "TABLE", "containing_scope": {"database": "A"}}),
+                "no privileges",
+            ),
+            (
+                serde_json::json!({"containing_scope": {"database": "A"}, "privileges": ["SELECT"]}),
+                "no securable_type",
+            ),
+        ] {
+            let error = read_future(&entry).unwrap_err();
+            assert!(error.contains(problem), "{entry}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_row_is_quoted_in_the_error() {
+        let rows = vec![
+            serde_json::json!({"name": "ORDERS"}),
+            serde_json::json!({"kind": "x".repeat(1000)}),
+        ];
+        let error = SnowflakeApi::read_rows(rows, "SCHEMA S.P", "tables", |row| {
+            row.get("name")
+                .and_then(serde_json::Value::as_str)
+                .map(String::from)
+                .ok_or_else(|| "no name".to_string())
+        })
+        .unwrap_err();
+        let ListingError::Unreadable(message) = error else {
+            panic!("unreadable")
+        };
+        assert!(
+            message.starts_with("the tables listing of SCHEMA S.P has an entry this version cannot read (no name): {\"kind\":\"xxx"),
+            "{message}"
+        );
+        assert!(message.len() < 600, "quoted, not copied whole");
+    }
+
+    #[test]
     fn next_links_are_found() {
         assert_eq!(
             next_link(r#"</api/v2/results/a?page=2>; rel="next", </x>; rel="prev""#).as_deref(),
@@ -723,7 +1095,7 @@ mod tests {
                     name: &name
                 }
             ),
-            "/api/v2/grants/ROLE/%22My%20Role%22/SCHEMA/SALES.%22My%20Schema%22/privileges"
+            "/api/v2/grants/role/%22My%20Role%22/SCHEMA/SALES.%22My%20Schema%22/privileges"
         );
         assert_eq!(
             SnowflakeApi::legacy_path(
@@ -735,7 +1107,7 @@ mod tests {
                     scope_name: &name
                 }
             ),
-            "/api/v2/grants/ROLE/%22My%20Role%22/future/TABLES/SCHEMA/SALES.%22My%20Schema%22/privileges"
+            "/api/v2/grants/role/%22My%20Role%22/future/tables/schema/SALES.%22My%20Schema%22/privileges"
         );
     }
 }

@@ -11,14 +11,27 @@
 //!   resource's own securable.
 //! - Future grants are not in the grantee listing: the `future-grants` listing
 //!   is read too, only when the sync can touch a `FUTURE` key.
+//! - Listings are read whole or not at all: one that reaches `showLimit`'s
+//!   maximum may be incomplete, and an entry that cannot be read is not absent;
+//!   either fails the read (so the sync writes nothing) with a message saying
+//!   whose listing and which entry.
 //! - `ALL` grants expand into per-object grants: for each `ALL` key the sync
 //!   can touch, the objects of the type in the scope are listed and the key is
 //!   live with a privilege when every object has it (with no object, what the
 //!   operator last applied counts as live). A new object therefore shows as
-//!   drift and the bulk grant is issued again. `Legacy` grants and revokes with
-//!   the bulk paths; `RoleGrants` documents no bulk form, so there the grant and
-//!   revoke go object by object. `TABLES` and `VIEWS` (in a schema or database)
-//!   and `SCHEMAS` (in a database) are supported for `all`.
+//!   drift and the bulk grant is issued again. Both APIs grant with their bulk
+//!   form (`Legacy`: the `all` paths; `RoleGrants`: `containing_scope`). A
+//!   revoke on all objects strips every object of the scope, so it never goes
+//!   in bulk over what another key keeps there ([`overlap`]): then it goes
+//!   object by object and spares those. A revoke at one object likewise spares
+//!   what a covering `ALL` key keeps. `TABLES` and `VIEWS` (in a schema or
+//!   database) and `SCHEMAS` (in a database) are supported for `all`.
+//! - Roles are granted whole, as a securable of type `ROLE` or `DATABASE
+//!   ROLE` with the privilege `USAGE` (the key `ROLE ANALYST`, as listings show
+//!   a granted role): to a user (Snowflake grants users roles, never
+//!   privileges), to a role (the role hierarchy), or to a database role of the
+//!   same database. Only `RoleGrants` can write them (the `Legacy` paths grant
+//!   privileges on securables); both read them.
 //! - Turning the grant option off revokes only the grant option.
 //! - `OWNERSHIP` is never managed (it is transferred, not revoked).
 
@@ -26,6 +39,7 @@ pub mod auth;
 pub mod client;
 pub mod identifiers;
 pub mod model;
+pub mod overlap;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -34,16 +48,18 @@ use reqwest::StatusCode;
 
 use crate::api::{
     GrantPolicy, GrantStatus, GrantTarget, ProviderConfig, SnowflakeGrant, SnowflakeGrantee,
-    SnowflakeGranteeType, SnowflakeGrantsApi, SnowflakeOn, SnowflakeScopeType, VendorKind,
+    SnowflakeGranteeType, SnowflakeGrantsApi, SnowflakeScopeType, SnowflakeTarget, VendorKind,
 };
-use crate::plan::{Action, Key, LiveGrant};
+use crate::plan::{Action, Key, LiveGrant, Plan};
 
 use self::client::{
-    LegacyTarget, ListedGrant, RoleGrantBody, SnowflakeApi, wire_object, wire_scope,
+    LegacyTarget, ListedGrant, ListingError, RoleGrantBody, SnowflakeApi, USAGE, is_role_type,
+    wire_object, wire_scope,
 };
 use self::identifiers::{Name, encode_segment};
 pub use self::model::SnowflakePrivilege;
 use self::model::{BulkKind, Grantee, GranteeType, ScopeType, Securable, plural, singular};
+use self::overlap::{AllRevocation, Kept, Object, Removal, WriteMemory};
 use super::http::CallError;
 use super::{GrantKind, Live, ResolvedTarget, Vendor, VendorClient, VendorError, normalize_url};
 
@@ -53,7 +69,7 @@ const OWNERSHIP: &str = "OWNERSHIP";
 /// Schema every database has, left out of bulk grants on schemas and their objects.
 const INFORMATION_SCHEMA: &str = "INFORMATION_SCHEMA";
 
-/// A securable as declared in a `SnowflakeGrant` (`on`), the per-row "grantee"
+/// A securable as declared in a `SnowflakeGrant` (`target`), the per-row "grantee"
 /// of the planner: its text, resolved to its normalised key without calls.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DeclaredSecurable(pub Result<Securable, String>);
@@ -61,9 +77,8 @@ pub struct DeclaredSecurable(pub Result<Securable, String>);
 /// The Snowflake client of one provider.
 pub struct SnowflakeClient {
     api: SnowflakeApi,
-    /// What was last applied at `ALL` keys, by grantee and key: live when the scope
-    /// holds no object (a bulk grant on nothing is not visible anywhere).
-    vacuous: Mutex<HashMap<(String, Key), BTreeSet<SnowflakePrivilege>>>,
+    /// What the client's own writes did that no listing shows (see [`WriteMemory`]).
+    memory: Mutex<WriteMemory>,
 }
 
 impl std::fmt::Debug for SnowflakeClient {
@@ -126,41 +141,38 @@ impl SnowflakeClient {
     pub fn new(api: SnowflakeApi) -> SnowflakeClient {
         SnowflakeClient {
             api,
-            vacuous: Mutex::new(HashMap::new()),
+            memory: Mutex::new(WriteMemory::default()),
         }
     }
 
-    fn vacuous(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, Key), BTreeSet<SnowflakePrivilege>>> {
-        self.vacuous.lock().unwrap_or_else(|e| e.into_inner())
+    fn memory(&self) -> std::sync::MutexGuard<'_, WriteMemory> {
+        self.memory.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The objects an `ALL` key covers, as named securables; `Ok(None)` when the
     /// scope does not exist, `Err` for a type this version cannot list.
-    async fn objects(
-        &self,
-        securable: &Securable,
-    ) -> Result<Option<Vec<(String, Name)>>, VendorError> {
+    async fn objects(&self, securable: &Securable) -> Result<Option<Vec<Object>>, VendorError> {
+        let (type_, operation, leaf) = all_listing(securable)?;
         let Securable::Bulk {
-            plural: kind,
-            scope,
-            scope_name,
-            ..
+            scope, scope_name, ..
         } = securable
         else {
-            return Ok(Some(Vec::new()));
+            return Err(unsupported_all(securable));
         };
-        let parts = scope_name.parts();
-        let listing = |error: CallError, operation| match error.status() {
+        let listing = |error: ListingError, operation| match error.status() {
             Some(StatusCode::NOT_FOUND) => Ok(None),
             _ => Err(
-                error.into_vendor_error(VENDOR, operation, |m| VendorError::Protocol {
+                error.into_vendor_error(operation, |m| VendorError::Protocol {
                     vendor: VENDOR,
                     operation,
                     message: m,
                 }),
             ),
+        };
+        let rows_are = match type_ {
+            "TABLE" => "tables",
+            "VIEW" => "views",
+            _ => "schemas",
         };
         let schemas_of = |database: &identifiers::Part| {
             format!(
@@ -168,19 +180,18 @@ impl SnowflakeClient {
                 encode_segment(&database.sql())
             )
         };
-        let (type_, operation, leaf) = match kind.as_str() {
-            "TABLES" => ("TABLE", "list_tables", "tables"),
-            "VIEWS" => ("VIEW", "list_views", "views"),
-            "SCHEMAS" if *scope == ScopeType::Database => ("SCHEMA", "list_schemas", ""),
-            _ => return Err(unsupported_all(securable)),
-        };
         // The schemas to look in.
-        let schemas: Vec<Name> = match (scope, parts) {
+        let schemas: Vec<Name> = match (scope, scope_name.parts()) {
             (ScopeType::Schema, [_, _]) => vec![scope_name.clone()],
             (ScopeType::Database, [database]) => {
                 match self
                     .api
-                    .object_names("list_schemas", &schemas_of(database))
+                    .object_names(
+                        "list_schemas",
+                        &schemas_of(database),
+                        &format!("DATABASE {}", database.sql()),
+                        "schemas",
+                    )
                     .await
                 {
                     Ok(names) => names
@@ -211,7 +222,11 @@ impl SnowflakeClient {
                 schemas_of(database),
                 encode_segment(&schema_part.sql())
             );
-            match self.api.object_names(operation, &path).await {
+            match self
+                .api
+                .object_names(operation, &path, &format!("SCHEMA {schema}"), rows_are)
+                .await
+            {
                 Ok(names) => objects.extend(names.into_iter().map(|object| {
                     let mut parts = schema.parts().to_vec();
                     parts.push(object);
@@ -233,6 +248,7 @@ impl SnowflakeClient {
         &self,
         grantee: &Grantee,
         action: &Action<SnowflakePrivilege>,
+        kept: &Kept<'_>,
     ) -> Result<(), VendorError> {
         let securable = Securable::from_key(&action.key).ok_or_else(|| VendorError::Invalid {
             vendor: VENDOR,
@@ -240,6 +256,7 @@ impl SnowflakeClient {
             message: format!("{} is not a Snowflake securable", action.key),
         })?;
         let changes = changes(action);
+        let granting = !(changes.grant.is_empty() && changes.grant_with_option.is_empty());
         if changes
             .grant
             .iter()
@@ -253,200 +270,343 @@ impl SnowflakeClient {
                     .into(),
             });
         }
-        if let Securable::Bulk {
-            kind: BulkKind::Future,
-            ..
-        } = &securable
-            && grantee.type_ == GranteeType::User
-            && !(changes.grant.is_empty() && changes.grant_with_option.is_empty())
+        if let Securable::Named { type_, name } = &securable
+            && is_role_type(type_)
         {
+            return self
+                .apply_role(grantee, &securable, type_, name, &changes)
+                .await;
+        }
+        if grantee.type_ == GranteeType::User && granting {
             return Err(VendorError::Invalid {
                 vendor: VENDOR,
-                operation: "grant_future",
-                message: "future grants go to roles and database roles, not to users".into(),
+                operation: "grant",
+                message: crate::api::USER_TAKES_ROLES.into(),
             });
         }
+        let all = matches!(
+            securable,
+            Securable::Bulk {
+                kind: BulkKind::All,
+                ..
+            }
+        );
+        if all && granting {
+            // Only a type this version can read back is granted.
+            all_listing(&securable)?;
+        }
+
         let mut first: Option<VendorError> = None;
-        match self.api.grants_api() {
-            SnowflakeGrantsApi::Legacy => {
-                if let Securable::Bulk {
+        let removal = Removal {
+            full: changes.revoke.clone(),
+            option_only: changes.revoke_option.clone(),
+            had_option: changes
+                .revoke
+                .iter()
+                .filter(|name| level(&action.live, name) == 2)
+                .cloned()
+                .collect(),
+        };
+        let mut spared = BTreeSet::new();
+        if !removal.is_empty() {
+            spared = match &securable {
+                Securable::Bulk {
                     kind: BulkKind::All,
                     ..
-                } = &securable
-                {
-                    // Check the type is one this version can read back.
-                    self.objects(&securable).await?;
+                } => {
+                    self.revoke_all(grantee, &securable, &removal, kept, &mut first)
+                        .await?
                 }
-                let target = legacy_target(&securable);
-                for name in &changes.revoke_option {
-                    record(
-                        &mut first,
-                        self.api.legacy_revoke(grantee, &target, name, true).await,
-                        "revoke_grant_option",
-                        &securable,
-                        true,
-                    );
+                Securable::Named { type_, name } => {
+                    // What an `ALL` key keeps on this object stays.
+                    let left = removal.sparing(&kept.on(type_, name, &securable));
+                    self.revoke(grantee, &securable, &left, &mut first).await?;
+                    removal.spared_by(&left)
                 }
-                for name in &changes.revoke {
-                    record(
-                        &mut first,
-                        self.api.legacy_revoke(grantee, &target, name, false).await,
-                        "revoke",
-                        &securable,
-                        true,
-                    );
+                Securable::Bulk { .. } => {
+                    self.revoke(grantee, &securable, &removal, &mut first)
+                        .await?;
+                    BTreeSet::new()
                 }
-                for (names, option) in [(&changes.grant, false), (&changes.grant_with_option, true)]
-                {
-                    if !names.is_empty() {
-                        record(
-                            &mut first,
-                            self.api.legacy_grant(grantee, &target, names, option).await,
-                            "grant",
-                            &securable,
-                            false,
-                        );
-                    }
-                }
-            }
-            SnowflakeGrantsApi::RoleGrants => {
-                let (future, bodies) = self.role_grant_bodies(&securable).await?;
-                for body in &bodies {
-                    let with = |privileges: &[String], grant_option| RoleGrantBody {
-                        privileges: privileges.to_vec(),
-                        grant_option,
-                        ..body.clone()
-                    };
-                    if !changes.revoke_option.is_empty() {
-                        record(
-                            &mut first,
-                            self.api
-                                .role_grants_write(
-                                    grantee,
-                                    future,
-                                    true,
-                                    true,
-                                    &with(&changes.revoke_option, true),
-                                )
-                                .await,
-                            "revoke_grant_option",
-                            &securable,
-                            true,
-                        );
-                    }
-                    if !changes.revoke.is_empty() {
-                        record(
-                            &mut first,
-                            self.api
-                                .role_grants_write(
-                                    grantee,
-                                    future,
-                                    true,
-                                    false,
-                                    &with(&changes.revoke, false),
-                                )
-                                .await,
-                            "revoke",
-                            &securable,
-                            true,
-                        );
-                    }
-                    for (names, option) in
-                        [(&changes.grant, false), (&changes.grant_with_option, true)]
-                    {
-                        if !names.is_empty() {
-                            record(
-                                &mut first,
-                                self.api
-                                    .role_grants_write(
-                                        grantee,
-                                        future,
-                                        false,
-                                        false,
-                                        &with(names, option),
-                                    )
-                                    .await,
-                                "grant",
-                                &securable,
-                                false,
-                            );
-                        }
-                    }
-                }
+            };
+        }
+        for (names, option) in [(&changes.grant, false), (&changes.grant_with_option, true)] {
+            if !names.is_empty() {
+                self.grant(grantee, &securable, names, option, &mut first)
+                    .await?;
             }
         }
         match first {
             Some(error) => Err(error),
             None => {
-                if let Securable::Bulk {
-                    kind: BulkKind::All,
-                    ..
-                } = &securable
-                {
-                    self.vacuous()
-                        .insert((grantee.key(), action.key.clone()), action.target.clone());
-                }
+                self.memory()
+                    .wrote(&grantee.key(), &action.key, all, &action.target, &spared);
                 Ok(())
             }
         }
     }
 
-    /// The `RoleGrants` bodies of a securable (one per object for `ALL`), and whether
-    /// they go to `future-grants`.
-    async fn role_grant_bodies(
+    /// Grants or revokes a role (GRANT ROLE, GRANT DATABASE ROLE): to a user, to
+    /// a role (the role hierarchy), or a database role to a database role. The
+    /// role is granted whole, so the key's only privilege is `USAGE`, without
+    /// the grant option; the body names the role and nothing else, as
+    /// `snowflake.core`'s `grant_role` sends it.
+    async fn apply_role(
         &self,
+        grantee: &Grantee,
         securable: &Securable,
-    ) -> Result<(bool, Vec<RoleGrantBody>), VendorError> {
-        let body = |type_: &str, name: &Name| {
-            wire_object(name)
-                .map(|object| RoleGrantBody {
-                    securable_type: type_.to_string(),
-                    securable: Some(object),
-                    containing_scope: None,
-                    privileges: Vec::new(),
-                    grant_option: false,
-                })
-                .ok_or_else(|| VendorError::Invalid {
-                    vendor: VENDOR,
-                    operation: "grant",
-                    message: format!("{type_} {name} has more than three name parts"),
-                })
+        type_: &str,
+        name: &Name,
+        changes: &Changes,
+    ) -> Result<(), VendorError> {
+        let invalid = |message: String| VendorError::Invalid {
+            vendor: VENDOR,
+            operation: "grant_role",
+            message,
         };
-        match securable {
-            Securable::Named { type_, name } => Ok((false, vec![body(type_, name)?])),
-            Securable::Bulk {
-                kind: BulkKind::Future,
-                plural: kind,
-                scope,
-                scope_name,
-            } => Ok((
-                true,
-                vec![RoleGrantBody {
-                    securable_type: singular(kind),
-                    securable: None,
-                    containing_scope: Some(wire_scope(*scope, scope_name)),
-                    privileges: Vec::new(),
-                    grant_option: false,
-                }],
-            )),
-            Securable::Bulk {
-                kind: BulkKind::All,
-                ..
-            } => {
-                let objects =
-                    self.objects(securable)
-                        .await?
-                        .ok_or_else(|| VendorError::TargetNotFound {
-                            vendor: VENDOR,
-                            what: format!("the scope of {securable}"),
-                        })?;
-                let mut bodies = Vec::new();
-                for (type_, name) in &objects {
-                    bodies.push(body(type_, name)?);
+        let whole = changes
+            .grant
+            .iter()
+            .chain(&changes.revoke)
+            .all(|privilege| privilege == USAGE)
+            && changes.grant_with_option.is_empty()
+            && changes.revoke_option.is_empty();
+        if !whole {
+            return Err(invalid(crate::api::ROLE_GRANTED_WHOLE.into()));
+        }
+        if grantee.type_ == GranteeType::DatabaseRole
+            && type_ == "ROLE"
+            && !changes.grant.is_empty()
+        {
+            return Err(invalid(
+                crate::api::DATABASE_ROLE_TAKES_DATABASE_ROLES.into(),
+            ));
+        }
+        let parts = if type_ == "ROLE" { 1 } else { 2 };
+        if name.parts().len() != parts {
+            return Err(invalid(format!(
+                "{type_} {name}: a ROLE is named with one part, a DATABASE ROLE as DATABASE.ROLE"
+            )));
+        }
+        if self.api.grants_api() == SnowflakeGrantsApi::Legacy {
+            return Err(invalid(format!(
+                "{type_} {name} cannot be granted through the Legacy grants API: its paths grant privileges on securables, and a role is granted with GRANT ROLE; set the provider's grantsApi to RoleGrants to grant roles"
+            )));
+        }
+        let body = RoleGrantBody {
+            securable_type: type_.to_string(),
+            securable: wire_object(name),
+            containing_scope: None,
+            privileges: None,
+            grant_option: None,
+        };
+        let mut first = None;
+        if !changes.revoke.is_empty() {
+            let result = self
+                .api
+                .role_grants_write(grantee, false, true, &body)
+                .await;
+            record(&mut first, result, "revoke_role", securable, true);
+        }
+        if !changes.grant.is_empty() {
+            let result = self
+                .api
+                .role_grants_write(grantee, false, false, &body)
+                .await;
+            record(&mut first, result, "grant_role", securable, false);
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Takes `removal` at an `ALL` key. Snowflake strips every object of the
+    /// scope, so when another key keeps something on one of them the revoke
+    /// goes object by object and spares it; otherwise one bulk revoke. Returns
+    /// what was spared.
+    async fn revoke_all(
+        &self,
+        grantee: &Grantee,
+        securable: &Securable,
+        removal: &Removal,
+        kept: &Kept<'_>,
+        first: &mut Option<VendorError>,
+    ) -> Result<BTreeSet<SnowflakePrivilege>, VendorError> {
+        if !kept.touches(securable) {
+            self.revoke(grantee, securable, removal, first).await?;
+            return Ok(BTreeSet::new());
+        }
+        let Some(objects) = self.objects(securable).await? else {
+            // The scope is gone, and every grant on its objects with it.
+            return Ok(BTreeSet::new());
+        };
+        match overlap::revoke_all(securable, removal, &objects, kept) {
+            AllRevocation::Bulk => {
+                self.revoke(grantee, securable, removal, first).await?;
+                Ok(BTreeSet::new())
+            }
+            AllRevocation::PerObject { objects, spared } => {
+                for ((type_, name), left) in objects {
+                    let object = Securable::Named { type_, name };
+                    self.revoke(grantee, &object, &left, first).await?;
                 }
-                Ok((false, bodies))
+                Ok(spared)
             }
         }
+    }
+
+    /// Revokes `removal` at one securable (named, or all or future objects of a
+    /// scope): `Legacy` one privilege per call, `RoleGrants` one call for the
+    /// privileges revoked entirely and one for those losing only the grant option.
+    async fn revoke(
+        &self,
+        grantee: &Grantee,
+        securable: &Securable,
+        removal: &Removal,
+        first: &mut Option<VendorError>,
+    ) -> Result<(), VendorError> {
+        match self.api.grants_api() {
+            SnowflakeGrantsApi::Legacy => {
+                let target = legacy_target(securable);
+                for (names, option_only) in [(&removal.option_only, true), (&removal.full, false)] {
+                    for name in names {
+                        let result = self
+                            .api
+                            .legacy_revoke(grantee, &target, name, option_only)
+                            .await;
+                        let operation = if option_only {
+                            "revoke_grant_option"
+                        } else {
+                            "revoke"
+                        };
+                        record(first, result, operation, securable, true);
+                    }
+                }
+            }
+            SnowflakeGrantsApi::RoleGrants => {
+                let (future, body) = role_grant_body(securable)?;
+                for (names, option_only) in [(&removal.option_only, true), (&removal.full, false)] {
+                    if names.is_empty() {
+                        continue;
+                    }
+                    let body = RoleGrantBody {
+                        privileges: Some(names.to_vec()),
+                        grant_option: Some(option_only),
+                        ..body.clone()
+                    };
+                    let result = self
+                        .api
+                        .role_grants_write(grantee, future, true, &body)
+                        .await;
+                    let operation = if option_only {
+                        "revoke_grant_option"
+                    } else {
+                        "revoke"
+                    };
+                    record(first, result, operation, securable, true);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Grants `names` at one securable in one call (for `ALL`, the bulk form on
+    /// the scope in both APIs).
+    async fn grant(
+        &self,
+        grantee: &Grantee,
+        securable: &Securable,
+        names: &[String],
+        grant_option: bool,
+        first: &mut Option<VendorError>,
+    ) -> Result<(), VendorError> {
+        let result = match self.api.grants_api() {
+            SnowflakeGrantsApi::Legacy => {
+                self.api
+                    .legacy_grant(grantee, &legacy_target(securable), names, grant_option)
+                    .await
+            }
+            SnowflakeGrantsApi::RoleGrants => {
+                let (future, body) = role_grant_body(securable)?;
+                let body = RoleGrantBody {
+                    privileges: Some(names.to_vec()),
+                    grant_option: Some(grant_option),
+                    ..body
+                };
+                self.api
+                    .role_grants_write(grantee, future, false, &body)
+                    .await
+            }
+        };
+        record(first, result, "grant", securable, false);
+        Ok(())
+    }
+}
+
+/// The `RoleGrants` body of a securable, without privileges, and whether it
+/// goes to `future-grants`: a named securable as `securable`, all or future
+/// objects of a type as the singular type and the `containing_scope`.
+fn role_grant_body(securable: &Securable) -> Result<(bool, RoleGrantBody), VendorError> {
+    match securable {
+        Securable::Named { type_, name } => {
+            let object = wire_object(name).ok_or_else(|| VendorError::Invalid {
+                vendor: VENDOR,
+                operation: "grant",
+                message: format!("{type_} {name} has more than three name parts"),
+            })?;
+            Ok((
+                false,
+                RoleGrantBody {
+                    securable_type: type_.clone(),
+                    securable: Some(object),
+                    containing_scope: None,
+                    privileges: None,
+                    grant_option: None,
+                },
+            ))
+        }
+        Securable::Bulk {
+            kind,
+            plural: kind_plural,
+            scope,
+            scope_name,
+        } => Ok((
+            *kind == BulkKind::Future,
+            RoleGrantBody {
+                securable_type: singular(kind_plural),
+                securable: None,
+                containing_scope: Some(wire_scope(*scope, scope_name)),
+                privileges: None,
+                grant_option: None,
+            },
+        )),
+    }
+}
+
+/// How the objects an `ALL` key covers are listed: their singular type, the
+/// listing's operation and its path leaf under a schema (`""` for the schemas
+/// of a database). Other types are refused: this version could not read them back.
+fn all_listing(
+    securable: &Securable,
+) -> Result<(&'static str, &'static str, &'static str), VendorError> {
+    let Securable::Bulk {
+        plural: kind,
+        scope,
+        scope_name,
+        ..
+    } = securable
+    else {
+        return Err(unsupported_all(securable));
+    };
+    let depth_fits = match scope {
+        ScopeType::Database => scope_name.parts().len() == 1,
+        ScopeType::Schema => scope_name.parts().len() == 2,
+    };
+    match kind.as_str() {
+        "TABLES" if depth_fits => Ok(("TABLE", "list_tables", "tables")),
+        "VIEWS" if depth_fits => Ok(("VIEW", "list_views", "views")),
+        "SCHEMAS" if depth_fits && *scope == ScopeType::Database => {
+            Ok(("SCHEMA", "list_schemas", ""))
+        }
+        _ => Err(unsupported_all(securable)),
     }
 }
 
@@ -505,6 +665,36 @@ fn grantee_of(target: &ResolvedTarget) -> Result<Grantee, VendorError> {
         vendor: VENDOR,
         message: format!("{} is not a Snowflake grantee", target.id),
     })
+}
+
+/// Takes out of the live grants what the client revoked at a key but left on
+/// objects another key keeps: held there on the other key's behalf, not at this
+/// key any more.
+fn spare_masked(live: &mut Live<SnowflakePrivilege>, memory: &WriteMemory, grantee: &str) {
+    let keys: BTreeSet<Key> = live.grants.iter().map(|grant| grant.key.clone()).collect();
+    for key in keys {
+        let spared = memory.spared(grantee, &key);
+        if spared.is_empty() {
+            continue;
+        }
+        let held: BTreeSet<SnowflakePrivilege> = crate::plan::close(
+            live.grants
+                .iter()
+                .filter(|grant| grant.key == key)
+                .map(|grant| &grant.perm),
+        );
+        let left: BTreeSet<SnowflakePrivilege> = held.difference(&spared).cloned().collect();
+        live.grants.retain(|grant| grant.key != key);
+        live.grants.extend(
+            crate::plan::maximal(&left)
+                .into_iter()
+                .map(|perm| LiveGrant {
+                    key: key.clone(),
+                    perm,
+                    vendor_id: None,
+                }),
+        );
+    }
 }
 
 fn live_of(
@@ -583,6 +773,8 @@ impl Vendor for SnowflakeClient {
         known: &[Key],
     ) -> Result<Live<SnowflakePrivilege>, VendorError> {
         let grantee = grantee_of(target)?;
+        // Keys no resource names any more are never read again: forget them.
+        self.memory().forget_unknown(&grantee.key(), known);
         let not_found = |_| VendorError::GranteeNotFound {
             vendor: VENDOR,
             what: grantee.to_string(),
@@ -591,7 +783,7 @@ impl Vendor for SnowflakeClient {
             .api
             .grants_of(&grantee)
             .await
-            .map_err(|error| error.into_vendor_error(VENDOR, "list_grants", not_found))?;
+            .map_err(|error| error.into_vendor_error("list_grants", not_found))?;
         let mut live = Live {
             grants: Vec::new(),
             unmanaged: 0,
@@ -611,9 +803,11 @@ impl Vendor for SnowflakeClient {
             )
         });
         if wants_future && grantee.type_ != GranteeType::User {
-            let futures = self.api.future_grants_of(&grantee).await.map_err(|error| {
-                error.into_vendor_error(VENDOR, "list_future_grants", not_found)
-            })?;
+            let futures = self
+                .api
+                .future_grants_of(&grantee)
+                .await
+                .map_err(|error| error.into_vendor_error("list_future_grants", not_found))?;
             for future in futures {
                 let key = Securable::Bulk {
                     kind: BulkKind::Future,
@@ -653,10 +847,7 @@ impl Vendor for SnowflakeClient {
                 Err(error) => return Err(error),
             };
             let held: BTreeSet<SnowflakePrivilege> = if objects.is_empty() {
-                self.vacuous()
-                    .get(&(grantee.key(), key.clone()))
-                    .cloned()
-                    .unwrap_or_default()
+                self.memory().vacuous(&grantee.key(), &key)
             } else {
                 let empty = BTreeSet::new();
                 let mut sets = objects.iter().map(|(type_, name)| {
@@ -675,14 +866,16 @@ impl Vendor for SnowflakeClient {
                 });
             }
         }
+        spare_masked(&mut live, &self.memory(), &grantee.key());
         Ok(live)
     }
 
     async fn apply(
         &self,
         target: &ResolvedTarget,
-        actions: &[Action<SnowflakePrivilege>],
+        plan: &Plan<SnowflakePrivilege>,
     ) -> BTreeMap<Key, VendorError> {
+        let actions = plan.actions.as_slice();
         let mut failures = BTreeMap::new();
         let grantee = match grantee_of(target) {
             Ok(grantee) => grantee,
@@ -693,8 +886,9 @@ impl Vendor for SnowflakeClient {
                 return failures;
             }
         };
+        let kept = Kept::new(&plan.kept);
         for action in actions {
-            if let Err(error) = self.apply_key(&grantee, action).await {
+            if let Err(error) = self.apply_key(&grantee, action, &kept).await {
                 failures.insert(action.key.clone(), error);
             }
         }
@@ -734,13 +928,13 @@ fn grantee_key(declared: &SnowflakeGrantee) -> String {
 
 /// The resource's securable.
 fn declared_securable(grant: &SnowflakeGrant) -> DeclaredSecurable {
-    let on = &grant.spec.on;
-    let parsed = match (&on.securable, &on.all, &on.future) {
+    let target = &grant.spec.target;
+    let parsed = match (&target.securable, &target.all, &target.future) {
         (Some(securable), None, None) => {
             Securable::named(&securable.type_, &securable.name).map_err(|error| error.to_string())
         }
         (None, Some(bulk), None) | (None, None, Some(bulk)) => {
-            let kind = if on.all.is_some() {
+            let kind = if target.all.is_some() {
                 BulkKind::All
             } else {
                 BulkKind::Future
@@ -892,8 +1086,8 @@ impl GrantKind for SnowflakeGrant {
             let Some(securable) = Securable::from_key(&key) else {
                 continue;
             };
-            let on = match &securable {
-                Securable::Named { type_, name } => SnowflakeOn {
+            let target = match &securable {
+                Securable::Named { type_, name } => SnowflakeTarget {
                     securable: Some(crate::api::SnowflakeSecurable {
                         type_: type_.clone(),
                         name: name.sql(),
@@ -918,12 +1112,12 @@ impl GrantKind for SnowflakeGrant {
                         },
                     };
                     match kind {
-                        BulkKind::All => SnowflakeOn {
+                        BulkKind::All => SnowflakeTarget {
                             securable: None,
                             all: Some(bulk),
                             future: None,
                         },
-                        BulkKind::Future => SnowflakeOn {
+                        BulkKind::Future => SnowflakeTarget {
                             securable: None,
                             all: None,
                             future: Some(bulk),
@@ -944,7 +1138,7 @@ impl GrantKind for SnowflakeGrant {
                     crate::api::SnowflakeGrantSpec {
                         policy: policy.clone(),
                         grantee: grantee.clone(),
-                        on: on.clone(),
+                        target: target.clone(),
                         privileges,
                         with_grant_option,
                     },
@@ -1031,7 +1225,7 @@ mod tests {
         let object = grant(serde_json::json!({
             "providerRef": {"name": "p"},
             "grantee": {"type": "ROLE", "name": "analyst"},
-            "on": {"securable": {"type": "schema", "name": r#"sales."Public""#}},
+            "target": {"securable": {"type": "schema", "name": r#"sales."Public""#}},
             "privileges": ["usage", "CREATE TABLE"],
             "withGrantOption": true,
         }));
@@ -1050,7 +1244,7 @@ mod tests {
         let future = grant(serde_json::json!({
             "providerRef": {"name": "p"},
             "grantee": {"type": "DATABASE_ROLE", "name": "sales.reader"},
-            "on": {"future": {"securableType": "tables", "in": {"type": "DATABASE", "name": "sales"}}},
+            "target": {"future": {"securableType": "tables", "in": {"type": "DATABASE", "name": "sales"}}},
             "privileges": ["SELECT"],
         }));
         assert_eq!(future.unit_key(), "DATABASE_ROLE:SALES.READER");
