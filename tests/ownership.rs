@@ -363,3 +363,35 @@ async fn a_hanging_vendor_holds_no_reconcile_slot_others_need() {
     );
     operator.stop(Duration::from_secs(5)).await.ok();
 }
+
+#[tokio::test]
+async fn a_reconcile_that_reports_a_condition_never_writes_older_rows_back() {
+    let (h, jane) = sigma().await;
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ));
+    synced(&h, "readers").await;
+    // Suspended: its reconcile only reports the condition. Handed a copy from
+    // before the first sync (no status at all), it must not write that copy's
+    // (missing) rows back: they are the only memory of the live grant.
+    h.edit("readers", |spec| spec.policy.suspend = true);
+    h.caught_up().await;
+    let mut stale = h.get("readers").unwrap();
+    stale.status = None;
+    let _ = grant_operator::controller::grant::reconcile(
+        Arc::new(Watched { object: Ok(stale) }),
+        h.grants.clone(),
+    )
+    .await;
+    h.settle("readers").await.unwrap();
+    assert_eq!(h.ready_condition("readers").reason, "Suspended");
+    let rows = h.status("readers").grants;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].grantee, format!("member:{jane}"));
+    // So deleting it later still revokes.
+    h.delete("readers");
+    h.edit("readers", |spec| spec.policy.suspend = false);
+    h.settle("readers").await.unwrap();
+    assert!(h.live().is_empty());
+}
