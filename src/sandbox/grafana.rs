@@ -667,8 +667,6 @@ enum Route {
     Datasources,
     DatasourceByUid(String),
     DatasourceByName(String),
-    /// The raw id segment (validated by the handler).
-    DatasourceById(String),
     UserLookup,
     OrgUsers,
     TeamSearch,
@@ -726,7 +724,7 @@ fn resolve(path: &str) -> Option<Route> {
         ["datasources"] => Route::Datasources,
         ["datasources", "uid", uid] => Route::DatasourceByUid(seg(uid)?),
         ["datasources", "name", name] => Route::DatasourceByName(seg(name)?),
-        ["datasources", id] => Route::DatasourceById(seg(id)?),
+        // No `GET /api/datasources/:id`: Grafana 13 does not serve it (404).
         ["datasources", id, "permissions"] => Route::LegacyPermissions(seg(id)?),
         ["datasources", id, "permissions", p] => Route::LegacyPermission(seg(id)?, seg(p)?),
         ["datasources", id, "enable-permissions"] => Route::LegacyEnable(seg(id)?),
@@ -784,9 +782,6 @@ fn handle(shared: &Mutex<State>, request: &emulator::Request) -> Answer {
         Route::Datasources => list_datasources(&st, org),
         Route::DatasourceByUid(uid) => get_datasource(&st, org, |d| d.uid == uid),
         Route::DatasourceByName(name) => get_datasource(&st, org, |d| d.name == name),
-        Route::DatasourceById(raw) => {
-            parse_id(&raw, "id is invalid").and_then(|id| get_datasource(&st, org, |d| d.id == id))
-        }
         Route::UserLookup => user_lookup(&st, org, query),
         Route::OrgUsers => org_users(&st, org, query),
         Route::TeamSearch => team_search(&st, org, query),
@@ -901,13 +896,36 @@ fn get_org(st: &State, org: i64) -> Answer {
     ))
 }
 
-/// `GET /api/datasources`: every data source of the org.
+/// Grafana's default `datasource_limit`: the listing shows at most this many.
+pub const DATASOURCE_LIMIT: usize = 5000;
+
+/// `GET /api/datasources`: the data sources of the org in the fields of
+/// Grafana's listing, by name, at most [`DATASOURCE_LIMIT`] (no pages).
 fn list_datasources(st: &State, org: i64) -> Answer {
-    let list: Vec<Value> = st
-        .datasources
-        .iter()
-        .filter(|d| d.org == org)
-        .map(|d| json!({"id": d.id, "uid": d.uid, "orgId": d.org, "name": d.name, "type": d.kind}))
+    let mut own: Vec<&DataSource> = st.datasources.iter().filter(|d| d.org == org).collect();
+    own.sort_by_key(|d| d.name.to_lowercase());
+    let list: Vec<Value> = own
+        .into_iter()
+        .take(DATASOURCE_LIMIT)
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "uid": d.uid,
+                "orgId": d.org,
+                "name": d.name,
+                "type": d.kind,
+                "typeName": capitalize(&d.kind),
+                "typeLogoUrl": format!("public/app/plugins/datasource/{}/img/logo.svg", d.kind),
+                "access": "proxy",
+                "url": d.url,
+                "user": "",
+                "database": "",
+                "basicAuth": false,
+                "isDefault": false,
+                "jsonData": {},
+                "readOnly": false,
+            })
+        })
         .collect();
     Ok(json_response(StatusCode::OK, &Value::Array(list)))
 }

@@ -15,6 +15,9 @@ const VENDOR: VendorKind = VendorKind::Grafana;
 pub const PAGE_SIZE: usize = 1000;
 /// A bound on pages of one team search, against a server that never ends it.
 const MAX_PAGES: usize = 10_000;
+/// The most data sources `GET /api/datasources` answers (Grafana's
+/// `datasource_limit`, 5000 by default; the listing has no pages).
+pub const DATASOURCE_LISTING_CAP: usize = 5000;
 
 /// How the operator logs in.
 pub enum Auth {
@@ -58,7 +61,8 @@ pub enum DatasourceLookup<'a> {
     Uid(&'a str),
     /// `GET /api/datasources/name/:name`.
     Name(&'a str),
-    /// `GET /api/datasources/:id`.
+    /// The `id` of an entry of `GET /api/datasources` (Grafana 13 serves no
+    /// `GET /api/datasources/:id`; it was deprecated before).
     Id(i64),
 }
 
@@ -319,7 +323,7 @@ impl GrafanaApi {
         let path = match lookup {
             DatasourceLookup::Uid(uid) => format!("/api/datasources/uid/{}", encode(uid)),
             DatasourceLookup::Name(name) => format!("/api/datasources/name/{}", encode(name)),
-            DatasourceLookup::Id(id) => format!("/api/datasources/{id}"),
+            DatasourceLookup::Id(id) => return self.datasource_by_id(id).await,
         };
         let operation = "get_datasource";
         match self.call(operation, Method::GET, &path, &[], None).await {
@@ -330,6 +334,27 @@ impl GrafanaApi {
                     .into_vendor_error(VENDOR, operation, |message| protocol(operation, message)))
             }
         }
+    }
+
+    /// The data source with this numeric id, from the organisation's listing.
+    async fn datasource_by_id(&self, id: i64) -> Result<Option<Datasource>, VendorError> {
+        let all = self.datasources().await?;
+        if let Some(found) = all.iter().find(|datasource| datasource.id == id) {
+            return Ok(Some(found.clone()));
+        }
+        if all.len() >= DATASOURCE_LISTING_CAP {
+            // A full listing may have left it out: absent from it is not absent.
+            return Err(VendorError::Protocol {
+                vendor: VENDOR,
+                operation: "list_datasources",
+                message: format!(
+                    "data source id {id} is not among the {} data sources the listing shows \
+                     (Grafana lists at most {DATASOURCE_LISTING_CAP}); refer to it by uid",
+                    all.len()
+                ),
+            });
+        }
+        Ok(None)
     }
 
     /// Every data source of the organisation.
