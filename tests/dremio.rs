@@ -91,6 +91,7 @@ both_deployments!(
     another_writer_between_our_read_and_write_is_never_overwritten,
     an_unavailable_privilege_is_refused_and_the_rest_applies,
     unknown_path_user_and_role_are_reported,
+    users_and_roles_are_found_with_one_by_name_call_each,
     refused_credentials_are_unauthorized_and_missing_rights_forbidden,
     rate_limits_and_server_errors_converge,
     steady_state_is_one_read_per_object_and_no_writes,
@@ -445,6 +446,57 @@ async fn unknown_path_user_and_role_are_reported(deployment: Deployment) {
             .any(|call| call.path.ends_with("/by-path/Samples/no%20such%2Fthing")),
         "each path part escaped on its own: {:?}",
         h.dremio.calls().iter().map(|c| &c.path).collect::<Vec<_>>()
+    );
+}
+
+/// Users and roles are looked up by name as Dremio's own tools do: Software's
+/// `/api/v3/{user,role}/by-name/{name}`, Cloud's organisation-level
+/// `/v1/{users,roles}/name/{name}` (Dremio's CLI; the emulator serves no
+/// filtered `/v0/users` listing). Any name works, a quote or a space included.
+async fn users_and_roles_are_found_with_one_by_name_call_each(deployment: Deployment) {
+    let h = ready(deployment).await;
+    let quoted = h
+        .dremio
+        .add_user("o'brien@example.com", "o'brien@example.com");
+    let team = h.dremio.add_role("Data Team");
+    h.put(&dremio_grant(
+        "zips",
+        vec![
+            dremio_user("o'brien@example.com", &["SELECT"]),
+            dremio_role("Data Team", &["SELECT", "ALTER"]),
+        ],
+    ));
+    settle(&h, "zips").await.unwrap();
+    assert_eq!(
+        h.dremio_live(&h.dremio_object),
+        sorted(vec![
+            live(format!("user:{quoted}"), &["SELECT"]),
+            live(format!("role:{team}"), &["ALTER", "SELECT"]),
+        ])
+    );
+    let (user_path, role_path) = match deployment {
+        Deployment::Software => (
+            "/api/v3/user/by-name/o%27brien%40example.com",
+            "/api/v3/role/by-name/Data%20Team",
+        ),
+        Deployment::Cloud => (
+            "/v1/users/name/o%27brien%40example.com",
+            "/v1/roles/name/Data%20Team",
+        ),
+    };
+    let lookups: Vec<(String, String)> = h
+        .dremio
+        .calls()
+        .into_iter()
+        .filter(|call| !call.path.contains("/catalog"))
+        .map(|call| (call.path, call.query))
+        .collect();
+    assert_eq!(
+        sorted(lookups),
+        sorted(vec![
+            (user_path.to_string(), String::new()),
+            (role_path.to_string(), String::new()),
+        ])
     );
 }
 

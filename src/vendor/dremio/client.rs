@@ -1,6 +1,12 @@
 //! Dremio REST calls and wire types for Software (`{url}/api/v3`) and Cloud
 //! (catalog under `{url}/v0/projects/{projectId}`, users and roles at
-//! organisation level under `{url}/v0`), behind one base-path abstraction.
+//! organisation level under `{url}/v1`), behind one base-path abstraction.
+//!
+//! Users and roles are looked up by name the way Dremio's own tools do: on
+//! Software `/api/v3/user/by-name/{name}` and `/api/v3/role/by-name/{name}`
+//! (Dremio's REST API docs), on Cloud `/v1/users/name/{name}` and
+//! `/v1/roles/name/{name}` (Dremio's official CLI, `dremio-cli` 2.1.2 on PyPI,
+//! `drs/client.py`: `get_user_by_name`, `get_role_by_name`); 404 when absent.
 
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -11,10 +17,6 @@ use crate::vendor::VendorError;
 use crate::vendor::http::{CallError, HttpClient, HttpResponse};
 
 const VENDOR: VendorKind = VendorKind::Dremio;
-/// Page size of Cloud user and role listings.
-const PAGE_SIZE: usize = 100;
-/// A bound on pages of one listing, against a server that never ends it.
-const MAX_PAGES: usize = 10_000;
 
 /// Where the deployment's paths are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,17 +112,6 @@ struct PutBody<'a> {
 #[derive(Deserialize)]
 struct WithId {
     id: String,
-    #[serde(default)]
-    name: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CloudPage {
-    #[serde(default)]
-    data: Vec<WithId>,
-    #[serde(default)]
-    next_page_token: Option<String>,
 }
 
 /// The Dremio API of one provider.
@@ -302,73 +293,17 @@ impl DremioApi {
         kind: GranteeType,
         name: &str,
     ) -> Result<Option<String>, VendorError> {
-        match &self.deployment {
-            Deployment::Software => {
-                let (operation, path) = match kind {
-                    GranteeType::User => ("get_user", "/api/v3/user/by-name"),
-                    GranteeType::Role => ("get_role", "/api/v3/role/by-name"),
-                };
-                let found: Option<WithId> = self
-                    .get_opt(operation, &format!("{path}/{}", encode(name)), &[])
-                    .await?;
-                Ok(found.map(|principal| principal.id))
-            }
-            Deployment::Cloud { .. } => self.cloud_principal(kind, name).await,
-        }
-    }
-
-    /// Cloud: users and roles are organisation-level, found with a filter.
-    async fn cloud_principal(
-        &self,
-        kind: GranteeType,
-        name: &str,
-    ) -> Result<Option<String>, VendorError> {
-        let (operation, path) = match kind {
-            GranteeType::User => ("list_users", "/v0/users"),
-            GranteeType::Role => ("list_roles", "/v0/roles"),
+        let (operation, path) = match (&self.deployment, kind) {
+            (Deployment::Software, GranteeType::User) => ("get_user", "/api/v3/user/by-name"),
+            (Deployment::Software, GranteeType::Role) => ("get_role", "/api/v3/role/by-name"),
+            // Organisation level, not under the project.
+            (Deployment::Cloud { .. }, GranteeType::User) => ("get_user", "/v1/users/name"),
+            (Deployment::Cloud { .. }, GranteeType::Role) => ("get_role", "/v1/roles/name"),
         };
-        if name.contains('\'') {
-            // The filter language's quoting of `'` is not documented: never guess.
-            return Err(VendorError::Invalid {
-                vendor: VENDOR,
-                operation,
-                message: format!(
-                    "{} {name:?} contains a single quote, which a Dremio Cloud filter cannot name; refer to it by id",
-                    kind.prefix()
-                ),
-            });
-        }
-        let filter = format!("name == '{name}'");
-        let mut token: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let mut query = vec![
-                ("filter", filter.clone()),
-                ("maxResults", PAGE_SIZE.to_string()),
-            ];
-            if let Some(token) = &token {
-                query.push(("pageToken", token.clone()));
-            }
-            let page: CloudPage =
-                self.get_opt(operation, path, &query)
-                    .await?
-                    .ok_or_else(|| VendorError::Protocol {
-                        vendor: VENDOR,
-                        operation,
-                        message: format!("{path} answered 404"),
-                    })?;
-            if let Some(found) = page.data.into_iter().find(|item| item.name == name) {
-                return Ok(Some(found.id));
-            }
-            match page.next_page_token {
-                Some(next) if Some(&next) != token.as_ref() => token = Some(next),
-                _ => return Ok(None),
-            }
-        }
-        Err(VendorError::Protocol {
-            vendor: VENDOR,
-            operation,
-            message: format!("the listing did not end after {MAX_PAGES} pages"),
-        })
+        let found: Option<WithId> = self
+            .get_opt(operation, &format!("{path}/{}", encode(name)), &[])
+            .await?;
+        Ok(found.map(|principal| principal.id))
     }
 }
 

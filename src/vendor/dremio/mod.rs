@@ -12,8 +12,9 @@
 //!   `availablePrivileges`: one that is not available is refused as
 //!   `InvalidGrant` naming it, and the others are still applied.
 //! - Catalog objects are resolved by path (each part escaped) or taken by id;
-//!   users and roles by name (Software: the by-name look-ups; Cloud: the
-//!   organisation's filtered listings) or taken by id. Answers are cached.
+//!   users and roles by name (the by-name look-ups: Software's under
+//!   `/api/v3`, Cloud's at organisation level under `/v1`) or taken by id.
+//!   Answers are cached.
 
 pub mod client;
 
