@@ -195,6 +195,10 @@ struct DataSource {
     /// The legacy API's switch (off for a new data source).
     permissions_enabled: bool,
     entries: Vec<Entry>,
+    /// Entries the listings show as given, after the real ones (see
+    /// [`GrafanaEmulator::inject_raw_entry`]).
+    raw_access: Vec<Value>,
+    raw_legacy: Vec<Value>,
     enable_calls: usize,
     disable_calls: usize,
 }
@@ -444,6 +448,8 @@ impl GrafanaEmulator {
                 created_ms: ts,
                 updated_ms: ts,
             }],
+            raw_access: Vec::new(),
+            raw_legacy: Vec::new(),
             enable_calls: 0,
             disable_calls: 0,
         });
@@ -595,6 +601,31 @@ impl GrafanaEmulator {
             .datasource_mut(ds_uid)
             .unwrap_or_else(|| panic!("set_permissions_enabled: unknown data source {ds_uid}"))
             .permissions_enabled = enabled;
+    }
+
+    /// Adds an entry that the data source's permission listing of one API
+    /// (`legacy` or AccessControl) shows exactly as given, after its real
+    /// entries (for instance one a client cannot read). It cannot be changed
+    /// through the API. Panics on an unknown data source.
+    pub fn inject_raw_entry(&self, ds_uid: &str, legacy: bool, entry: Value) {
+        let mut st = self.state();
+        let ds = st
+            .datasource_mut(ds_uid)
+            .unwrap_or_else(|| panic!("inject_raw_entry: unknown data source {ds_uid}"));
+        if legacy {
+            ds.raw_legacy.push(entry);
+        } else {
+            ds.raw_access.push(entry);
+        }
+    }
+
+    /// Removes the entries added with [`Self::inject_raw_entry`].
+    pub fn clear_raw_entries(&self, ds_uid: &str) {
+        let mut st = self.state();
+        if let Some(ds) = st.datasource_mut(ds_uid) {
+            ds.raw_access.clear();
+            ds.raw_legacy.clear();
+        }
     }
 
     // --- inspection --------------------------------------------------------
@@ -1116,6 +1147,7 @@ fn legacy_list(st: &State, org: i64, raw: &str) -> Answer {
             obj.insert("updated".into(), json!(rfc3339_millis(e.updated_ms)));
             Value::Object(obj)
         })
+        .chain(d.raw_legacy.iter().cloned())
         .collect();
     Ok(json_response(
         StatusCode::OK,
@@ -1298,6 +1330,7 @@ fn ac_list(st: &State, org: i64, uid: &str) -> Answer {
             obj.insert("permission".into(), json!(e.level.name()));
             Value::Object(obj)
         })
+        .chain(d.raw_access.iter().cloned())
         .collect();
     Ok(json_response(StatusCode::OK, &Value::Array(entries)))
 }

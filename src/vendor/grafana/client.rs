@@ -7,8 +7,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::api::VendorKind;
-use crate::vendor::VendorError;
 use crate::vendor::http::{CallError, HttpClient, HttpResponse};
+use crate::vendor::{VendorError, read_entries};
 
 const VENDOR: VendorKind = VendorKind::Grafana;
 /// Page size of team searches and user look-ups.
@@ -50,7 +50,6 @@ pub struct Datasource {
     /// Uid (the AccessControl API's key).
     pub uid: String,
     /// Name.
-    #[serde(default)]
     pub name: String,
 }
 
@@ -66,14 +65,14 @@ pub enum DatasourceLookup<'a> {
     Id(i64),
 }
 
-/// A user of the org-scoped look-up (no email in it).
+/// A user of the org-scoped look-up (no email in it). Every look-up entry
+/// needs the field it is compared on: one without it is unreadable.
 #[derive(Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct LookupUser {
     /// User id.
     pub user_id: i64,
     /// Login.
-    #[serde(default)]
     pub login: String,
 }
 
@@ -84,10 +83,8 @@ pub struct OrgUser {
     /// User id.
     pub user_id: i64,
     /// Login.
-    #[serde(default)]
     pub login: String,
     /// Email.
-    #[serde(default)]
     pub email: String,
 }
 
@@ -97,28 +94,29 @@ pub struct Team {
     /// Team id.
     pub id: i64,
     /// Name.
-    #[serde(default)]
     pub name: String,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TeamPage {
-    #[serde(default)]
     total_count: usize,
-    #[serde(default)]
-    teams: Vec<Team>,
+    teams: Vec<serde_json::Value>,
 }
 
 /// The Legacy listing of one data source.
 #[derive(Deserialize, Debug, Clone)]
 pub struct LegacyListing {
     /// Whether permissions are enabled on the data source.
-    #[serde(default)]
     pub enabled: bool,
     /// The entries (the seed's sample shows an object; it is an array).
-    #[serde(default)]
     pub permissions: Vec<LegacyEntry>,
+}
+
+#[derive(Deserialize)]
+struct RawLegacyListing {
+    enabled: bool,
+    permissions: Vec<serde_json::Value>,
 }
 
 /// One Legacy permission entry.
@@ -160,7 +158,6 @@ struct LegacyAdd {
 #[serde(rename_all = "camelCase")]
 pub struct AccessEntry {
     /// Entry id.
-    #[serde(default)]
     pub id: i64,
     /// User grantee (0 or absent otherwise).
     #[serde(default)]
@@ -172,13 +169,11 @@ pub struct AccessEntry {
     #[serde(default)]
     pub built_in_role: Option<String>,
     /// `Query`, `Edit`, `Admin`, or a level the operator does not know.
-    #[serde(default)]
     pub permission: String,
-    /// Managed through this API (the only entries ever changed).
-    #[serde(default)]
+    /// Managed through this API (the only entries ever changed). Required: an
+    /// entry that does not say is unreadable.
     pub is_managed: bool,
-    /// Inherited from elsewhere (never changed).
-    #[serde(default)]
+    /// Inherited from elsewhere (never changed). Required, as `is_managed`.
     pub is_inherited: bool,
 }
 
@@ -359,32 +354,44 @@ impl GrafanaApi {
 
     /// Every data source of the organisation.
     pub async fn datasources(&self) -> Result<Vec<Datasource>, VendorError> {
-        self.get("list_datasources", "/api/datasources", &[], |message| {
-            protocol("list_datasources", message)
+        let entries = self
+            .get("list_datasources", "/api/datasources", &[], |message| {
+                protocol("list_datasources", message)
+            })
+            .await?;
+        read_entries(VENDOR, "list_datasources", entries, |d: &Datasource| {
+            not_empty("uid", &d.uid)
         })
-        .await
     }
 
     /// Users of the organisation whose login, email or name contains `query`.
     pub async fn lookup_users(&self, query: &str) -> Result<Vec<LookupUser>, VendorError> {
-        self.get(
-            "lookup_users",
-            "/api/org/users/lookup",
-            &[
-                ("query", query.to_string()),
-                ("limit", PAGE_SIZE.to_string()),
-            ],
-            |message| protocol("lookup_users", message),
-        )
-        .await
+        let entries = self
+            .get(
+                "lookup_users",
+                "/api/org/users/lookup",
+                &[
+                    ("query", query.to_string()),
+                    ("limit", PAGE_SIZE.to_string()),
+                ],
+                |message| protocol("lookup_users", message),
+            )
+            .await?;
+        read_entries(VENDOR, "lookup_users", entries, |u: &LookupUser| {
+            not_empty("login", &u.login)
+        })
     }
 
     /// Every user of the organisation, with emails.
     pub async fn org_users(&self) -> Result<Vec<OrgUser>, VendorError> {
-        self.get("list_org_users", "/api/org/users", &[], |message| {
-            protocol("list_org_users", message)
+        let entries = self
+            .get("list_org_users", "/api/org/users", &[], |message| {
+                protocol("list_org_users", message)
+            })
+            .await?;
+        read_entries(VENDOR, "list_org_users", entries, |u: &OrgUser| {
+            not_empty("login", &u.login)
         })
-        .await
     }
 
     /// Teams named exactly `name` (the server's filter; callers match again).
@@ -405,7 +412,12 @@ impl GrafanaApi {
                 )
                 .await?;
             let last = answer.teams.len() < PAGE_SIZE;
-            teams.extend(answer.teams);
+            teams.extend(read_entries(
+                VENDOR,
+                operation,
+                answer.teams,
+                |t: &Team| not_empty("name", &t.name),
+            )?);
             if last || teams.len() >= answer.total_count {
                 return Ok(teams);
             }
@@ -416,8 +428,12 @@ impl GrafanaApi {
         ))
     }
 
-    /// The Legacy listing of a data source.
-    pub async fn legacy_list(&self, datasource_id: i64) -> Result<LegacyListing, CallError> {
+    /// The Legacy listing of a data source; `Ok(Err(_))` for an entry that
+    /// cannot be read.
+    pub async fn legacy_list(
+        &self,
+        datasource_id: i64,
+    ) -> Result<Result<LegacyListing, VendorError>, CallError> {
         let response = self
             .call(
                 "list_permissions",
@@ -427,9 +443,18 @@ impl GrafanaApi {
                 None,
             )
             .await?;
-        serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
-            message: format!("unexpected permissions listing: {error}"),
-        })
+        let raw: RawLegacyListing =
+            serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
+                message: format!("unexpected permissions listing: {error}"),
+            })?;
+        Ok(
+            read_entries(VENDOR, "list_permissions", raw.permissions, |_| Ok(())).map(
+                |permissions| LegacyListing {
+                    enabled: raw.enabled,
+                    permissions,
+                },
+            ),
+        )
     }
 
     /// Turns Legacy permissions on for a data source (never off).
@@ -491,8 +516,12 @@ impl GrafanaApi {
         }
     }
 
-    /// Every AccessControl entry of a data source.
-    pub async fn access_list(&self, uid: &str) -> Result<Vec<AccessEntry>, CallError> {
+    /// Every AccessControl entry of a data source; `Ok(Err(_))` for an entry
+    /// that cannot be read.
+    pub async fn access_list(
+        &self,
+        uid: &str,
+    ) -> Result<Result<Vec<AccessEntry>, VendorError>, CallError> {
         let response = self
             .call(
                 "list_permissions",
@@ -502,9 +531,11 @@ impl GrafanaApi {
                 None,
             )
             .await?;
-        serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
-            message: format!("unexpected permissions listing: {error}"),
-        })
+        let raw: Vec<serde_json::Value> =
+            serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
+                message: format!("unexpected permissions listing: {error}"),
+            })?;
+        Ok(read_entries(VENDOR, "list_permissions", raw, |_| Ok(())))
     }
 
     /// Sets (or with `""` removes) the managed permission of a grantee.
@@ -533,6 +564,14 @@ impl GrafanaApi {
         )
         .await
         .map(|_| ())
+    }
+}
+
+fn not_empty(what: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        Err(format!("its {what} is empty"))
+    } else {
+        Ok(())
     }
 }
 
