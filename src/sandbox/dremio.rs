@@ -118,6 +118,9 @@ struct Object {
     tag: String,
     available: Vec<String>,
     grants: Vec<GrantRecord>,
+    /// Entries the grants listing shows as given, after the real ones (see
+    /// [`DremioEmulator::inject_raw_grant`]).
+    raw_grants: Vec<Value>,
     /// Accepted PUTs of its grants.
     puts: usize,
     /// GETs of its grants answered 200.
@@ -351,6 +354,7 @@ impl DremioEmulator {
             tag: random_from(b"abcdefghijklmnopqrstuvwxyz0123456789+/", 12),
             available: available_privileges.iter().map(|p| p.to_string()).collect(),
             grants: Vec::new(),
+            raw_grants: Vec::new(),
             puts: 0,
             reads: 0,
         });
@@ -400,6 +404,24 @@ impl DremioEmulator {
     }
 
     // --- grants behind the client's back -----------------------------------
+
+    /// Adds an entry that the object's grants listing shows exactly as given,
+    /// after its grants (for instance one of a grantee type a client does not
+    /// know). A PUT replaces it like any entry. Panics on an unknown object.
+    pub fn inject_raw_grant(&self, object_id: &str, entry: Value) {
+        let mut st = self.state();
+        st.object_mut(object_id)
+            .unwrap_or_else(|| panic!("inject_raw_grant: unknown object {object_id}"))
+            .raw_grants
+            .push(entry);
+    }
+
+    /// Removes the entries added with [`Self::inject_raw_grant`].
+    pub fn clear_raw_grants(&self, object_id: &str) {
+        if let Some(object) = self.state().object_mut(object_id) {
+            object.raw_grants.clear();
+        }
+    }
 
     /// Replaces the grants of an object, as another writer would. Panics on
     /// an unknown object or grants a PUT would refuse.
@@ -738,6 +760,7 @@ fn list_grants(st: &mut State, id: &str) -> Answer {
             }
             Value::Object(entry)
         })
+        .chain(object.raw_grants.iter().cloned())
         .collect();
     let body = json!({
         "id": object.id,
@@ -762,6 +785,7 @@ fn put_grants(st: &mut State, id: &str, read_only: bool, request: &emulator::Req
     st.check_grants(object, &grants).map_err(bad_request)?;
     let object = st.object_mut(id).ok_or_else(|| object_not_found(id))?;
     object.grants = grants;
+    object.raw_grants.clear();
     object.puts += 1;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }

@@ -13,8 +13,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::api::VendorKind;
-use crate::vendor::VendorError;
 use crate::vendor::http::{CallError, HttpClient, HttpResponse};
+use crate::vendor::{VendorError, read_entries};
 
 const VENDOR: VendorKind = VendorKind::Dremio;
 
@@ -66,33 +66,56 @@ impl GranteeType {
     }
 }
 
-/// One grant entry as listed (names and emails are ignored; they are not written back).
+/// One grant entry as listed (names and emails are ignored; they are not
+/// written back). An entry of a grantee type other than `USER` and `ROLE`,
+/// without an id, or without its privileges is unreadable.
 #[derive(Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct ListedEntry {
     /// Privileges.
-    #[serde(default)]
     pub privileges: Vec<String>,
-    /// `USER`, `ROLE`, or a type the operator does not know.
+    /// `USER` or `ROLE`.
     pub grantee_type: String,
     /// Grantee id.
     pub id: String,
 }
 
+impl ListedEntry {
+    fn check(&self) -> Result<(), String> {
+        if GranteeType::from_wire(&self.grantee_type).is_none() {
+            return Err(format!(
+                "its granteeType {:?} is not USER or ROLE",
+                self.grantee_type
+            ));
+        }
+        if self.id.is_empty() {
+            return Err("its id is empty".into());
+        }
+        if self.privileges.iter().any(String::is_empty) {
+            return Err("it lists an empty privilege".into());
+        }
+        Ok(())
+    }
+}
+
 /// The grants of a catalog object.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct ObjectGrants {
     /// Privileges the object accepts.
-    #[serde(default)]
     pub available_privileges: Vec<String>,
     /// Every grant entry.
-    #[serde(default)]
     pub grants: Vec<ListedEntry>,
 }
 
-/// One grant entry as written (the grantee type is kept as listed, so an entry
-/// of a type this version does not know is written back unchanged).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawObjectGrants {
+    #[serde(default)]
+    available_privileges: Vec<String>,
+    grants: Vec<serde_json::Value>,
+}
+
+/// One grant entry as written (every other entry is written back as listed).
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
@@ -257,8 +280,12 @@ impl DremioApi {
         Ok(found.map(|object| object.id))
     }
 
-    /// The grants of a catalog object (`CallError` so callers map 404 themselves).
-    pub async fn grants(&self, object_id: &str) -> Result<ObjectGrants, CallError> {
+    /// The grants of a catalog object (`CallError` so callers map 404
+    /// themselves; `Ok(Err(_))` for an entry that cannot be read).
+    pub async fn grants(
+        &self,
+        object_id: &str,
+    ) -> Result<Result<ObjectGrants, VendorError>, CallError> {
         let response = self
             .call(
                 "list_grants",
@@ -268,9 +295,18 @@ impl DremioApi {
                 None,
             )
             .await?;
-        serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
-            message: format!("unexpected grants listing: {error}"),
-        })
+        let raw: RawObjectGrants =
+            serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
+                message: format!("unexpected grants listing: {error}"),
+            })?;
+        Ok(
+            read_entries(VENDOR, "list_grants", raw.grants, ListedEntry::check).map(|grants| {
+                ObjectGrants {
+                    available_privileges: raw.available_privileges,
+                    grants,
+                }
+            }),
+        )
     }
 
     /// Replaces the whole grant list of a catalog object.

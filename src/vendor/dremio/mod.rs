@@ -139,11 +139,13 @@ impl DremioClient {
         })
     }
 
+    /// The object's grant list; an entry that cannot be read fails it (every
+    /// read, the read-merge-write's included, so nothing is written from it).
     async fn current(&self, object: &str) -> Result<ObjectGrants, VendorError> {
         self.api
             .grants(object)
             .await
-            .map_err(|error| self.target_error(error, "list_grants", object))
+            .map_err(|error| self.target_error(error, "list_grants", object))?
     }
 
     /// One read-merge-write of `changes`; returns the privileges refused as unavailable.
@@ -405,9 +407,13 @@ impl Vendor for DremioClient {
             unmanaged: 0,
         };
         for entry in current.grants {
+            // The client has checked every entry's grantee type.
             let Some(kind) = GranteeType::from_wire(&entry.grantee_type) else {
-                live.unmanaged += 1;
-                continue;
+                return Err(VendorError::Protocol {
+                    vendor: VENDOR,
+                    operation: "list_grants",
+                    message: format!("unknown grantee type {:?}", entry.grantee_type),
+                });
             };
             let key = format!("{}:{}", kind.prefix(), entry.id);
             for privilege in entry.privileges {
