@@ -1206,8 +1206,11 @@ async fn a_configured_rate_limit_paces_requests_and_none_is_the_default() {
         async move {
             let started = std::time::Instant::now();
             for _ in 0..6 {
-                // Unauthenticated: a quick 401, which is all this test needs.
-                let _ = client.send("probe", |http| http.get(&url)).await;
+                // A token the emulator does not know: a quick 401, which is all
+                // this test needs (and a request as Sigma's definition shapes it).
+                let _ = client
+                    .send("probe", |http| http.get(&url).bearer_auth("not-a-token"))
+                    .await;
             }
             started.elapsed()
         }

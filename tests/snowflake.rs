@@ -985,6 +985,12 @@ async fn a_request_that_keeps_running_is_given_up_after_the_bound() {
     assert!(started.elapsed() < Duration::from_secs(2));
     let polls = snowflake.result_polls();
     assert!((3..=30).contains(&polls), "backoff between polls: {polls}");
+    // Outside a harness: its requests are checked against Snowflake's definitions here.
+    support::conformance::assert_conform(
+        &support::conformance::scenario(),
+        &[],
+        &snowflake.journal(),
+    );
 }
 
 #[tokio::test]
