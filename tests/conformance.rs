@@ -595,3 +595,26 @@ async fn a_harness_fails_its_test_when_a_request_departs() {
         "{message}"
     );
 }
+
+/// Statically: every field the Snowflake client reads from an answer exists
+/// in the response schema of the operation that gives it.
+#[test]
+fn the_snowflake_client_reads_only_fields_its_answers_define() {
+    let Some(apis) = definitions() else {
+        return;
+    };
+    let mut missing = Vec::new();
+    for (method, template, status, wire) in
+        grant_operator::vendor::snowflake::client::response_wire_types()
+    {
+        let wire = serde_json::to_value(wire).unwrap();
+        for field in response_fields(&apis.snowflake, method, template, status, &wire).unwrap() {
+            missing.push(format!("{method} {template} {status}: {field}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "fields the Snowflake client reads that the definitions do not define:\n  {}",
+        missing.join("\n  ")
+    );
+}

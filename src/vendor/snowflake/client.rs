@@ -72,7 +72,7 @@ pub struct ListedFuture {
 }
 
 /// `securable` / `containing_scope` objects.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 pub struct WireObject {
     /// Database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,7 +85,7 @@ pub struct WireObject {
     pub name: Option<String>,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, schemars::JsonSchema)]
 struct WireGrant {
     #[serde(default)]
     securable_type: String,
@@ -99,7 +99,7 @@ struct WireGrant {
     grant_option: bool,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, schemars::JsonSchema)]
 struct WireFuture {
     #[serde(default)]
     securable_type: String,
@@ -111,12 +111,12 @@ struct WireFuture {
     grant_option: bool,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, schemars::JsonSchema)]
 struct Named {
     name: String,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct Accepted {
     #[serde(default)]
@@ -664,6 +664,67 @@ fn parse_body<T: for<'de> Deserialize<'de>>(
     serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
         message: format!("unexpected {what}: {error}"),
     })
+}
+
+/// The answers this client reads, each with an operation that gives it:
+/// `(method, path template, status, schema of the wire type)`, for the
+/// conformance test to compare with Snowflake's own definitions.
+pub fn response_wire_types() -> Vec<(&'static str, &'static str, &'static str, schemars::Schema)> {
+    let grants = || schemars::schema_for!(Vec<WireGrant>);
+    let futures = || schemars::schema_for!(Vec<WireFuture>);
+    let named = || schemars::schema_for!(Vec<Named>);
+    vec![
+        ("GET", "/api/v2/roles/{name}/grants", "200", grants()),
+        (
+            "GET",
+            "/api/v2/databases/{database}/database-roles/{name}/grants",
+            "200",
+            grants(),
+        ),
+        ("GET", "/api/v2/users/{name}/grants", "200", grants()),
+        (
+            "GET",
+            "/api/v2/grants/{granteeType}/{granteeName}",
+            "200",
+            grants(),
+        ),
+        (
+            "GET",
+            "/api/v2/roles/{name}/future-grants",
+            "200",
+            futures(),
+        ),
+        (
+            "GET",
+            "/api/v2/databases/{database}/database-roles/{name}/future-grants",
+            "200",
+            futures(),
+        ),
+        (
+            "GET",
+            "/api/v2/databases/{database}/schemas",
+            "200",
+            named(),
+        ),
+        (
+            "GET",
+            "/api/v2/databases/{database}/schemas/{schema}/tables",
+            "200",
+            named(),
+        ),
+        (
+            "GET",
+            "/api/v2/databases/{database}/schemas/{schema}/views",
+            "200",
+            named(),
+        ),
+        (
+            "POST",
+            "/api/v2/roles/{name}/grants",
+            "202",
+            schemars::schema_for!(Accepted),
+        ),
+    ]
 }
 
 #[cfg(test)]
