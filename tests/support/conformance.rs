@@ -459,145 +459,181 @@ fn template_pattern(template: &str) -> (Regex, Vec<String>, usize) {
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options"];
 
+/// What every operation of one definition file shares.
+struct Source<'a> {
+    file: &'a str,
+    /// OpenAPI 3.0 (Snowflake): schemas need [`from_openapi_30`].
+    openapi_30: bool,
+    schemes: BTreeMap<String, Scheme>,
+    /// The document's `security`, for operations without their own.
+    security: Value,
+}
+
+impl Source<'_> {
+    fn schema(&self, schema: Option<&Value>) -> Value {
+        let mut schema = schema.cloned().unwrap_or(json!({}));
+        if self.openapi_30 {
+            from_openapi_30(&mut schema);
+        }
+        schema
+    }
+
+    /// An operation of a path item whose references are inlined.
+    fn operation(
+        &self,
+        template: &str,
+        method: &str,
+        item: &Value,
+        op: &Value,
+    ) -> Result<Operation, String> {
+        let name = format!(
+            "{}#{}",
+            self.file,
+            op.get("operationId")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .unwrap_or_else(|| format!("{} {template}", method.to_uppercase()))
+        );
+        let (pattern, template_params, literal_len) = template_pattern(template);
+        Ok(Operation {
+            name,
+            method: method.to_uppercase(),
+            template: template.to_string(),
+            pattern,
+            template_params,
+            literal_len,
+            params: self.params(item, op)?,
+            body: self.body(op)?,
+            security: self.security(op),
+            responses: self.responses(op),
+        })
+    }
+
+    /// The parameters of an operation; its own override the path item's of the
+    /// same name and place.
+    fn params(&self, item: &Value, op: &Value) -> Result<Vec<Param>, String> {
+        let mut declared: Vec<&Value> = Vec::new();
+        for param in [op, item]
+            .into_iter()
+            .filter_map(|holder| holder.get("parameters").and_then(Value::as_array))
+            .flatten()
+        {
+            let key = |p: &Value| (p.get("name").cloned(), p.get("in").cloned());
+            if !declared.iter().any(|seen| key(seen) == key(param)) {
+                declared.push(param);
+            }
+        }
+        let mut params = Vec::new();
+        for param in declared {
+            let location = match param.get("in").and_then(Value::as_str) {
+                Some("path") => Location::Path,
+                Some("query") => Location::Query,
+                Some("header") => Location::Header,
+                _ => continue,
+            };
+            let schema = self.schema(param.get("schema"));
+            params.push(Param {
+                name: param
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                location,
+                required: param.get("required") == Some(&Value::Bool(true))
+                    || location == Location::Path,
+                array: schema.get("type") == Some(&json!("array")),
+                validator: validator(&schema)?,
+                schema,
+            });
+        }
+        Ok(params)
+    }
+
+    /// The request body: each media type's schema, closed.
+    fn body(&self, op: &Value) -> Result<Option<Body>, String> {
+        let Some(request_body) = op.get("requestBody") else {
+            return Ok(None);
+        };
+        let mut content = Vec::new();
+        for (media, entry) in request_body
+            .get("content")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            let mut schema = self.schema(entry.get("schema"));
+            only_supported(&mut schema);
+            close(&mut schema, true);
+            content.push((media.clone(), validator(&schema)?));
+        }
+        Ok(Some(Body {
+            required: request_body.get("required") == Some(&Value::Bool(true)),
+            content,
+        }))
+    }
+
+    /// The security requirements: any one, each met when all its schemes are.
+    fn security(&self, op: &Value) -> Vec<Vec<Scheme>> {
+        let scheme = |name: &String| {
+            self.schemes.get(name).cloned().unwrap_or(Scheme {
+                name: name.clone(),
+                kind: SchemeKind::Unsupported("undefined scheme".into()),
+                token_type: None,
+            })
+        };
+        op.get("security")
+            .unwrap_or(&self.security)
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|requirement| {
+                requirement
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, _)| scheme(name))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The `application/json` answer schemas, by status.
+    fn responses(&self, op: &Value) -> BTreeMap<String, Value> {
+        op.get("responses")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(status, response)| {
+                let schema = response.pointer("/content/application~1json/schema")?;
+                Some((status.clone(), self.schema(Some(schema))))
+            })
+            .collect()
+    }
+}
+
 impl Api {
     fn from_documents(vendor: &'static str, files: BTreeMap<String, Value>) -> Result<Api, String> {
         let documents = Documents { files };
         let mut operations = Vec::new();
         for (file, document) in &documents.files {
-            let openapi_30 = document
-                .get("openapi")
-                .and_then(Value::as_str)
-                .is_some_and(|version| version.starts_with("3.0"));
             let Some(Value::Object(paths)) = document.get("paths") else {
                 continue;
             };
-            let schemes = security_schemes(&documents, file, document)?;
-            let default_security = document.get("security").cloned().unwrap_or(json!([]));
+            let source = Source {
+                file,
+                openapi_30: document
+                    .get("openapi")
+                    .and_then(Value::as_str)
+                    .is_some_and(|version| version.starts_with("3.0")),
+                schemes: security_schemes(&documents, file, document)?,
+                security: document.get("security").cloned().unwrap_or(json!([])),
+            };
             for (template, item) in paths {
                 let item = documents.inlined(file, item)?;
-                let shared_params = item.get("parameters").cloned().unwrap_or(json!([]));
                 for method in METHODS {
-                    let Some(op) = item.get(*method) else {
-                        continue;
-                    };
-                    let name = format!(
-                        "{file}#{}",
-                        op.get("operationId")
-                            .and_then(Value::as_str)
-                            .map(String::from)
-                            .unwrap_or_else(|| format!("{} {template}", method.to_uppercase()))
-                    );
-                    let convert = |mut schema: Value| {
-                        if openapi_30 {
-                            from_openapi_30(&mut schema);
-                        }
-                        schema
-                    };
-                    // Operation parameters override path-level ones of the same name and place.
-                    let mut declared: Vec<Value> = Vec::new();
-                    for param in op
-                        .get("parameters")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .chain(shared_params.as_array().into_iter().flatten())
-                    {
-                        let key = |p: &Value| (p.get("name").cloned(), p.get("in").cloned());
-                        if !declared.iter().any(|seen| key(seen) == key(param)) {
-                            declared.push(param.clone());
-                        }
+                    if let Some(op) = item.get(*method) {
+                        operations.push(source.operation(template, method, &item, op)?);
                     }
-                    let mut params = Vec::new();
-                    for param in declared {
-                        let location = match param.get("in").and_then(Value::as_str) {
-                            Some("path") => Location::Path,
-                            Some("query") => Location::Query,
-                            Some("header") => Location::Header,
-                            _ => continue,
-                        };
-                        let schema = convert(param.get("schema").cloned().unwrap_or(json!({})));
-                        let array = schema.get("type") == Some(&json!("array"));
-                        params.push(Param {
-                            name: param
-                                .get("name")
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_string(),
-                            location,
-                            required: param.get("required") == Some(&Value::Bool(true))
-                                || location == Location::Path,
-                            array,
-                            validator: validator(&schema)?,
-                            schema,
-                        });
-                    }
-                    let body = match op.get("requestBody") {
-                        None => None,
-                        Some(request_body) => {
-                            let mut content = Vec::new();
-                            for (media, entry) in request_body
-                                .get("content")
-                                .and_then(Value::as_object)
-                                .into_iter()
-                                .flatten()
-                            {
-                                let mut schema =
-                                    convert(entry.get("schema").cloned().unwrap_or(json!({})));
-                                only_supported(&mut schema);
-                                close(&mut schema, true);
-                                content.push((media.clone(), validator(&schema)?));
-                            }
-                            Some(Body {
-                                required: request_body.get("required") == Some(&Value::Bool(true)),
-                                content,
-                            })
-                        }
-                    };
-                    let requirements = op.get("security").unwrap_or(&default_security);
-                    let security = requirements
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|requirement| {
-                            requirement
-                                .as_object()
-                                .into_iter()
-                                .flatten()
-                                .map(|(scheme, _)| {
-                                    schemes.get(scheme).cloned().unwrap_or(Scheme {
-                                        name: scheme.clone(),
-                                        kind: SchemeKind::Unsupported("undefined scheme".into()),
-                                        token_type: None,
-                                    })
-                                })
-                                .collect()
-                        })
-                        .collect();
-                    let mut responses = BTreeMap::new();
-                    for (status, response) in op
-                        .get("responses")
-                        .and_then(Value::as_object)
-                        .into_iter()
-                        .flatten()
-                    {
-                        if let Some(schema) = response.pointer("/content/application~1json/schema")
-                        {
-                            responses.insert(status.clone(), convert(schema.clone()));
-                        }
-                    }
-                    let (pattern, template_params, literal_len) = template_pattern(template);
-                    operations.push(Operation {
-                        name,
-                        method: method.to_uppercase(),
-                        template: template.clone(),
-                        pattern,
-                        template_params,
-                        literal_len,
-                        params,
-                        body,
-                        security,
-                        responses,
-                    });
                 }
             }
         }
