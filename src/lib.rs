@@ -8,6 +8,7 @@
 //! - [`vendor`]: the vendor trait, the shared HTTP client and one module per vendor.
 //! - [`controller`]: the reconcilers for providers and grants.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz`; [`leader`]: leader election on a Lease.
+//! - [`yaml`]: YAML as Kubernetes tools (YAML 1.1) read it; the writer of the CRDs.
 
 pub mod api;
 pub mod cache;
@@ -23,6 +24,7 @@ pub mod server;
 pub mod sync;
 pub mod telemetry;
 pub mod vendor;
+pub mod yaml;
 
 /// Installs ring as the process-wide rustls crypto provider (the one kube uses
 /// too), once; later calls do nothing.

@@ -91,6 +91,8 @@ both_deployments!(
     another_writer_between_our_read_and_write_is_never_overwritten,
     an_unavailable_privilege_is_refused_and_the_rest_applies,
     unknown_path_user_and_role_are_reported,
+    users_and_roles_are_found_with_one_by_name_call_each,
+    an_unreadable_grant_entry_stops_the_sync,
     refused_credentials_are_unauthorized_and_missing_rights_forbidden,
     rate_limits_and_server_errors_converge,
     steady_state_is_one_read_per_object_and_no_writes,
@@ -447,6 +449,117 @@ async fn unknown_path_user_and_role_are_reported(deployment: Deployment) {
         "each path part escaped on its own: {:?}",
         h.dremio.calls().iter().map(|c| &c.path).collect::<Vec<_>>()
     );
+}
+
+/// Users and roles are looked up by name as Dremio's own tools do: Software's
+/// `/api/v3/{user,role}/by-name/{name}`, Cloud's organisation-level
+/// `/v1/{users,roles}/name/{name}` (Dremio's CLI; the emulator serves no
+/// filtered `/v0/users` listing). Any name works, a quote or a space included.
+async fn users_and_roles_are_found_with_one_by_name_call_each(deployment: Deployment) {
+    let h = ready(deployment).await;
+    let quoted = h
+        .dremio
+        .add_user("o'brien@example.com", "o'brien@example.com");
+    let team = h.dremio.add_role("Data Team");
+    h.put(&dremio_grant(
+        "zips",
+        vec![
+            dremio_user("o'brien@example.com", &["SELECT"]),
+            dremio_role("Data Team", &["SELECT", "ALTER"]),
+        ],
+    ));
+    settle(&h, "zips").await.unwrap();
+    assert_eq!(
+        h.dremio_live(&h.dremio_object),
+        sorted(vec![
+            live(format!("user:{quoted}"), &["SELECT"]),
+            live(format!("role:{team}"), &["ALTER", "SELECT"]),
+        ])
+    );
+    let (user_path, role_path) = match deployment {
+        Deployment::Software => (
+            "/api/v3/user/by-name/o%27brien%40example.com",
+            "/api/v3/role/by-name/Data%20Team",
+        ),
+        Deployment::Cloud => (
+            "/v1/users/name/o%27brien%40example.com",
+            "/v1/roles/name/Data%20Team",
+        ),
+    };
+    let lookups: Vec<(String, String)> = h
+        .dremio
+        .calls()
+        .into_iter()
+        .filter(|call| !call.path.contains("/catalog"))
+        .map(|call| (call.path, call.query))
+        .collect();
+    assert_eq!(
+        sorted(lookups),
+        sorted(vec![
+            (user_path.to_string(), String::new()),
+            (role_path.to_string(), String::new()),
+        ])
+    );
+}
+
+/// Unknown is not absent: a grant entry the client cannot read (here of a
+/// grantee type it does not know) stops the sync with a message naming it;
+/// nothing is written, and a deleted resource keeps its finalizer.
+async fn an_unreadable_grant_entry_stops_the_sync(deployment: Deployment) {
+    let h = ready(deployment).await;
+    let jean = h.dremio.add_user("jeansmith", "jean@example.com");
+    h.dremio.add_role("analysts");
+    h.put(&dremio_grant(
+        "zips",
+        vec![dremio_user("jeansmith", &["SELECT"])],
+    ));
+    settle(&h, "zips").await.unwrap();
+    let puts = h.dremio.puts(&h.dremio_object);
+
+    h.dremio.inject_raw_grant(
+        &h.dremio_object,
+        serde_json::json!({"privileges": ["SELECT"], "granteeType": "GROUP", "id": "g-unreadable", "name": "everyone"}),
+    );
+    h.edit_of::<DremioGrant>("zips", |grant| {
+        grant.spec.grants.push(dremio_role("analysts", &["SELECT"]));
+        grant.spec.policy.mode = Mode::Authoritative;
+    });
+    assert_eq!(settle(&h, "zips").await.unwrap_err(), "VendorUnavailable");
+    let (status, reason, message) = ready_of(&h, "zips");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "VendorUnavailable")
+    );
+    assert!(message.contains("cannot read an entry"), "{message}");
+    assert!(
+        message.contains("\"GROUP\" is not USER or ROLE"),
+        "{message}"
+    );
+    assert!(message.contains("g-unreadable"), "{message}");
+    assert_eq!(h.dremio.puts(&h.dremio_object), puts, "nothing written");
+
+    h.delete_of::<DremioGrant>("zips");
+    assert!(settle(&h, "zips").await.is_err());
+    let grant = h.get_of::<DremioGrant>("zips").expect("the resource stays");
+    assert_eq!(
+        grant.metadata.finalizers,
+        Some(vec!["grantoperator.dev/revoke".to_string()])
+    );
+    assert_eq!(ready_of(&h, "zips").1, "Deleting");
+    assert_eq!(h.dremio.puts(&h.dremio_object), puts, "nothing revoked");
+    assert_eq!(
+        h.dremio_live(&h.dremio_object),
+        vec![live(format!("user:{jean}"), &["SELECT"])]
+    );
+
+    // Once the entry can be read, the deletion completes (after the failed
+    // sync's own backoff, 10 ms in tests, on real time).
+    h.dremio.clear_raw_grants(&h.dremio_object);
+    h.advance(Duration::from_secs(61));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    settle(&h, "zips").await.unwrap();
+    assert!(h.get_of::<DremioGrant>("zips").is_none());
+    assert!(h.dremio_live(&h.dremio_object).is_empty());
 }
 
 async fn refused_credentials_are_unauthorized_and_missing_rights_forbidden(deployment: Deployment) {

@@ -3,7 +3,7 @@ mod support;
 // Self-tests of the Dremio emulator over real HTTP: each rule of the contract
 // the Dremio client is written against, on both deployments (Software under
 // /api/v3, Cloud under /v0), and that the emulator is strict about it
-// (credentials, path escaping, every malformed PUT, filters and paging,
+// (credentials, path escaping, every malformed PUT, Cloud's by-name look-ups,
 // another writer between a read and a write, injected faults).
 
 use std::time::{Duration, Instant};
@@ -119,7 +119,7 @@ async fn missing_unknown_and_malformed_credentials_are_unauthorized() {
         CLOUD.to_string(),
         grants_path(SOFTWARE, &w.table),
         grants_path(CLOUD, &w.table),
-        "/v0/users".to_string(),
+        "/v1/users/name/jeansmith".to_string(),
         "/api/v3/user/by-name/jeansmith".to_string(),
     ] {
         let unauthorized = [
@@ -760,224 +760,103 @@ async fn software_finds_users_and_roles_by_exact_name_and_by_id() {
 }
 
 #[tokio::test]
-async fn cloud_finds_users_and_roles_with_an_exact_name_filter() {
+async fn cloud_finds_users_and_roles_by_name_and_id_at_organisation_level() {
     let w = world().await;
-    w.dremio.add_user("jeansmith2", "jean.smith2@example.com");
     let team = w.dremio.add_role("Data Team");
+    let quoted = w
+        .dremio
+        .add_user("o'brien@example.com", "o'brien@example.com");
 
-    // As a client sends it: form-encoded, spaces as `+`.
-    let reply = send(
-        request(&w.dremio, "GET", "/v0/users")
-            .query(&[("filter", "name == 'jeansmith'"), ("maxResults", "100")]),
-    )
-    .await;
+    // As Dremio's CLI asks: `/v1/users/name/{name}`, the name one path segment.
+    let reply = get(&w.dremio, "/v1/users/name/jeansmith").await;
     assert_ok(&reply);
     assert_eq!(
         reply.body,
-        json!({"data": [{
+        json!({
             "id": w.jean,
             "name": "jeansmith",
             "firstName": "Jean",
             "lastName": "Smith",
-            "email": "jean_smith@example.com",
-        }]}),
-        "exact match only, no nextPageToken on the last page"
+            "identityType": "REGULAR_USER",
+            "active": true,
+        })
     );
-    // Spaces as %20 are the same.
-    let reply = get(
-        &w.dremio,
-        "/v0/roles?filter=name%20%3D%3D%20%27Data%20Team%27",
-    )
-    .await;
     assert_eq!(
-        reply.body,
-        json!({"data": [{"id": team, "name": "Data Team", "type": "INTERNAL"}]})
+        get(&w.dremio, "/v1/roles/name/Data%20Team").await.body,
+        json!({"id": team, "name": "Data Team", "type": "INTERNAL", "description": ""})
     );
-    for (kind, name) in [
-        ("users", "JeanSmith"),
-        ("users", "jean"),
-        ("roles", "data team"),
-        ("roles", "jeansmith"),
+    assert_eq!(
+        get(&w.dremio, "/v1/users/name/o%27brien%40example.com")
+            .await
+            .body["id"],
+        json!(quoted)
+    );
+    // Exact names only.
+    for (path, message) in [
+        ("/v1/users/name/JeanSmith", "User JeanSmith not found"),
+        ("/v1/users/name/jean", "User jean not found"),
+        ("/v1/roles/name/data%20team", "Role data team not found"),
+        ("/v1/roles/name/jeansmith", "Role jeansmith not found"),
     ] {
-        let reply = send(
-            request(&w.dremio, "GET", &format!("/v0/{kind}"))
-                .query(&[("filter", format!("name == '{name}'"))]),
-        )
-        .await;
-        assert_ok(&reply);
-        assert_eq!(reply.body, json!({"data": []}), "{kind} {name}");
+        assert_error(&get(&w.dremio, path).await, 404, message);
     }
 
     assert_eq!(
-        get(&w.dremio, &format!("/v0/users/{}", w.jean)).await.body["name"],
+        get(&w.dremio, &format!("/v1/users/{}", w.jean)).await.body["name"],
         "jeansmith"
     );
     assert_eq!(
-        get(&w.dremio, &format!("/v0/roles/{}", w.analysts))
+        get(&w.dremio, &format!("/v1/roles/{}", w.analysts))
             .await
-            .body,
-        json!({"id": w.analysts, "name": "analysts", "type": "INTERNAL"})
+            .body["name"],
+        "analysts"
     );
     assert_error(
-        &get(&w.dremio, "/v0/users/nope").await,
+        &get(&w.dremio, "/v1/users/nope").await,
         404,
         "User nope not found",
     );
     assert_error(
-        &get(&w.dremio, &format!("/v0/roles/{}", w.jean)).await,
+        &get(&w.dremio, &format!("/v1/roles/{}", w.jean)).await,
         404,
         &format!("Role {} not found", w.jean),
     );
     // Software's look-ups are not Cloud's, and the other way round.
     for path in [
-        "/v0/users/by-name/jeansmith",
-        "/api/v3/users",
-        "/v0/user/by-name/jeansmith",
+        "/v1/users/by-name/jeansmith",
+        "/v0/users/name/jeansmith",
+        "/api/v3/users/name/jeansmith",
+        "/v1/user/by-name/jeansmith",
     ] {
         assert_error(&get(&w.dremio, path).await, 404, "Not found");
     }
 }
 
+/// The old form (a filtered organisation listing) is not served: the operator
+/// looks up by name, as Dremio's CLI does.
 #[tokio::test]
-async fn cloud_filters_have_one_syntax() {
+async fn cloud_serves_no_filtered_user_or_role_listing() {
     let w = world().await;
-    for filter in [
-        "name=='jeansmith'",
-        "name == \"jeansmith\"",
-        "name == jeansmith",
-        "name  == 'jeansmith'",
-        "NAME == 'jeansmith'",
-        "email == 'jean_smith@example.com'",
-        "name == 'jeansmith' ",
-        " name == 'jeansmith'",
-        "name == 'jean'smith'",
-        "name == '",
-        "name == 'jeansmith' || name == 'x'",
-        "",
-    ] {
-        for kind in ["users", "roles"] {
-            let reply = send(
-                request(&w.dremio, "GET", &format!("/v0/{kind}")).query(&[("filter", filter)]),
-            )
-            .await;
-            assert_error(&reply, 400, "Invalid filter");
-        }
+    for kind in ["users", "roles"] {
+        let reply = send(
+            request(&w.dremio, "GET", &format!("/v0/{kind}"))
+                .query(&[("filter", "name == 'jeansmith'"), ("maxResults", "100")]),
+        )
+        .await;
+        assert_error(&reply, 404, "Not found");
+        assert_error(
+            &get(&w.dremio, &format!("/v0/{kind}/{}", w.jean)).await,
+            404,
+            "Not found",
+        );
     }
-    let reply =
-        send(request(&w.dremio, "GET", "/v0/users").query(&[("filter", "name == ''")])).await;
+    // Look-ups take no query parameters.
     assert_eq!(
-        reply.body,
-        json!({"data": []}),
-        "an empty name is valid and matches nobody"
+        get(&w.dremio, "/v1/users/name/jeansmith?filter=x")
+            .await
+            .status,
+        400
     );
-
-    for max in [
-        "0",
-        "501",
-        "-1",
-        "ten",
-        "",
-        "1e2",
-        "99999999999999999999999",
-    ] {
-        let reply =
-            send(request(&w.dremio, "GET", "/v0/users").query(&[("maxResults", max)])).await;
-        assert_error(&reply, 400, "maxResults must be from 1 to 500");
-    }
-    for max in ["1", "500"] {
-        let reply =
-            send(request(&w.dremio, "GET", "/v0/users").query(&[("maxResults", max)])).await;
-        assert_ok(&reply);
-    }
-    for query in ["filter=a&filter=b", "name=jeansmith", "search=jean"] {
-        let reply = get(&w.dremio, &format!("/v0/users?{query}")).await;
-        assert_eq!(reply.status, 400, "{query}: {reply:?}");
-    }
-}
-
-#[tokio::test]
-async fn cloud_listings_page_with_opaque_tokens() {
-    let dremio = emulator().await;
-    let mut ids = Vec::new();
-    for i in 0..7 {
-        ids.push(dremio.add_user(&format!("user{i}"), &format!("user{i}@example.com")));
-    }
-    let roles: Vec<String> = (0..4).map(|i| dremio.add_role(&format!("r{i}"))).collect();
-
-    // Unfiltered listing, maxResults smaller than the listing.
-    let mut seen = Vec::new();
-    let mut token: Option<String> = None;
-    let mut pages = 0;
-    loop {
-        let mut query = vec![("maxResults", "3".to_string())];
-        if let Some(token) = &token {
-            query.push(("pageToken", token.clone()));
-        }
-        let reply = send(request(&dremio, "GET", "/v0/users").query(&query)).await;
-        assert_ok(&reply);
-        pages += 1;
-        let data = reply.body["data"].as_array().unwrap().clone();
-        assert!(data.len() <= 3);
-        seen.extend(data.iter().map(|u| u["id"].as_str().unwrap().to_string()));
-        match reply.body.get("nextPageToken") {
-            Some(next) => token = Some(next.as_str().unwrap().to_string()),
-            None => break,
-        }
-    }
-    assert_eq!(pages, 3);
-    assert_eq!(seen, ids, "every user once, in order");
-
-    // The server-side cap lowers the page size below maxResults.
-    dremio.set_page_size_cap(2);
-    let first = send(request(&dremio, "GET", "/v0/roles").query(&[("maxResults", "100")])).await;
-    let ids_of = |reply: &Reply| -> Vec<String> {
-        reply.body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["id"].as_str().unwrap().to_string())
-            .collect()
-    };
-    assert_eq!(ids_of(&first), roles[..2]);
-    let next = first.body["nextPageToken"].as_str().unwrap().to_string();
-    assert!(!next.is_empty());
-    // The listing ends exactly at the page boundary: no token on that page.
-    let last =
-        send(request(&dremio, "GET", "/v0/roles").query(&[("pageToken", next.as_str())])).await;
-    assert_eq!(ids_of(&last), roles[2..]);
-    assert!(last.body.get("nextPageToken").is_none(), "{last:?}");
-
-    // A filtered listing pages too (0 or 1 element; no token).
-    let one = send(
-        request(&dremio, "GET", "/v0/users")
-            .query(&[("filter", "name == 'user6'"), ("maxResults", "1")]),
-    )
-    .await;
-    assert_eq!(one.body["data"][0]["id"], json!(ids[6]));
-    assert!(one.body.get("nextPageToken").is_none());
-
-    // Invalid tokens: made up, or issued for another listing.
-    let users = send(request(&dremio, "GET", "/v0/users")).await;
-    let users_token = users.body["nextPageToken"].as_str().unwrap().to_string();
-    for (path, token) in [
-        ("/v0/users", "made-up"),
-        ("/v0/users", ""),
-        ("/v0/roles", users_token.as_str()),
-    ] {
-        let reply = send(request(&dremio, "GET", path).query(&[("pageToken", token)])).await;
-        assert_error(&reply, 400, "Invalid pageToken");
-    }
-    let filtered = send(request(&dremio, "GET", "/v0/users").query(&[
-        ("filter", "name == 'user1'"),
-        ("pageToken", users_token.as_str()),
-    ]))
-    .await;
-    assert_error(&filtered, 400, "Invalid pageToken");
-    // The token stays valid for its own listing.
-    let again =
-        send(request(&dremio, "GET", "/v0/users").query(&[("pageToken", users_token.as_str())]))
-            .await;
-    assert_eq!(again.body["data"][0]["id"], json!(ids[2]));
 }
 
 // ---------------------------------------------------------------------------
@@ -1175,8 +1054,9 @@ async fn unknown_routes_are_not_found_and_wrong_methods_not_allowed() {
         "/v0",
         "/v0/projects",
         "/v0/projects/",
-        "/v0/users/",
-        "/v0/users/a/b",
+        "/v1/users/",
+        "/v1/users/name/a/b",
+        "/v1/users/name",
         "/v0/catalog",
     ] {
         let reply = get(&w.dremio, path).await;
@@ -1192,7 +1072,7 @@ async fn unknown_routes_are_not_found_and_wrong_methods_not_allowed() {
         ("POST", grants_path(SOFTWARE, &w.table), "GET, PUT"),
         ("DELETE", grants_path(CLOUD, &w.table), "GET, PUT"),
         ("PUT", format!("{SOFTWARE}/catalog/{}", w.table), "GET"),
-        ("POST", "/v0/users".to_string(), "GET"),
+        ("POST", "/v1/users/name/jeansmith".to_string(), "GET"),
         ("PATCH", CLOUD.to_string(), "GET"),
         ("PUT", "/api/v3/catalog".to_string(), "GET"),
     ] {
@@ -1331,10 +1211,10 @@ async fn calls_are_recorded_with_status_body_and_headers() {
         .await,
     );
     assert_eq!(
-        send(request(&w.dremio, "GET", "/v0/users").query(&[("filter", "name == 'x'")]))
+        send(request(&w.dremio, "GET", "/v1/users/name/x").query(&[("q", "a b")]))
             .await
             .status,
-        200
+        400
     );
     assert_eq!(
         send(w.dremio.anonymous("GET", "/api/v3/catalog"))
@@ -1360,7 +1240,7 @@ async fn calls_are_recorded_with_status_body_and_headers() {
     assert_eq!(calls[0].header("x-request-source"), Some("self-test"));
     assert_eq!(calls[0].header("X-REQUEST-SOURCE"), Some("self-test"));
     assert_eq!(calls[0].header("content-type"), Some("application/json"));
-    assert_eq!(calls[1].query, "filter=name+%3D%3D+%27x%27");
+    assert_eq!(calls[1].query, "q=a+b");
     assert_eq!(
         (calls[1].body.clone(), calls[1].header("x-request-source")),
         (None, None)
@@ -1373,7 +1253,7 @@ async fn calls_are_recorded_with_status_body_and_headers() {
 
     assert_eq!(w.dremio.count("put", "/api/v3/catalog/"), 1);
     assert_eq!(w.dremio.count("GET", "/"), 2);
-    assert_eq!(w.dremio.count("GET", "/v0/"), 1);
+    assert_eq!(w.dremio.count("GET", "/v1/"), 1);
     w.dremio.clear_calls();
     assert!(w.dremio.calls().is_empty());
     assert_eq!(w.dremio.count("GET", "/"), 0);
@@ -1406,13 +1286,14 @@ async fn no_request_breaks_the_emulator() {
         "/api/v3/catalog/%zz/grants",
         "/api/v3/role/%ff",
         "/v0/projects/%/catalog",
-        "/v0/users/%c3%28",
+        "/v1/users/%c3%28",
+        "/v1/roles/name/%",
     ] {
         let reply = get(&w.dremio, raw).await;
         assert_error(&reply, 400, "Malformed percent-encoding in path");
     }
     for query in ["%", "filter=%zz", "maxResults=%ff", "&&&", "=", "pageToken"] {
-        let reply = get(&w.dremio, &format!("/v0/users?{query}")).await;
+        let reply = get(&w.dremio, &format!("/v1/users/name/jeansmith?{query}")).await;
         assert!([200, 400].contains(&reply.status), "{query}: {reply:?}");
     }
     assert!(w.dremio.grants(&w.table).is_empty());

@@ -212,6 +212,9 @@ async fn end_to_end_on_a_real_cluster() {
     })
     .await;
 
+    // Every Sigma request so far, as Sigma's own definition shapes it.
+    support::conformance::assert_conform("e2e sigma", &sigma.journal(), &[]);
+
     grafana_on_the_cluster(&client, &namespace).await;
     dremio_on_the_cluster(&client, &namespace).await;
     snowflake_on_the_cluster(&client, &namespace).await;
@@ -469,4 +472,6 @@ async fn snowflake_on_the_cluster(client: &kube::Client, namespace: &str) {
         },
     )
     .await;
+    // Every Snowflake request, as Snowflake's own definitions shape it.
+    support::conformance::assert_conform("e2e snowflake", &[], &snowflake.journal());
 }

@@ -106,6 +106,8 @@ both_apis!(
     rate_limits_and_server_errors_converge_without_duplicates,
     steady_state_is_one_listing_per_data_source_and_no_writes,
     data_sources_by_name_and_id_are_looked_up_once,
+    a_data_source_id_is_found_in_the_listing_as_grafana_13_serves_it,
+    an_unreadable_permission_entry_stops_the_sync,
     resources_naming_one_data_source_differently_protect_each_other,
 );
 
@@ -718,6 +720,177 @@ async fn data_sources_by_name_and_id_are_looked_up_once(server: Server) {
         1,
         "resolved once, then cached"
     );
+}
+
+/// Grafana 13 serves no `GET /api/datasources/:id` (the emulator answers 404,
+/// as it does): `{id: N}` is matched against the data source listing.
+async fn a_data_source_id_is_found_in_the_listing_as_grafana_13_serves_it(server: Server) {
+    let h = ready(server).await;
+    h.grafana.add_datasource(1, "loki", "Loki");
+    let jane = h.grafana.add_user(1, "jane", "jane@example.com");
+    let mut by_id = grafana_grant("by-id", vec![user_login("jane", Query)]);
+    by_id.spec.datasource = GrafanaDatasourceRef {
+        uid: None,
+        name: None,
+        id: Some(h.datasource_id),
+    };
+    h.put(&by_id);
+    settle(&h, "by-id").await.unwrap();
+    assert_eq!(
+        h.grafana_live(DATASOURCE_UID),
+        vec![pair(format!("user:{jane}"), "Query")]
+    );
+    let target = status_of(&h, "by-id").target.unwrap();
+    assert_eq!(target.datasource_uid.as_deref(), Some(DATASOURCE_UID));
+    assert_eq!(target.datasource_id, Some(h.datasource_id));
+    let lookups: Vec<String> = h
+        .grafana
+        .calls()
+        .into_iter()
+        .filter(|call| call.method == "GET" && call.path.starts_with("/api/datasources"))
+        .filter(|call| !call.path.ends_with("/permissions"))
+        .map(|call| call.path)
+        .collect();
+    assert_eq!(
+        lookups,
+        vec!["/api/datasources".to_string()],
+        "one listing, no by-id call"
+    );
+
+    // An id the listing does not show is not found; nothing is written.
+    let mut unknown = grafana_grant("unknown-id", vec![user_login("jane", Edit)]);
+    unknown.spec.datasource = GrafanaDatasourceRef {
+        uid: None,
+        name: None,
+        id: Some(9999),
+    };
+    h.put(&unknown);
+    assert_eq!(settle(&h, "unknown-id").await, Err("TargetNotFound".into()));
+    let (status, reason, message) = ready_of(&h, "unknown-id");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "TargetNotFound")
+    );
+    assert!(message.contains("data source id 9999"), "{message}");
+    assert_eq!(
+        h.grafana_live(DATASOURCE_UID),
+        vec![pair(format!("user:{jane}"), "Query")]
+    );
+}
+
+/// Unknown is not absent: a managed permission entry the client cannot read
+/// stops the sync with a message naming it; nothing is written, and a deleted
+/// resource keeps its finalizer. Entries of fixed or basic roles are known and
+/// left alone.
+async fn an_unreadable_permission_entry_stops_the_sync(server: Server) {
+    let h = ready(server).await;
+    let jane = h.grafana.add_user(1, "jane", "jane@example.com");
+    h.grafana.add_user(1, "joe", "joe@example.com");
+    let legacy = server == Server::Legacy;
+    if !legacy {
+        h.grafana.inject_raw_entry(
+            DATASOURCE_UID,
+            false,
+            serde_json::json!({
+                "id": 98, "roleName": "fixed:datasources:reader", "isManaged": false,
+                "isInherited": false, "isServiceAccount": false, "builtInRole": "Viewer",
+                "actions": ["datasources:query"], "permission": "Query",
+            }),
+        );
+    }
+    h.put(&grafana_grant("ds-users", vec![user_login("jane", Query)]));
+    settle(&h, "ds-users").await.unwrap();
+    assert_eq!(ready_of(&h, "ds-users").1, "Synced");
+
+    let unreadable = if legacy {
+        serde_json::json!({
+            "id": 99, "datasourceId": h.datasource_id, "permission": 1,
+            "permissionName": "Query", "created": "2024-01-01T00:00:00Z",
+            "updated": "2024-01-01T00:00:00Z",
+        })
+    } else {
+        serde_json::json!({
+            "id": 99, "roleName": "managed:users:99:permissions", "isManaged": true,
+            "isInherited": false, "isServiceAccount": false,
+            "actions": ["datasources:query"], "permission": "Query",
+        })
+    };
+    h.grafana
+        .inject_raw_entry(DATASOURCE_UID, legacy, unreadable);
+    h.grafana.clear_calls();
+    h.edit_of::<grant_operator::api::GrafanaGrant>("ds-users", |grant| {
+        grant.spec.permissions.push(user_login("joe", Edit));
+        grant.spec.policy.mode = Mode::Authoritative;
+    });
+    assert_eq!(
+        settle(&h, "ds-users").await,
+        Err("VendorUnavailable".into())
+    );
+    let (status, reason, message) = ready_of(&h, "ds-users");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "VendorUnavailable")
+    );
+    assert!(message.contains("cannot read an entry"), "{message}");
+    assert!(message.contains("\"id\":99"), "{message}");
+    assert!(message.contains("names no user"), "{message}");
+    assert_eq!(writes(&h, server), 0, "nothing written");
+
+    h.delete_of::<grant_operator::api::GrafanaGrant>("ds-users");
+    assert!(settle(&h, "ds-users").await.is_err());
+    let grant = h
+        .get_of::<grant_operator::api::GrafanaGrant>("ds-users")
+        .expect("the resource stays");
+    assert_eq!(
+        grant.metadata.finalizers,
+        Some(vec!["grantoperator.dev/revoke".to_string()])
+    );
+    assert_eq!(ready_of(&h, "ds-users").1, "Deleting");
+    assert_eq!(writes(&h, server), 0, "nothing revoked");
+    assert_eq!(
+        h.grafana_live(DATASOURCE_UID),
+        vec![pair(format!("user:{jane}"), "Query")]
+    );
+
+    // Once the entry can be read, the deletion completes (after the failed
+    // sync's own backoff, 10 ms in tests, on real time).
+    h.grafana.clear_raw_entries(DATASOURCE_UID);
+    h.advance(Duration::from_secs(61));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    settle(&h, "ds-users").await.unwrap();
+    assert!(
+        h.get_of::<grant_operator::api::GrafanaGrant>("ds-users")
+            .is_none()
+    );
+    assert!(h.grafana_live(DATASOURCE_UID).is_empty());
+}
+
+/// Grafana's listing stops at 5000 data sources: an id it does not show may
+/// still exist, so it is not reported as absent.
+#[tokio::test]
+async fn an_id_beyond_a_full_data_source_listing_is_not_taken_for_absent() {
+    let h = ready(Server::AccessControl).await;
+    // The listing is by name: these come before "Prometheus" and fill it.
+    for n in 0..support::grafana::DATASOURCE_LIMIT {
+        h.grafana
+            .add_datasource(1, &format!("ds-{n:05}"), &format!("ds-{n:05}"));
+    }
+    h.grafana.add_user(1, "jane", "jane@example.com");
+    let mut by_id = grafana_grant("by-id", vec![user_login("jane", Query)]);
+    by_id.spec.datasource = GrafanaDatasourceRef {
+        uid: None,
+        name: None,
+        id: Some(h.datasource_id),
+    };
+    h.put(&by_id);
+    assert_eq!(settle(&h, "by-id").await, Err("VendorUnavailable".into()));
+    let (status, reason, message) = ready_of(&h, "by-id");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "VendorUnavailable")
+    );
+    assert!(message.contains("refer to it by uid"), "{message}");
+    assert_eq!(h.grafana.count("POST", "/api/access-control/"), 0);
 }
 
 async fn resources_naming_one_data_source_differently_protect_each_other(server: Server) {

@@ -307,7 +307,6 @@ async fn objects_of_another_org_are_not_found() {
     for path in [
         "/api/datasources/uid/loki".to_string(),
         "/api/datasources/name/Loki".to_string(),
-        format!("/api/datasources/{other}"),
         format!("/api/datasources/{other}/permissions"),
         "/api/access-control/datasources/loki".to_string(),
     ] {
@@ -405,7 +404,7 @@ async fn objects_of_another_org_are_not_found() {
 // ---------------------------------------------------------------------------
 
 #[tokio::test]
-async fn data_sources_are_found_by_uid_name_and_id() {
+async fn data_sources_are_found_by_uid_and_name_and_there_is_no_by_id_route() {
     let grafana = emulator().await;
     let id = grafana.add_datasource(1, "prom-main", "Main Prometheus");
     let expected = json!({
@@ -421,12 +420,17 @@ async fn data_sources_are_found_by_uid_name_and_id() {
     for path in [
         "/api/datasources/uid/prom-main".to_string(),
         "/api/datasources/name/Main%20Prometheus".to_string(),
-        format!("/api/datasources/{id}"),
     ] {
         let reply = get(&grafana, &path).await;
         assert_ok(&reply);
         assert_eq!(reply.body, expected, "{path}");
     }
+    // Grafana 13 serves no `GET /api/datasources/:id` (deprecated before).
+    assert_error(
+        &get(&grafana, &format!("/api/datasources/{id}")).await,
+        404,
+        "Not found",
+    );
     assert!(
         grafana.add_datasource(1, "loki", "Loki") > id,
         "ids increase"
@@ -437,17 +441,16 @@ async fn data_sources_are_found_by_uid_name_and_id() {
         "/api/datasources/uid/PROM-MAIN",
         "/api/datasources/name/Main+Prometheus",
         "/api/datasources/name/main%20prometheus",
-        "/api/datasources/999",
-        "/api/datasources/-1",
     ] {
         assert_error(&get(&grafana, path).await, 404, "Data source not found");
     }
     for path in [
+        "/api/datasources/999",
+        "/api/datasources/-1",
         "/api/datasources/abc",
-        "/api/datasources/1.5",
         "/api/datasources/uid",
     ] {
-        assert_error(&get(&grafana, path).await, 400, "id is invalid");
+        assert_error(&get(&grafana, path).await, 404, "Not found");
     }
 }
 
@@ -1519,6 +1522,28 @@ async fn the_data_sources_of_the_org_are_listed() {
         .map(|d| d["uid"].as_str().unwrap())
         .collect();
     assert_eq!(listed, vec!["prom"], "only the org's own");
+    // Each entry has the fields of Grafana's listing, the numeric id among them.
+    let entry = &reply.body[0];
+    for field in [
+        "id",
+        "uid",
+        "orgId",
+        "name",
+        "type",
+        "typeName",
+        "typeLogoUrl",
+        "access",
+        "url",
+        "user",
+        "database",
+        "basicAuth",
+        "isDefault",
+        "jsonData",
+        "readOnly",
+    ] {
+        assert!(entry.get(field).is_some(), "{field} in {entry}");
+    }
+    assert!(entry["id"].as_i64().is_some_and(|id| id > 0), "{entry}");
 }
 
 #[tokio::test]
@@ -1800,7 +1825,11 @@ async fn no_request_breaks_the_emulator() {
         "permissionId is invalid",
     );
     assert_error(
-        &get(&grafana, "/api/datasources/99999999999999999999").await,
+        &get(
+            &grafana,
+            "/api/datasources/99999999999999999999/permissions",
+        )
+        .await,
         400,
         "id is invalid",
     );

@@ -51,6 +51,20 @@ struct Setup {
     ),
 }
 
+/// Like the harness, the setup checks its Sigma requests against Sigma's own
+/// definition when a test ends.
+impl Drop for Setup {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            support::conformance::assert_conform(
+                &support::conformance::scenario(),
+                &self.sigma.journal(),
+                &[],
+            );
+        }
+    }
+}
+
 async fn setup(grant: &SigmaGrant, client: kube::Client) -> Setup {
     grant_operator::install_crypto_provider();
     let sigma = SigmaEmulator::start().await;

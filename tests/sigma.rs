@@ -1213,9 +1213,12 @@ async fn a_configured_rate_limit_paces_requests_and_none_is_the_default() {
         async move {
             let started = std::time::Instant::now();
             for _ in 0..6 {
-                // Unauthenticated: a quick 401, which is all this test needs.
+                // A token the emulator does not know: a quick 401, which is all
+                // this test needs (and a request as Sigma's definition shapes it).
                 let _ = client
-                    .send("probe", Repeat::Safe, |http| http.get(&url))
+                    .send("probe", Repeat::Safe, |http| {
+                        http.get(&url).bearer_auth("not-a-token")
+                    })
                     .await;
             }
             started.elapsed()
@@ -1457,4 +1460,124 @@ async fn an_unreadable_resource_neither_wedges_the_watch_nor_loses_grants() {
             (format!("member:{joe}"), "usage".to_string())
         ])
     );
+}
+
+/// Unknown is not absent: a grant entry the client cannot read stops the sync
+/// with a message naming it; nothing is written, and a deleted resource keeps
+/// its finalizer until the entry can be read.
+async fn an_unreadable_grant_entry_stops_the_sync(entry: serde_json::Value, why: &str) {
+    let h = Harness::ready().await;
+    let jane = h.sigma.add_member("jane@example.com");
+    h.sigma.add_member("joe@example.com");
+    // Levels Sigma defines but the operator does not manage are known: counted, not fatal.
+    let admin = h.sigma.add_member("admin@example.com");
+    h.sigma.seed_grant(
+        CONNECTION,
+        sigma::Grantee::Member(admin.clone()),
+        "writeback",
+    );
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ));
+    h.settle("readers").await.unwrap();
+    assert_eq!(h.ready_condition("readers").reason, "Synced");
+
+    h.sigma.inject_raw_grant(CONNECTION, entry);
+    h.sigma.clear_calls();
+    h.edit("readers", |spec| {
+        spec.grants.push(member("joe@example.com", Annotate));
+        spec.policy.mode = grant_operator::api::Mode::Authoritative;
+    });
+    let error = h.settle("readers").await.unwrap_err();
+    assert_eq!(error.reason().to_string(), "VendorUnavailable");
+    let ready = h.ready_condition("readers");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "VendorUnavailable")
+    );
+    assert!(
+        ready.message.contains("cannot read an entry"),
+        "{}",
+        ready.message
+    );
+    assert!(ready.message.contains(why), "{}", ready.message);
+    assert!(ready.message.contains("g-unreadable"), "{}", ready.message);
+    assert_eq!(
+        h.sigma.count("POST", "/v2/connections"),
+        0,
+        "nothing granted"
+    );
+    assert_eq!(
+        h.sigma.count("DELETE", "/v2/connections"),
+        0,
+        "nothing revoked"
+    );
+
+    h.delete("readers");
+    assert!(h.settle("readers").await.is_err());
+    let grant = h.get("readers").expect("the resource stays");
+    assert_eq!(
+        grant.metadata.finalizers,
+        Some(vec!["grantoperator.dev/revoke".to_string()])
+    );
+    let ready = h.ready_condition("readers");
+    assert_eq!(ready.reason, "Deleting");
+    assert!(ready.message.contains(why), "{}", ready.message);
+    assert_eq!(h.sigma.count("DELETE", "/v2/connections"), 0);
+    assert_eq!(
+        h.live(),
+        sorted(vec![
+            (format!("member:{admin}"), "writeback".to_string()),
+            (format!("member:{jane}"), "usage".to_string()),
+        ])
+    );
+
+    // Once the entry can be read, the deletion completes (after the failed
+    // sync's own backoff, 10 ms in tests, on real time).
+    h.sigma.clear_raw_grants(CONNECTION);
+    h.advance(Duration::from_secs(61));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    h.settle("readers").await.unwrap();
+    assert!(h.get("readers").is_none());
+    assert_eq!(
+        h.live(),
+        vec![(format!("member:{admin}"), "writeback".to_string())]
+    );
+}
+
+#[tokio::test]
+async fn a_grant_entry_without_a_grantee_stops_the_sync() {
+    an_unreadable_grant_entry_stops_the_sync(
+        serde_json::json!({
+            "grantId": "g-unreadable", "organizationId": "o", "inodeId": CONNECTION,
+            "memberId": null, "teamId": null, "permission": "usage",
+        }),
+        "names no member and no team",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_grant_entry_with_a_permission_sigma_does_not_define_stops_the_sync() {
+    an_unreadable_grant_entry_stops_the_sync(
+        serde_json::json!({
+            "grantId": "g-unreadable", "organizationId": "o", "inodeId": CONNECTION,
+            "memberId": "m-someone", "teamId": null, "permission": "superuser",
+        }),
+        "\"superuser\" is not one Sigma's API defines",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_malformed_grant_entry_stops_the_sync() {
+    an_unreadable_grant_entry_stops_the_sync(
+        serde_json::json!({
+            "grantId": "g-unreadable", "memberId": "m-someone", "teamId": null,
+            "permission": 3,
+        }),
+        "invalid type",
+    )
+    .await;
 }

@@ -41,7 +41,7 @@ pub fn all_crds() -> Vec<(String, CustomResourceDefinition)> {
 }
 
 /// Every CRD as one multi-document YAML stream, as printed by `grant-operator crd`.
-pub fn crds_yaml() -> Result<String, serde_norway::Error> {
+pub fn crds_yaml() -> Result<String, crate::yaml::WriteError> {
     let mut out = String::new();
     for (_, crd) in all_crds() {
         out.push_str("---\n");
@@ -50,7 +50,9 @@ pub fn crds_yaml() -> Result<String, serde_norway::Error> {
     Ok(out)
 }
 
-/// One CRD as YAML.
-pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_norway::Error> {
-    serde_norway::to_string(crd)
+/// One CRD as YAML, with every string that YAML 1.1 would read as something
+/// else quoted (kubectl and Helm read YAML 1.1: a property `on` would reach the
+/// API server as `"true"`).
+pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, crate::yaml::WriteError> {
+    crate::yaml::to_kubernetes_yaml(crd)
 }

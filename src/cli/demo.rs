@@ -28,17 +28,23 @@ const UNKNOWN_USER: &str = include_str!("../../examples/demo/unknown-user.yaml")
 const CONNECTION: &str = "g3e8e8947-c9f5-43re-93b0-T80d0ddf5627";
 const DATASOURCE: &str = "P8E80F9AEF21F6940";
 
-/// The local stand-ins for the vendors.
-struct Sandboxes {
-    sigma: SigmaEmulator,
-    grafana: GrafanaEmulator,
-    dremio: DremioEmulator,
-    snowflake: SnowflakeEmulator,
+/// The local stand-ins for the vendors (public so that a test can run the demo
+/// on them and then read what each received).
+pub struct Sandboxes {
+    /// Sigma.
+    pub sigma: SigmaEmulator,
+    /// Grafana.
+    pub grafana: GrafanaEmulator,
+    /// Dremio.
+    pub dremio: DremioEmulator,
+    /// Snowflake.
+    pub snowflake: SnowflakeEmulator,
     grafana_jane: i64,
 }
 
 impl Sandboxes {
-    async fn start() -> Sandboxes {
+    /// Starts every sandbox with the demo's accounts, objects and names.
+    pub async fn start() -> Sandboxes {
         let sigma = SigmaEmulator::start().await;
         sigma.add_client("demo-client", "demo-client-secret");
         sigma.add_connection(CONNECTION);
@@ -144,8 +150,12 @@ fn step(number: usize, title: &str, explanation: &str) {
 
 /// Runs the demo, printing as it goes.
 pub async fn run() -> Result<(), String> {
+    run_on(&Sandboxes::start().await).await
+}
+
+/// Runs the demo on sandboxes already started, printing as it goes.
+pub async fn run_on(sandboxes: &Sandboxes) -> Result<(), String> {
     let started = std::time::Instant::now();
-    let sandboxes = Sandboxes::start().await;
     let mut manifests = Manifests::default();
     for (name, text) in [
         ("examples/demo/providers.yaml", PROVIDERS),

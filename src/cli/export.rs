@@ -192,12 +192,15 @@ fn resource_name(kind: &str, id: &str) -> String {
     name.trim_matches('-').to_string()
 }
 
-/// The resources as multi-document YAML.
+/// The resources as multi-document YAML that YAML 1.1 readers (kubectl, Helm,
+/// Argo CD) read as written.
 pub fn to_yaml(resources: &[serde_json::Value]) -> Result<String, String> {
     let mut out = String::new();
     for resource in resources {
         out.push_str("---\n");
-        out.push_str(&serde_norway::to_string(resource).map_err(|error| error.to_string())?);
+        out.push_str(
+            &crate::yaml::to_kubernetes_yaml(resource).map_err(|error| error.to_string())?,
+        );
     }
     Ok(out)
 }
@@ -205,6 +208,21 @@ pub fn to_yaml(resources: &[serde_json::Value]) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exported_yaml_quotes_what_yaml_1_1_reads_differently() {
+        let resource = serde_json::json!({
+            "kind": "SnowflakeGrant",
+            "spec": {"on": {"securable": {"type": "SCHEMA", "name": "SALES.PUBLIC"}}, "privileges": ["USAGE"]}
+        });
+        let yaml = to_yaml(&[resource]).unwrap();
+        assert!(yaml.contains("\n  \"on\":\n"), "{yaml}");
+        assert!(
+            crate::yaml::ambiguous_plain_scalars(&yaml)
+                .unwrap()
+                .is_empty()
+        );
+    }
 
     #[test]
     fn names_are_dns_labels() {

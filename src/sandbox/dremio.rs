@@ -5,9 +5,13 @@
 //! One emulator serves both deployments, chosen per request by the path:
 //! - Software: everything under `/api/v3/`.
 //! - Cloud: the catalog under `/v0/projects/{projectId}/` (the project must have
-//!   been added), users and roles at organisation level under `/v0/users` and
-//!   `/v0/roles` (found with `filter=name == '<name>'`, paged with
-//!   `maxResults` and `pageToken`).
+//!   been added), users and roles at organisation level by name
+//!   (`/v1/users/name/{name}`, `/v1/roles/name/{name}`) and by id
+//!   (`/v1/users/{id}`, `/v1/roles/{id}`), as Dremio's own CLI (`dremio-cli`)
+//!   looks them up. The filtered organisation listings (`/v0/users?filter=...`)
+//!   are not served (404): the operator follows the CLI's by-name look-ups,
+//!   which need no quoting of a name inside a filter expression and no paging,
+//!   so a request for a listing is a bug.
 //!
 //! Simplification: both views share one store of catalog objects, users and
 //! roles (a real Software cluster and a Cloud organisation are separate
@@ -35,17 +39,12 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::emulator::{
-    self, Answer, ApiError, PageTokens, Server, Vendor, capitalize, empty_response, err,
-    json_response, lock, media_type_is, params, percent_decode, random_from, unknown_key,
-    uuid_like,
+    self, Answer, ApiError, Server, Vendor, capitalize, empty_response, err, json_response, lock,
+    media_type_is, params, percent_decode, random_from, unknown_key, uuid_like,
 };
 #[allow(unused_imports)] // re-exported for the tests that use them
 pub use super::emulator::{Call, Fault, FaultKind};
 
-/// Default `maxResults` of the Cloud user and role listings.
-const DEFAULT_MAX_RESULTS: usize = 100;
-/// Largest `maxResults` accepted.
-const MAX_RESULTS: usize = 500;
 const READ_ONLY_MESSAGE: &str = "User does not have MANAGE GRANTS privilege";
 
 // ---------------------------------------------------------------------------
@@ -119,6 +118,9 @@ struct Object {
     tag: String,
     available: Vec<String>,
     grants: Vec<GrantRecord>,
+    /// Entries the grants listing shows as given, after the real ones (see
+    /// [`DremioEmulator::inject_raw_grant`]).
+    raw_grants: Vec<Value>,
     /// Accepted PUTs of its grants.
     puts: usize,
     /// GETs of its grants answered 200.
@@ -142,6 +144,7 @@ struct Interference {
     change: GrantRecord,
 }
 
+#[derive(Default)]
 struct State {
     tokens: HashMap<String, Token>,
     projects: Vec<String>,
@@ -149,23 +152,6 @@ struct State {
     roles: Vec<Role>,
     objects: Vec<Object>,
     interferences: Vec<Interference>,
-    page_tokens: PageTokens,
-    page_size_cap: usize,
-}
-
-impl Default for State {
-    fn default() -> Self {
-        State {
-            tokens: HashMap::new(),
-            projects: Vec::new(),
-            users: Vec::new(),
-            roles: Vec::new(),
-            objects: Vec::new(),
-            interferences: Vec::new(),
-            page_tokens: PageTokens::default(),
-            page_size_cap: MAX_RESULTS,
-        }
-    }
 }
 
 impl State {
@@ -368,6 +354,7 @@ impl DremioEmulator {
             tag: random_from(b"abcdefghijklmnopqrstuvwxyz0123456789+/", 12),
             available: available_privileges.iter().map(|p| p.to_string()).collect(),
             grants: Vec::new(),
+            raw_grants: Vec::new(),
             puts: 0,
             reads: 0,
         });
@@ -416,13 +403,25 @@ impl DremioEmulator {
         id
     }
 
-    /// Server-side cap on the page size of the Cloud user and role listings
-    /// (default 500; at least 1), to exercise paging with few principals.
-    pub fn set_page_size_cap(&self, n: usize) {
-        self.state().page_size_cap = n.max(1);
+    // --- grants behind the client's back -----------------------------------
+
+    /// Adds an entry that the object's grants listing shows exactly as given,
+    /// after its grants (for instance one of a grantee type a client does not
+    /// know). A PUT replaces it like any entry. Panics on an unknown object.
+    pub fn inject_raw_grant(&self, object_id: &str, entry: Value) {
+        let mut st = self.state();
+        st.object_mut(object_id)
+            .unwrap_or_else(|| panic!("inject_raw_grant: unknown object {object_id}"))
+            .raw_grants
+            .push(entry);
     }
 
-    // --- grants behind the client's back -----------------------------------
+    /// Removes the entries added with [`Self::inject_raw_grant`].
+    pub fn clear_raw_grants(&self, object_id: &str) {
+        if let Some(object) = self.state().object_mut(object_id) {
+            object.raw_grants.clear();
+        }
+    }
 
     /// Replaces the grants of an object, as another writer would. Panics on
     /// an unknown object or grants a PUT would refuse.
@@ -511,10 +510,18 @@ enum Route<'a> {
     ByPath(Vec<&'a str>),
     Object(&'a str),
     Grants(&'a str),
-    ByName(GranteeType, &'a str),
-    Principal(GranteeType, &'a str),
-    /// Cloud listing with `filter`, `maxResults`, `pageToken`.
-    List(GranteeType),
+    /// By name: Software's `/api/v3/{user,role}/by-name/{name}`, Cloud's
+    /// `/v1/{users,roles}/name/{name}`; `cloud` picks the answer's shape.
+    ByName {
+        kind: GranteeType,
+        raw: &'a str,
+        cloud: bool,
+    },
+    Principal {
+        kind: GranteeType,
+        raw: &'a str,
+        cloud: bool,
+    },
     Project,
 }
 
@@ -527,10 +534,7 @@ impl Route<'_> {
     }
 
     fn query_params(&self) -> &'static [&'static str] {
-        match self {
-            Route::List(_) => &["filter", "maxResults", "pageToken"],
-            _ => &[],
-        }
+        &[]
     }
 }
 
@@ -540,10 +544,21 @@ fn resolve(path: &str) -> Option<(Option<&str>, Route<'_>)> {
         let segs: Vec<&str> = rest.split('/').collect();
         let route = match segs.as_slice() {
             ["catalog", catalog @ ..] => catalog_route(catalog)?,
-            ["user", "by-name", name] => Route::ByName(GranteeType::User, name),
-            ["role", "by-name", name] => Route::ByName(GranteeType::Role, name),
-            ["user", id] => Route::Principal(GranteeType::User, id),
-            ["role", id] => Route::Principal(GranteeType::Role, id),
+            ["user", "by-name", name] => by_name(GranteeType::User, name, false),
+            ["role", "by-name", name] => by_name(GranteeType::Role, name, false),
+            ["user", id] => by_id(GranteeType::User, id, false),
+            ["role", id] => by_id(GranteeType::Role, id, false),
+            _ => return None,
+        };
+        return Some((None, route));
+    }
+    if let Some(rest) = path.strip_prefix("/v1/") {
+        let segs: Vec<&str> = rest.split('/').collect();
+        let route = match segs.as_slice() {
+            ["users", "name", name] => by_name(GranteeType::User, name, true),
+            ["roles", "name", name] => by_name(GranteeType::Role, name, true),
+            ["users", id] => by_id(GranteeType::User, id, true),
+            ["roles", id] => by_id(GranteeType::Role, id, true),
             _ => return None,
         };
         return Some((None, route));
@@ -555,12 +570,16 @@ fn resolve(path: &str) -> Option<(Option<&str>, Route<'_>)> {
         ["projects", project, "catalog", catalog @ ..] => {
             Some((Some(project), catalog_route(catalog)?))
         }
-        ["users"] => Some((None, Route::List(GranteeType::User))),
-        ["roles"] => Some((None, Route::List(GranteeType::Role))),
-        ["users", id] => Some((None, Route::Principal(GranteeType::User, id))),
-        ["roles", id] => Some((None, Route::Principal(GranteeType::Role, id))),
         _ => None,
     }
+}
+
+fn by_name(kind: GranteeType, raw: &str, cloud: bool) -> Route<'_> {
+    Route::ByName { kind, raw, cloud }
+}
+
+fn by_id(kind: GranteeType, raw: &str, cloud: bool) -> Route<'_> {
+    Route::Principal { kind, raw, cloud }
 }
 
 /// The route of the segments after `.../catalog`.
@@ -605,7 +624,7 @@ fn handle(state: &Mutex<State>, request: &emulator::Request) -> Answer {
             return Err(not_found("Project not found"));
         }
     }
-    let query = params(&request.query, route.query_params()).map_err(bad_request)?;
+    params(&request.query, route.query_params()).map_err(bad_request)?;
     match route {
         Route::Project => project_info(project),
         Route::CatalogRoot => catalog_root(&st),
@@ -617,19 +636,18 @@ fn handle(state: &Mutex<State>, request: &emulator::Request) -> Answer {
         }
         Route::Grants(raw) if request.method == Method::GET => list_grants(&mut st, &decode(raw)?),
         Route::Grants(raw) => put_grants(&mut st, &decode(raw)?, read_only, request),
-        Route::ByName(kind, raw) => {
+        Route::ByName { kind, raw, cloud } => {
             let name = decode(raw)?;
-            principal_json(&st, kind, |_, n| n == name)
+            principal_json(&st, kind, cloud, |_, n| n == name)
                 .map(|found| json_response(StatusCode::OK, &found))
                 .ok_or_else(|| not_found(format!("{} {name} not found", kind_name(kind))))
         }
-        Route::Principal(kind, raw) => {
+        Route::Principal { kind, raw, cloud } => {
             let wanted = decode(raw)?;
-            principal_json(&st, kind, |id, _| id == wanted)
+            principal_json(&st, kind, cloud, |id, _| id == wanted)
                 .map(|found| json_response(StatusCode::OK, &found))
                 .ok_or_else(|| not_found(format!("{} {wanted} not found", kind_name(kind))))
         }
-        Route::List(kind) => list_principals(&mut st, kind, &query),
     }
 }
 
@@ -742,6 +760,7 @@ fn list_grants(st: &mut State, id: &str) -> Answer {
             }
             Value::Object(entry)
         })
+        .chain(object.raw_grants.iter().cloned())
         .collect();
     let body = json!({
         "id": object.id,
@@ -766,6 +785,7 @@ fn put_grants(st: &mut State, id: &str, read_only: bool, request: &emulator::Req
     st.check_grants(object, &grants).map_err(bad_request)?;
     let object = st.object_mut(id).ok_or_else(|| object_not_found(id))?;
     object.grants = grants;
+    object.raw_grants.clear();
     object.puts += 1;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
@@ -853,10 +873,29 @@ fn role_json(r: &Role) -> Value {
     json!({"id": r.id, "name": r.name, "type": "INTERNAL"})
 }
 
-/// The first user or role for which `matches(id, name)` holds.
+/// A Cloud user as Dremio Cloud's Users API shows one.
+fn cloud_user_json(u: &User) -> Value {
+    json!({
+        "id": u.id,
+        "name": u.name,
+        "firstName": u.first_name,
+        "lastName": u.last_name,
+        "identityType": "REGULAR_USER",
+        "active": true,
+    })
+}
+
+/// A Cloud role as Dremio Cloud's Roles API shows one.
+fn cloud_role_json(r: &Role) -> Value {
+    json!({"id": r.id, "name": r.name, "type": "INTERNAL", "description": ""})
+}
+
+/// The first user or role for which `matches(id, name)` holds, in Cloud's or
+/// Software's shape.
 fn principal_json(
     st: &State,
     kind: GranteeType,
+    cloud: bool,
     matches: impl Fn(&str, &str) -> bool,
 ) -> Option<Value> {
     match kind {
@@ -864,68 +903,11 @@ fn principal_json(
             .users
             .iter()
             .find(|u| matches(&u.id, &u.name))
-            .map(user_json),
+            .map(if cloud { cloud_user_json } else { user_json }),
         GranteeType::Role => st
             .roles
             .iter()
             .find(|r| matches(&r.id, &r.name))
-            .map(role_json),
+            .map(if cloud { cloud_role_json } else { role_json }),
     }
-}
-
-/// The name in a filter of exactly `name == '<value>'` (no `'` inside).
-fn parse_filter(filter: &str) -> Option<&str> {
-    let value = filter.strip_prefix("name == '")?.strip_suffix('\'')?;
-    (!value.contains('\'')).then_some(value)
-}
-
-fn parse_max_results(raw: Option<&String>) -> Result<usize, ApiError> {
-    let Some(raw) = raw else {
-        return Ok(DEFAULT_MAX_RESULTS);
-    };
-    let invalid = || bad_request(format!("maxResults must be from 1 to {MAX_RESULTS}"));
-    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid());
-    }
-    match raw.parse::<usize>() {
-        Ok(n) if (1..=MAX_RESULTS).contains(&n) => Ok(n),
-        _ => Err(invalid()),
-    }
-}
-
-fn list_principals(st: &mut State, kind: GranteeType, query: &HashMap<String, String>) -> Answer {
-    let name = match query.get("filter") {
-        None => None,
-        Some(filter) => Some(parse_filter(filter).ok_or_else(|| bad_request("Invalid filter"))?),
-    };
-    let size = parse_max_results(query.get("maxResults"))?.min(st.page_size_cap);
-    let matching: Vec<Value> = match kind {
-        GranteeType::User => st
-            .users
-            .iter()
-            .filter(|u| name.is_none_or(|n| u.name == n))
-            .map(user_json)
-            .collect(),
-        GranteeType::Role => st
-            .roles
-            .iter()
-            .filter(|r| name.is_none_or(|n| r.name == n))
-            .map(role_json)
-            .collect(),
-    };
-    let scope = format!("{}\u{0}{}", kind.wire(), name.unwrap_or("\u{0}"));
-    let token = query.get("pageToken").map(String::as_str);
-    let (start, end, next) = st
-        .page_tokens
-        .page(&scope, token, size, matching.len())
-        .ok_or_else(|| bad_request("Invalid pageToken"))?;
-    let mut body = Map::new();
-    body.insert(
-        "data".into(),
-        Value::Array(matching.get(start..end).unwrap_or_default().to_vec()),
-    );
-    if let Some(next) = next {
-        body.insert("nextPageToken".into(), Value::String(next));
-    }
-    Ok(json_response(StatusCode::OK, &Value::Object(body)))
 }

@@ -1,5 +1,6 @@
 //! Plumbing shared by the in-process vendor emulators (`sigma`, `grafana`,
-//! `dremio`): the HTTP server and its lifetime, the call log, fault injection,
+//! `dremio`, `snowflake`): the HTTP server and its lifetime, the call log
+//! (and a journal of every call, which clearing the log keeps), fault injection,
 //! body reading with a size cap, small helpers (JSON answers, query strings,
 //! percent-decoding, random ids, page tokens, timestamps), and the client side
 //! of the emulators' self-tests ([`Server::anonymous`], [`send`], [`Reply`]).
@@ -197,6 +198,9 @@ struct RandomFaultState {
 #[derive(Default)]
 struct Recorder {
     calls: Vec<(u64, Call)>,
+    /// Every call since the server started; [`Server::clear_calls`] does not
+    /// clear it (the conformance check reads it when a test ends).
+    journal: Vec<(u64, Call)>,
     next_seq: u64,
     faults: Vec<Fault>,
     random: Option<RandomFaultState>,
@@ -206,13 +210,17 @@ impl Recorder {
     fn record(&mut self, call: Call) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.journal.push((seq, call.clone()));
         self.calls.push((seq, call));
         seq
     }
 
     fn finish(&mut self, seq: u64, status: u16) {
-        if let Some((_, call)) = self.calls.iter_mut().find(|(s, _)| *s == seq) {
-            call.status = status;
+        for log in [&mut self.calls, &mut self.journal] {
+            // Calls are appended in order: the one to finish is near the end.
+            if let Some((_, call)) = log.iter_mut().rev().find(|(s, _)| *s == seq) {
+                call.status = status;
+            }
         }
     }
 
@@ -368,8 +376,20 @@ impl<V: Vendor> Server<V> {
             .collect()
     }
 
+    /// Forgets the calls so far ([`Self::calls`], [`Self::count`]); the
+    /// journal keeps them.
     pub fn clear_calls(&self) {
         lock(&self.inner.recorder).calls.clear();
+    }
+
+    /// Every request received since the server started, in arrival order,
+    /// whatever [`Self::clear_calls`] forgot.
+    pub fn journal(&self) -> Vec<Call> {
+        lock(&self.inner.recorder)
+            .journal
+            .iter()
+            .map(|(_, c)| c.clone())
+            .collect()
     }
 
     /// Calls whose method matches (case-insensitive) and whose path starts

@@ -195,6 +195,10 @@ struct DataSource {
     /// The legacy API's switch (off for a new data source).
     permissions_enabled: bool,
     entries: Vec<Entry>,
+    /// Entries the listings show as given, after the real ones (see
+    /// [`GrafanaEmulator::inject_raw_entry`]).
+    raw_access: Vec<Value>,
+    raw_legacy: Vec<Value>,
     enable_calls: usize,
     disable_calls: usize,
 }
@@ -444,6 +448,8 @@ impl GrafanaEmulator {
                 created_ms: ts,
                 updated_ms: ts,
             }],
+            raw_access: Vec::new(),
+            raw_legacy: Vec::new(),
             enable_calls: 0,
             disable_calls: 0,
         });
@@ -597,6 +603,31 @@ impl GrafanaEmulator {
             .permissions_enabled = enabled;
     }
 
+    /// Adds an entry that the data source's permission listing of one API
+    /// (`legacy` or AccessControl) shows exactly as given, after its real
+    /// entries (for instance one a client cannot read). It cannot be changed
+    /// through the API. Panics on an unknown data source.
+    pub fn inject_raw_entry(&self, ds_uid: &str, legacy: bool, entry: Value) {
+        let mut st = self.state();
+        let ds = st
+            .datasource_mut(ds_uid)
+            .unwrap_or_else(|| panic!("inject_raw_entry: unknown data source {ds_uid}"));
+        if legacy {
+            ds.raw_legacy.push(entry);
+        } else {
+            ds.raw_access.push(entry);
+        }
+    }
+
+    /// Removes the entries added with [`Self::inject_raw_entry`].
+    pub fn clear_raw_entries(&self, ds_uid: &str) {
+        let mut st = self.state();
+        if let Some(ds) = st.datasource_mut(ds_uid) {
+            ds.raw_access.clear();
+            ds.raw_legacy.clear();
+        }
+    }
+
     // --- inspection --------------------------------------------------------
 
     /// Every entry of a data source (inherited and unmanaged ones included),
@@ -667,8 +698,6 @@ enum Route {
     Datasources,
     DatasourceByUid(String),
     DatasourceByName(String),
-    /// The raw id segment (validated by the handler).
-    DatasourceById(String),
     UserLookup,
     OrgUsers,
     TeamSearch,
@@ -726,7 +755,7 @@ fn resolve(path: &str) -> Option<Route> {
         ["datasources"] => Route::Datasources,
         ["datasources", "uid", uid] => Route::DatasourceByUid(seg(uid)?),
         ["datasources", "name", name] => Route::DatasourceByName(seg(name)?),
-        ["datasources", id] => Route::DatasourceById(seg(id)?),
+        // No `GET /api/datasources/:id`: Grafana 13 does not serve it (404).
         ["datasources", id, "permissions"] => Route::LegacyPermissions(seg(id)?),
         ["datasources", id, "permissions", p] => Route::LegacyPermission(seg(id)?, seg(p)?),
         ["datasources", id, "enable-permissions"] => Route::LegacyEnable(seg(id)?),
@@ -784,9 +813,6 @@ fn handle(shared: &Mutex<State>, request: &emulator::Request) -> Answer {
         Route::Datasources => list_datasources(&st, org),
         Route::DatasourceByUid(uid) => get_datasource(&st, org, |d| d.uid == uid),
         Route::DatasourceByName(name) => get_datasource(&st, org, |d| d.name == name),
-        Route::DatasourceById(raw) => {
-            parse_id(&raw, "id is invalid").and_then(|id| get_datasource(&st, org, |d| d.id == id))
-        }
         Route::UserLookup => user_lookup(&st, org, query),
         Route::OrgUsers => org_users(&st, org, query),
         Route::TeamSearch => team_search(&st, org, query),
@@ -901,13 +927,36 @@ fn get_org(st: &State, org: i64) -> Answer {
     ))
 }
 
-/// `GET /api/datasources`: every data source of the org.
+/// Grafana's default `datasource_limit`: the listing shows at most this many.
+pub const DATASOURCE_LIMIT: usize = 5000;
+
+/// `GET /api/datasources`: the data sources of the org in the fields of
+/// Grafana's listing, by name, at most [`DATASOURCE_LIMIT`] (no pages).
 fn list_datasources(st: &State, org: i64) -> Answer {
-    let list: Vec<Value> = st
-        .datasources
-        .iter()
-        .filter(|d| d.org == org)
-        .map(|d| json!({"id": d.id, "uid": d.uid, "orgId": d.org, "name": d.name, "type": d.kind}))
+    let mut own: Vec<&DataSource> = st.datasources.iter().filter(|d| d.org == org).collect();
+    own.sort_by_key(|d| d.name.to_lowercase());
+    let list: Vec<Value> = own
+        .into_iter()
+        .take(DATASOURCE_LIMIT)
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "uid": d.uid,
+                "orgId": d.org,
+                "name": d.name,
+                "type": d.kind,
+                "typeName": capitalize(&d.kind),
+                "typeLogoUrl": format!("public/app/plugins/datasource/{}/img/logo.svg", d.kind),
+                "access": "proxy",
+                "url": d.url,
+                "user": "",
+                "database": "",
+                "basicAuth": false,
+                "isDefault": false,
+                "jsonData": {},
+                "readOnly": false,
+            })
+        })
         .collect();
     Ok(json_response(StatusCode::OK, &Value::Array(list)))
 }
@@ -1098,6 +1147,7 @@ fn legacy_list(st: &State, org: i64, raw: &str) -> Answer {
             obj.insert("updated".into(), json!(rfc3339_millis(e.updated_ms)));
             Value::Object(obj)
         })
+        .chain(d.raw_legacy.iter().cloned())
         .collect();
     Ok(json_response(
         StatusCode::OK,
@@ -1280,6 +1330,7 @@ fn ac_list(st: &State, org: i64, uid: &str) -> Answer {
             obj.insert("permission".into(), json!(e.level.name()));
             Value::Object(obj)
         })
+        .chain(d.raw_access.iter().cloned())
         .collect();
     Ok(json_response(StatusCode::OK, &Value::Array(entries)))
 }

@@ -103,6 +103,9 @@ struct State {
     members: Vec<Member>,
     teams: Vec<Team>,
     connections: HashMap<String, Vec<StoredGrant>>,
+    /// Entries a listing shows as given, after the stored grants (see
+    /// [`SigmaEmulator::inject_raw_grant`]).
+    raw_grants: HashMap<String, Vec<Value>>,
     page_tokens: PageTokens,
     page_size_cap: usize,
     clock: Millis,
@@ -122,6 +125,7 @@ impl Default for State {
             members: Vec::new(),
             teams: Vec::new(),
             connections: HashMap::new(),
+            raw_grants: HashMap::new(),
             page_tokens: PageTokens::default(),
             page_size_cap: MAX_LIMIT,
             clock: Millis::default(),
@@ -222,6 +226,27 @@ impl SigmaEmulator {
             .connections
             .entry(connection_id.to_string())
             .or_default();
+    }
+
+    /// Adds an entry that the connection's grant listing shows exactly as given,
+    /// after its grants (for instance one without a grantee, which a client
+    /// cannot read). It cannot be revoked or changed through the API. Panics
+    /// if the connection was not added (a test bug).
+    pub fn inject_raw_grant(&self, connection_id: &str, entry: Value) {
+        let mut st = self.state();
+        assert!(
+            st.connections.contains_key(connection_id),
+            "inject_raw_grant: unknown connection {connection_id}"
+        );
+        st.raw_grants
+            .entry(connection_id.to_string())
+            .or_default()
+            .push(entry);
+    }
+
+    /// Removes the entries added with [`Self::inject_raw_grant`].
+    pub fn clear_raw_grants(&self, connection_id: &str) {
+        self.state().raw_grants.remove(connection_id);
     }
 
     /// Inserts a grant directly with any permission string; returns its grantId.
@@ -575,25 +600,24 @@ fn unknown_connection(connection_id: &str) -> ApiError {
 }
 
 fn list_grants(st: &mut State, connection_id: &str, query: &str) -> Answer {
-    let total = st
+    let all: Vec<Value> = st
         .connections
         .get(connection_id)
         .ok_or_else(|| unknown_connection(connection_id))?
-        .len();
+        .iter()
+        .map(|g| grant_json(st, g))
+        .chain(
+            st.raw_grants
+                .get(connection_id)
+                .into_iter()
+                .flatten()
+                .cloned(),
+        )
+        .collect();
     let q = params(query, &["limit", "page"]).map_err(|m| err(StatusCode::BAD_REQUEST, &m))?;
     let scope = format!("grants\u{0}{connection_id}");
-    let (start, end, next) = page_window(st, &q, &scope, total)?;
-    let entries: Vec<Value> = st
-        .connections
-        .get(connection_id)
-        .map(|gs| {
-            gs.get(start..end)
-                .unwrap_or(&[])
-                .iter()
-                .map(|g| grant_json(st, g))
-                .collect()
-        })
-        .unwrap_or_default();
+    let (start, end, next) = page_window(st, &q, &scope, all.len())?;
+    let entries = all.get(start..end).unwrap_or(&[]).to_vec();
     Ok(list_response(entries, next))
 }
 

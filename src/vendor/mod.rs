@@ -9,6 +9,16 @@
 //!
 //! The controller knows nothing of any one vendor; a vendor's quirks stay in its
 //! folder.
+//!
+//! Unknown is not absent: an entry of a listing that a client cannot read (no
+//! grantee id, a grantee type or level it does not know, a malformed entry) is
+//! never skipped as if it were not there, or a grant it holds would be granted
+//! again, revoked by mistake, or forgotten on deletion. [`read_entries`] and
+//! [`unreadable`] make such an entry fail the sync with a message naming it
+//! (`reason=VendorUnavailable`): nothing is written from that listing, and a
+//! deleted resource keeps its finalizer. Entries a vendor module knows and
+//! deliberately leaves alone (Sigma's `admin` level, Grafana's inherited
+//! entries) are read, and counted as unmanaged.
 
 pub mod dremio;
 pub mod grafana;
@@ -352,6 +362,56 @@ impl VendorClient {
             VendorClient::Snowflake(client) => client.check().await,
         }
     }
+}
+
+/// The longest excerpt of an entry shown in a message.
+const ENTRY_EXCERPT: usize = 300;
+
+/// An entry as shown in a message: compact JSON, cut at [`ENTRY_EXCERPT`] characters.
+pub fn entry_excerpt(entry: &serde_json::Value) -> String {
+    let text = entry.to_string();
+    match text.char_indices().nth(ENTRY_EXCERPT) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
+    }
+}
+
+/// The error for an entry of a listing the client cannot read: the sync stops
+/// there, naming the entry (see the module documentation).
+pub fn unreadable(
+    vendor: VendorKind,
+    operation: &'static str,
+    entry: &serde_json::Value,
+    why: impl std::fmt::Display,
+) -> VendorError {
+    VendorError::Protocol {
+        vendor,
+        operation,
+        message: format!(
+            "cannot read an entry of the listing ({why}): {}; nothing is changed from this \
+             listing until every entry can be read",
+            entry_excerpt(entry)
+        ),
+    }
+}
+
+/// Every entry of a listing as `T`, each checked by `check`; the first entry
+/// that does not parse or fails its check is [`unreadable`].
+pub fn read_entries<T: DeserializeOwned>(
+    vendor: VendorKind,
+    operation: &'static str,
+    entries: Vec<serde_json::Value>,
+    check: impl Fn(&T) -> Result<(), String>,
+) -> Result<Vec<T>, VendorError> {
+    entries
+        .into_iter()
+        .map(|entry| {
+            let parsed: T = serde_json::from_value(entry.clone())
+                .map_err(|error| unreadable(vendor, operation, &entry, error))?;
+            check(&parsed).map_err(|why| unreadable(vendor, operation, &entry, why))?;
+            Ok(parsed)
+        })
+        .collect()
 }
 
 /// Normalises a base URL for identity comparison (scheme and host lower-cased, no trailing slash).

@@ -4,8 +4,14 @@
 //! The harness runs the same watches and reflector stores as `run` (through
 //! `grant_watch`), but calls `reconcile` itself so each test decides when a
 //! reconcile happens, and holds the clock still unless it advances it.
+//!
+//! When a harness is dropped at the end of a test, every request its Sigma and
+//! Snowflake emulators received is checked against the vendors' own API
+//! definitions ([`conformance`]), and the test fails listing each one that
+//! departs from them.
 #![allow(dead_code)]
 
+pub mod conformance;
 pub mod fake_kube;
 // The vendor emulators live in the crate (feature `sandbox`) so `demo` can use them too.
 #[allow(unused_imports)] // not every test binary uses every emulator
@@ -142,6 +148,14 @@ impl Drop for Harness {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
+        }
+        // A test that already failed reports that failure, not this one.
+        if !std::thread::panicking() {
+            conformance::assert_conform(
+                &conformance::scenario(),
+                &self.sigma.journal(),
+                &self.snowflake.journal(),
+            );
         }
     }
 }

@@ -1,20 +1,22 @@
 //! Dremio REST calls and wire types for Software (`{url}/api/v3`) and Cloud
 //! (catalog under `{url}/v0/projects/{projectId}`, users and roles at
-//! organisation level under `{url}/v0`), behind one base-path abstraction.
+//! organisation level under `{url}/v1`), behind one base-path abstraction.
+//!
+//! Users and roles are looked up by name the way Dremio's own tools do: on
+//! Software `/api/v3/user/by-name/{name}` and `/api/v3/role/by-name/{name}`
+//! (Dremio's REST API docs), on Cloud `/v1/users/name/{name}` and
+//! `/v1/roles/name/{name}` (Dremio's official CLI, `dremio-cli` 2.1.2 on PyPI,
+//! `drs/client.py`: `get_user_by_name`, `get_role_by_name`); 404 when absent.
 
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::api::VendorKind;
-use crate::vendor::VendorError;
 use crate::vendor::http::{CallError, HttpClient, HttpResponse, Repeat};
+use crate::vendor::{VendorError, read_entries};
 
 const VENDOR: VendorKind = VendorKind::Dremio;
-/// Page size of Cloud user and role listings.
-const PAGE_SIZE: usize = 100;
-/// A bound on pages of one listing, against a server that never ends it.
-const MAX_PAGES: usize = 10_000;
 
 /// Where the deployment's paths are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,33 +66,56 @@ impl GranteeType {
     }
 }
 
-/// One grant entry as listed (names and emails are ignored; they are not written back).
+/// One grant entry as listed (names and emails are ignored; they are not
+/// written back). An entry of a grantee type other than `USER` and `ROLE`,
+/// without an id, or without its privileges is unreadable.
 #[derive(Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct ListedEntry {
     /// Privileges.
-    #[serde(default)]
     pub privileges: Vec<String>,
-    /// `USER`, `ROLE`, or a type the operator does not know.
+    /// `USER` or `ROLE`.
     pub grantee_type: String,
     /// Grantee id.
     pub id: String,
 }
 
+impl ListedEntry {
+    fn check(&self) -> Result<(), String> {
+        if GranteeType::from_wire(&self.grantee_type).is_none() {
+            return Err(format!(
+                "its granteeType {:?} is not USER or ROLE",
+                self.grantee_type
+            ));
+        }
+        if self.id.is_empty() {
+            return Err("its id is empty".into());
+        }
+        if self.privileges.iter().any(String::is_empty) {
+            return Err("it lists an empty privilege".into());
+        }
+        Ok(())
+    }
+}
+
 /// The grants of a catalog object.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct ObjectGrants {
     /// Privileges the object accepts.
-    #[serde(default)]
     pub available_privileges: Vec<String>,
     /// Every grant entry.
-    #[serde(default)]
     pub grants: Vec<ListedEntry>,
 }
 
-/// One grant entry as written (the grantee type is kept as listed, so an entry
-/// of a type this version does not know is written back unchanged).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawObjectGrants {
+    #[serde(default)]
+    available_privileges: Vec<String>,
+    grants: Vec<serde_json::Value>,
+}
+
+/// One grant entry as written (every other entry is written back as listed).
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
@@ -110,17 +135,6 @@ struct PutBody<'a> {
 #[derive(Deserialize)]
 struct WithId {
     id: String,
-    #[serde(default)]
-    name: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CloudPage {
-    #[serde(default)]
-    data: Vec<WithId>,
-    #[serde(default)]
-    next_page_token: Option<String>,
 }
 
 /// The Dremio API of one provider.
@@ -271,8 +285,12 @@ impl DremioApi {
         Ok(found.map(|object| object.id))
     }
 
-    /// The grants of a catalog object (`CallError` so callers map 404 themselves).
-    pub async fn grants(&self, object_id: &str) -> Result<ObjectGrants, CallError> {
+    /// The grants of a catalog object (`CallError` so callers map 404
+    /// themselves; `Ok(Err(_))` for an entry that cannot be read).
+    pub async fn grants(
+        &self,
+        object_id: &str,
+    ) -> Result<Result<ObjectGrants, VendorError>, CallError> {
         let response = self
             .call(
                 "list_grants",
@@ -282,9 +300,18 @@ impl DremioApi {
                 None,
             )
             .await?;
-        serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
-            message: format!("unexpected grants listing: {error}"),
-        })
+        let raw: RawObjectGrants =
+            serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
+                message: format!("unexpected grants listing: {error}"),
+            })?;
+        Ok(
+            read_entries(VENDOR, "list_grants", raw.grants, ListedEntry::check).map(|grants| {
+                ObjectGrants {
+                    available_privileges: raw.available_privileges,
+                    grants,
+                }
+            }),
+        )
     }
 
     /// Replaces the whole grant list of a catalog object.
@@ -307,73 +334,17 @@ impl DremioApi {
         kind: GranteeType,
         name: &str,
     ) -> Result<Option<String>, VendorError> {
-        match &self.deployment {
-            Deployment::Software => {
-                let (operation, path) = match kind {
-                    GranteeType::User => ("get_user", "/api/v3/user/by-name"),
-                    GranteeType::Role => ("get_role", "/api/v3/role/by-name"),
-                };
-                let found: Option<WithId> = self
-                    .get_opt(operation, &format!("{path}/{}", encode(name)), &[])
-                    .await?;
-                Ok(found.map(|principal| principal.id))
-            }
-            Deployment::Cloud { .. } => self.cloud_principal(kind, name).await,
-        }
-    }
-
-    /// Cloud: users and roles are organisation-level, found with a filter.
-    async fn cloud_principal(
-        &self,
-        kind: GranteeType,
-        name: &str,
-    ) -> Result<Option<String>, VendorError> {
-        let (operation, path) = match kind {
-            GranteeType::User => ("list_users", "/v0/users"),
-            GranteeType::Role => ("list_roles", "/v0/roles"),
+        let (operation, path) = match (&self.deployment, kind) {
+            (Deployment::Software, GranteeType::User) => ("get_user", "/api/v3/user/by-name"),
+            (Deployment::Software, GranteeType::Role) => ("get_role", "/api/v3/role/by-name"),
+            // Organisation level, not under the project.
+            (Deployment::Cloud { .. }, GranteeType::User) => ("get_user", "/v1/users/name"),
+            (Deployment::Cloud { .. }, GranteeType::Role) => ("get_role", "/v1/roles/name"),
         };
-        if name.contains('\'') {
-            // The filter language's quoting of `'` is not documented: never guess.
-            return Err(VendorError::Invalid {
-                vendor: VENDOR,
-                operation,
-                message: format!(
-                    "{} {name:?} contains a single quote, which a Dremio Cloud filter cannot name; refer to it by id",
-                    kind.prefix()
-                ),
-            });
-        }
-        let filter = format!("name == '{name}'");
-        let mut token: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let mut query = vec![
-                ("filter", filter.clone()),
-                ("maxResults", PAGE_SIZE.to_string()),
-            ];
-            if let Some(token) = &token {
-                query.push(("pageToken", token.clone()));
-            }
-            let page: CloudPage =
-                self.get_opt(operation, path, &query)
-                    .await?
-                    .ok_or_else(|| VendorError::Protocol {
-                        vendor: VENDOR,
-                        operation,
-                        message: format!("{path} answered 404"),
-                    })?;
-            if let Some(found) = page.data.into_iter().find(|item| item.name == name) {
-                return Ok(Some(found.id));
-            }
-            match page.next_page_token {
-                Some(next) if Some(&next) != token.as_ref() => token = Some(next),
-                _ => return Ok(None),
-            }
-        }
-        Err(VendorError::Protocol {
-            vendor: VENDOR,
-            operation,
-            message: format!("the listing did not end after {MAX_PAGES} pages"),
-        })
+        let found: Option<WithId> = self
+            .get_opt(operation, &format!("{path}/{}", encode(name)), &[])
+            .await?;
+        Ok(found.map(|principal| principal.id))
     }
 }
 

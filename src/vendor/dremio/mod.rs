@@ -19,8 +19,9 @@
 //!   `availablePrivileges`: one that is not available is refused as
 //!   `InvalidGrant` naming it, and the others are still applied.
 //! - Catalog objects are resolved by path (each part escaped) or taken by id;
-//!   users and roles by name (Software: the by-name look-ups; Cloud: the
-//!   organisation's filtered listings) or taken by id. Answers are cached.
+//!   users and roles by name (the by-name look-ups: Software's under
+//!   `/api/v3`, Cloud's at organisation level under `/v1`) or taken by id.
+//!   Answers are cached.
 
 pub mod client;
 
@@ -149,11 +150,13 @@ impl DremioClient {
         })
     }
 
+    /// The object's grant list; an entry that cannot be read fails it (every
+    /// read, the read-merge-write's included, so nothing is written from it).
     async fn current(&self, object: &str) -> Result<ObjectGrants, VendorError> {
         self.api
             .grants(object)
             .await
-            .map_err(|error| self.target_error(error, "list_grants", object))
+            .map_err(|error| self.target_error(error, "list_grants", object))?
     }
 
     /// Until when writes to `object` wait for an earlier one that may still land.
@@ -446,9 +449,13 @@ impl Vendor for DremioClient {
             unmanaged: 0,
         };
         for entry in current.grants {
+            // The client has checked every entry's grantee type.
             let Some(kind) = GranteeType::from_wire(&entry.grantee_type) else {
-                live.unmanaged += 1;
-                continue;
+                return Err(VendorError::Protocol {
+                    vendor: VENDOR,
+                    operation: "list_grants",
+                    message: format!("unknown grantee type {:?}", entry.grantee_type),
+                });
             };
             let key = format!("{}:{}", kind.prefix(), entry.id);
             for privilege in entry.privileges {

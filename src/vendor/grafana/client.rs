@@ -7,14 +7,17 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::api::VendorKind;
-use crate::vendor::VendorError;
 use crate::vendor::http::{CallError, HttpClient, HttpResponse, Repeat};
+use crate::vendor::{VendorError, read_entries};
 
 const VENDOR: VendorKind = VendorKind::Grafana;
 /// Page size of team searches and user look-ups.
 pub const PAGE_SIZE: usize = 1000;
 /// A bound on pages of one team search, against a server that never ends it.
 const MAX_PAGES: usize = 10_000;
+/// The most data sources `GET /api/datasources` answers (Grafana's
+/// `datasource_limit`, 5000 by default; the listing has no pages).
+pub const DATASOURCE_LISTING_CAP: usize = 5000;
 
 /// How the operator logs in.
 pub enum Auth {
@@ -47,7 +50,6 @@ pub struct Datasource {
     /// Uid (the AccessControl API's key).
     pub uid: String,
     /// Name.
-    #[serde(default)]
     pub name: String,
 }
 
@@ -58,18 +60,19 @@ pub enum DatasourceLookup<'a> {
     Uid(&'a str),
     /// `GET /api/datasources/name/:name`.
     Name(&'a str),
-    /// `GET /api/datasources/:id`.
+    /// The `id` of an entry of `GET /api/datasources` (Grafana 13 serves no
+    /// `GET /api/datasources/:id`; it was deprecated before).
     Id(i64),
 }
 
-/// A user of the org-scoped look-up (no email in it).
+/// A user of the org-scoped look-up (no email in it). Every look-up entry
+/// needs the field it is compared on: one without it is unreadable.
 #[derive(Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct LookupUser {
     /// User id.
     pub user_id: i64,
     /// Login.
-    #[serde(default)]
     pub login: String,
 }
 
@@ -80,10 +83,8 @@ pub struct OrgUser {
     /// User id.
     pub user_id: i64,
     /// Login.
-    #[serde(default)]
     pub login: String,
     /// Email.
-    #[serde(default)]
     pub email: String,
 }
 
@@ -93,28 +94,29 @@ pub struct Team {
     /// Team id.
     pub id: i64,
     /// Name.
-    #[serde(default)]
     pub name: String,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TeamPage {
-    #[serde(default)]
     total_count: usize,
-    #[serde(default)]
-    teams: Vec<Team>,
+    teams: Vec<serde_json::Value>,
 }
 
 /// The Legacy listing of one data source.
 #[derive(Deserialize, Debug, Clone)]
 pub struct LegacyListing {
     /// Whether permissions are enabled on the data source.
-    #[serde(default)]
     pub enabled: bool,
     /// The entries (the seed's sample shows an object; it is an array).
-    #[serde(default)]
     pub permissions: Vec<LegacyEntry>,
+}
+
+#[derive(Deserialize)]
+struct RawLegacyListing {
+    enabled: bool,
+    permissions: Vec<serde_json::Value>,
 }
 
 /// One Legacy permission entry.
@@ -156,7 +158,6 @@ struct LegacyAdd {
 #[serde(rename_all = "camelCase")]
 pub struct AccessEntry {
     /// Entry id.
-    #[serde(default)]
     pub id: i64,
     /// User grantee (0 or absent otherwise).
     #[serde(default)]
@@ -168,13 +169,11 @@ pub struct AccessEntry {
     #[serde(default)]
     pub built_in_role: Option<String>,
     /// `Query`, `Edit`, `Admin`, or a level the operator does not know.
-    #[serde(default)]
     pub permission: String,
-    /// Managed through this API (the only entries ever changed).
-    #[serde(default)]
+    /// Managed through this API (the only entries ever changed). Required: an
+    /// entry that does not say is unreadable.
     pub is_managed: bool,
-    /// Inherited from elsewhere (never changed).
-    #[serde(default)]
+    /// Inherited from elsewhere (never changed). Required, as `is_managed`.
     pub is_inherited: bool,
 }
 
@@ -319,7 +318,7 @@ impl GrafanaApi {
         let path = match lookup {
             DatasourceLookup::Uid(uid) => format!("/api/datasources/uid/{}", encode(uid)),
             DatasourceLookup::Name(name) => format!("/api/datasources/name/{}", encode(name)),
-            DatasourceLookup::Id(id) => format!("/api/datasources/{id}"),
+            DatasourceLookup::Id(id) => return self.datasource_by_id(id).await,
         };
         let operation = "get_datasource";
         match self.call(operation, Method::GET, &path, &[], None).await {
@@ -332,34 +331,67 @@ impl GrafanaApi {
         }
     }
 
+    /// The data source with this numeric id, from the organisation's listing.
+    async fn datasource_by_id(&self, id: i64) -> Result<Option<Datasource>, VendorError> {
+        let all = self.datasources().await?;
+        if let Some(found) = all.iter().find(|datasource| datasource.id == id) {
+            return Ok(Some(found.clone()));
+        }
+        if all.len() >= DATASOURCE_LISTING_CAP {
+            // A full listing may have left it out: absent from it is not absent.
+            return Err(VendorError::Protocol {
+                vendor: VENDOR,
+                operation: "list_datasources",
+                message: format!(
+                    "data source id {id} is not among the {} data sources the listing shows \
+                     (Grafana lists at most {DATASOURCE_LISTING_CAP}); refer to it by uid",
+                    all.len()
+                ),
+            });
+        }
+        Ok(None)
+    }
+
     /// Every data source of the organisation.
     pub async fn datasources(&self) -> Result<Vec<Datasource>, VendorError> {
-        self.get("list_datasources", "/api/datasources", &[], |message| {
-            protocol("list_datasources", message)
+        let entries = self
+            .get("list_datasources", "/api/datasources", &[], |message| {
+                protocol("list_datasources", message)
+            })
+            .await?;
+        read_entries(VENDOR, "list_datasources", entries, |d: &Datasource| {
+            not_empty("uid", &d.uid)
         })
-        .await
     }
 
     /// Users of the organisation whose login, email or name contains `query`.
     pub async fn lookup_users(&self, query: &str) -> Result<Vec<LookupUser>, VendorError> {
-        self.get(
-            "lookup_users",
-            "/api/org/users/lookup",
-            &[
-                ("query", query.to_string()),
-                ("limit", PAGE_SIZE.to_string()),
-            ],
-            |message| protocol("lookup_users", message),
-        )
-        .await
+        let entries = self
+            .get(
+                "lookup_users",
+                "/api/org/users/lookup",
+                &[
+                    ("query", query.to_string()),
+                    ("limit", PAGE_SIZE.to_string()),
+                ],
+                |message| protocol("lookup_users", message),
+            )
+            .await?;
+        read_entries(VENDOR, "lookup_users", entries, |u: &LookupUser| {
+            not_empty("login", &u.login)
+        })
     }
 
     /// Every user of the organisation, with emails.
     pub async fn org_users(&self) -> Result<Vec<OrgUser>, VendorError> {
-        self.get("list_org_users", "/api/org/users", &[], |message| {
-            protocol("list_org_users", message)
+        let entries = self
+            .get("list_org_users", "/api/org/users", &[], |message| {
+                protocol("list_org_users", message)
+            })
+            .await?;
+        read_entries(VENDOR, "list_org_users", entries, |u: &OrgUser| {
+            not_empty("login", &u.login)
         })
-        .await
     }
 
     /// Teams named exactly `name` (the server's filter; callers match again).
@@ -380,7 +412,12 @@ impl GrafanaApi {
                 )
                 .await?;
             let last = answer.teams.len() < PAGE_SIZE;
-            teams.extend(answer.teams);
+            teams.extend(read_entries(
+                VENDOR,
+                operation,
+                answer.teams,
+                |t: &Team| not_empty("name", &t.name),
+            )?);
             if last || teams.len() >= answer.total_count {
                 return Ok(teams);
             }
@@ -391,8 +428,12 @@ impl GrafanaApi {
         ))
     }
 
-    /// The Legacy listing of a data source.
-    pub async fn legacy_list(&self, datasource_id: i64) -> Result<LegacyListing, CallError> {
+    /// The Legacy listing of a data source; `Ok(Err(_))` for an entry that
+    /// cannot be read.
+    pub async fn legacy_list(
+        &self,
+        datasource_id: i64,
+    ) -> Result<Result<LegacyListing, VendorError>, CallError> {
         let response = self
             .call(
                 "list_permissions",
@@ -402,9 +443,18 @@ impl GrafanaApi {
                 None,
             )
             .await?;
-        serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
-            message: format!("unexpected permissions listing: {error}"),
-        })
+        let raw: RawLegacyListing =
+            serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
+                message: format!("unexpected permissions listing: {error}"),
+            })?;
+        Ok(
+            read_entries(VENDOR, "list_permissions", raw.permissions, |_| Ok(())).map(
+                |permissions| LegacyListing {
+                    enabled: raw.enabled,
+                    permissions,
+                },
+            ),
+        )
     }
 
     /// Turns Legacy permissions on for a data source (never off).
@@ -466,8 +516,12 @@ impl GrafanaApi {
         }
     }
 
-    /// Every AccessControl entry of a data source.
-    pub async fn access_list(&self, uid: &str) -> Result<Vec<AccessEntry>, CallError> {
+    /// Every AccessControl entry of a data source; `Ok(Err(_))` for an entry
+    /// that cannot be read.
+    pub async fn access_list(
+        &self,
+        uid: &str,
+    ) -> Result<Result<Vec<AccessEntry>, VendorError>, CallError> {
         let response = self
             .call(
                 "list_permissions",
@@ -477,9 +531,11 @@ impl GrafanaApi {
                 None,
             )
             .await?;
-        serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
-            message: format!("unexpected permissions listing: {error}"),
-        })
+        let raw: Vec<serde_json::Value> =
+            serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
+                message: format!("unexpected permissions listing: {error}"),
+            })?;
+        Ok(read_entries(VENDOR, "list_permissions", raw, |_| Ok(())))
     }
 
     /// Sets (or with `""` removes) the managed permission of a grantee.
@@ -508,6 +564,14 @@ impl GrafanaApi {
         )
         .await
         .map(|_| ())
+    }
+}
+
+fn not_empty(what: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        Err(format!("its {what} is empty"))
+    } else {
+        Ok(())
     }
 }
 

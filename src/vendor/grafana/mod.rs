@@ -35,10 +35,13 @@ use crate::cache::TtlCache;
 use crate::plan::{Action, Key, LiveGrant, Permission, Plan};
 
 use self::client::{
-    AccessGrantee, Datasource, DatasourceLookup, GrafanaApi, LegacyGrantee, OrgUser, PAGE_SIZE,
+    AccessEntry, AccessGrantee, Datasource, DatasourceLookup, GrafanaApi, LegacyEntry,
+    LegacyGrantee, OrgUser, PAGE_SIZE,
 };
 use super::http::CallError;
-use super::{GrantKind, Live, ResolvedTarget, Vendor, VendorClient, VendorError, normalize_url};
+use super::{
+    GrantKind, Live, ResolvedTarget, Vendor, VendorClient, VendorError, normalize_url, unreadable,
+};
 
 const VENDOR: VendorKind = VendorKind::Grafana;
 /// How long a resolved name or data source is trusted.
@@ -580,8 +583,14 @@ impl Vendor for GrafanaClient {
                     error.into_vendor_error(VENDOR, "list_permissions", |_| {
                         self.target_not_found(format!("data source uid {}", target.id))
                     })
-                })?;
+                })??;
                 for entry in entries {
+                    // Inherited entries and those of fixed or basic roles are
+                    // known and never ours to change, whatever they name.
+                    if !entry.is_managed || entry.is_inherited {
+                        live.unmanaged += 1;
+                        continue;
+                    }
                     let key = match (
                         positive(entry.user_id),
                         positive(entry.team_id),
@@ -593,21 +602,33 @@ impl Vendor for GrafanaClient {
                         (Some(user), None, None) => format!("user:{user}"),
                         (None, Some(team), None) => format!("team:{team}"),
                         (None, None, Some(role)) => format!("role:{role}"),
+                        (None, None, None) => {
+                            return Err(unreadable_access(
+                                &entry,
+                                "a managed entry names no user, team or role",
+                            ));
+                        }
                         _ => {
-                            live.unmanaged += 1;
-                            continue;
+                            return Err(unreadable_access(
+                                &entry,
+                                "a managed entry names more than one grantee",
+                            ));
                         }
                     };
-                    match entry.permission.parse::<GrafanaPermission>() {
-                        Ok(perm) if entry.is_managed && !entry.is_inherited => {
-                            live.grants.push(LiveGrant {
-                                key,
-                                perm,
-                                vendor_id: Some(entry.id.to_string()),
-                            });
-                        }
-                        _ => live.unmanaged += 1,
-                    }
+                    let Ok(perm) = entry.permission.parse::<GrafanaPermission>() else {
+                        return Err(unreadable_access(
+                            &entry,
+                            &format!(
+                                "the level {:?} is not Query, Edit or Admin",
+                                entry.permission
+                            ),
+                        ));
+                    };
+                    live.grants.push(LiveGrant {
+                        key,
+                        perm,
+                        vendor_id: Some(entry.id.to_string()),
+                    });
                 }
             }
             PermissionsApi::Legacy => {
@@ -616,26 +637,38 @@ impl Vendor for GrafanaClient {
                     error.into_vendor_error(VENDOR, "list_permissions", |_| {
                         self.target_not_found(format!("data source id {id}"))
                     })
-                })?;
-                self.enabled.put(id, listing.enabled);
-                for entry in listing.permissions {
+                })??;
+                // Read every entry before remembering anything from the listing.
+                for entry in &listing.permissions {
                     let key = match (positive(entry.user_id), positive(entry.team_id)) {
                         (Some(user), None) => format!("user:{user}"),
                         (None, Some(team)) => format!("team:{team}"),
-                        _ => {
-                            live.unmanaged += 1;
-                            continue;
+                        (None, None) => {
+                            return Err(unreadable_legacy(entry, "it names no user and no team"));
+                        }
+                        (Some(_), Some(_)) => {
+                            return Err(unreadable_legacy(
+                                entry,
+                                "it names both a user and a team",
+                            ));
                         }
                     };
-                    match GrafanaPermission::from_legacy(entry.permission) {
-                        Some(perm) => live.grants.push(LiveGrant {
-                            key,
-                            perm,
-                            vendor_id: Some(entry.id.to_string()),
-                        }),
-                        None => live.unmanaged += 1,
-                    }
+                    let Some(perm) = GrafanaPermission::from_legacy(entry.permission) else {
+                        return Err(unreadable_legacy(
+                            entry,
+                            &format!(
+                                "the level {} is not 1 (Query) or 2 (Edit)",
+                                entry.permission
+                            ),
+                        ));
+                    };
+                    live.grants.push(LiveGrant {
+                        key,
+                        perm,
+                        vendor_id: Some(entry.id.to_string()),
+                    });
                 }
+                self.enabled.put(id, listing.enabled);
             }
         }
         Ok(live)
@@ -688,6 +721,31 @@ impl Vendor for GrafanaClient {
             api.as_str()
         ))
     }
+}
+
+/// A managed AccessControl entry the operator cannot read (see [`super::unreadable`]).
+fn unreadable_access(entry: &AccessEntry, why: &str) -> VendorError {
+    let shown = serde_json::json!({
+        "id": entry.id,
+        "userId": entry.user_id,
+        "teamId": entry.team_id,
+        "builtInRole": entry.built_in_role,
+        "permission": entry.permission,
+        "isManaged": entry.is_managed,
+        "isInherited": entry.is_inherited,
+    });
+    unreadable(VENDOR, "list_permissions", &shown, why)
+}
+
+/// A Legacy entry the operator cannot read (see [`super::unreadable`]).
+fn unreadable_legacy(entry: &LegacyEntry, why: &str) -> VendorError {
+    let shown = serde_json::json!({
+        "id": entry.id,
+        "userId": entry.user_id,
+        "teamId": entry.team_id,
+        "permission": entry.permission,
+    });
+    unreadable(VENDOR, "list_permissions", &shown, why)
 }
 
 fn legacy_id(target: &ResolvedTarget) -> Result<i64, VendorError> {

@@ -10,8 +10,8 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::api::VendorKind;
-use crate::vendor::VendorError;
 use crate::vendor::http::{CallError, HttpClient, HttpResponse, Repeat};
+use crate::vendor::{VendorError, read_entries};
 
 const VENDOR: VendorKind = VendorKind::Sigma;
 /// The page size asked for (the vendor's maximum).
@@ -21,33 +21,70 @@ pub const MAX_BATCH: usize = 100;
 /// A bound on pages of one listing, against a server that never ends it.
 const MAX_PAGES: usize = 100_000;
 
-/// One grant of a connection listing.
-#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+/// Permissions Sigma's definition lists for a grant that the operator knows
+/// and never changes (every level but `usage` and `annotate`: the connection
+/// levels `admin`, `update`, `writeback`, and the levels of other objects).
+/// A listed permission outside these and the managed ones is unreadable.
+pub const UNMANAGED_PERMISSIONS: &[&str] = &[
+    "admin",
+    "update",
+    "writeback",
+    "create",
+    "organize",
+    "explore",
+    "view",
+    "edit",
+    "apply",
+];
+
+/// One grant of a connection listing (the fields the operator reads).
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantEntry {
     /// Grant id.
     pub grant_id: String,
     /// Member grantee, or null.
-    #[serde(default)]
     pub member_id: Option<String>,
     /// Team grantee, or null.
-    #[serde(default)]
     pub team_id: Option<String>,
     /// `usage`, `annotate`, or a permission the operator does not manage.
     pub permission: String,
 }
 
-#[derive(Deserialize)]
+impl GrantEntry {
+    /// Who the grant is for: exactly one of member and team, not empty.
+    pub fn grantee(&self) -> Result<GranteeId, String> {
+        let present = |id: &Option<String>| id.clone().filter(|id| !id.is_empty());
+        match (present(&self.member_id), present(&self.team_id)) {
+            (Some(member), None) => Ok(GranteeId::Member(member)),
+            (None, Some(team)) => Ok(GranteeId::Team(team)),
+            (None, None) => Err("it names no member and no team".into()),
+            (Some(_), Some(_)) => Err("it names both a member and a team".into()),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.grant_id.is_empty() {
+            return Err("it has no grantId".into());
+        }
+        self.grantee().map(|_| ())
+    }
+}
+
+/// One page of a listing (entries read one by one, so a bad one is named).
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct Page<T> {
-    #[serde(default = "Vec::new")]
-    entries: Vec<T>,
+pub struct Page<T> {
+    /// The entries of the page.
     #[serde(default)]
-    next_page: Option<String>,
+    pub entries: Vec<T>,
+    /// The token of the next page; null on the last.
+    #[serde(default)]
+    pub next_page: Option<String>,
 }
 
 /// A connection of the connection listing.
-#[derive(Deserialize, Debug, Clone)]
+#[derive(Deserialize, Debug, Clone, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionEntry {
     /// Connection id.
@@ -55,25 +92,31 @@ pub struct ConnectionEntry {
 }
 
 /// A member of a member search.
-#[derive(Deserialize, Debug, Clone)]
+#[derive(Deserialize, Debug, Clone, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberEntry {
     /// Member id.
     pub member_id: String,
-    /// Email.
-    #[serde(default)]
+    /// Email (an entry without one cannot be compared, so it is unreadable).
     pub email: String,
 }
 
 /// A team of a team search.
-#[derive(Deserialize, Debug, Clone)]
+#[derive(Deserialize, Debug, Clone, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TeamEntry {
     /// Team id.
     pub team_id: String,
-    /// Name.
-    #[serde(default)]
+    /// Name (an entry without one cannot be compared, so it is unreadable).
     pub name: String,
+}
+
+fn not_empty(what: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        Err(format!("its {what} is empty"))
+    } else {
+        Ok(())
+    }
 }
 
 /// Who a new grant is for.
@@ -101,8 +144,9 @@ struct CreateBody<'a> {
     grants: &'a [NewGrant],
 }
 
-#[derive(Deserialize)]
-struct TokenAnswer {
+/// The answer of `/v2/auth/token`.
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct TokenAnswer {
     access_token: String,
     #[serde(default)]
     refresh_token: Option<String>,
@@ -277,14 +321,14 @@ impl SigmaApi {
         }
     }
 
-    /// Every page of a listing.
-    async fn list_all<T: for<'de> Deserialize<'de>>(
+    /// Every entry of every page of a listing, unparsed.
+    async fn list_all(
         &self,
         operation: &'static str,
         path: &str,
         query: &[(&str, &str)],
         not_found: impl Fn(String) -> VendorError,
-    ) -> Result<Vec<T>, VendorError> {
+    ) -> Result<Vec<serde_json::Value>, VendorError> {
         let url = self.url(path);
         let limit = PAGE_LIMIT.to_string();
         let mut entries = Vec::new();
@@ -301,7 +345,7 @@ impl SigmaApi {
                 })
                 .await
                 .map_err(|error| error.into_vendor_error(VENDOR, operation, &not_found))?;
-            let parsed: Page<T> = response.json(VENDOR, operation)?;
+            let parsed: Page<serde_json::Value> = response.json(VENDOR, operation)?;
             entries.extend(parsed.entries);
             match parsed.next_page {
                 Some(next) if Some(&next) == page.as_ref() => {
@@ -322,14 +366,17 @@ impl SigmaApi {
         })
     }
 
-    /// Every grant of a connection.
+    /// Every grant of a connection; an entry without a grant id or without
+    /// exactly one grantee is unreadable.
     pub async fn list_grants(&self, connection_id: &str) -> Result<Vec<GrantEntry>, VendorError> {
         let path = format!("/v2/connections/{}/grants", encode(connection_id));
-        self.list_all("list_grants", &path, &[], |_| VendorError::TargetNotFound {
-            vendor: VENDOR,
-            what: format!("connection {connection_id}"),
-        })
-        .await
+        let entries = self
+            .list_all("list_grants", &path, &[], |_| VendorError::TargetNotFound {
+                vendor: VENDOR,
+                what: format!("connection {connection_id}"),
+            })
+            .await?;
+        read_entries(VENDOR, "list_grants", entries, GrantEntry::check)
     }
 
     /// Creates (or raises) up to [`MAX_BATCH`] grants in one call.
@@ -375,14 +422,21 @@ impl SigmaApi {
 
     /// Every connection of the organisation.
     pub async fn list_connections(&self) -> Result<Vec<ConnectionEntry>, VendorError> {
-        self.list_all("list_connections", "/v2/connections", &[], |message| {
-            VendorError::Protocol {
-                vendor: VENDOR,
-                operation: "list_connections",
-                message,
-            }
-        })
-        .await
+        let entries = self
+            .list_all("list_connections", "/v2/connections", &[], |message| {
+                VendorError::Protocol {
+                    vendor: VENDOR,
+                    operation: "list_connections",
+                    message,
+                }
+            })
+            .await?;
+        read_entries(
+            VENDOR,
+            "list_connections",
+            entries,
+            |c: &ConnectionEntry| not_empty("connectionId", &c.connection_id),
+        )
     }
 
     /// Members whose email contains `search` (the vendor matches substrings).
@@ -394,27 +448,35 @@ impl SigmaApi {
             .map(|search| ("search", search))
             .into_iter()
             .collect();
-        self.list_all("search_members", "/v2/members", &query, |message| {
-            VendorError::Protocol {
-                vendor: VENDOR,
-                operation: "search_members",
-                message,
-            }
+        let entries = self
+            .list_all("search_members", "/v2/members", &query, |message| {
+                VendorError::Protocol {
+                    vendor: VENDOR,
+                    operation: "search_members",
+                    message,
+                }
+            })
+            .await?;
+        read_entries(VENDOR, "search_members", entries, |m: &MemberEntry| {
+            not_empty("memberId", &m.member_id)
         })
-        .await
     }
 
     /// Teams whose name contains `name` (the vendor matches substrings).
     pub async fn search_teams(&self, name: Option<&str>) -> Result<Vec<TeamEntry>, VendorError> {
         let query: Vec<(&str, &str)> = name.map(|name| ("name", name)).into_iter().collect();
-        self.list_all("search_teams", "/v2/teams", &query, |message| {
-            VendorError::Protocol {
-                vendor: VENDOR,
-                operation: "search_teams",
-                message,
-            }
+        let entries = self
+            .list_all("search_teams", "/v2/teams", &query, |message| {
+                VendorError::Protocol {
+                    vendor: VENDOR,
+                    operation: "search_teams",
+                    message,
+                }
+            })
+            .await?;
+        read_entries(VENDOR, "search_teams", entries, |t: &TeamEntry| {
+            not_empty("teamId", &t.team_id)
         })
-        .await
     }
 }
 
@@ -435,5 +497,64 @@ fn repeat_of(operation: &str) -> Repeat {
     match operation {
         "create_grants" => Repeat::OnlyIfNotCarriedOut,
         _ => Repeat::Safe,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn look_up_entries_that_cannot_be_compared_are_unreadable() {
+        let members = vec![
+            json!({"memberId": "m1", "email": "jane@example.com"}),
+            json!({"memberId": "m2"}),
+        ];
+        let error = read_entries(VENDOR, "search_members", members, |m: &MemberEntry| {
+            not_empty("memberId", &m.member_id)
+        })
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("missing field `email`"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("\"m2\""), "{error}");
+
+        let teams = vec![json!({"teamId": "", "name": "Finance"})];
+        let error = read_entries(VENDOR, "search_teams", teams, |t: &TeamEntry| {
+            not_empty("teamId", &t.team_id)
+        })
+        .unwrap_err();
+        assert!(error.to_string().contains("its teamId is empty"), "{error}");
+        assert_eq!(error.reason().to_string(), "VendorUnavailable");
+    }
+
+    #[test]
+    fn a_grant_names_exactly_one_grantee() {
+        let entry = |member: Option<&str>, team: Option<&str>| GrantEntry {
+            grant_id: "g".into(),
+            member_id: member.map(String::from),
+            team_id: team.map(String::from),
+            permission: "usage".into(),
+        };
+        assert_eq!(
+            entry(Some("m"), None).grantee(),
+            Ok(GranteeId::Member("m".into()))
+        );
+        assert_eq!(
+            entry(Some(""), Some("t")).grantee(),
+            Ok(GranteeId::Team("t".into()))
+        );
+        assert!(entry(None, None).check().is_err());
+        assert!(entry(Some("m"), Some("t")).check().is_err());
+        assert!(
+            GrantEntry {
+                grant_id: String::new(),
+                ..entry(Some("m"), None)
+            }
+            .check()
+            .is_err()
+        );
     }
 }

@@ -25,9 +25,11 @@ use crate::api::{
 use crate::cache::TtlCache;
 use crate::plan::{ActionKind, Key, LiveGrant, Permission, Plan};
 
-use self::client::{GranteeId, MAX_BATCH, NewGrant, SigmaApi};
+use self::client::{GrantEntry, GranteeId, MAX_BATCH, NewGrant, SigmaApi, UNMANAGED_PERMISSIONS};
 use super::http::CallError;
-use super::{GrantKind, Live, ResolvedTarget, Vendor, VendorClient, VendorError, normalize_url};
+use super::{
+    GrantKind, Live, ResolvedTarget, Vendor, VendorClient, VendorError, normalize_url, unreadable,
+};
 
 const VENDOR: VendorKind = VendorKind::Sigma;
 /// How long a resolved name is trusted.
@@ -267,13 +269,11 @@ impl Vendor for SigmaClient {
             unmanaged: 0,
         };
         for entry in entries {
-            let key = match (&entry.member_id, &entry.team_id) {
-                (Some(member), None) => format!("member:{member}"),
-                (None, Some(team)) => format!("team:{team}"),
-                _ => {
-                    live.unmanaged += 1;
-                    continue;
-                }
+            // The client has checked that every entry names exactly one grantee.
+            let key = match entry.grantee() {
+                Ok(GranteeId::Member(member)) => format!("member:{member}"),
+                Ok(GranteeId::Team(team)) => format!("team:{team}"),
+                Err(why) => return Err(unreadable_grant(&entry, &why)),
             };
             match SigmaPermission::parse(&entry.permission) {
                 Some(perm) => live.grants.push(LiveGrant {
@@ -281,7 +281,18 @@ impl Vendor for SigmaClient {
                     perm,
                     vendor_id: Some(entry.grant_id),
                 }),
-                None => live.unmanaged += 1,
+                None if UNMANAGED_PERMISSIONS.contains(&entry.permission.as_str()) => {
+                    live.unmanaged += 1;
+                }
+                None => {
+                    return Err(unreadable_grant(
+                        &entry,
+                        &format!(
+                            "its permission {:?} is not one Sigma's API defines",
+                            entry.permission
+                        ),
+                    ));
+                }
             }
         }
         Ok(live)
@@ -503,6 +514,17 @@ pub(crate) fn highest<P: Permission>(live: &[LiveGrant<P>]) -> Vec<(Key, P)> {
         }
     }
     best.into_iter().collect()
+}
+
+/// A grant of the listing the operator cannot read (see [`super::unreadable`]).
+fn unreadable_grant(entry: &GrantEntry, why: &str) -> VendorError {
+    let shown = serde_json::json!({
+        "grantId": entry.grant_id,
+        "memberId": entry.member_id,
+        "teamId": entry.team_id,
+        "permission": entry.permission,
+    });
+    unreadable(VENDOR, "list_grants", &shown, why)
 }
 
 #[cfg(test)]

@@ -134,7 +134,7 @@ pub struct ListedFuture {
 }
 
 /// `securable` / `containing_scope` objects.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 pub struct WireObject {
     /// Database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,7 +147,98 @@ pub struct WireObject {
     pub name: Option<String>,
 }
 
-#[derive(Deserialize, Debug)]
+/// A `containing_scope` as a future-grants listing shows it (the definitions'
+/// `ContainingScope`: a database, and a schema in it).
+#[derive(Deserialize, Debug, schemars::JsonSchema)]
+pub struct WireScope {
+    /// Database.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Schema.
+    #[serde(default)]
+    pub schema: Option<String>,
+}
+
+// The rows of each listing as this client reads them: exactly the fields it
+// reads, one type per listing, so that the conformance test can check each field
+// against the answer the vendor's definition gives (`response_wire_types`).
+// Scalars stay JSON values: the readers below say what is wrong with them.
+
+/// A row of a role's or database role's grants listing (`RoleGrants`: the
+/// `Grant` of role.yaml and database-role.yaml).
+#[derive(Deserialize, Debug, schemars::JsonSchema)]
+pub struct RoleGrantRow {
+    #[serde(default)]
+    securable_type: Option<serde_json::Value>,
+    #[serde(default)]
+    securable: Option<WireObject>,
+    #[serde(default)]
+    privileges: Option<serde_json::Value>,
+    #[serde(default)]
+    grant_option: Option<serde_json::Value>,
+}
+
+/// A row of a user's grants listing (`RoleGrants`: user.yaml's `Grant`, which
+/// has no grant option: users hold roles).
+#[derive(Deserialize, Debug, schemars::JsonSchema)]
+pub struct UserGrantRow {
+    #[serde(default)]
+    securable_type: Option<serde_json::Value>,
+    #[serde(default)]
+    securable: Option<WireObject>,
+    #[serde(default)]
+    privileges: Option<serde_json::Value>,
+}
+
+/// A row of the `Legacy` grants listing (grant.yaml's `Grant`, the output of
+/// `SHOW GRANTS TO`: the securable by name).
+#[derive(Deserialize, Debug, schemars::JsonSchema)]
+pub struct LegacyGrantRow {
+    #[serde(default)]
+    securable_type: Option<serde_json::Value>,
+    #[serde(default)]
+    securable_name: Option<serde_json::Value>,
+    #[serde(default)]
+    privileges: Option<serde_json::Value>,
+    #[serde(default)]
+    grant_option: Option<serde_json::Value>,
+}
+
+/// A row of a future-grants listing (the `Grant` of role.yaml and
+/// database-role.yaml: the scope as `containing_scope` or as `securable`).
+#[derive(Deserialize, Debug, schemars::JsonSchema)]
+pub struct FutureGrantRow {
+    #[serde(default)]
+    securable_type: Option<serde_json::Value>,
+    #[serde(default)]
+    containing_scope: Option<WireScope>,
+    #[serde(default)]
+    securable: Option<WireObject>,
+    #[serde(default)]
+    privileges: Option<serde_json::Value>,
+    #[serde(default)]
+    grant_option: Option<serde_json::Value>,
+}
+
+/// A row of an object listing (schemas, tables, views): its name.
+#[derive(Deserialize, Debug, schemars::JsonSchema)]
+pub struct NamedRow {
+    #[serde(default)]
+    name: Option<serde_json::Value>,
+}
+
+/// Which grants listing a row comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GrantListing {
+    /// A role's or database role's (`RoleGrants`).
+    Role,
+    /// A user's (`RoleGrants`).
+    User,
+    /// `Legacy`.
+    Legacy,
+}
+
+#[derive(Deserialize, Debug, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct Accepted {
     #[serde(default)]
@@ -561,9 +652,14 @@ impl SnowflakeApi {
             SnowflakeGrantsApi::RoleGrants => format!("{}/grants", self.role_base(grantee)),
             SnowflakeGrantsApi::Legacy => Self::legacy_base(grantee),
         };
+        let listing = match (self.grants_api, grantee.type_) {
+            (SnowflakeGrantsApi::Legacy, _) => GrantListing::Legacy,
+            (SnowflakeGrantsApi::RoleGrants, GranteeType::User) => GrantListing::User,
+            (SnowflakeGrantsApi::RoleGrants, _) => GrantListing::Role,
+        };
         let subject = grantee.to_string();
         let rows = self.list("list_grants", &path, &subject, "grants").await?;
-        Self::read_rows(rows, &subject, "grants", read_grant)
+        Self::read_rows(rows, &subject, "grants", |row| read_grant(row, listing))
     }
 
     /// The grantee's future grants (the role listing in both modes: the legacy
@@ -595,7 +691,9 @@ impl SnowflakeApi {
     ) -> Result<Vec<Part>, ListingError> {
         let rows = self.list(operation, path, subject, rows_are).await?;
         Self::read_rows(rows, subject, rows_are, |row| {
-            row.get("name")
+            let row: NamedRow = typed(row)?;
+            row.name
+                .as_ref()
                 .and_then(serde_json::Value::as_str)
                 .filter(|name| !name.is_empty())
                 .map(parse_listed_part)
@@ -744,9 +842,17 @@ fn is_keyword_phrase(text: &str) -> bool {
         })
 }
 
+/// A row read as the type of its listing; what the type cannot hold is named.
+fn typed<T: for<'de> Deserialize<'de>>(row: &serde_json::Value) -> Result<T, String> {
+    if !row.is_object() {
+        return Err("not an object".into());
+    }
+    serde_json::from_value(row.clone()).map_err(|error| error.to_string())
+}
+
 /// The `privileges` of a listed entry, upper-cased (absent: none).
-fn read_privileges(row: &serde_json::Value) -> Result<Vec<String>, String> {
-    match row.get("privileges") {
+fn read_privileges(privileges: Option<&serde_json::Value>) -> Result<Vec<String>, String> {
+    match privileges {
         None | Some(serde_json::Value::Null) => Ok(Vec::new()),
         Some(serde_json::Value::Array(items)) => items
             .iter()
@@ -764,8 +870,8 @@ fn read_privileges(row: &serde_json::Value) -> Result<Vec<String>, String> {
 }
 
 /// The `grant_option` of a listed entry (absent: false).
-fn read_grant_option(row: &serde_json::Value) -> Result<bool, String> {
-    match row.get("grant_option") {
+fn read_grant_option(option: Option<&serde_json::Value>) -> Result<bool, String> {
+    match option {
         None | Some(serde_json::Value::Null) => Ok(false),
         Some(serde_json::Value::Bool(option)) => Ok(*option),
         Some(other) => Err(format!("grant_option {other} is not a boolean")),
@@ -773,9 +879,8 @@ fn read_grant_option(row: &serde_json::Value) -> Result<bool, String> {
 }
 
 /// The `securable_type` of a listed entry, keyed as declared.
-fn read_type(row: &serde_json::Value) -> Result<String, String> {
-    let text = row
-        .get("securable_type")
+fn read_type(securable_type: Option<&serde_json::Value>) -> Result<String, String> {
+    let text = securable_type
         .and_then(serde_json::Value::as_str)
         .ok_or("no securable_type")?;
     let type_ = listed_type(text);
@@ -786,31 +891,44 @@ fn read_type(row: &serde_json::Value) -> Result<String, String> {
     }
 }
 
-/// A `securable` or `containing_scope` object of a listed entry.
-fn read_object(value: &serde_json::Value, field: &str) -> Result<WireObject, String> {
-    serde_json::from_value(value.clone())
-        .map_err(|_| format!("{field} is not a {{database, schema, name}} object"))
+/// The name of a listed `securable` object.
+fn securable_name(securable: &WireObject) -> Result<Name, String> {
+    if securable.name.as_deref().is_none_or(str::is_empty) {
+        return Err("securable has no name".into());
+    }
+    Ok(listed_name(securable))
 }
 
-/// One entry of a grants listing, `RoleGrants` (`securable`) or `Legacy`
-/// (`securable_name`). A granted role shows no privilege to a user: it is USAGE.
-fn read_grant(row: &serde_json::Value) -> Result<ListedGrant, String> {
-    if !row.is_object() {
-        return Err("not an object".into());
-    }
-    let securable_type = read_type(row)?;
-    let name = match (row.get("securable"), row.get("securable_name")) {
-        (Some(securable), _) if !securable.is_null() => {
-            let object = read_object(securable, "securable")?;
-            if object.name.as_deref().is_none_or(str::is_empty) {
-                return Err("securable has no name".into());
-            }
-            listed_name(&object)
+/// One entry of a grants listing: `RoleGrants` names the securable as an
+/// object (`securable`), `Legacy` as text (`securable_name`). A granted role
+/// shows no privilege to a user: it is USAGE.
+fn read_grant(row: &serde_json::Value, listing: GrantListing) -> Result<ListedGrant, String> {
+    let (securable_type, name, privileges, grant_option) = match listing {
+        GrantListing::Role => {
+            let row: RoleGrantRow = typed(row)?;
+            let type_ = read_type(row.securable_type.as_ref())?;
+            let securable = row.securable.as_ref().ok_or("no securable")?;
+            let option = read_grant_option(row.grant_option.as_ref())?;
+            (type_, securable_name(securable)?, row.privileges, option)
         }
-        (_, Some(serde_json::Value::String(name))) if !name.is_empty() => parse_listed(name),
-        _ => return Err("no securable or securable_name".into()),
+        GrantListing::User => {
+            let row: UserGrantRow = typed(row)?;
+            let type_ = read_type(row.securable_type.as_ref())?;
+            let securable = row.securable.as_ref().ok_or("no securable")?;
+            (type_, securable_name(securable)?, row.privileges, false)
+        }
+        GrantListing::Legacy => {
+            let row: LegacyGrantRow = typed(row)?;
+            let type_ = read_type(row.securable_type.as_ref())?;
+            let name = match row.securable_name.as_ref() {
+                Some(serde_json::Value::String(name)) if !name.is_empty() => parse_listed(name),
+                _ => return Err("no securable_name".into()),
+            };
+            let option = read_grant_option(row.grant_option.as_ref())?;
+            (type_, name, row.privileges, option)
+        }
     };
-    let mut privileges = read_privileges(row)?;
+    let mut privileges = read_privileges(privileges.as_ref())?;
     if privileges.is_empty() {
         if is_role_type(&securable_type) {
             privileges.push(USAGE.to_string());
@@ -822,7 +940,7 @@ fn read_grant(row: &serde_json::Value) -> Result<ListedGrant, String> {
         securable_type,
         name,
         privileges,
-        grant_option: read_grant_option(row)?,
+        grant_option,
     })
 }
 
@@ -832,13 +950,10 @@ fn read_grant(row: &serde_json::Value) -> Result<ListedGrant, String> {
 /// objects (`<TABLE>`, as `SHOW FUTURE GRANTS` prints `SALES.PUBLIC.<TABLE>`)
 /// or the scope's own name.
 fn read_future(row: &serde_json::Value) -> Result<ListedFuture, String> {
-    if !row.is_object() {
-        return Err("not an object".into());
-    }
-    let type_ = read_type(row)?;
-    let parts: Vec<Part> = match (row.get("containing_scope"), row.get("securable")) {
-        (Some(scope), _) if !scope.is_null() => {
-            let scope = read_object(scope, "containing_scope")?;
+    let row: FutureGrantRow = typed(row)?;
+    let type_ = read_type(row.securable_type.as_ref())?;
+    let parts: Vec<Part> = match (&row.containing_scope, &row.securable) {
+        (Some(scope), _) => {
             let database = scope
                 .database
                 .as_deref()
@@ -848,8 +963,7 @@ fn read_future(row: &serde_json::Value) -> Result<ListedFuture, String> {
                 .map(parse_listed_part)
                 .collect()
         }
-        (_, Some(securable)) if !securable.is_null() => {
-            let securable = read_object(securable, "securable")?;
+        (_, Some(securable)) => {
             let placeholder = securable
                 .name
                 .as_deref()
@@ -868,7 +982,7 @@ fn read_future(row: &serde_json::Value) -> Result<ListedFuture, String> {
         [_, _] => (ScopeType::Schema, Name(parts)),
         _ => return Err("the scope is not a database or a schema".into()),
     };
-    let privileges = read_privileges(row)?;
+    let privileges = read_privileges(row.privileges.as_ref())?;
     if privileges.is_empty() {
         return Err("no privileges".into());
     }
@@ -877,8 +991,76 @@ fn read_future(row: &serde_json::Value) -> Result<ListedFuture, String> {
         scope,
         scope_name,
         privileges,
-        grant_option: read_grant_option(row)?,
+        grant_option: read_grant_option(row.grant_option.as_ref())?,
     })
+}
+
+/// The answers this client reads, each with an operation that gives it:
+/// `(method, path template, status, schema of the row type read)`, for the
+/// conformance test to compare with Snowflake's own definitions.
+pub fn response_wire_types() -> Vec<(&'static str, &'static str, &'static str, schemars::Schema)> {
+    vec![
+        (
+            "GET",
+            "/api/v2/roles/{name}/grants",
+            "200",
+            schemars::schema_for!(Vec<RoleGrantRow>),
+        ),
+        (
+            "GET",
+            "/api/v2/databases/{database}/database-roles/{name}/grants",
+            "200",
+            schemars::schema_for!(Vec<RoleGrantRow>),
+        ),
+        (
+            "GET",
+            "/api/v2/users/{name}/grants",
+            "200",
+            schemars::schema_for!(Vec<UserGrantRow>),
+        ),
+        (
+            "GET",
+            "/api/v2/grants/{granteeType}/{granteeName}",
+            "200",
+            schemars::schema_for!(Vec<LegacyGrantRow>),
+        ),
+        (
+            "GET",
+            "/api/v2/roles/{name}/future-grants",
+            "200",
+            schemars::schema_for!(Vec<FutureGrantRow>),
+        ),
+        (
+            "GET",
+            "/api/v2/databases/{database}/database-roles/{name}/future-grants",
+            "200",
+            schemars::schema_for!(Vec<FutureGrantRow>),
+        ),
+        (
+            "GET",
+            "/api/v2/databases/{database}/schemas",
+            "200",
+            schemars::schema_for!(Vec<NamedRow>),
+        ),
+        (
+            "GET",
+            "/api/v2/databases/{database}/schemas/{schema}/tables",
+            "200",
+            schemars::schema_for!(Vec<NamedRow>),
+        ),
+        (
+            "GET",
+            "/api/v2/databases/{database}/schemas/{schema}/views",
+            "200",
+            schemars::schema_for!(Vec<NamedRow>),
+        ),
+        (
+            "POST",
+            "/api/v2/roles/{name}/grants",
+            "202",
+            schemars::schema_for!(Accepted),
+        ),
+    ]
 }
 
 #[cfg(test)]
@@ -911,16 +1093,16 @@ mod tests {
 
     #[test]
     fn grant_entries_are_read_or_refused_never_dropped() {
-        let table = read_grant(&serde_json::json!({"securable_type": "TABLE", "securable": {"database": "SALES", "schema": "\"My S\"", "name": "T"}, "privileges": ["select"], "grant_option": true})).unwrap();
+        let table = read_grant(&serde_json::json!({"securable_type": "TABLE", "securable": {"database": "SALES", "schema": "\"My S\"", "name": "T"}, "privileges": ["select"], "grant_option": true}), GrantListing::Role).unwrap();
         assert_eq!(table.securable_type, "TABLE");
         assert_eq!(table.name.sql(), r#"SALES."My S".T"#);
         assert_eq!(table.privileges, vec!["SELECT".to_string()]);
         assert!(table.grant_option);
-        let legacy = read_grant(&serde_json::json!({"securable_type": "EXTERNAL_TABLE", "securable_name": "A.B.C", "privileges": ["SELECT"]})).unwrap();
+        let legacy = read_grant(&serde_json::json!({"securable_type": "EXTERNAL_TABLE", "securable_name": "A.B.C", "privileges": ["SELECT"]}), GrantListing::Legacy).unwrap();
         assert_eq!(legacy.securable_type, "EXTERNAL TABLE");
         assert!(!legacy.grant_option);
         // A role granted to a user: no privilege shown, USAGE meant.
-        let role = read_grant(&serde_json::json!({"securable_type": "DATABASE_ROLE", "securable": {"database": "SALES", "name": "READER"}})).unwrap();
+        let role = read_grant(&serde_json::json!({"securable_type": "DATABASE_ROLE", "securable": {"database": "SALES", "name": "READER"}}), GrantListing::User).unwrap();
         assert_eq!(
             (
                 role.securable_type.as_str(),
@@ -933,38 +1115,65 @@ mod tests {
                 vec!["USAGE".to_string()]
             )
         );
-        for (entry, problem) in [
+        for (entry, listing, problem) in [
             (
                 serde_json::json!({"securable": {"name": "X"}, "privileges": ["USAGE"]}),
+                GrantListing::Role,
                 "no securable_type",
             ),
             (
                 serde_json::json!({"securable_type": "TABLE", "securable": {"database": "S"}, "privileges": ["SELECT"]}),
+                GrantListing::Role,
                 "securable has no name",
             ),
             (
+                serde_json::json!({"securable_type": "TABLE", "securable": "S.T", "privileges": ["SELECT"]}),
+                GrantListing::Role,
+                "expected struct WireObject",
+            ),
+            (
                 serde_json::json!({"securable_type": "TABLE", "privileges": ["SELECT"]}),
-                "no securable or securable_name",
+                GrantListing::Role,
+                "no securable",
+            ),
+            (
+                // Each listing is read with the fields its definition gives it.
+                serde_json::json!({"securable_type": "TABLE", "securable_name": "A.B.C", "privileges": ["SELECT"]}),
+                GrantListing::Role,
+                "no securable",
+            ),
+            (
+                serde_json::json!({"securable_type": "TABLE", "securable": {"database": "A", "schema": "B", "name": "C"}, "privileges": ["SELECT"]}),
+                GrantListing::Legacy,
+                "no securable_name",
             ),
             (
                 serde_json::json!({"securable_type": "TABLE", "securable_name": "A.B.C"}),
+                GrantListing::Legacy,
                 "no privileges",
             ),
             (
                 serde_json::json!({"securable_type": "TABLE", "securable_name": "A.B.C", "privileges": [3]}),
+                GrantListing::Legacy,
                 "is not a privilege",
             ),
             (
                 serde_json::json!({"securable_type": "TABLE", "securable_name": "A.B.C", "privileges": ["SELECT"], "grant_option": "yes"}),
+                GrantListing::Legacy,
                 "not a boolean",
             ),
             (
                 serde_json::json!({"securable_type": "TA-BLE", "securable_name": "A.B.C", "privileges": ["SELECT"]}),
+                GrantListing::Legacy,
                 "is not a type",
             ),
-            (serde_json::json!(["TABLE"]), "not an object"),
+            (
+                serde_json::json!(["TABLE"]),
+                GrantListing::Role,
+                "not an object",
+            ),
         ] {
-            let error = read_grant(&entry).unwrap_err();
+            let error = read_grant(&entry, listing).unwrap_err();
             assert!(error.contains(problem), "{entry}: {error}");
         }
     }
