@@ -134,6 +134,17 @@ impl Provider {
         }
     }
 
+    /// The timeout of one vendor request through this provider.
+    pub fn request_timeout(&self) -> Duration {
+        let seconds = match self {
+            Provider::Namespaced(provider) => provider.spec.request_timeout_seconds(),
+            Provider::Cluster(provider) => provider.spec.request_timeout_seconds(),
+        };
+        seconds
+            .map(|seconds| Duration::from_secs(seconds.max(1) as u64))
+            .unwrap_or(DEFAULT_TIMEOUT)
+    }
+
     /// The vendor block the provider carries.
     pub fn vendor(&self) -> Option<VendorKind> {
         match self {

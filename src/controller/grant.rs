@@ -38,6 +38,13 @@
 //! intent rows are still there: a restarted operator reads them from the cluster
 //! and revokes the grant when its declaration goes away. A write whose outcome is
 //! unknown (timeout, 5xx) keeps its intent rows until a later read settles it.
+//!
+//! **Unanswered writes.** A write that got no answer (a timeout, a connection
+//! lost mid-request, a 504) may still be carried out later, after anything the
+//! operator does next: a revoke sent after it could be overtaken by it, and a
+//! read after it cannot show it. So the unit is fenced for twice the request
+//! timeout: no sync of it writes, and none confirms a revocation (no finalizer
+//! goes), until a read made after the fence shows what landed.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -89,6 +96,9 @@ pub struct GrantContext<K: GrantKind> {
     wake: tokio::sync::mpsc::UnboundedSender<ObjectRef<Watched<K>>>,
     /// The sync tasks.
     pub syncs: Arc<SyncTasks>,
+    /// Units with a write that got no answer, and until when they are fenced
+    /// (see the module docs). Entries go when they expire or their unit goes.
+    fences: std::sync::Mutex<std::collections::HashMap<UnitKey, std::time::Instant>>,
 }
 
 impl<K: GrantKind> GrantContext<K> {
@@ -107,7 +117,38 @@ impl<K: GrantKind> GrantContext<K> {
             aliases: Aliases::default(),
             wake,
             syncs: Arc::new(SyncTasks::default()),
+            fences: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    fn fences(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<UnitKey, std::time::Instant>> {
+        self.fences.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long `unit` stays fenced after an unanswered write, if it is.
+    fn fenced(&self, unit: &UnitKey) -> Option<Duration> {
+        let mut fences = self.fences();
+        let now = std::time::Instant::now();
+        fences.retain(|_, until| *until > now);
+        fences.get(unit).map(|until| *until - now)
+    }
+
+    /// Fences `unit` for `period` from now.
+    fn fence(&self, unit: &UnitKey, period: Duration) {
+        let until = std::time::Instant::now() + period;
+        let mut fences = self.fences();
+        let entry = fences.entry(unit.clone()).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    /// Units fenced now (for tests of boundedness).
+    pub fn fenced_units(&self) -> usize {
+        let mut fences = self.fences();
+        let now = std::time::Instant::now();
+        fences.retain(|_, until| *until > now);
+        fences.len()
     }
 
     /// Forgets what is kept for a resource that is gone from the cluster (its
@@ -132,6 +173,8 @@ impl<K: GrantKind> GrantContext<K> {
             }
         }
         self.units.forget_others(target, &providers);
+        self.fences()
+            .retain(|unit, _| unit.target != target || providers.contains(&unit.provider));
         if providers.is_empty() {
             self.aliases.forget(target);
         }
@@ -599,6 +642,8 @@ fn release<K: GrantKind>(cx: &GrantContext<K>, unit: &UnitKey, leaving: &ObjectR
         cx.units.forget(unit);
     }
     cx.units.forget_others(&unit.target, &providers);
+    cx.fences()
+        .retain(|fenced, _| fenced.target != unit.target || providers.contains(&fenced.provider));
     if providers.is_empty() {
         cx.aliases.forget(&unit.target);
     }
@@ -1070,6 +1115,24 @@ async fn sync_unit<K: GrantKind>(
         return outcome;
     }
 
+    if let Some(left) = cx.fenced(&unit) {
+        let failure = Failure {
+            reason: Reason::VendorUnavailable,
+            message: format!(
+                "an earlier write to {} got no answer and may still be carried out; no new write, and no revocation confirmed, for {}s",
+                K::VENDOR,
+                left.as_secs().max(1)
+            ),
+            retry_after: Some(left),
+        };
+        for member in members
+            .iter()
+            .filter(|member| member.phase != Phase::Suspended)
+        {
+            fail(&cx, &mut outcome, member, &failure).await;
+        }
+        return outcome;
+    }
     match read_plan_apply(&cx, &unit, &provider, &mut members, &neighbours).await {
         Ok(result) => finish(&cx, &mut outcome, &members, result, started).await,
         Err(failure) => {
@@ -1145,6 +1208,13 @@ async fn read_plan_apply<K: GrantKind>(
     record_intents(cx, members, &intents).await?;
 
     let carried = sync::carry_out::<K>(vendor.as_ref(), &target, &observed).await;
+    if carried
+        .errors
+        .values()
+        .any(|error| matches!(error, crate::vendor::VendorError::NoAnswer { .. }))
+    {
+        cx.fence(unit, 2 * provider.request_timeout());
+    }
     for action in &observed.plan.actions {
         let outcome = if carried.errors.contains_key(&action.key) {
             "failure"

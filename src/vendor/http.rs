@@ -250,6 +250,12 @@ pub enum CallError {
         /// What happened.
         message: String,
     },
+    /// An answer came that this client cannot read (a body of another shape,
+    /// a link elsewhere, a listing that never ends).
+    Unreadable {
+        /// What was wrong.
+        message: String,
+    },
 }
 
 impl CallError {
@@ -257,7 +263,7 @@ impl CallError {
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             CallError::Status { status, .. } => Some(*status),
-            CallError::Transport { .. } => None,
+            CallError::Transport { .. } | CallError::Unreadable { .. } => None,
         }
     }
 
@@ -271,7 +277,12 @@ impl CallError {
         not_found: impl FnOnce(String) -> VendorError,
     ) -> VendorError {
         match self {
-            CallError::Transport { message } => VendorError::Unavailable {
+            CallError::Transport { message } => VendorError::NoAnswer {
+                vendor,
+                operation,
+                message,
+            },
+            CallError::Unreadable { message } => VendorError::Protocol {
                 vendor,
                 operation,
                 message,
@@ -303,6 +314,11 @@ impl CallError {
                     retry_after,
                 },
                 400..=499 => VendorError::Invalid {
+                    vendor,
+                    operation,
+                    message: format!("{status}: {message}"),
+                },
+                504 => VendorError::NoAnswer {
                     vendor,
                     operation,
                     message: format!("{status}: {message}"),

@@ -103,7 +103,18 @@ pub enum VendorError {
         /// How long the vendor asked to wait.
         retry_after: Option<Duration>,
     },
-    /// 5xx, timeouts and connection errors, after retries.
+    /// No answer came (a timeout, a connection lost mid-request, a gateway's 504):
+    /// the request may still be carried out later.
+    #[error("{vendor} did not answer ({operation}): {message}")]
+    NoAnswer {
+        /// Vendor.
+        vendor: VendorKind,
+        /// Operation.
+        operation: &'static str,
+        /// What happened.
+        message: String,
+    },
+    /// 5xx and connection errors, after retries.
     #[error("{vendor} is unavailable ({operation}): {message}")]
     Unavailable {
         /// Vendor.
@@ -153,9 +164,9 @@ impl VendorError {
             VendorError::GranteeNotFound { .. } => Reason::GranteeNotFound,
             VendorError::Invalid { .. } => Reason::InvalidGrant,
             VendorError::RateLimited { .. } => Reason::RateLimited,
-            VendorError::Unavailable { .. } | VendorError::Protocol { .. } => {
-                Reason::VendorUnavailable
-            }
+            VendorError::Unavailable { .. }
+            | VendorError::NoAnswer { .. }
+            | VendorError::Protocol { .. } => Reason::VendorUnavailable,
             VendorError::Conflict { .. } => Reason::Conflict,
             VendorError::Config { .. } => Reason::InvalidSpec,
         }
@@ -175,7 +186,9 @@ impl VendorError {
     pub fn outcome_unknown(&self) -> bool {
         matches!(
             self,
-            VendorError::Unavailable { .. } | VendorError::Protocol { .. }
+            VendorError::Unavailable { .. }
+                | VendorError::NoAnswer { .. }
+                | VendorError::Protocol { .. }
         )
     }
 
@@ -185,6 +198,7 @@ impl VendorError {
             self,
             VendorError::RateLimited { .. }
                 | VendorError::Unavailable { .. }
+                | VendorError::NoAnswer { .. }
                 | VendorError::Conflict { .. }
                 | VendorError::Protocol { .. }
         )

@@ -175,11 +175,6 @@ impl DremioApi {
         &self.base
     }
 
-    /// The timeout of one request.
-    pub fn timeout(&self) -> std::time::Duration {
-        self.http.timeout()
-    }
-
     /// The deployment.
     pub fn deployment(&self) -> &Deployment {
         &self.deployment
@@ -301,7 +296,7 @@ impl DremioApi {
             )
             .await?;
         let raw: RawObjectGrants =
-            serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
+            serde_json::from_slice(&response.body).map_err(|error| CallError::Unreadable {
                 message: format!("unexpected grants listing: {error}"),
             })?;
         Ok(

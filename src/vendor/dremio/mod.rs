@@ -9,10 +9,9 @@
 //!   only if nothing changed in between; otherwise it merges again on the newer
 //!   list. The controller's read after the write verifies it.
 //! - A write is never sent again blind: repeated after its answer was lost, it
-//!   could land after another writer's change and drop it. And a write whose
-//!   answer never came (a timeout, a lost connection, a 504) may still land
-//!   later: until twice the request timeout has passed, no new write goes to
-//!   that object (the sync fails as `VendorUnavailable` and is retried), so a
+//!   could land after another writer's change and drop it. A write whose answer
+//!   never came may still land later; the controller then holds every write to
+//!   the object for a while (see `controller::grant`, "unanswered writes"), so a
 //!   newer list is not overwritten by the late one. Dremio offers no conditional
 //!   write, so a request the server holds longer than that cannot be ruled out.
 //! - Requested privileges are checked against the object's
@@ -25,9 +24,9 @@
 
 pub mod client;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use reqwest::StatusCode;
@@ -115,9 +114,6 @@ pub struct DremioClient {
     api: DremioApi,
     names: TtlCache<DremioGrantee, Key>,
     paths: TtlCache<Vec<String>, String>,
-    /// Objects with a write whose answer never came, and until when no new write
-    /// goes to them (see the module docs). Entries go when they expire.
-    in_doubt: Mutex<HashMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for DremioClient {
@@ -135,7 +131,6 @@ impl DremioClient {
             api,
             names: TtlCache::new(NAME_CACHE, NAME_TTL),
             paths: TtlCache::new(NAME_CACHE, NAME_TTL),
-            in_doubt: Mutex::new(HashMap::new()),
         }
     }
 
@@ -159,30 +154,12 @@ impl DremioClient {
             .map_err(|error| self.target_error(error, "list_grants", object))?
     }
 
-    /// Until when writes to `object` wait for an earlier one that may still land.
-    fn fenced(&self, object: &str) -> Option<Duration> {
-        let mut in_doubt = self.in_doubt.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        in_doubt.retain(|_, until| *until > now);
-        in_doubt.get(object).map(|until| *until - now)
-    }
-
     /// One read-merge-write of `changes`; returns the privileges refused as unavailable.
     async fn write(
         &self,
         object: &str,
         changes: &[Change],
     ) -> Result<BTreeMap<Key, VendorError>, WriteError> {
-        if let Some(left) = self.fenced(object) {
-            return Err(WriteError::Other(VendorError::Unavailable {
-                vendor: VENDOR,
-                operation: "put_grants",
-                message: format!(
-                    "an earlier write to catalog object {object} got no answer and may still land; no new write for {}s",
-                    left.as_secs().max(1)
-                ),
-            }));
-        }
         for attempt in 1..=MERGE_ATTEMPTS {
             let current = self.current(object).await.map_err(WriteError::Other)?;
             let (merged, refused) = merge(object, &current, changes);
@@ -199,20 +176,7 @@ impl DremioClient {
                 );
                 continue;
             }
-            let written = self.api.put_grants(object, &merged).await;
-            let unanswered = match &written {
-                Err(CallError::Transport { .. }) => true,
-                Err(error) => error.status() == Some(StatusCode::GATEWAY_TIMEOUT),
-                Ok(()) => false,
-            };
-            if unanswered {
-                let until = Instant::now() + 2 * self.api.timeout();
-                self.in_doubt
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(object.to_string(), until);
-            }
-            return match written {
+            return match self.api.put_grants(object, &merged).await {
                 Ok(()) => Ok(refused),
                 Err(error) if error.status() == Some(StatusCode::BAD_REQUEST) => Err(
                     WriteError::Refused(self.target_error(error, "put_grants", object)),

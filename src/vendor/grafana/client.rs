@@ -444,7 +444,7 @@ impl GrafanaApi {
             )
             .await?;
         let raw: RawLegacyListing =
-            serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
+            serde_json::from_slice(&response.body).map_err(|error| CallError::Unreadable {
                 message: format!("unexpected permissions listing: {error}"),
             })?;
         Ok(
@@ -532,7 +532,7 @@ impl GrafanaApi {
             )
             .await?;
         let raw: Vec<serde_json::Value> =
-            serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
+            serde_json::from_slice(&response.body).map_err(|error| CallError::Unreadable {
                 message: format!("unexpected permissions listing: {error}"),
             })?;
         Ok(read_entries(VENDOR, "list_permissions", raw, |_| Ok(())))

@@ -281,7 +281,7 @@ impl SigmaApi {
                 other => other,
             })?;
         let answer: TokenAnswer =
-            serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
+            serde_json::from_slice(&response.body).map_err(|error| CallError::Unreadable {
                 message: format!("unexpected token answer: {error}"),
             })?;
         let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3600));

@@ -474,7 +474,7 @@ impl SnowflakeApi {
         } else if target.starts_with(&format!("{}/", self.base)) {
             Ok(target.to_string())
         } else {
-            Err(CallError::Transport {
+            Err(CallError::Unreadable {
                 message: "refused to follow a link to another host".into(),
             })
         }
@@ -519,7 +519,7 @@ impl SnowflakeApi {
                 .call_url(operation, Method::GET, &url, &[], None)
                 .await?;
         }
-        Err(ListingError::Call(CallError::Transport {
+        Err(ListingError::Call(CallError::Unreadable {
             message: format!("the {what} did not end after {MAX_PAGES} pages"),
         }))
     }
@@ -574,7 +574,7 @@ impl SnowflakeApi {
                 }
                 (None, Some(location)) => self.own_url(location)?,
                 (None, None) => {
-                    return Err(CallError::Transport {
+                    return Err(CallError::Unreadable {
                         message: "202 answer without a result handle".into(),
                     });
                 }
@@ -825,7 +825,7 @@ fn parse_body<T: for<'de> Deserialize<'de>>(
     response: &HttpResponse,
     what: &str,
 ) -> Result<T, CallError> {
-    serde_json::from_slice(&response.body).map_err(|error| CallError::Transport {
+    serde_json::from_slice(&response.body).map_err(|error| CallError::Unreadable {
         message: format!("unexpected {what}: {error}"),
     })
 }
