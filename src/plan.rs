@@ -29,6 +29,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{Debug, Display};
 
+use k8s_openapi::jiff::Timestamp;
+
 use crate::api::{GrantState, ManagementPolicy, Mode, Reason};
 
 /// A permission (level or privilege) of one vendor.
@@ -89,6 +91,8 @@ pub struct PreviousRow<P> {
     pub revocation: bool,
     /// Whether the row records a grant about to be written (see [`INTENT_MARK`]).
     pub intent: bool,
+    /// Until when a write behind this row may still land unseen (see [`WATCH`]).
+    pub until: Option<Timestamp>,
 }
 
 impl<P> PreviousRow<P> {
@@ -111,6 +115,54 @@ pub const REVOCATION_MARK: &str = "revocation";
 /// write and the status write that records its result cannot leave a live grant
 /// that no status row remembers (see [`intents`]).
 pub const INTENT_MARK: &str = "granting";
+
+/// Rows of writes whose outcome is unknown name, after this word, the time until
+/// which the write may still land: a request the vendor holds, or one a process
+/// sent just before it died, can be carried out after the next read. Until then a
+/// row that shows nothing live is kept, as the resource's, so that a grant landing
+/// late is still revoked when its declaration goes away (see [`Watch`]).
+pub const WATCH: &str = "until";
+
+/// Rows kept for a write of unknown outcome whose grant shows nothing live and
+/// is declared no more start with this text (a kind of revocation row: revoked
+/// if it lands). They do not keep a resource from `Synced`; they hold its
+/// finalizer until they are settled.
+pub const WATCHED_MARK: &str = "revocation if it lands";
+
+/// The message of an intent row.
+pub fn intent_message(vendor: &str) -> String {
+    format!("{INTENT_MARK}: recorded before the write to {vendor}; confirmed by the next read")
+}
+
+/// How long writes of unknown outcome are watched, as of one sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Watch {
+    /// When the sync started.
+    pub now: Timestamp,
+    /// Until when an intent row that names no time is watched. Such a row was
+    /// written before a write by an operator that did not live to read the
+    /// result (a sync of this process records every result it reads), so its
+    /// write, if sent, was sent before this process started leading: it is
+    /// watched until the longest a vendor takes to carry out a request has passed
+    /// since then.
+    pub unknown_until: Timestamp,
+}
+
+impl Watch {
+    /// Nothing watched beyond `now` (for planning without a history).
+    pub fn at(now: Timestamp) -> Watch {
+        Watch {
+            now,
+            unknown_until: now,
+        }
+    }
+}
+
+/// The time an intent or watched row names (see [`WATCH`]).
+pub fn watched_until(message: &str) -> Option<Timestamp> {
+    let (_, after) = message.split_once(&format!(" {WATCH} "))?;
+    after.split_whitespace().next()?.parse().ok()
+}
 
 /// One grant resource of the unit.
 #[derive(Clone, Debug)]
@@ -571,7 +623,9 @@ pub fn report<P: Permission>(
     plan: &Plan<P>,
     live_after: &[LiveGrant<P>],
     failures: &BTreeMap<Key, Failure>,
+    watch: Watch,
 ) -> Vec<Report<P>> {
+    let now = watch.now;
     let keys = key_states(unit);
     let before = closed_by_key(&unit.live);
     let after = closed_by_key(live_after);
@@ -598,6 +652,19 @@ pub fn report<P: Permission>(
                 .map(|row| (&row.key, &row.perm))
                 .collect();
             let mut failed_keys: BTreeSet<Key> = BTreeSet::new();
+            // Writes of this member that may still land: (key, permission) -> until.
+            let watched: BTreeMap<(&Key, &P), Timestamp> = member
+                .previous
+                .iter()
+                .filter_map(|row| {
+                    let until = match (row.until, row.intent) {
+                        (Some(until), _) => until,
+                        (None, true) => watch.unknown_until,
+                        (None, false) => return None,
+                    };
+                    (until > now).then_some(((&row.key, &row.perm), until))
+                })
+                .collect();
 
             if member.phase == Phase::Active {
                 for decl in &member.declarations {
@@ -633,6 +700,14 @@ pub fn report<P: Permission>(
                                 (GrantState::Failed, failure.message.clone())
                             } else if covered {
                                 (GrantState::Applied, String::new())
+                            } else if let Some(until) = watched.get(&(key, perm)) {
+                                // Recorded before a write that may still land: still ours.
+                                (
+                                    GrantState::Pending,
+                                    format!(
+                                        "{INTENT_MARK}: not live yet; a write sent earlier may still land, so it counts as this resource's {WATCH} {until}"
+                                    ),
+                                )
                             } else {
                                 (
                                     GrantState::Pending,
@@ -681,6 +756,26 @@ pub fn report<P: Permission>(
                         })
                         .cloned()
                         .collect();
+                    // Not live, but a write of it may still land: watched, so that it
+                    // is revoked if it does.
+                    for (row_key, perm) in watched.keys() {
+                        if *row_key == &key
+                            && !declared_here.contains(*perm)
+                            && !live.contains(*perm)
+                            && let Some(until) = watched.get(&(row_key, perm))
+                        {
+                            out.rows.push(Row {
+                                grantee: key.clone(),
+                                resolved: true,
+                                perm: (*perm).clone(),
+                                vendor_id: None,
+                                state: GrantState::Pending,
+                                message: format!(
+                                    "{WATCHED_MARK}: a write sent earlier may still be carried out; watched {WATCH} {until}"
+                                ),
+                            });
+                        }
+                    }
                     for perm in maximal(&close(&pending)) {
                         let (row_state, message) = match failures.get(&key) {
                             Some(failure) => {

@@ -61,8 +61,9 @@ pub struct Carried<P: Permission> {
 }
 
 /// The status rows to record before carrying out a plan: `rows` as they are, plus
-/// an intent row (state `Pending`, message [`INTENT_MARK`]) for each declared grant
-/// the plan is about to create or raise, in place of a row for it that owns nothing.
+/// an intent row (state `Pending`, message [`INTENT_MARK`]) for each declared
+/// grant the plan is about to create or raise, in place of a row for it that
+/// owns nothing.
 pub fn with_intents<K: GrantKind>(
     rows: &[GrantRow],
     intents: &[(Key, PermOf<K>)],
@@ -86,10 +87,7 @@ pub fn with_intents<K: GrantKind>(
             permission,
             vendor_id: None,
             state: GrantState::Pending,
-            message: format!(
-                "{INTENT_MARK}: recorded before the write to {}, confirmed by the next read",
-                K::VENDOR
-            ),
+            message: plan::intent_message(K::VENDOR.as_str()),
         };
         match existing {
             Some(index) => out[index] = row,
@@ -268,13 +266,18 @@ pub fn previous_rows<K: GrantKind>(rows: &[GrantRow]) -> Vec<PreviousRow<PermOf<
     rows.iter()
         .filter_map(|row| {
             let (key, perm) = K::parse_row(row)?;
+            let revocation = row.message.starts_with(REVOCATION_MARK);
+            let intent = row.state == GrantState::Pending && row.message.starts_with(INTENT_MARK);
             Some(PreviousRow {
                 key,
                 perm,
                 state: row.state,
                 has_vendor_id: row.vendor_id.is_some(),
-                revocation: row.message.starts_with(REVOCATION_MARK),
-                intent: row.state == GrantState::Pending && row.message.starts_with(INTENT_MARK),
+                revocation,
+                intent,
+                until: (revocation || intent)
+                    .then(|| plan::watched_until(&row.message))
+                    .flatten(),
             })
         })
         .collect()

@@ -522,8 +522,10 @@ fn random_plan(seed: u64, faults: bool) -> RandomPlan {
             SnowflakeGrantsApi::Legacy
         },
         dremio_cloud: rng.chance(0.5),
-        // Short, so that answers delayed past it are timeouts.
-        request_timeout: if faults { 1 } else { 5 },
+        // Short, so that answers delayed past it are timeouts, and so that the
+        // operator's watch of writes a killed operator may have sent (twice the
+        // timeout after it restarts) is short too.
+        request_timeout: if faults { 1 } else { 2 },
     };
     let mut drawn = Drawn::default();
     let mut steps = Vec::new();
@@ -972,6 +974,86 @@ async fn a_cleanup_handed_an_object_without_rows_still_revokes_what_a_sync_recor
         took: started.elapsed(),
     };
     conclude("a_cleanup_handed_an_object_without_rows", &[run], started);
+}
+
+/// A grant write sent by an operator that is killed while the vendor holds it,
+/// and that lands after the restarted operator's first read, is still revoked
+/// when its declaration goes away (the restarted operator watches the intent
+/// rows of writes it cannot know the fate of).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_sent_before_a_kill_that_lands_late_is_revoked_when_undeclared() {
+    let started = Instant::now();
+    let mut world = World::new(Options::single(Vendor::Sigma)).await;
+    let sigma = world.sigma.clone().expect("sigma");
+    let grants = format!("/v2/connections/{}/grants", support::CONNECTION);
+    // The grant write is carried out 1.5 s after it arrives, whatever happens to
+    // the operator that sent it.
+    sigma.inject(support::emulator::Fault {
+        method: Some("POST".into()),
+        path_prefix: grants.clone(),
+        times: 1,
+        kind: FaultKind::Delay(Duration::from_millis(1500)),
+    });
+    world.start();
+    let ready = world.providers_ready(CONVERGE).await;
+    assert!(matches!(ready, Waited::Done), "{ready:?}");
+    let steps = [
+        vec![declare(Vendor::Sigma, "a", &[(0, level(0)), (1, level(0))])],
+        vec![declare(Vendor::Sigma, "a", &[(1, level(0))])],
+    ];
+    world.apply(&steps[0]);
+    support::eventually("the grant write arrives", || {
+        sigma.count("POST", &grants) > 0
+    })
+    .await;
+    world.kill().await;
+    let held = |sigma: &support::sigma::SigmaEmulator| {
+        sigma
+            .calls()
+            .iter()
+            .any(|call| call.method == "POST" && call.path == grants && call.status == 0)
+    };
+    assert!(held(&sigma), "the write is held when the operator dies");
+    // While it is down, m0 is declared no more; then a new operator starts and
+    // reads the connection before the held write lands.
+    world.apply(&steps[1]);
+    world.start();
+    // The held write lands after the new operator's first sync...
+    support::eventually("the held write lands", || {
+        sigma
+            .calls()
+            .iter()
+            .find(|call| call.method == "POST" && call.path == grants)
+            .is_some_and(|first| first.status != 0)
+    })
+    .await;
+    // ...and, m0 being declared by nobody, is revoked.
+    let waited = world.converge(None, CONVERGE, GRACE, false).await;
+    world.stop().await;
+    let mut violations = check(&world);
+    if let (Waited::TimedOut(problems), true) = (waited, violations.is_empty()) {
+        violations.push(timed_out("did not converge", problems));
+    }
+    let run = Run {
+        steps: Vec::new(),
+        killed: true,
+        failure: (!violations.is_empty()).then(|| {
+            report(
+                "sigma: a write held by the vendor lands after a kill and a restart",
+                "cargo test --test crash a_write_sent_before_a_kill -- --nocapture",
+                &world,
+                &[],
+                &violations,
+            )
+        }),
+        violations,
+        took: started.elapsed(),
+    };
+    conclude(
+        "a_write_sent_before_a_kill_that_lands_late",
+        &[run],
+        started,
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -310,6 +310,7 @@ impl Engine<'_> {
             &observed.plan,
             &carried.live_after,
             &carried.failures,
+            plan::Watch::at(Timestamp::now()),
         );
         for ((input, member), report) in observed.input.members.iter().zip(&inputs).zip(&reports) {
             let writes = Writes {
@@ -317,6 +318,8 @@ impl Engine<'_> {
                 failures: &carried.failures,
                 uncertain: &carried.uncertain,
                 confirmed: carried.read_back_error.is_none(),
+                // Nothing records intents from the command line.
+                intent_until: Timestamp::now(),
             };
             let (status, result, _) = member_status::<K>(
                 member.object.as_ref(),

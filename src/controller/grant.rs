@@ -1133,7 +1133,7 @@ async fn sync_unit<K: GrantKind>(
         }
         return outcome;
     }
-    match read_plan_apply(&cx, &unit, &provider, &mut members, &neighbours).await {
+    match read_plan_apply(&cx, &unit, &provider, &mut members, &neighbours, started).await {
         Ok(result) => finish(&cx, &mut outcome, &members, result, started).await,
         Err(failure) => {
             if failure.reason == Reason::Unauthorized {
@@ -1162,6 +1162,8 @@ struct Synced<P: Permission> {
     uncertain: BTreeSet<Key>,
     /// Whether the target was read back after the writes (or nothing was written).
     confirmed: bool,
+    /// Until when this sync's writes may still land.
+    intent_until: Timestamp,
     unmanaged: usize,
 }
 
@@ -1171,6 +1173,7 @@ async fn read_plan_apply<K: GrantKind>(
     provider: &Provider,
     members: &mut [Member<K>],
     neighbours: &[Arc<K>],
+    started: Timestamp,
 ) -> Result<Synced<PermOf<K>>, Failure> {
     let context = &cx.shared;
     let client = provider.client(context, &unit.provider).await?;
@@ -1234,11 +1237,21 @@ async fn read_plan_apply<K: GrantKind>(
     if let Some(error) = &carried.read_back_error {
         warn!(kind = K::KIND, target = %unit.target, %error, "could not read the grants back after writing");
     }
+    // A write of unknown outcome may land for as long as a vendor takes to carry
+    // out a request: twice the request timeout (as the fence).
+    let late =
+        SignedDuration::try_from(2 * provider.request_timeout()).unwrap_or(SignedDuration::MAX);
+    let after = |at: Timestamp| at.saturating_add(late).unwrap_or(Timestamp::MAX);
+    let until = after(started);
     let reports = plan::report(
         &observed.input,
         &observed.plan,
         &carried.live_after,
         &carried.failures,
+        plan::Watch {
+            now: started,
+            unknown_until: after(context.leading_since),
+        },
     );
     Ok(Synced {
         target,
@@ -1248,6 +1261,7 @@ async fn read_plan_apply<K: GrantKind>(
         failures: carried.failures,
         uncertain: carried.uncertain,
         confirmed: carried.read_back_error.is_none(),
+        intent_until: until,
         unmanaged: observed.live.unmanaged,
     })
 }
@@ -1374,6 +1388,7 @@ async fn finish<K: GrantKind>(
         failures: &synced.failures,
         uncertain: &synced.uncertain,
         confirmed: synced.confirmed,
+        intent_until: synced.intent_until,
     };
     let mut writes = Vec::new();
     for ((member, report), input) in members
@@ -1448,6 +1463,8 @@ pub struct Writes<'a, P> {
     pub uncertain: &'a BTreeSet<Key>,
     /// Whether the target was read back after the writes (or nothing was written).
     pub confirmed: bool,
+    /// Until when a write of this sync may still land (see [`plan::WATCH`]).
+    pub intent_until: Timestamp,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1482,7 +1499,12 @@ pub fn member_status<K: GrantKind>(
             let (state, message) = if in_doubt {
                 (
                     GrantState::Pending,
-                    format!("{INTENT_MARK}: not confirmed ({})", row.message),
+                    format!(
+                        "{INTENT_MARK}: not confirmed ({}); counted as this resource's {} {}",
+                        row.message,
+                        plan::WATCH,
+                        writes.intent_until
+                    ),
                 )
             } else {
                 (row.state, row.message.clone())
@@ -1504,10 +1526,15 @@ pub fn member_status<K: GrantKind>(
         .iter()
         .filter(|row| row.state == GrantState::Applied)
         .count();
+    let watched = rows
+        .iter()
+        .filter(|row| row.message.starts_with(plan::WATCHED_MARK))
+        .count();
     let pending_revocations = rows
         .iter()
         .filter(|row| row.message.starts_with(REVOCATION_MARK))
-        .count();
+        .count()
+        - watched;
     let unresolved: Vec<String> = report
         .rows
         .iter()
@@ -1629,11 +1656,16 @@ pub fn member_status<K: GrantKind>(
                     ),
                 )
             } else if applied == declared && pending_revocations == 0 {
-                let message = if declared == 0 {
+                let mut message = if declared == 0 {
                     "no grants declared".to_string()
                 } else {
                     format!("{applied} of {declared} grants applied")
                 };
+                if watched > 0 {
+                    message.push_str(&format!(
+                        "; {watched} earlier writes that may still land are watched and revoked if they do"
+                    ));
+                }
                 ("True", Reason::Synced, message)
             } else {
                 (

@@ -124,6 +124,9 @@ pub struct Context {
     pub readiness: run::Readiness,
     /// Syncs in flight per provider.
     pub lanes: Lanes,
+    /// When this context (a term of leadership, or the process) started: every
+    /// vendor request an earlier operator sent was sent before then.
+    pub leading_since: Timestamp,
 }
 
 impl Context {
@@ -142,6 +145,7 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         let lanes = Lanes::new(config_lane_width(&config));
+        let clock_now = clock.now();
         let context = Context {
             events: status::Events::new(client.clone(), reporter, writes.clone()),
             writes,
@@ -156,6 +160,7 @@ impl Context {
             recheck,
             readiness: run::Readiness::default(),
             lanes,
+            leading_since: clock_now,
         };
         (context, rechecks)
     }

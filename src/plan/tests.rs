@@ -2,6 +2,7 @@
 //! Grafana style), privilege sets (Dremio style) and grant options (Snowflake).
 
 use super::*;
+use k8s_openapi::jiff::Timestamp;
 use std::fmt;
 
 /// A level permission: `Annotate` includes `Usage`.
@@ -92,6 +93,7 @@ impl<Q: Permission> Member<Q> {
                 has_vendor_id: true,
                 revocation: false,
                 intent: false,
+                until: None,
             })
             .collect();
         self
@@ -472,6 +474,7 @@ fn level_rules() {
                         has_vendor_id: false,
                         revocation: false,
                         intent: false,
+                        until: None,
                     }],
                     ..member(&[])
                 }],
@@ -491,6 +494,7 @@ fn level_rules() {
                         has_vendor_id: true,
                         revocation: false,
                         intent: false,
+                        until: None,
                     }],
                     ..member(&[])
                 }],
@@ -510,6 +514,7 @@ fn level_rules() {
                         has_vendor_id: false,
                         revocation: true,
                         intent: false,
+                        until: None,
                     }],
                     ..member(&[("m1", U)])
                 }],
@@ -747,7 +752,13 @@ fn report_rows_after_a_successful_sync() {
     );
     let planned = plan(&u);
     let after = applied(&u);
-    let reports = report(&u, &planned, &after, &BTreeMap::new());
+    let reports = report(
+        &u,
+        &planned,
+        &after,
+        &BTreeMap::new(),
+        Watch::at(Timestamp::UNIX_EPOCH),
+    );
     assert_eq!(
         rows(&reports[0]),
         vec![
@@ -789,7 +800,13 @@ fn report_failures_keep_memory_of_revocations() {
     )]);
     // The revocation of m1 failed: m1 is still live.
     let after = live(&[("m1", A), ("m2", U)]);
-    let reports = report(&u, &planned, &after, &failures);
+    let reports = report(
+        &u,
+        &planned,
+        &after,
+        &failures,
+        Watch::at(Timestamp::UNIX_EPOCH),
+    );
     assert_eq!(
         rows(&reports[0]),
         vec![
@@ -813,6 +830,7 @@ fn report_failures_keep_memory_of_revocations() {
                     has_vendor_id: row.vendor_id.is_some(),
                     revocation: row.message.starts_with(REVOCATION_MARK),
                     intent: false,
+                    until: None,
                 })
                 .collect(),
             ..member(&[("m2", U)])
@@ -836,7 +854,13 @@ fn report_declared_row_fails_with_the_vendor_message() {
         },
     )]);
     let after = live(&[("m1", U)]);
-    let reports = report(&u, &planned, &after, &failures);
+    let reports = report(
+        &u,
+        &planned,
+        &after,
+        &failures,
+        Watch::at(Timestamp::UNIX_EPOCH),
+    );
     assert_eq!(
         rows(&reports[0]),
         vec![
@@ -865,7 +889,13 @@ fn report_a_failure_at_a_key_fails_only_the_rows_not_live() {
             retry_after: None,
         },
     )]);
-    let reports = report(&sets, &planned, &live(&[("r", p("SELECT"))]), &failures);
+    let reports = report(
+        &sets,
+        &planned,
+        &live(&[("r", p("SELECT"))]),
+        &failures,
+        Watch::at(Timestamp::UNIX_EPOCH),
+    );
     assert_eq!(
         rows(&reports[0]),
         vec![
@@ -885,7 +915,13 @@ fn report_a_failure_at_a_key_fails_only_the_rows_not_live() {
             retry_after: None,
         },
     )]);
-    let reports = report(&levels, &planned, &live(&[("u", U)]), &failures);
+    let reports = report(
+        &levels,
+        &planned,
+        &live(&[("u", U)]),
+        &failures,
+        Watch::at(Timestamp::UNIX_EPOCH),
+    );
     assert_eq!(
         rows(&reports[0]),
         vec![("u".to_string(), U, GrantState::Applied)]
@@ -905,13 +941,25 @@ fn report_counts_drift_repairs() {
         &[("m2", U)],
     );
     let planned = plan(&u);
-    let reports = report(&u, &planned, &applied(&u), &BTreeMap::new());
+    let reports = report(
+        &u,
+        &planned,
+        &applied(&u),
+        &BTreeMap::new(),
+        Watch::at(Timestamp::UNIX_EPOCH),
+    );
     assert_eq!(reports[0].drift_repaired, 1);
 
     // A first convergence is not drift.
     let first = unit(vec![member(&[("m1", U)])], &[]);
     let planned = plan(&first);
-    let reports = report(&first, &planned, &applied(&first), &BTreeMap::new());
+    let reports = report(
+        &first,
+        &planned,
+        &applied(&first),
+        &BTreeMap::new(),
+        Watch::at(Timestamp::UNIX_EPOCH),
+    );
     assert_eq!(reports[0].drift_repaired, 0);
 
     // Authoritative: a grant added behind our back to a synced resource is drift.
@@ -925,7 +973,13 @@ fn report_counts_drift_repairs() {
         &[("m1", U), ("m9", U)],
     );
     let planned = plan(&pruned);
-    let reports = report(&pruned, &planned, &applied(&pruned), &BTreeMap::new());
+    let reports = report(
+        &pruned,
+        &planned,
+        &applied(&pruned),
+        &BTreeMap::new(),
+        Watch::at(Timestamp::UNIX_EPOCH),
+    );
     assert_eq!(reports[0].drift_repaired, 1);
 }
 
@@ -941,7 +995,13 @@ fn report_deleting_member_is_done_when_nothing_is_pending() {
         &[("m1", A), ("m2", U)],
     );
     let planned = plan(&u);
-    let reports = report(&u, &planned, &applied(&u), &BTreeMap::new());
+    let reports = report(
+        &u,
+        &planned,
+        &applied(&u),
+        &BTreeMap::new(),
+        Watch::at(Timestamp::UNIX_EPOCH),
+    );
     assert!(reports[0].rows.is_empty(), "{:?}", reports[0].rows);
     assert_eq!(
         rows(&reports[1]),
@@ -961,7 +1021,13 @@ fn report_held_back_revocations_are_remembered() {
     );
     let planned = plan(&u);
     assert!(planned.actions.is_empty());
-    let reports = report(&u, &planned, &u.live, &BTreeMap::new());
+    let reports = report(
+        &u,
+        &planned,
+        &u.live,
+        &BTreeMap::new(),
+        Watch::at(Timestamp::UNIX_EPOCH),
+    );
     assert_eq!(
         rows(&reports[0]),
         vec![
@@ -980,7 +1046,13 @@ fn report_observe_authoritative_counts_undeclared() {
         &[("m1", U), ("m8", U), ("m9", A)],
     );
     let planned = plan(&u);
-    let reports = report(&u, &planned, &u.live, &BTreeMap::new());
+    let reports = report(
+        &u,
+        &planned,
+        &u.live,
+        &BTreeMap::new(),
+        Watch::at(Timestamp::UNIX_EPOCH),
+    );
     assert_eq!(reports[0].undeclared, 2);
     assert!(reports[0].all_applied());
 }
@@ -992,4 +1064,118 @@ fn maximal_and_close() {
     assert_eq!(maximal(&set), vec![A]);
     let set = close(&[with_grant("USAGE"), p("SELECT")]);
     assert_eq!(maximal(&set), vec![p("SELECT"), with_grant("USAGE")]);
+}
+
+/// The member recorded these grants before a write that may land until `until`.
+fn intending<Q: Permission>(
+    mut member: Member<Q>,
+    rows: &[(&str, Q)],
+    until: Timestamp,
+) -> Member<Q> {
+    member
+        .previous
+        .extend(rows.iter().map(|(key, perm)| PreviousRow {
+            key: key.to_string(),
+            perm: perm.clone(),
+            state: GrantState::Pending,
+            has_vendor_id: false,
+            revocation: false,
+            intent: true,
+            until: Some(until),
+        }));
+    member
+}
+
+#[test]
+fn intents_name_what_each_declaring_member_is_about_to_get() {
+    let u = unit(
+        vec![
+            member(&[("m1", A)]),
+            member(&[("m1", U), ("m2", U)]),
+            member(&[("m2", U)]).observe(),
+            member(&[("m3", U)]).phase(Phase::Suspended),
+        ],
+        &[("m2", U)],
+    );
+    let planned = plan(&u);
+    assert_eq!(
+        intents(&u, &planned),
+        vec![
+            vec![("m1".to_string(), A)],
+            vec![("m1".to_string(), U)],
+            vec![],
+            vec![]
+        ],
+        "m2 is live already; observers and suspended members record nothing"
+    );
+}
+
+#[test]
+fn a_write_that_may_still_land_is_watched_until_then() {
+    let now = Timestamp::from_second(1_000).unwrap();
+    let later = Timestamp::from_second(2_000).unwrap();
+    // Recorded before a write of m1 (declared no more) and m2 (declared), neither
+    // seen live: both stay the member's until the write can no longer land.
+    let u = unit(
+        vec![intending(
+            member(&[("m2", U)]),
+            &[("m1", U), ("m2", U)],
+            later,
+        )],
+        &[],
+    );
+    let planned = plan(&u);
+    assert!(
+        planned.actions.iter().all(|action| action.key == "m2"),
+        "nothing live to revoke: {:?}",
+        planned.actions
+    );
+    let reports = report(&u, &planned, &u.live, &BTreeMap::new(), Watch::at(now));
+    assert_eq!(
+        rows(&reports[0]),
+        vec![
+            ("m2".to_string(), U, GrantState::Pending),
+            ("m1".to_string(), U, GrantState::Pending),
+        ]
+    );
+    assert!(reports[0].rows[0].message.starts_with(INTENT_MARK));
+    assert!(reports[0].rows[1].message.starts_with(REVOCATION_MARK));
+    assert_eq!(watched_until(&reports[0].rows[1].message), Some(later));
+
+    // Once it can no longer land, a row that shows nothing live is dropped.
+    let reports = report(&u, &planned, &u.live, &BTreeMap::new(), Watch::at(later));
+    assert_eq!(
+        rows(&reports[0]),
+        vec![("m2".to_string(), U, GrantState::Pending)]
+    );
+    assert!(!reports[0].rows[0].message.starts_with(INTENT_MARK));
+
+    // It landed late: it is the member's, and revoked as undeclared.
+    let u = unit(
+        vec![intending(member(&[]), &[("m1", U)], later)],
+        &[("m1", U)],
+    );
+    let planned = plan(&u);
+    assert_eq!(
+        planned
+            .actions
+            .iter()
+            .map(|a| (a.key.as_str(), a.kind()))
+            .collect::<Vec<_>>(),
+        vec![("m1", Revoke)]
+    );
+}
+
+#[test]
+fn watched_times_are_read_back_from_messages() {
+    let at = Timestamp::from_second(1_700_000_000).unwrap();
+    let watched = format!(
+        "{WATCHED_MARK}: a write sent earlier may still be carried out; watched {WATCH} {at}"
+    );
+    assert_eq!(watched_until(&watched), Some(at));
+    assert_eq!(watched_until(&intent_message("sigma")), None);
+    assert_eq!(
+        watched_until("not live yet; checked again at the next sync"),
+        None
+    );
 }

@@ -66,7 +66,7 @@ impl Options {
             grafana_api: GrafanaPermissionsApi::AccessControl,
             snowflake_api: SnowflakeGrantsApi::RoleGrants,
             dremio_cloud: false,
-            request_timeout: 5,
+            request_timeout: 2,
         }
     }
 }
