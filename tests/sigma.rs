@@ -1216,7 +1216,7 @@ async fn a_configured_rate_limit_paces_requests_and_none_is_the_default() {
                 // A token the emulator does not know: a quick 401, which is all
                 // this test needs (and a request as Sigma's definition shapes it).
                 let _ = client
-                    .send("probe", Repeat::Safe, |http| {
+                    .send("probe", Repeat::Read, |http| {
                         http.get(&url).bearer_auth("not-a-token")
                     })
                     .await;

@@ -88,7 +88,7 @@ async fn the_http_client_trusts_a_private_ca_only_when_given() {
     let untrusting = HttpClient::new(VendorKind::Sigma, &config, metrics.clone()).unwrap();
     let url = format!("{}/v2/auth/token", endpoint.url);
     let refused = untrusting
-        .send("token", Repeat::Safe, |client| client.post(&url))
+        .send("token", Repeat::Read, |client| client.post(&url))
         .await
         .unwrap_err();
     assert!(
@@ -106,7 +106,7 @@ async fn the_http_client_trusts_a_private_ca_only_when_given() {
     )
     .unwrap();
     let answer = trusting
-        .send("token", Repeat::Safe, |client| client.post(&url))
+        .send("token", Repeat::Read, |client| client.post(&url))
         .await
         .unwrap();
     assert_eq!(answer.status, 200);

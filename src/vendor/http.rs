@@ -9,9 +9,14 @@
 //!
 //! Whether a failed request is sent again depends on the call ([`Repeat`]):
 //! a 429 or a refused connection means the vendor never carried the request
-//! out, so any call is sent again; after a 5xx, a timeout or a connection lost
-//! mid-request the vendor may have carried it out, so only calls that are safe
-//! to repeat are. Each vendor client decides per call, with its reason.
+//! out, so any call is sent again. A 5xx answer means the vendor is done with
+//! the request, but may have carried it out: a write that is the same when
+//! repeated (idempotent) is sent again, any other is not. No answer at all (a
+//! timeout, a connection lost mid-request) means the vendor may still be
+//! carrying it out, at any later time: only reads are sent again; a write's
+//! error goes back to the sync, which fences its target until such a request
+//! can no longer land (see `controller::grant`), so that no later write is
+//! overtaken by it. Each vendor client decides per call, with its reason.
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -60,14 +65,17 @@ impl Default for RetryPolicy {
 /// Whether a request may be sent again when its outcome is unknown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Repeat {
-    /// Repeating it has the same effect as sending it once (reads; setting a
-    /// level; granting what is held; revoking what is gone): retried after 5xx,
-    /// timeouts and connection errors too.
-    Safe,
-    /// Repeating it could do something else (create a second entry; replace a
-    /// list with one computed from an older read): sent again only when the
-    /// vendor surely did not carry it out (429, connection refused). Otherwise
-    /// the error goes back to the sync, whose next read shows what happened.
+    /// A read (or a request whose late effect harms nothing, such as asking for
+    /// a token): retried after 5xx answers, timeouts and lost connections too.
+    Read,
+    /// A write with the same effect when repeated (setting a level, granting what
+    /// is held, revoking what is gone): retried after a 5xx answer, never after
+    /// no answer (it may still land later, after the repeat and after whatever
+    /// the sync does next).
+    Idempotent,
+    /// A write that could do something else when repeated (create a second
+    /// entry; replace a list with one computed from an older read): sent again
+    /// only when the vendor surely did not carry it out (429, connection refused).
     OnlyIfNotCarriedOut,
 }
 
@@ -491,7 +499,7 @@ impl HttpClient {
                         tokio::time::sleep(wait).await;
                         continue;
                     }
-                    if status.is_server_error() && !last && repeat == Repeat::Safe {
+                    if status.is_server_error() && !last && repeat != Repeat::OnlyIfNotCarriedOut {
                         let wait = self.backoff(attempt);
                         warn!(vendor, operation, %status, retry_in = ?wait, "vendor error; retrying");
                         tokio::time::sleep(wait).await;
@@ -514,7 +522,7 @@ impl HttpClient {
                     // A refused connection never reached the vendor; anything else
                     // (a timeout, a connection lost mid-request) may have.
                     let unsent = error.is_connect() && !error.is_timeout();
-                    if !last && (repeat == Repeat::Safe || unsent) {
+                    if !last && (repeat == Repeat::Read || unsent) {
                         let wait = self.backoff(attempt);
                         warn!(vendor, operation, error = %message, retry_in = ?wait, "vendor unreachable; retrying");
                         tokio::time::sleep(wait).await;
@@ -804,7 +812,7 @@ mod tests {
         .unwrap();
         let url = format!("http://{address}/big");
         let response = client
-            .send("read", Repeat::Safe, |client| client.get(&url))
+            .send("read", Repeat::Read, |client| client.get(&url))
             .await
             .unwrap();
         assert!(
@@ -817,6 +825,89 @@ mod tests {
             "{:?}",
             String::from_utf8_lossy(&response.body)
         );
+    }
+
+    /// A server that answers every request with `answer` (`None`: never
+    /// answers), counting the requests.
+    async fn server(answer: Option<&'static str>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    while let Ok(read) = socket.read(&mut request).await {
+                        if read == 0 {
+                            return;
+                        }
+                        seen.fetch_add(1, Ordering::SeqCst);
+                        match answer {
+                            Some(status) => {
+                                let reply =
+                                    format!("HTTP/1.1 {status}\r\ncontent-length: 2\r\n\r\n{{}}");
+                                if socket.write_all(reply.as_bytes()).await.is_err() {
+                                    return;
+                                }
+                            }
+                            None => tokio::time::sleep(Duration::from_secs(3600)).await,
+                        }
+                    }
+                });
+            }
+        });
+        (url, count)
+    }
+
+    #[tokio::test]
+    async fn a_write_that_got_no_answer_is_never_sent_again() {
+        use std::sync::atomic::Ordering;
+        let config = HttpConfig {
+            timeout: Duration::from_millis(200),
+            retry: RetryPolicy {
+                attempts: 3,
+                base: Duration::from_millis(1),
+                max: Duration::from_millis(5),
+                ..RetryPolicy::default()
+            },
+            ..HttpConfig::default()
+        };
+        let client = HttpClient::new(VendorKind::Sigma, &config, Arc::new(Metrics::new())).unwrap();
+        // No answer: a read is sent again, a write never (it may still land).
+        for (repeat, sent) in [
+            (Repeat::Read, 3),
+            (Repeat::Idempotent, 1),
+            (Repeat::OnlyIfNotCarriedOut, 1),
+        ] {
+            let (url, count) = server(None).await;
+            let error = client
+                .send("call", repeat, |client| client.post(&url))
+                .await
+                .unwrap_err();
+            assert!(matches!(error, CallError::Transport { .. }), "{error:?}");
+            assert_eq!(count.load(Ordering::SeqCst), sent, "{repeat:?}");
+        }
+        // A 5xx answer: the vendor is done with it; only a write that could do
+        // something else when repeated is not sent again.
+        for (repeat, sent) in [
+            (Repeat::Read, 3),
+            (Repeat::Idempotent, 3),
+            (Repeat::OnlyIfNotCarriedOut, 1),
+        ] {
+            let (url, count) = server(Some("503 Service Unavailable")).await;
+            client
+                .send("call", repeat, |client| client.post(&url))
+                .await
+                .unwrap_err();
+            assert_eq!(count.load(Ordering::SeqCst), sent, "{repeat:?}");
+        }
     }
 
     #[test]

@@ -353,13 +353,13 @@ pub fn encode(segment: &str) -> String {
 /// Whether a Dremio call may be sent again when its outcome is unknown.
 ///
 /// `put_grants` replaces an object's whole grant list with one merged from a read
-/// made just before: sent again after a timeout it could land after another
-/// writer's change and drop it, so it is never repeated blind; the sync reads the
-/// list again and merges anew instead. Every other call is a read.
+/// made just before: sent again, it could land after another writer's change and
+/// drop it, so it is never repeated blind; the sync reads the list again and
+/// merges anew instead. Every other call is a read.
 fn repeat_of(operation: &str) -> Repeat {
     match operation {
         "put_grants" => Repeat::OnlyIfNotCarriedOut,
-        _ => Repeat::Safe,
+        _ => Repeat::Read,
     }
 }
 

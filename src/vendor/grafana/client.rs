@@ -600,13 +600,14 @@ fn json(body: &impl Serialize) -> serde_json::Value {
 /// The Legacy API's `add_permission` creates an entry and refuses a second one
 /// for the same grantee (400), so a repeat after a timeout that did land would
 /// fail a grant that is in fact live: it is never repeated blind (the next read
-/// shows whether it landed). Everything else is a read, sets a level (the same
-/// level again is a no-op), removes by id (404 counts as removed), or turns
-/// permissions on (already on is fine).
+/// shows whether it landed). Setting a level (the same level again is a no-op),
+/// removing by id (404 counts as removed) and turning permissions on (already on
+/// is fine) are the same when repeated. Everything else is a read.
 fn repeat_of(operation: &str) -> Repeat {
     match operation {
         "add_permission" => Repeat::OnlyIfNotCarriedOut,
-        _ => Repeat::Safe,
+        "set_permission" | "remove_permission" | "enable_permissions" => Repeat::Idempotent,
+        _ => Repeat::Read,
     }
 }
 

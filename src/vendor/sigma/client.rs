@@ -251,7 +251,7 @@ impl SigmaApi {
         let response = self
             .http
             // Asking for a token again is harmless.
-            .send("token", Repeat::Safe, |client| {
+            .send("token", Repeat::Read, |client| {
                 let request = client.post(&url).basic_auth(
                     self.credentials.client_id.expose_secret(),
                     Some(self.credentials.client_secret.expose_secret()),
@@ -491,12 +491,14 @@ fn encode(segment: &str) -> String {
 ///
 /// Sigma documents no idempotency for `create_grants`: repeated after a timeout
 /// that did land, it could create a second grant or fail one that now exists, so
-/// it is never repeated blind (the sync reads the grants back). Reads, and
-/// revocations by grant id (404 counts as revoked), are safe to repeat.
+/// it is never repeated blind (the sync reads the grants back). A revocation by
+/// grant id is the same when repeated (404 counts as revoked). Reads, and the
+/// token request, are read-like: a late answer harms nothing.
 fn repeat_of(operation: &str) -> Repeat {
     match operation {
         "create_grants" => Repeat::OnlyIfNotCarriedOut,
-        _ => Repeat::Safe,
+        "revoke_grant" => Repeat::Idempotent,
+        _ => Repeat::Read,
     }
 }
 

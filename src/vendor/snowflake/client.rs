@@ -424,12 +424,17 @@ impl SnowflakeApi {
         })?;
         let authorization = bearer(&token);
         let token_type = self.auth.token_type();
+        let repeat = if method == Method::GET {
+            Repeat::Read
+        } else {
+            Repeat::Idempotent
+        };
         let result = self
             .http
-            // Every Snowflake call is safe to repeat: reads, and grants and revokes,
-            // which Snowflake documents as succeeding when the privilege is already
-            // held or already gone (a 202 is polled, never sent again).
-            .send(operation, Repeat::Safe, |client| {
+            // Grants and revokes are the same when repeated: Snowflake documents
+            // them as succeeding when the privilege is already held or already
+            // gone (a 202 is polled, never sent again).
+            .send(operation, repeat, |client| {
                 let mut request = client
                     .request(method.clone(), url)
                     .header(reqwest::header::AUTHORIZATION, authorization.as_str())
