@@ -53,6 +53,19 @@ pub enum Phase {
     Expired,
     /// Being deleted with `deletionPolicy: Delete`: declares nothing, its grants are revoked.
     Deleting,
+    /// Not yet holding the operator's finalizer (its own reconcile adds it first):
+    /// nothing is granted on its behalf, since a deletion now would leave no one
+    /// to revoke it, and nothing it declares is taken away.
+    Joining,
+}
+
+impl Phase {
+    /// Whether the sync reports on the member (writes its status): not for a
+    /// suspended member (its own reconcile reports `Suspended`) nor a joining one
+    /// (it has no status of the operator's yet).
+    pub fn reported(self) -> bool {
+        !matches!(self, Phase::Suspended | Phase::Joining)
+    }
 }
 
 /// One declared grant, in spec order.
@@ -442,11 +455,18 @@ impl<P: Permission> Member<P> {
 
     /// Closed permissions this member declares per key (active members only).
     fn declared_by_key(&self) -> BTreeMap<Key, BTreeSet<P>> {
-        let mut out: BTreeMap<Key, BTreeSet<P>> = BTreeMap::new();
         if self.phase == Phase::Active {
-            for (key, perm) in self.resolved() {
-                out.entry(key.clone()).or_default().extend(perm.closure());
-            }
+            self.declared_by_key_in_any_phase()
+        } else {
+            BTreeMap::new()
+        }
+    }
+
+    /// Closed permissions this member's declarations name per key, whatever its phase.
+    fn declared_by_key_in_any_phase(&self) -> BTreeMap<Key, BTreeSet<P>> {
+        let mut out: BTreeMap<Key, BTreeSet<P>> = BTreeMap::new();
+        for (key, perm) in self.resolved() {
+            out.entry(key.clone()).or_default().extend(perm.closure());
         }
         out
     }
@@ -508,6 +528,14 @@ fn key_states<P: Permission>(unit: &Unit<P>) -> BTreeMap<Key, KeyState<P>> {
             }
             (Phase::Active, ManagementPolicy::Observe) => {
                 for (key, perms) in member.declared_by_key() {
+                    let state = keys.entry(key).or_default();
+                    for perm in perms {
+                        state.keep.entry(perm).or_default().insert(index);
+                    }
+                }
+            }
+            (Phase::Joining, _) => {
+                for (key, perms) in member.declared_by_key_in_any_phase() {
                     let state = keys.entry(key).or_default();
                     for perm in perms {
                         state.keep.entry(perm).or_default().insert(index);
@@ -641,7 +669,7 @@ pub fn report<P: Permission>(
         .enumerate()
         .map(|(index, member)| {
             let mut out = Report::default();
-            if member.phase == Phase::Suspended {
+            if !member.phase.reported() {
                 return out;
             }
             let observe = member.management == ManagementPolicy::Observe;

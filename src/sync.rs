@@ -109,7 +109,7 @@ pub async fn observe<K: GrantKind>(
     let mut seen = HashSet::new();
     for member in members
         .iter()
-        .filter(|member| member.phase == Phase::Active)
+        .filter(|member| matches!(member.phase, Phase::Active | Phase::Joining))
     {
         for (grantee, _) in member.object.declarations() {
             if seen.insert(grantee.clone()) {
@@ -220,7 +220,7 @@ fn plan_member<K: GrantKind>(
     keys: &HashMap<<K::Vendor as Vendor>::Grantee, Option<Key>>,
 ) -> plan::Member<PermOf<K>> {
     let policy = member.object.policy();
-    let declarations = if member.phase == Phase::Active {
+    let declarations = if matches!(member.phase, Phase::Active | Phase::Joining) {
         member
             .object
             .declarations()

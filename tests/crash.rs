@@ -979,68 +979,104 @@ async fn a_cleanup_handed_an_object_without_rows_still_revokes_what_a_sync_recor
 /// A grant write sent by an operator that is killed while the vendor holds it,
 /// and that lands after the restarted operator's first read, is still revoked
 /// when its declaration goes away (the restarted operator watches the intent
-/// rows of writes it cannot know the fate of).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_sent_before_a_kill_that_lands_late_is_revoked_when_undeclared() {
+/// rows of writes it cannot know the fate of): removed from the spec, or with the
+/// resource, while the operator is down.
+async fn a_held_write_lands_after_a_kill(vendor: Vendor, delete: bool) {
     let started = Instant::now();
-    let mut world = World::new(Options::single(Vendor::Sigma)).await;
-    let sigma = world.sigma.clone().expect("sigma");
-    let grants = format!("/v2/connections/{}/grants", support::CONNECTION);
+    let mut world = World::new(Options::single(vendor)).await;
     // The grant write is carried out 1.5 s after it arrives, whatever happens to
     // the operator that sent it.
-    sigma.inject(support::emulator::Fault {
-        method: Some("POST".into()),
-        path_prefix: grants.clone(),
+    let (method, prefix) = match vendor {
+        Vendor::Sigma => (
+            "POST",
+            format!("/v2/connections/{}/grants", support::CONNECTION),
+        ),
+        Vendor::Snowflake => ("POST", "/api/v2/roles/".to_string()),
+        other => panic!("no held write for {other:?} here"),
+    };
+    let fault = support::emulator::Fault {
+        method: Some(method.into()),
+        path_prefix: prefix.clone(),
         times: 1,
         kind: FaultKind::Delay(Duration::from_millis(1500)),
-    });
+    };
+    let (sigma, snowflake) = (world.sigma.clone(), world.snowflake.clone());
+    let writes = move || match vendor {
+        Vendor::Sigma => world_calls(sigma.as_ref().expect("sigma").calls()),
+        _ => world_calls(snowflake.as_ref().expect("snowflake").calls()),
+    };
+    fn world_calls(calls: Vec<support::emulator::Call>) -> Vec<(String, String, u16)> {
+        calls
+            .into_iter()
+            .map(|call| (call.method, call.path, call.status))
+            .collect()
+    }
+    match vendor {
+        Vendor::Sigma => world.sigma.as_ref().expect("sigma").inject(fault),
+        _ => world.snowflake.as_ref().expect("snowflake").inject(fault),
+    }
     world.start();
     let ready = world.providers_ready(CONVERGE).await;
     assert!(matches!(ready, Waited::Done), "{ready:?}");
-    let steps = [
-        vec![declare(Vendor::Sigma, "a", &[(0, level(0)), (1, level(0))])],
-        vec![declare(Vendor::Sigma, "a", &[(1, level(0))])],
-    ];
-    world.apply(&steps[0]);
-    support::eventually("the grant write arrives", || {
-        sigma.count("POST", &grants) > 0
-    })
-    .await;
-    world.kill().await;
-    let held = |sigma: &support::sigma::SigmaEmulator| {
-        sigma
-            .calls()
-            .iter()
-            .any(|call| call.method == "POST" && call.path == grants && call.status == 0)
+    let first = match vendor {
+        Vendor::Sigma => vec![declare(vendor, "a", &[(0, level(0)), (1, level(0))])],
+        _ => vec![declare(
+            vendor,
+            "a",
+            &[(2, privileges(&["SELECT", "INSERT"], false))],
+        )],
     };
-    assert!(held(&sigma), "the write is held when the operator dies");
-    // While it is down, m0 is declared no more; then a new operator starts and
-    // reads the connection before the held write lands.
-    world.apply(&steps[1]);
-    world.start();
-    // The held write lands after the new operator's first sync...
-    support::eventually("the held write lands", || {
-        sigma
-            .calls()
+    let second = match (vendor, delete) {
+        (_, true) => vec![Action::Delete(vendor, "a".into())],
+        (Vendor::Sigma, false) => vec![declare(vendor, "a", &[(1, level(0))])],
+        (_, false) => vec![declare(vendor, "a", &[(2, privileges(&["SELECT"], false))])],
+    };
+    world.apply(&first);
+    let the_write = |calls: &[(String, String, u16)]| {
+        calls
             .iter()
-            .find(|call| call.method == "POST" && call.path == grants)
-            .is_some_and(|first| first.status != 0)
+            .find(|(m, path, _)| {
+                m == method && path.starts_with(&prefix) && !path.ends_with(":revoke")
+            })
+            .map(|(_, _, status)| *status)
+    };
+    support::eventually("the grant write arrives", || the_write(&writes()).is_some()).await;
+    world.kill().await;
+    assert_eq!(
+        the_write(&writes()),
+        Some(0),
+        "the write is held when the operator dies"
+    );
+    // While it is down, the grant is declared no more; then a new operator starts
+    // and reads the target before the held write lands...
+    world.apply(&second);
+    world.start();
+    support::eventually("the held write lands", || {
+        the_write(&writes()).is_some_and(|status| status != 0)
     })
     .await;
-    // ...and, m0 being declared by nobody, is revoked.
+    // ...and, the grant being declared by nobody, revokes it.
     let waited = world.converge(None, CONVERGE, GRACE, false).await;
     world.stop().await;
     let mut violations = check(&world);
     if let (Waited::TimedOut(problems), true) = (waited, violations.is_empty()) {
         violations.push(timed_out("did not converge", problems));
     }
+    let name = format!(
+        "a_held_write_lands_after_a_kill ({vendor:?}, {})",
+        if delete {
+            "deleted"
+        } else {
+            "removed from the spec"
+        }
+    );
     let run = Run {
         steps: Vec::new(),
         killed: true,
         failure: (!violations.is_empty()).then(|| {
             report(
-                "sigma: a write held by the vendor lands after a kill and a restart",
-                "cargo test --test crash a_write_sent_before_a_kill -- --nocapture",
+                &format!("{vendor:?}: a write held by the vendor lands after a kill and a restart"),
+                "cargo test --test crash a_held_write -- --nocapture",
                 &world,
                 &[],
                 &violations,
@@ -1049,11 +1085,27 @@ async fn a_write_sent_before_a_kill_that_lands_late_is_revoked_when_undeclared()
         violations,
         took: started.elapsed(),
     };
-    conclude(
-        "a_write_sent_before_a_kill_that_lands_late",
-        &[run],
-        started,
-    );
+    conclude(&name, &[run], started);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_write_removed_from_the_spec_is_revoked_sigma() {
+    a_held_write_lands_after_a_kill(Vendor::Sigma, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_write_of_a_deleted_resource_is_revoked_sigma() {
+    a_held_write_lands_after_a_kill(Vendor::Sigma, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_write_removed_from_the_spec_is_revoked_snowflake() {
+    a_held_write_lands_after_a_kill(Vendor::Snowflake, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_write_of_a_deleted_resource_is_revoked_snowflake() {
+    a_held_write_lands_after_a_kill(Vendor::Snowflake, true).await;
 }
 
 // ---------------------------------------------------------------------------

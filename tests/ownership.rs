@@ -395,3 +395,49 @@ async fn a_reconcile_that_reports_a_condition_never_writes_older_rows_back() {
     h.settle("readers").await.unwrap();
     assert!(h.live().is_empty());
 }
+
+#[tokio::test]
+async fn nothing_is_granted_for_a_resource_before_it_holds_the_finalizer() {
+    let (h, jane) = sigma().await;
+    let bob = h.sigma.add_member("bob@example.com");
+    h.put(&sigma_grant(
+        "first",
+        vec![member("jane@example.com", Usage)],
+    ));
+    synced(&h, "first").await;
+    // "second" is on the same connection but its own reconcile has not run: no
+    // finalizer yet. A sync for "first" must not grant what "second" declares (if
+    // "second" were deleted now, nothing would revoke it), nor take it away.
+    h.put(&sigma_grant(
+        "second",
+        vec![member("bob@example.com", Annotate)],
+    ));
+    h.edit("first", |spec| {
+        spec.grants = vec![
+            member("jane@example.com", Usage),
+            member("bob@example.com", Usage),
+        ]
+    });
+    synced(&h, "first").await;
+    assert_eq!(
+        h.live(),
+        sorted(vec![
+            (format!("member:{bob}"), "usage".to_string()),
+            (format!("member:{jane}"), "usage".to_string()),
+        ]),
+        "bob holds what \"first\" declares, not \"second\"'s annotate"
+    );
+    assert!(h.get("second").unwrap().status.is_none());
+    // Deleted before its reconcile ever ran: nothing of it was granted.
+    h.delete("second");
+    h.caught_up().await;
+    assert!(h.get("second").is_none());
+    h.edit("first", |spec| {
+        spec.grants = vec![member("jane@example.com", Usage)]
+    });
+    synced(&h, "first").await;
+    assert_eq!(
+        h.live(),
+        vec![(format!("member:{jane}"), "usage".to_string())]
+    );
+}

@@ -984,6 +984,14 @@ async fn sync_unit<K: GrantKind>(
             } else {
                 Phase::Deleting
             }
+        } else if !object
+            .finalizers()
+            .iter()
+            .any(|finalizer| finalizer == FINALIZER)
+        {
+            // Its reconcile adds the finalizer first; until then a grant made for
+            // it could outlive a deletion that nothing would hold up.
+            Phase::Joining
         } else if policy.suspend {
             Phase::Suspended
         } else if expired(policy, started) {
@@ -1026,10 +1034,7 @@ async fn sync_unit<K: GrantKind>(
             },
         );
     }
-    if members
-        .iter()
-        .all(|member| member.phase == Phase::Suspended)
-    {
+    if members.iter().all(|member| !member.phase.reported()) {
         return outcome;
     }
 
@@ -1043,10 +1048,7 @@ async fn sync_unit<K: GrantKind>(
                 list_some(&stale, 3)
             ),
         );
-        for member in members
-            .iter()
-            .filter(|member| member.phase != Phase::Suspended)
-        {
+        for member in members.iter().filter(|member| member.phase.reported()) {
             fail(&cx, &mut outcome, member, &failure).await;
         }
         return outcome;
@@ -1062,10 +1064,7 @@ async fn sync_unit<K: GrantKind>(
                 list_some(&unreadable, 3)
             ),
         );
-        for member in members
-            .iter()
-            .filter(|member| member.phase != Phase::Suspended)
-        {
+        for member in members.iter().filter(|member| member.phase.reported()) {
             fail(&cx, &mut outcome, member, &failure).await;
         }
         return outcome;
@@ -1082,19 +1081,13 @@ async fn sync_unit<K: GrantKind>(
             if failure.reason == Reason::ProviderNotFound {
                 context.clients.forget(&unit.provider);
             }
-            for member in members
-                .iter()
-                .filter(|member| member.phase != Phase::Suspended)
-            {
+            for member in members.iter().filter(|member| member.phase.reported()) {
                 fail(&cx, &mut outcome, member, &failure).await;
             }
             return outcome;
         }
     };
-    for member in members
-        .iter_mut()
-        .filter(|member| member.phase != Phase::Suspended)
-    {
+    for member in members.iter_mut().filter(|member| member.phase.reported()) {
         let namespace = member.object.namespace().unwrap_or_default();
         if let Err(failure) = provider.allows(&context, &unit.provider, &namespace) {
             member.refused = Some(failure);
@@ -1108,10 +1101,7 @@ async fn sync_unit<K: GrantKind>(
             fail(&cx, &mut outcome, member, failure).await;
         }
     }
-    if members
-        .iter()
-        .all(|member| member.phase == Phase::Suspended)
-    {
+    if members.iter().all(|member| !member.phase.reported()) {
         return outcome;
     }
 
@@ -1125,10 +1115,7 @@ async fn sync_unit<K: GrantKind>(
             ),
             retry_after: Some(left),
         };
-        for member in members
-            .iter()
-            .filter(|member| member.phase != Phase::Suspended)
-        {
+        for member in members.iter().filter(|member| member.phase.reported()) {
             fail(&cx, &mut outcome, member, &failure).await;
         }
         return outcome;
@@ -1140,10 +1127,7 @@ async fn sync_unit<K: GrantKind>(
                 // Let the provider find out too, so every grant waits on it instead of failing alone.
                 let _ = context.recheck.try_send(unit.provider.clone());
             }
-            for member in members
-                .iter()
-                .filter(|member| member.phase != Phase::Suspended)
-            {
+            for member in members.iter().filter(|member| member.phase.reported()) {
                 fail(&cx, &mut outcome, member, &failure).await;
             }
         }
@@ -1185,7 +1169,7 @@ async fn read_plan_apply<K: GrantKind>(
     })?;
     let first = members
         .iter()
-        .find(|member| member.phase != Phase::Suspended)
+        .find(|member| member.phase.reported())
         .unwrap_or(&members[0]);
     let target = vendor.resolve_target(&first.object.target()).await?;
     let neighbours = with_aliases(cx, unit, provider, &target, neighbours);
@@ -1396,7 +1380,7 @@ async fn finish<K: GrantKind>(
         .zip(&synced.reports)
         .zip(&synced.input.members)
     {
-        if member.phase == Phase::Suspended {
+        if !member.phase.reported() {
             continue;
         }
         let cx = cx.clone();

@@ -1179,3 +1179,27 @@ fn watched_times_are_read_back_from_messages() {
         None
     );
 }
+
+#[test]
+fn a_joining_member_gets_nothing_and_loses_nothing() {
+    // m1 is live (held by nobody else, owned by the deleting member); the joining
+    // member declares m1 and m2: m1 is kept, m2 not granted.
+    let u = unit(
+        vec![
+            member(&[("m1", U), ("m2", A)]).phase(Phase::Joining),
+            member(&[]).owns(&[("m1", U)]).phase(Phase::Deleting),
+        ],
+        &[("m1", U)],
+    );
+    let planned = plan(&u);
+    assert!(planned.actions.is_empty(), "{:?}", planned.actions);
+    let reports = report(
+        &u,
+        &planned,
+        &u.live,
+        &BTreeMap::new(),
+        Watch::at(Timestamp::UNIX_EPOCH),
+    );
+    assert!(reports[0].rows.is_empty(), "no status is written for it");
+    assert_eq!(intents(&u, &planned), vec![vec![], vec![]]);
+}
