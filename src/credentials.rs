@@ -10,8 +10,6 @@ use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::reflector::{ObjectRef, Store};
 use secrecy::SecretString;
 
-use crate::api::SecretSelector;
-
 /// Why a credential could not be read. Messages name the Secret and key, never the value.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CredentialError {
@@ -91,16 +89,6 @@ impl SecretReader {
             .flatten()
             .and_then(|meta| meta.metadata.resource_version)
     }
-
-    /// Reads one key. `namespace` is where the Secret lives (the provider's own
-    /// namespace, or the reference's namespace for cluster providers).
-    pub async fn read<S: SecretSelector>(
-        &self,
-        namespace: &str,
-        selector: &S,
-    ) -> Result<SecretString, CredentialError> {
-        read_from_cluster(&self.client, namespace, selector.name(), selector.key()).await
-    }
 }
 
 /// Where Secret values come from: the cluster for the controller; manifests,
@@ -133,22 +121,20 @@ pub async fn read_from_cluster(
     name: &str,
     key: &str,
 ) -> Result<SecretString, CredentialError> {
-    {
-        let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-        let secret = api
-            .get_opt(name)
-            .await
-            .map_err(|error| CredentialError::Api {
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-                message: describe_kube_error(&error),
-            })?;
-        let secret = secret.ok_or_else(|| CredentialError::SecretNotFound {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = api
+        .get_opt(name)
+        .await
+        .map_err(|error| CredentialError::Api {
             namespace: namespace.to_string(),
             name: name.to_string(),
+            message: describe_kube_error(&error),
         })?;
-        secret_key(&secret, namespace, name, key)
-    }
+    let secret = secret.ok_or_else(|| CredentialError::SecretNotFound {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    })?;
+    secret_key(&secret, namespace, name, key)
 }
 
 /// The value of `key` in a Secret object (`data`, else `stringData`), checked
@@ -159,26 +145,24 @@ pub fn secret_key(
     name: &str,
     key: &str,
 ) -> Result<SecretString, CredentialError> {
-    {
-        let bytes = secret
-            .data
-            .as_ref()
-            .and_then(|data| data.get(key))
-            .map(|value| value.0.clone())
-            .or_else(|| {
-                secret
-                    .string_data
-                    .as_ref()
-                    .and_then(|data| data.get(key))
-                    .map(|value| value.clone().into_bytes())
-            })
-            .ok_or_else(|| CredentialError::KeyNotFound {
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-                key: key.to_string(),
-            })?;
-        secret_text(bytes, namespace, name, key)
-    }
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|data| data.get(key))
+        .map(|value| value.0.clone())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|data| data.get(key))
+                .map(|value| value.clone().into_bytes())
+        })
+        .ok_or_else(|| CredentialError::KeyNotFound {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            key: key.to_string(),
+        })?;
+    secret_text(bytes, namespace, name, key)
 }
 
 /// A Secret value as text: UTF-8, a trailing newline dropped, never empty.

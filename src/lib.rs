@@ -2,6 +2,7 @@
 //! Computing, Grafana, Snowflake, Dremio) matching custom resources.
 //!
 //! - [`api`]: the custom resources of the contract.
+//! - [`names`]: names beside ids, for people reading keys.
 //! - [`plan`]: the pure planner (desired union vs live grants -> actions and status rows).
 //! - [`sync`]: one sync of one unit (resolve, read, plan, apply, read back), shared by
 //!   the controller and the command-line tools.
@@ -17,6 +18,7 @@ pub mod controller;
 pub mod credentials;
 pub mod leader;
 pub mod metrics;
+pub mod names;
 pub mod plan;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;

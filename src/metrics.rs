@@ -268,51 +268,19 @@ fn unix_seconds(time: &Time) -> f64 {
     time.0.as_millisecond() as f64 / 1000.0
 }
 
-/// The contract's reasons, as the `reason` label shows them.
-const CONTRACT_REASONS: [Reason; 21] = {
-    use Reason::*;
-    [
-        Synced,
-        Progressing,
-        DriftDetected,
-        ProviderNotFound,
-        ProviderNotReady,
-        ProviderNotAllowed,
-        CredentialsMissing,
-        Unauthorized,
-        Forbidden,
-        TargetNotFound,
-        GranteeNotFound,
-        InvalidGrant,
-        RateLimited,
-        VendorUnavailable,
-        Conflict,
-        Suspended,
-        Expired,
-        Deleting,
-        Authenticated,
-        Unreachable,
-        InvalidSpec,
-    ]
-};
-
 /// Every value of the `reason` label of `resources` and
 /// `not_ready_since_timestamp_seconds`: the contract's reasons, `None`,
 /// `Unreadable` and `Other`.
 pub fn reason_label_values() -> impl Iterator<Item = &'static str> {
-    CONTRACT_REASONS
-        .into_iter()
-        .map(Reason::as_str)
+    Reason::ALL
+        .iter()
+        .map(|reason| reason.as_str())
         .chain(["None", "Unreadable", "Other"])
 }
 
 /// The contract's name of a reason read back from a status, or `Other`.
 fn known_reason(reason: &str) -> &'static str {
-    CONTRACT_REASONS
-        .into_iter()
-        .map(Reason::as_str)
-        .find(|known| *known == reason)
-        .unwrap_or("Other")
+    Reason::named(reason).map_or("Other", Reason::as_str)
 }
 
 /// Adds the objects of one cache to a census.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::api::GrantState;
 use crate::api::{GrantRow, Reason};
+use crate::names::{self, Names};
 use crate::plan::{
     self, Declaration, INTENT_MARK, Key, LiveGrant, Permission, Phase, PreviousRow, REVOCATION_MARK,
 };
@@ -41,6 +42,8 @@ pub struct Observed<P: Permission> {
     pub live: Live<P>,
     /// Every key the plan can touch.
     pub known: Vec<Key>,
+    /// Names of keys for people: as declared, else as the vendor lists them.
+    pub names: Names,
 }
 
 /// What carrying out a plan did.
@@ -67,6 +70,7 @@ pub struct Carried<P: Permission> {
 pub fn with_intents<K: GrantKind>(
     rows: &[GrantRow],
     intents: &[(Key, PermOf<K>)],
+    names: &Names,
 ) -> Vec<GrantRow> {
     let mut out = rows.to_vec();
     for (key, perm) in intents {
@@ -83,6 +87,7 @@ pub fn with_intents<K: GrantKind>(
             continue;
         }
         let row = GrantRow {
+            name: names.get(key).cloned(),
             grantee,
             permission,
             vendor_id: None,
@@ -123,6 +128,7 @@ pub async fn observe<K: GrantKind>(
         .zip(vendor.resolve(&grantees).await?)
         .collect();
 
+    let members_in = members;
     let members: Vec<plan::Member<PermOf<K>>> = members
         .iter()
         .map(|member| plan_member::<K>(member, &keys))
@@ -146,6 +152,23 @@ pub async fn observe<K: GrantKind>(
         .collect();
 
     let live = vendor.read(target, &known).await?;
+    let mut names = Names::new();
+    // In declaration order: the first spelling of a key names it.
+    for grantee in &grantees {
+        if let Some(Some(key)) = keys.get(grantee)
+            && let Some(name) = names::declared_name(&K::grantee_label(grantee), key)
+        {
+            names.entry(key.clone()).or_insert(name);
+        }
+    }
+    // Then the names status rows remember (grants no longer declared).
+    for member in members_in {
+        for row in &member.previous_rows {
+            if let (Some(name), Some((key, _))) = (&row.name, K::parse_row(row)) {
+                names.entry(key).or_insert_with(|| name.clone());
+            }
+        }
+    }
     let input = plan::Unit {
         members,
         foreign,
@@ -157,6 +180,7 @@ pub async fn observe<K: GrantKind>(
         plan,
         live,
         known,
+        names,
     })
 }
 

@@ -187,7 +187,23 @@ async fn plan_apply_plan_round_trip_with_exit_codes() {
     );
     assert_eq!(
         sigma["changes"],
-        serde_json::json!([{"action": "grant", "grantee": format!("member:{jane}"), "from": [], "to": ["annotate"]}])
+        serde_json::json!([{"action": "grant", "grantee": format!("member:{jane}"), "name": "jane@example.com", "from": [], "to": ["annotate"]}])
+    );
+    // The table names people as the manifests do, beside the ids.
+    let table = cli(&["plan", "-f", dir, "--secret", &grafana_secret]).await;
+    assert!(
+        table.stdout.contains(&format!(
+            "+ grant   jane@example.com (member {jane}) annotate"
+        )),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table
+            .stdout
+            .contains(&format!("jane (user {grafana_jane})")),
+        "{}",
+        table.stdout
     );
     assert_eq!(sigma["resolved"]["connectionId"], CONNECTION);
     assert!(h.live().is_empty(), "plan writes nothing");
@@ -212,6 +228,9 @@ async fn plan_apply_plan_round_trip_with_exit_codes() {
         let status = &unit["results"][0]["status"];
         assert_eq!(status["conditions"][0]["reason"], "Synced", "{unit:#}");
         assert_eq!(status["grants"][0]["state"], "Applied", "{unit:#}");
+        if unit["kind"] != "SnowflakeGrant" {
+            assert!(status["grants"][0]["name"].is_string(), "{unit:#}");
+        }
     }
     assert_eq!(
         h.live(),

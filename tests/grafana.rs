@@ -540,8 +540,9 @@ async fn refused_credentials_are_unauthorized_and_missing_rights_forbidden(serve
 
     h.grafana.revoke_credentials(GRAFANA_TOKEN);
     h.advance(Duration::from_secs(61));
-    // The failed sync's own backoff (10 ms in tests) runs on real time.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The failed sync's own backoff runs on real time: 10 ms in tests, and a
+    // refusal (Forbidden) starts three doublings along, at most 80 ms.
+    tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(settle(&h, "ds-users").await.unwrap_err(), "Unauthorized");
     assert!(
         h.events("ds-users")

@@ -365,6 +365,7 @@ async fn deletion_revokes_at_the_vendor_before_the_finalizer_goes() {
     grant.status = Some(GrantStatus {
         grants: vec![GrantRow {
             grantee: format!("member:{member}"),
+            name: None,
             permission: "usage".into(),
             vendor_id: Some(grant_id),
             state: GrantState::Applied,

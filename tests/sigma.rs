@@ -67,13 +67,60 @@ async fn create_applies_grants_with_ids_in_status_and_finalizer_first() {
     }
     assert_eq!(status.grants[0].grantee, format!("member:{jane}"));
     assert_eq!(status.grants[0].permission, "annotate");
+    // Names beside ids: the row says who it is, as the manifest wrote it.
+    assert_eq!(status.grants[0].name.as_deref(), Some("jane@example.com"));
+    assert_eq!(status.grants[1].name.as_deref(), Some("Finance"));
     assert!(status.last_sync_time.is_some());
     assert_eq!(status.drift_corrections, 0);
     let events = h.events("readers");
     assert!(
-        events
-            .iter()
-            .any(|(kind, reason, _)| kind == "Normal" && reason == "Granted"),
+        events.iter().any(|(kind, reason, note)| kind == "Normal"
+            && reason == "Granted"
+            && note.contains(&format!("jane@example.com (member {jane}) annotate"))
+            && note.contains(&format!("Finance (team {finance}) usage"))),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_grantee_declared_by_id_is_named_where_a_manifest_names_it_and_revocations_keep_the_name()
+{
+    let h = Harness::ready().await;
+    let jane = h.sigma.add_member("jane@example.com");
+    // Declared by id only: nothing more to say than the id.
+    h.put(&sigma_grant("by-id", vec![member_id(&jane, Usage)]));
+    h.settle("by-id").await.unwrap();
+    let rows = h.status("by-id").grants;
+    assert_eq!(rows[0].name, None, "{rows:?}");
+
+    // Another resource on the object names the same member by email: every
+    // row of that key shows the name.
+    h.put(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Annotate)],
+    ));
+    h.settle("readers").await.unwrap();
+    h.settle("by-id").await.unwrap();
+    let rows = h.status("readers").grants;
+    assert_eq!(rows[0].name.as_deref(), Some("jane@example.com"));
+    let rows = h.status("by-id").grants;
+    assert_eq!(
+        rows[0].name.as_deref(),
+        Some("jane@example.com"),
+        "{rows:?}"
+    );
+
+    // Declared nowhere any more: the revoke's Event names whom it was, from the
+    // name its status row remembers.
+    h.delete("by-id");
+    h.settle("by-id").await.ok();
+    h.edit("readers", |spec| spec.grants.clear());
+    h.settle("readers").await.unwrap();
+    assert!(h.live().is_empty(), "{:?}", h.live());
+    let events = h.events("readers");
+    assert!(
+        events.iter().any(|(_, reason, note)| reason == "Revoked"
+            && note.contains(&format!("jane@example.com (member {jane})"))),
         "{events:?}"
     );
 }
@@ -1074,17 +1121,17 @@ async fn a_failing_resource_waits_out_its_backoff_instead_of_resyncing_on_its_ow
     );
     assert_eq!(h.sigma.calls().len(), 0, "no vendor call while backing off");
     // Waking up early is not a new failure: the retry stays where the first one put it
-    // (a new failure would double the first 30 s wait).
+    // (a new failure would double the first wait: 30 s, three doublings along for a
+    // grantee that does not exist, which waiting alone does not fix).
+    let first_wait =
+        Duration::from_secs(30) * 2u32.pow(grant_operator::controller::PERMANENT_HEAD_START);
     let object = h
         .grants
         .store
         .get(&kube::runtime::reflector::ObjectRef::new("readers").within(NS))
         .unwrap();
     let action = grant_operator::controller::grant::error_policy(object, &error, h.grants.clone());
-    assert!(
-        requeue_after(&action) <= Duration::from_secs(30),
-        "{action:?}"
-    );
+    assert!(requeue_after(&action) <= first_wait, "{action:?}");
 
     // A change to the resource is picked up at once, backoff or not.
     h.sigma.add_member("nobody@example.com");

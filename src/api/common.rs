@@ -204,6 +204,11 @@ pub struct GrantRow {
     /// The resolved grantee, `kind:id` (for example `member:D09b2Z...`), or the declared name
     /// when it did not resolve.
     pub grantee: String,
+    /// The grantee as the manifest names it (`jane@example.com`), when that is
+    /// not its id; for a grant nobody declares, as the vendor lists it. For
+    /// people reading the status: the operator never acts on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// The declared permission or privilege.
     pub permission: String,
     /// The vendor's id of the live grant, when the vendor has one.
@@ -290,8 +295,21 @@ fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Sch
     schema
 }
 
-/// Every condition reason of the contract.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Every condition reason of the contract: one type for conditions, Events and
+/// metric labels. Its name (`as_str`, `Display`, `FromStr`) is the variant's,
+/// and [`Reason::ALL`] lists them in the contract's order.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::VariantArray,
+)]
 pub enum Reason {
     /// Live state matches.
     Synced,
@@ -338,37 +356,36 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason of the contract, in its order.
+    pub const ALL: &'static [Reason] = <Reason as strum::VariantArray>::VARIANTS;
+
     /// The reason as written in conditions, Events and metric labels.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Synced => "Synced",
-            Reason::Progressing => "Progressing",
-            Reason::DriftDetected => "DriftDetected",
-            Reason::ProviderNotFound => "ProviderNotFound",
-            Reason::ProviderNotReady => "ProviderNotReady",
-            Reason::ProviderNotAllowed => "ProviderNotAllowed",
-            Reason::CredentialsMissing => "CredentialsMissing",
-            Reason::Unauthorized => "Unauthorized",
-            Reason::Forbidden => "Forbidden",
-            Reason::TargetNotFound => "TargetNotFound",
-            Reason::GranteeNotFound => "GranteeNotFound",
-            Reason::InvalidGrant => "InvalidGrant",
-            Reason::RateLimited => "RateLimited",
-            Reason::VendorUnavailable => "VendorUnavailable",
-            Reason::Conflict => "Conflict",
-            Reason::Suspended => "Suspended",
-            Reason::Expired => "Expired",
-            Reason::Deleting => "Deleting",
-            Reason::Authenticated => "Authenticated",
-            Reason::Unreachable => "Unreachable",
-            Reason::InvalidSpec => "InvalidSpec",
-        }
+        self.into()
     }
-}
 
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    /// The contract's reason named `name` (as a condition read back shows it).
+    pub fn named(name: &str) -> Option<Reason> {
+        name.parse().ok()
+    }
+
+    /// Whether waiting alone may clear it (an outage, a rate limit, a conflict, a
+    /// sync under way), as opposed to a refusal that needs a change of spec,
+    /// credentials or vendor data. Decides the reconcile backoff: a transient
+    /// failure is retried soon and then less often; a permanent one waits its
+    /// resource's sync interval (a change of the resource, its provider or its
+    /// Secret wakes it sooner).
+    pub fn transient(self) -> bool {
+        matches!(
+            self,
+            Reason::Progressing
+                | Reason::RateLimited
+                | Reason::VendorUnavailable
+                | Reason::Conflict
+                | Reason::ProviderNotReady
+                | Reason::Unreachable
+                | Reason::Deleting
+        )
     }
 }
 

@@ -20,6 +20,7 @@ use crate::controller::Failure;
 use crate::controller::clients::{ProviderId, build_client};
 use crate::controller::grant::{Writes, member_status};
 use crate::metrics::Metrics;
+use crate::names;
 use crate::plan::{self, Declaration, Phase};
 use crate::sync::{self, MemberInput};
 use crate::vendor::http::RetryPolicy;
@@ -76,6 +77,10 @@ pub struct ChangeReport {
     pub action: &'static str,
     /// The grantee (or securable) key.
     pub grantee: String,
+    /// The grantee as the manifests name it (or as the vendor lists it), when
+    /// that is not its id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Live permissions before.
     pub from: Vec<String>,
     /// Permissions after.
@@ -278,6 +283,7 @@ impl Engine<'_> {
             .map(|action| ChangeReport {
                 action: action.kind().as_str(),
                 grantee: action.key.clone(),
+                name: observed.names.get(&action.key).cloned(),
                 from: plan::maximal(&action.live)
                     .iter()
                     .map(|p| p.to_string())
@@ -320,6 +326,7 @@ impl Engine<'_> {
                 confirmed: carried.read_back_error.is_none(),
                 // Nothing records intents from the command line.
                 intent_until: Timestamp::now(),
+                names: &observed.names,
             };
             let (status, result, _) = member_status::<K>(
                 member.object.as_ref(),
@@ -448,11 +455,7 @@ pub fn render(report: &Report, applied: bool) -> String {
     let mut out = String::new();
     let mut totals: BTreeMap<&str, usize> = BTreeMap::new();
     for unit in &report.units {
-        let target = unit
-            .resolved
-            .as_ref()
-            .and_then(target_label)
-            .unwrap_or_else(|| unit.target.clone());
+        let target = target_shown(unit);
         let _ = writeln!(out, "{} on {target} via {}", unit.kind, unit.provider);
         let _ = writeln!(out, "  resources: {}", unit.resources.join(", "));
         if let Some(error) = &unit.error {
@@ -475,7 +478,8 @@ pub fn render(report: &Report, applied: bool) -> String {
             let _ = writeln!(
                 out,
                 "  {sign} {:<7} {:<40} {what}",
-                change.action, change.grantee
+                change.action,
+                names::with_name(&change.grantee, change.name.as_deref())
             );
         }
         for name in &unit.unresolved {
@@ -509,7 +513,7 @@ pub fn render(report: &Report, applied: bool) -> String {
                     out,
                     "      {:<8} {:<40} {:<10} {}",
                     format!("{:?}", row.state),
-                    row.grantee,
+                    names::with_name(&row.grantee, row.name.as_deref()),
                     row.permission,
                     row.message
                 );
@@ -539,20 +543,38 @@ pub fn render(report: &Report, applied: bool) -> String {
     out
 }
 
-fn target_label(target: &GrantTarget) -> Option<String> {
-    if let Some(id) = &target.connection_id {
-        return Some(format!("connection {id}"));
+/// The vendor object of a unit as people read it: its id, with the name the
+/// manifests give it beside the id when they name it otherwise (a Dremio path,
+/// a Grafana data source name).
+fn target_shown(unit: &UnitReport) -> String {
+    let Some(resolved) = &unit.resolved else {
+        return unit.target.clone();
+    };
+    let written = unit
+        .target
+        .split_once(':')
+        .map_or(unit.target.as_str(), |(_, rest)| rest);
+    let (kind, id) = if let Some(id) = &resolved.connection_id {
+        ("connection", id)
+    } else if let Some(uid) = &resolved.datasource_uid {
+        ("data source", uid)
+    } else if let Some(id) = &resolved.catalog_object_id {
+        ("catalog object", id)
+    } else if let Some(grantee) = &resolved.grantee {
+        // A Snowflake grantee's name is its id.
+        return format!("grantee {grantee}");
+    } else {
+        return unit.target.clone();
+    };
+    // A Dremio path is keyed as its JSON list of parts; people read it joined.
+    let joined = serde_json::from_str::<Vec<String>>(written).map(|parts| parts.join("/"));
+    let written = joined.as_deref().unwrap_or(written);
+    let numeric = resolved.datasource_id.map(|id| id.to_string());
+    if written == id || Some(written) == numeric.as_deref() {
+        format!("{kind} {id}")
+    } else {
+        format!("{kind} {written} ({id})")
     }
-    if let Some(uid) = &target.datasource_uid {
-        return Some(format!("data source {uid}"));
-    }
-    if let Some(id) = &target.catalog_object_id {
-        return Some(format!("catalog object {id}"));
-    }
-    target
-        .grantee
-        .as_ref()
-        .map(|grantee| format!("grantee {grantee}"))
 }
 
 #[cfg(test)]
@@ -572,6 +594,7 @@ mod tests {
             changes: vec![ChangeReport {
                 action: "grant",
                 grantee: "member:x".into(),
+                name: Some("jane@example.com".into()),
                 from: vec![],
                 to: vec!["usage".into()],
             }],
@@ -584,6 +607,11 @@ mod tests {
         assert_eq!(report.exit_code(true), 0);
         report.units[0].unresolved.push("member:nobody".into());
         assert_eq!(report.exit_code(false), 1);
-        assert!(render(&report, false).contains("? not found: member:nobody"));
+        let table = render(&report, false);
+        assert!(table.contains("? not found: member:nobody"), "{table}");
+        assert!(
+            table.contains("+ grant   jane@example.com (member x)"),
+            "{table}"
+        );
     }
 }

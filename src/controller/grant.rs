@@ -78,6 +78,7 @@ use super::units::{
 };
 use super::{Config, Context, Error, Failure, jitter};
 
+use crate::names::{self, Names};
 use crate::sync::{self, MemberInput, PermOf};
 
 /// Everything the controller of one grant kind shares.
@@ -359,10 +360,12 @@ pub fn error_policy<K: GrantKind>(
         return Action::await_change();
     };
     let cap = sync_interval(object.policy(), &cx.shared.config);
-    let wait = cx
-        .shared
-        .backoff
-        .fail(&object_key(object), cap, error.retry_after());
+    let wait = cx.shared.backoff.fail(
+        &object_key(object),
+        cap,
+        error.retry_after(),
+        error.transient(),
+    );
     warn!(
         kind = K::KIND,
         namespace = object.namespace().unwrap_or_default(),
@@ -1149,6 +1152,7 @@ struct Synced<P: Permission> {
     /// Until when this sync's writes may still land.
     intent_until: Timestamp,
     unmanaged: usize,
+    names: Names,
 }
 
 async fn read_plan_apply<K: GrantKind>(
@@ -1192,7 +1196,7 @@ async fn read_plan_apply<K: GrantKind>(
 
     // Write-ahead: what is about to be granted is owned before it can exist.
     let intents = plan::intents(&observed.input, &observed.plan);
-    record_intents(cx, members, &intents).await?;
+    record_intents(cx, members, &intents, &observed.names).await?;
 
     let carried = sync::carry_out::<K>(vendor.as_ref(), &target, &observed).await;
     if carried
@@ -1247,6 +1251,7 @@ async fn read_plan_apply<K: GrantKind>(
         confirmed: carried.read_back_error.is_none(),
         intent_until: until,
         unmanaged: observed.live.unmanaged,
+        names: observed.names,
     })
 }
 
@@ -1257,6 +1262,7 @@ async fn record_intents<K: GrantKind>(
     cx: &Arc<GrantContext<K>>,
     members: &mut [Member<K>],
     intents: &[Vec<(Key, PermOf<K>)>],
+    names: &Names,
 ) -> Result<(), Failure> {
     let mut writes = Vec::new();
     for (member, intents) in members.iter_mut().zip(intents) {
@@ -1265,7 +1271,7 @@ async fn record_intents<K: GrantKind>(
         }
         writes.push(
             async move {
-                let rows = sync::with_intents::<K>(&member.previous_rows, intents);
+                let rows = sync::with_intents::<K>(&member.previous_rows, intents, names);
                 if rows == member.previous_rows {
                     return Ok(());
                 }
@@ -1373,6 +1379,7 @@ async fn finish<K: GrantKind>(
         uncertain: &synced.uncertain,
         confirmed: synced.confirmed,
         intent_until: synced.intent_until,
+        names: &synced.names,
     };
     let mut writes = Vec::new();
     for ((member, report), input) in members
@@ -1449,6 +1456,8 @@ pub struct Writes<'a, P> {
     pub confirmed: bool,
     /// Until when a write of this sync may still land (see [`plan::WATCH`]).
     pub intent_until: Timestamp,
+    /// Names of keys for people (rows and Events show them beside the ids).
+    pub names: &'a Names,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1464,7 +1473,6 @@ pub fn member_status<K: GrantKind>(
     started: Timestamp,
     now: Timestamp,
 ) -> (GrantStatus, Result<(), Failure>, Events) {
-    let (plan, failures) = (writes.plan, writes.failures);
     let previous = object.status().cloned().unwrap_or_default();
     let generation = object.meta().generation;
     let observe = input.management == ManagementPolicy::Observe;
@@ -1494,6 +1502,10 @@ pub fn member_status<K: GrantKind>(
                 (row.state, row.message.clone())
             };
             GrantRow {
+                name: row
+                    .resolved
+                    .then(|| writes.names.get(&row.grantee).cloned())
+                    .flatten(),
                 grantee,
                 permission,
                 vendor_id: row.vendor_id.clone(),
@@ -1701,8 +1713,7 @@ pub fn member_status<K: GrantKind>(
     let events = member_events::<K>(
         object,
         input,
-        plan,
-        failures,
+        writes,
         &previous,
         &condition,
         report.drift_repaired,
@@ -1713,12 +1724,12 @@ pub fn member_status<K: GrantKind>(
 fn member_events<K: GrantKind>(
     object: &K,
     input: &plan::Member<PermOf<K>>,
-    plan: &plan::Plan<PermOf<K>>,
-    failures: &BTreeMap<Key, plan::Failure>,
+    writes: &Writes<'_, PermOf<K>>,
     previous: &GrantStatus,
     condition: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition,
     drift_repaired: i64,
 ) -> Events {
+    let (plan, failures, names) = (writes.plan, writes.failures, writes.names);
     let mut events = Events::new();
     let declared: HashSet<&Key> = input
         .declarations
@@ -1747,14 +1758,22 @@ fn member_events<K: GrantKind>(
                     .iter()
                     .map(ToString::to_string)
                     .collect();
-                granted.push(format!("{} {}", action.key, top.join("+")));
+                granted.push(format!(
+                    "{} {}",
+                    names::shown(&action.key, names),
+                    top.join("+")
+                ));
             }
             if !removed.is_empty() && owned.contains(&action.key) {
                 let gone: Vec<String> = plan::maximal(&removed)
                     .iter()
                     .map(ToString::to_string)
                     .collect();
-                revoked.push(format!("{} {}", action.key, gone.join("+")));
+                revoked.push(format!(
+                    "{} {}",
+                    names::shown(&action.key, names),
+                    gone.join("+")
+                ));
             }
         }
     }
@@ -1792,34 +1811,9 @@ fn member_events<K: GrantKind>(
     events
 }
 
-/// The static reason string of a condition reason.
+/// The static reason string of a condition reason (`Failed` for none of the contract's).
 fn reason_str(reason: &str) -> &'static str {
-    const ALL: [Reason; 21] = [
-        Reason::Synced,
-        Reason::Progressing,
-        Reason::DriftDetected,
-        Reason::ProviderNotFound,
-        Reason::ProviderNotReady,
-        Reason::ProviderNotAllowed,
-        Reason::CredentialsMissing,
-        Reason::Unauthorized,
-        Reason::Forbidden,
-        Reason::TargetNotFound,
-        Reason::GranteeNotFound,
-        Reason::InvalidGrant,
-        Reason::RateLimited,
-        Reason::VendorUnavailable,
-        Reason::Conflict,
-        Reason::Suspended,
-        Reason::Expired,
-        Reason::Deleting,
-        Reason::Authenticated,
-        Reason::Unreachable,
-        Reason::InvalidSpec,
-    ];
-    ALL.iter()
-        .find(|known| known.as_str() == reason)
-        .map_or("Failed", |known| known.as_str())
+    Reason::named(reason).map_or("Failed", Reason::as_str)
 }
 
 /// Reports a failure that happened before the plan: rows and target are kept.
@@ -1972,6 +1966,7 @@ mod tests {
     fn row(grantee: &str) -> GrantRow {
         GrantRow {
             grantee: grantee.into(),
+            name: None,
             permission: "usage".into(),
             vendor_id: Some("id".into()),
             state: GrantState::Applied,

@@ -302,6 +302,15 @@ impl Error {
         }
     }
 
+    /// Whether waiting alone may clear it ([`Reason::transient`]); Kubernetes
+    /// errors are taken as transient.
+    pub fn transient(&self) -> bool {
+        match self {
+            Error::Failed(failure) | Error::Backoff { failure, .. } => failure.reason.transient(),
+            Error::Kube(_) | Error::Finalizer(_) | Error::Queued => true,
+        }
+    }
+
     /// The wait the vendor asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -331,6 +340,10 @@ impl From<Failure> for Error {
     }
 }
 
+/// How many doublings of the base backoff a permanent failure starts with (2 s
+/// base: 16 s before the first retry instead of 2 s).
+pub const PERMANENT_HEAD_START: u32 = 3;
+
 /// Per-object consecutive failures and when the next retry is due; bounded
 /// (least recently failed forgotten first).
 pub struct Backoff {
@@ -349,15 +362,29 @@ impl Backoff {
 
     /// Records a failure of `key` and returns how long to wait: exponential with
     /// jitter ([`crate::vendor::http::backoff_delay`], as vendor retries), capped at
-    /// `cap`; a vendor's `Retry-After` wins.
-    pub fn fail(&self, key: &str, cap: Duration, retry_after: Option<Duration>) -> Duration {
+    /// `cap`; a vendor's `Retry-After` wins. A failure that waiting alone will not
+    /// clear (`transient` false: a refusal, a missing name or Secret) starts
+    /// [`PERMANENT_HEAD_START`] doublings further along: a change of the resource,
+    /// its provider or its Secret retries it at once anyway.
+    pub fn fail(
+        &self,
+        key: &str,
+        cap: Duration,
+        retry_after: Option<Duration>,
+        transient: bool,
+    ) -> Duration {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let attempts = failures
             .get(key)
             .map_or(0, |(attempts, _)| *attempts)
             .saturating_add(1);
+        let doublings = if transient {
+            attempts
+        } else {
+            attempts.saturating_add(PERMANENT_HEAD_START)
+        };
         let wait = retry_after
-            .unwrap_or_else(|| crate::vendor::http::backoff_delay(self.base, cap, attempts));
+            .unwrap_or_else(|| crate::vendor::http::backoff_delay(self.base, cap, doublings));
         failures.put(
             key.to_string(),
             (attempts, tokio::time::Instant::now() + wait),
@@ -396,15 +423,15 @@ mod tests {
     fn backoff_grows_is_capped_and_resets() {
         let backoff = Backoff::new(Duration::from_secs(2));
         let cap = Duration::from_secs(60);
-        let first = backoff.fail("a", cap, None);
+        let first = backoff.fail("a", cap, None, true);
         assert!(first <= Duration::from_secs(2) && first >= Duration::from_secs(1));
-        let second = backoff.fail("a", cap, None);
+        let second = backoff.fail("a", cap, None, true);
         assert!(second >= Duration::from_secs(2) && second <= Duration::from_secs(4));
         for _ in 0..20 {
-            assert!(backoff.fail("a", cap, None) <= cap);
+            assert!(backoff.fail("a", cap, None, true) <= cap);
         }
         assert_eq!(
-            backoff.fail("a", cap, Some(Duration::from_secs(120))),
+            backoff.fail("a", cap, Some(Duration::from_secs(120)), true),
             Duration::from_secs(120)
         );
         assert!(
@@ -414,9 +441,44 @@ mod tests {
         );
         backoff.reset("a");
         assert_eq!(backoff.remaining("a"), None);
-        assert!(backoff.fail("a", cap, None) <= Duration::from_secs(2));
+        assert!(backoff.fail("a", cap, None, true) <= Duration::from_secs(2));
         // Other objects are independent.
-        assert!(backoff.fail("b", cap, None) <= Duration::from_secs(2));
+        assert!(backoff.fail("b", cap, None, true) <= Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_permanent_failure_waits_longer_than_an_outage() {
+        let backoff = Backoff::new(Duration::from_secs(2));
+        let cap = Duration::from_secs(600);
+        // Equal jitter: between half and all of base x 2^(doublings - 1).
+        let outage = backoff.fail("outage", cap, None, true);
+        assert!(outage <= Duration::from_secs(2), "{outage:?}");
+        let refused = backoff.fail("refused", cap, None, false);
+        assert!(
+            refused >= Duration::from_secs(8) && refused <= Duration::from_secs(16),
+            "{refused:?}"
+        );
+        // Still capped, and a vendor's Retry-After still wins.
+        for _ in 0..20 {
+            assert!(backoff.fail("refused", cap, None, false) <= cap);
+        }
+        assert_eq!(
+            backoff.fail("refused", cap, Some(Duration::from_secs(5)), false),
+            Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn reasons_are_the_contract_s_with_their_names() {
+        assert_eq!(Reason::ALL.len(), 21);
+        for reason in Reason::ALL {
+            assert_eq!(Reason::named(reason.as_str()), Some(*reason));
+            assert_eq!(reason.to_string(), reason.as_str());
+        }
+        assert_eq!(Reason::ALL[0].as_str(), "Synced");
+        assert_eq!(Reason::named("NoSuchReason"), None);
+        assert!(Reason::VendorUnavailable.transient() && Reason::RateLimited.transient());
+        assert!(!Reason::Unauthorized.transient() && !Reason::GranteeNotFound.transient());
     }
 
     #[test]

@@ -148,15 +148,7 @@ async fn check<P: ProviderObject>(
             .and_then(|status| ready_of(&status.conditions))
             .filter(|ready| ready.status != "True")
     {
-        let reason = [
-            Reason::CredentialsMissing,
-            Reason::Unauthorized,
-            Reason::Unreachable,
-            Reason::InvalidSpec,
-        ]
-        .into_iter()
-        .find(|reason| reason.as_str() == ready.reason)
-        .unwrap_or(Reason::Unreachable);
+        let reason = provider_reason_named(&ready.reason).unwrap_or(Reason::Unreachable);
         return Err(Error::Backoff {
             failure: Failure::new(reason, ready.message.clone()),
             wait,
@@ -249,16 +241,21 @@ async fn check<P: ProviderObject>(
     }
 }
 
+/// The provider reason a condition names, if it is one.
+fn provider_reason_named(reason: &str) -> Option<Reason> {
+    Reason::named(reason).filter(|reason| {
+        matches!(
+            reason,
+            Reason::CredentialsMissing
+                | Reason::Unauthorized
+                | Reason::Unreachable
+                | Reason::InvalidSpec
+        )
+    })
+}
+
 fn provider_reason_str(reason: &str) -> &'static str {
-    [
-        Reason::CredentialsMissing,
-        Reason::Unauthorized,
-        Reason::Unreachable,
-        Reason::InvalidSpec,
-    ]
-    .iter()
-    .find(|known| known.as_str() == reason)
-    .map_or("NotReady", |known| known.as_str())
+    provider_reason_named(reason).map_or("NotReady", Reason::as_str)
 }
 
 /// Requeues a failed provider with backoff, capped at the check interval.
@@ -280,6 +277,7 @@ pub fn error_policy<P: ProviderObject>(
         &backoff_key(provider.as_ref(), &context),
         cap,
         error.retry_after(),
+        error.transient(),
     );
     warn!(provider = %id, reason = error.reason(), %error, retry_in = ?wait, "provider check failed");
     Action::requeue(wait)

@@ -191,18 +191,6 @@ impl VendorError {
                 | VendorError::Protocol { .. }
         )
     }
-
-    /// Whether waiting alone may fix it (as opposed to a change of spec, credentials or vendor data).
-    pub fn transient(&self) -> bool {
-        matches!(
-            self,
-            VendorError::RateLimited { .. }
-                | VendorError::Unavailable { .. }
-                | VendorError::NoAnswer { .. }
-                | VendorError::Conflict { .. }
-                | VendorError::Protocol { .. }
-        )
-    }
 }
 
 /// The resolved target of a unit.
