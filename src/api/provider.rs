@@ -156,7 +156,7 @@ pub struct RateLimit {
 /// The vendor block and connection settings, generic over how Secrets are referenced.
 pub trait ProviderConfig {
     /// The Secret reference type.
-    type Secret: SecretSelector;
+    type Secret: SecretSelector + Send + Sync;
     /// Sigma block.
     fn sigma(&self) -> Option<&SigmaProvider<Self::Secret>>;
     /// Grafana block.

@@ -18,17 +18,8 @@ use crate::api::{
 };
 use crate::credentials::{SecretReader, SecretSource};
 use crate::metrics::Metrics;
-use crate::vendor::dremio::DremioClient;
-use crate::vendor::dremio::client::{Deployment, DremioApi};
-use crate::vendor::grafana::GrafanaClient;
-use crate::vendor::grafana::client::{Auth, GrafanaApi};
 use crate::vendor::http::{HttpClient, HttpConfig, RateLimitConfig, RetryPolicy};
-use crate::vendor::sigma::SigmaClient;
-use crate::vendor::sigma::client::{Credentials, SigmaApi};
-use crate::vendor::snowflake::SnowflakeClient;
-use crate::vendor::snowflake::auth::{Auth as SnowflakeAuth, KeyPair};
-use crate::vendor::snowflake::client::SnowflakeApi;
-use crate::vendor::{GrantKind, VendorClient};
+use crate::vendor::{GrantKind, ProviderSecrets, VendorClient, dremio, grafana, sigma, snowflake};
 
 use super::{Context, Failure};
 
@@ -270,43 +261,32 @@ pub fn secret_refs<P: ProviderConfig>(
     spec: &P,
     own_namespace: Option<&str>,
 ) -> Vec<(String, String)> {
-    let mut refs: Vec<&P::Secret> = Vec::new();
-    if let Some(sigma) = spec.sigma() {
-        refs.push(&sigma.client_id.secret_key_ref);
-        refs.push(&sigma.client_secret.secret_key_ref);
-    }
-    if let Some(grafana) = spec.grafana() {
-        refs.extend(grafana.token.iter().map(|value| &value.secret_key_ref));
-        if let Some(basic) = &grafana.basic_auth {
-            refs.push(&basic.username.secret_key_ref);
-            refs.push(&basic.password.secret_key_ref);
-        }
-    }
-    if let Some(snowflake) = spec.snowflake() {
-        if let Some(pair) = &snowflake.key_pair {
-            refs.push(&pair.private_key.secret_key_ref);
-            refs.extend(pair.passphrase.iter().map(|value| &value.secret_key_ref));
-        }
-        refs.extend(
-            snowflake
-                .oauth_token
-                .iter()
-                .map(|value| &value.secret_key_ref),
-        );
-        refs.extend(
-            snowflake
-                .programmatic_access_token
-                .iter()
-                .map(|value| &value.secret_key_ref),
-        );
-    }
-    if let Some(dremio) = spec.dremio() {
-        refs.push(&dremio.token.secret_key_ref);
-    }
-    refs.extend(spec.ca_bundle().map(|value| &value.secret_key_ref));
-    let mut out: Vec<(String, String)> = refs
+    let mut values: Vec<&SecretValue<P::Secret>> = Vec::new();
+    values.extend(
+        spec.sigma()
+            .map(sigma::connect::secrets)
+            .unwrap_or_default(),
+    );
+    values.extend(
+        spec.grafana()
+            .map(grafana::connect::secrets)
+            .unwrap_or_default(),
+    );
+    values.extend(
+        spec.snowflake()
+            .map(snowflake::connect::secrets)
+            .unwrap_or_default(),
+    );
+    values.extend(
+        spec.dremio()
+            .map(dremio::connect::secrets)
+            .unwrap_or_default(),
+    );
+    values.extend(spec.ca_bundle());
+    let mut out: Vec<(String, String)> = values
         .into_iter()
-        .filter_map(|selector| {
+        .filter_map(|value| {
+            let selector = &value.secret_key_ref;
             let namespace = selector.namespace().or(own_namespace)?;
             Some((namespace.to_string(), selector.name().to_string()))
         })
@@ -397,7 +377,8 @@ impl VendorClients {
 }
 
 /// Builds the vendor client of a provider spec, reading its credentials from
-/// `secrets` (the Secrets of `own_namespace` for a namespaced provider).
+/// `secrets` (the Secrets of `own_namespace` for a namespaced provider). What a
+/// vendor block means is its vendor folder's `connect` module's business.
 pub async fn build_client<P: ProviderConfig>(
     spec: &P,
     own_namespace: Option<&str>,
@@ -405,144 +386,75 @@ pub async fn build_client<P: ProviderConfig>(
     metrics: &Arc<Metrics>,
     retry: &RetryPolicy,
 ) -> Result<VendorClient, Failure> {
-    {
-        let ca_pem = match spec.ca_bundle() {
-            Some(value) => {
-                use secrecy::ExposeSecret;
-                Some(
-                    read_value(secrets, value, own_namespace)
-                        .await?
-                        .expose_secret()
-                        .as_bytes()
-                        .to_vec(),
-                )
-            }
-            None => None,
-        };
-        let rate_limit = spec.rate_limit().map(|limit| RateLimitConfig {
-            requests_per_second: limit.requests_per_second,
-            burst: limit
-                .burst
-                .map(|burst| burst.max(1) as u32)
-                .unwrap_or_else(|| limit.requests_per_second.ceil().max(1.0) as u32),
-        });
-        let config = HttpConfig {
-            timeout: spec
-                .request_timeout_seconds()
-                .map(|seconds| Duration::from_secs(seconds.max(1) as u64))
-                .unwrap_or(DEFAULT_TIMEOUT),
-            rate_limit,
-            ca_pem,
-            retry: retry.clone(),
-        };
-        let vendor = vendor_of(spec)
-            .ok_or_else(|| Failure::new(Reason::InvalidSpec, "the provider has no vendor block"))?;
-        let http = HttpClient::new(vendor, &config, metrics.clone())?;
-        match vendor {
-            VendorKind::Sigma if let Some(sigma) = spec.sigma() => {
-                let credentials = Credentials {
-                    client_id: read_value(secrets, &sigma.client_id, own_namespace).await?,
-                    client_secret: read_value(secrets, &sigma.client_secret, own_namespace).await?,
-                };
-                let api = SigmaApi::new(http, &sigma.api_url, credentials);
-                Ok(VendorClient::Sigma(Arc::new(SigmaClient::new(api))))
-            }
-            VendorKind::Grafana if let Some(grafana) = spec.grafana() => {
-                let auth = match (&grafana.token, &grafana.basic_auth) {
-                    (Some(token), _) => {
-                        Auth::Token(read_value(secrets, token, own_namespace).await?)
-                    }
-                    (None, Some(basic)) => Auth::Basic {
-                        username: read_value(secrets, &basic.username, own_namespace).await?,
-                        password: read_value(secrets, &basic.password, own_namespace).await?,
-                    },
-                    (None, None) => {
-                        return Err(Failure::new(
-                            Reason::InvalidSpec,
-                            "the grafana block sets neither token nor basicAuth",
-                        ));
-                    }
-                };
-                let api = GrafanaApi::new(http, &grafana.url, grafana.org_id, auth);
-                Ok(VendorClient::Grafana(Arc::new(GrafanaClient::new(
-                    api,
-                    grafana.permissions_api,
-                ))))
-            }
-            VendorKind::Dremio if let Some(dremio) = spec.dremio() => {
-                let token = read_value(secrets, &dremio.token, own_namespace).await?;
-                let deployment = match &dremio.project_id {
-                    Some(project_id) => Deployment::Cloud {
-                        project_id: project_id.clone(),
-                    },
-                    None => Deployment::Software,
-                };
-                let api = DremioApi::new(http, &dremio.url, deployment, token);
-                Ok(VendorClient::Dremio(Arc::new(DremioClient::new(api))))
-            }
-            VendorKind::Snowflake if let Some(snowflake) = spec.snowflake() => {
-                use secrecy::ExposeSecret;
-                let auth = match (
-                    &snowflake.key_pair,
-                    &snowflake.oauth_token,
-                    &snowflake.programmatic_access_token,
-                ) {
-                    (Some(pair), _, _) => {
-                        let key = read_value(secrets, &pair.private_key, own_namespace).await?;
-                        let passphrase = match &pair.passphrase {
-                            Some(value) => Some(read_value(secrets, value, own_namespace).await?),
-                            None => None,
-                        };
-                        let pair = KeyPair::new(
-                            &snowflake.account,
-                            &snowflake.user,
-                            key.expose_secret(),
-                            passphrase.as_ref().map(|p| p.expose_secret()),
-                        )
-                        .map_err(|error| {
-                            Failure::new(
-                                Reason::CredentialsMissing,
-                                format!("the Snowflake keyPair cannot be used: {error}"),
-                            )
-                        })?;
-                        SnowflakeAuth::KeyPair(pair)
-                    }
-                    (None, Some(token), _) => {
-                        SnowflakeAuth::OAuth(read_value(secrets, token, own_namespace).await?)
-                    }
-                    (None, None, Some(token)) => SnowflakeAuth::ProgrammaticAccessToken(
-                        read_value(secrets, token, own_namespace).await?,
-                    ),
-                    (None, None, None) => {
-                        return Err(Failure::new(
-                            Reason::InvalidSpec,
-                            "the snowflake block sets none of keyPair, oauthToken or programmaticAccessToken",
-                        ));
-                    }
-                };
-                let api =
-                    SnowflakeApi::new(http, &snowflake.account_url, auth, snowflake.grants_api);
-                Ok(VendorClient::Snowflake(Arc::new(SnowflakeClient::new(api))))
-            }
-            other => Err(Failure::new(
-                Reason::InvalidSpec,
-                format!("the provider's {other} block cannot be read"),
-            )),
+    let read = Reader {
+        secrets,
+        own_namespace,
+    };
+    let ca_pem = match spec.ca_bundle() {
+        Some(value) => {
+            use secrecy::ExposeSecret;
+            Some(read.value(value).await?.expose_secret().as_bytes().to_vec())
         }
+        None => None,
+    };
+    let rate_limit = spec.rate_limit().map(|limit| RateLimitConfig {
+        requests_per_second: limit.requests_per_second,
+        burst: limit
+            .burst
+            .map(|burst| burst.max(1) as u32)
+            .unwrap_or_else(|| limit.requests_per_second.ceil().max(1.0) as u32),
+    });
+    let config = HttpConfig {
+        timeout: spec
+            .request_timeout_seconds()
+            .map(|seconds| Duration::from_secs(seconds.max(1) as u64))
+            .unwrap_or(DEFAULT_TIMEOUT),
+        rate_limit,
+        ca_pem,
+        retry: retry.clone(),
+    };
+    let vendor = vendor_of(spec)
+        .ok_or_else(|| Failure::new(Reason::InvalidSpec, "the provider has no vendor block"))?;
+    let http = HttpClient::new(vendor, &config, metrics.clone())?;
+    match vendor {
+        VendorKind::Sigma if let Some(block) = spec.sigma() => Ok(VendorClient::Sigma(
+            sigma::connect::client(block, http, &read).await?,
+        )),
+        VendorKind::Grafana if let Some(block) = spec.grafana() => Ok(VendorClient::Grafana(
+            grafana::connect::client(block, http, &read).await?,
+        )),
+        VendorKind::Dremio if let Some(block) = spec.dremio() => Ok(VendorClient::Dremio(
+            dremio::connect::client(block, http, &read).await?,
+        )),
+        VendorKind::Snowflake if let Some(block) = spec.snowflake() => Ok(VendorClient::Snowflake(
+            snowflake::connect::client(block, http, &read).await?,
+        )),
+        other => Err(Failure::new(
+            Reason::InvalidSpec,
+            format!("the provider's {other} block cannot be read"),
+        )),
     }
 }
 
-/// Reads one Secret value of a provider (the reference's namespace, or the provider's own).
-async fn read_value<S: SecretSelector>(
-    secrets: &impl SecretSource,
-    value: &SecretValue<S>,
-    own_namespace: Option<&str>,
-) -> Result<secrecy::SecretString, Failure> {
-    let selector = &value.secret_key_ref;
-    let namespace = selector.namespace().or(own_namespace).unwrap_or_default();
-    Ok(secrets
-        .read_key(namespace, selector.name(), selector.key())
-        .await?)
+/// Reads a provider's Secret values: from the reference's namespace, or the
+/// provider's own.
+struct Reader<'a, R> {
+    secrets: &'a R,
+    own_namespace: Option<&'a str>,
+}
+
+impl<S: SecretSelector + Sync, R: SecretSource> ProviderSecrets<S> for Reader<'_, R> {
+    async fn value(&self, value: &SecretValue<S>) -> Result<secrecy::SecretString, Failure> {
+        let selector = &value.secret_key_ref;
+        let namespace = selector
+            .namespace()
+            .or(self.own_namespace)
+            .unwrap_or_default();
+        Ok(self
+            .secrets
+            .read_key(namespace, selector.name(), selector.key())
+            .await?)
+    }
 }
 
 /// A provider object and its spec.

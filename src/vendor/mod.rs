@@ -341,6 +341,17 @@ pub type Declared<K> = (
     <<K as GrantKind>::Vendor as Vendor>::Perm,
 );
 
+/// Reads the Secret values a provider's vendor block names, for the vendor
+/// folders' `connect` modules (the controller reads them from the cluster, the
+/// command-line tools from where they are pointed).
+pub trait ProviderSecrets<S>: Sync {
+    /// The value `value` refers to.
+    fn value(
+        &self,
+        value: &crate::api::SecretValue<S>,
+    ) -> impl Future<Output = Result<secrecy::SecretString, crate::controller::Failure>> + Send;
+}
+
 /// A ready-to-use client for one provider, whatever the vendor.
 #[derive(Clone, Debug)]
 pub enum VendorClient {

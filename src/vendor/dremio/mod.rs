@@ -23,6 +23,7 @@
 //!   Answers are cached.
 
 pub mod client;
+pub mod connect;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

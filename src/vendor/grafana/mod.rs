@@ -19,6 +19,7 @@
 //!   exact-name team search. Answers and data sources are cached per provider.
 
 pub mod client;
+pub mod connect;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

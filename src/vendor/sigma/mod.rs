@@ -12,6 +12,7 @@
 //!   cached per provider in a bounded cache.
 
 pub mod client;
+pub mod connect;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

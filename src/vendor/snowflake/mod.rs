@@ -37,6 +37,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod connect;
 pub mod identifiers;
 pub mod model;
 pub mod overlap;
