@@ -66,7 +66,7 @@ impl GranteeType {
     }
 }
 
-/// One grant entry as listed (names and emails are ignored; they are not
+/// One grant entry as listed (the name is for people: never compared, never
 /// written back). An entry of a grantee type other than `USER` and `ROLE`,
 /// without an id, or without its privileges is unreadable.
 #[derive(Deserialize, Debug, Clone)]
@@ -78,6 +78,9 @@ pub struct ListedEntry {
     pub grantee_type: String,
     /// Grantee id.
     pub id: String,
+    /// The user's or role's name, when the listing shows it.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 impl ListedEntry {

@@ -371,6 +371,7 @@ impl Vendor for DremioClient {
         &self,
         reference: &DremioCatalogObjectRef,
     ) -> Result<ResolvedTarget, VendorError> {
+        let name = reference.path.as_ref().map(|path| path.join("/"));
         let id = match (&reference.id, &reference.path) {
             (Some(id), _) => id.clone(),
             (None, Some(path)) => match self.paths.get(path) {
@@ -399,6 +400,7 @@ impl Vendor for DremioClient {
                 ..GrantTarget::default()
             },
             id,
+            name,
         })
     }
 
@@ -408,10 +410,7 @@ impl Vendor for DremioClient {
         _known: &[Key],
     ) -> Result<Live<Privilege>, VendorError> {
         let current = self.current(&target.id).await?;
-        let mut live = Live {
-            grants: Vec::new(),
-            unmanaged: 0,
-        };
+        let mut live = Live::default();
         for entry in current.grants {
             // The client has checked every entry's grantee type.
             let Some(kind) = GranteeType::from_wire(&entry.grantee_type) else {
@@ -422,6 +421,9 @@ impl Vendor for DremioClient {
                 });
             };
             let key = format!("{}:{}", kind.prefix(), entry.id);
+            if let Some(name) = entry.name.filter(|name| !name.is_empty()) {
+                live.names.insert(key.clone(), name);
+            }
             for privilege in entry.privileges {
                 live.grants.push(LiveGrant {
                     key: key.clone(),
@@ -636,6 +638,7 @@ mod tests {
                     privileges: privileges.iter().map(|p| p.to_string()).collect(),
                     grantee_type: kind.to_string(),
                     id: id.to_string(),
+                    name: None,
                 })
                 .collect(),
         }
