@@ -795,6 +795,14 @@ impl<'a> Engine<'a> {
             providers: Vec<ProviderId>,
             members: Vec<Arc<K>>,
         }
+        // Whether the resources' own objects are in scope (so problems of a
+        // resource are problems of the review).
+        let declared_in_scope = !has_targets || self.options.all_targets;
+        let report_resources = declared_in_scope && self.options.providers.is_empty();
+        let grantee_objects = self
+            .grantees
+            .iter()
+            .any(|grantee| K::grantee_object(&grantee.name).is_some());
         let mut accounts: BTreeMap<String, Account<K>> = BTreeMap::new();
         for entry in self
             .providers
@@ -820,7 +828,7 @@ impl<'a> Engine<'a> {
                 .find(|entry| entry.id == id)
                 .map(|entry| (entry.vendor, entry.spec, endpoint::<K>(entry)));
             let Some((vendor, spec, account)) = found else {
-                if self.options.providers.is_empty() {
+                if report_resources {
                     self.error(
                         vendor_kind,
                         Some(&id),
@@ -835,6 +843,9 @@ impl<'a> Engine<'a> {
                 continue;
             };
             if vendor != Some(vendor_kind) {
+                if !report_resources {
+                    continue;
+                }
                 self.error(
                     vendor_kind,
                     Some(&id),
@@ -857,12 +868,26 @@ impl<'a> Engine<'a> {
             };
             match admitted {
                 Ok(()) => account.members.push(Arc::new(object.clone())),
-                Err(failure) => self.error(vendor_kind, Some(&id), None, vec![name], failure),
+                Err(failure) if report_resources => {
+                    self.error(vendor_kind, Some(&id), None, vec![name], failure)
+                }
+                Err(_) => {}
             }
         }
 
         let mut jobs = Vec::new();
         for (_, account) in accounts {
+            // An account that can add nothing to the review is not even logged in to.
+            let needed = if K::OBJECT_IS_GRANTEE && !self.grantees.is_empty() {
+                grantee_objects
+            } else {
+                !targets.is_empty()
+                    || self.options.all_targets
+                    || (!has_targets && !account.members.is_empty())
+            };
+            if !needed {
+                continue;
+            }
             let names: Vec<String> = account
                 .members
                 .iter()
