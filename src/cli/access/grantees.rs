@@ -2,13 +2,20 @@
 //! the names a declaration writes, what a `--grantee` text can name on each
 //! vendor, and the look-up of those names with the vendor's own look-ups.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::api::{DremioGrant, GrafanaBuiltInRole, GrafanaGrant, SigmaGrant, SnowflakeGrant};
+use crate::controller::Failure;
+use crate::controller::clients::ProviderId;
+use crate::plan::Key;
 use crate::vendor::dremio::DremioGrantee;
 use crate::vendor::grafana::GrafanaGrantee;
 use crate::vendor::sigma::SigmaGrantee;
 use crate::vendor::{GrantKind, Vendor};
+
+use super::report::GranteeMatch;
+use super::scope::Engine;
 
 /// How a grant kind's grantees and objects read in a review.
 pub trait Reviewed: GrantKind {
@@ -168,6 +175,59 @@ pub(super) fn declares_a_name<K: Reviewed>(members: &[Arc<K>], texts: &[String])
                 .is_some_and(|name| texts.iter().any(|text| text.eq_ignore_ascii_case(&name)))
         })
     })
+}
+
+/// With `--grantee`: the keys the names resolve to on one vendor, and the names
+/// themselves (a declared name that does not resolve is still shown).
+pub(super) type GranteeFilter = (BTreeSet<Key>, Vec<String>);
+
+impl Engine<'_> {
+    /// Looks every `--grantee` up through one provider with the vendor's own
+    /// look-ups, records where each was found, and returns the filter for the
+    /// objects read through it.
+    pub(super) async fn grantee_keys<K: Reviewed>(
+        &mut self,
+        vendor: &K::Vendor,
+        provider: &ProviderId,
+    ) -> Result<GranteeFilter, Failure> {
+        let mut candidates = Vec::new();
+        let mut owners = Vec::new();
+        for (index, grantee) in self.grantees.iter().enumerate() {
+            for candidate in K::grantee_candidates(&grantee.name) {
+                candidates.push(candidate);
+                owners.push(index);
+            }
+        }
+        let keys = if candidates.is_empty() {
+            Vec::new()
+        } else {
+            vendor.resolve(&candidates).await.map_err(|error| {
+                Failure::new(
+                    error.reason(),
+                    format!("could not look up the grantees: {error}"),
+                )
+            })?
+        };
+        let mut found = BTreeSet::new();
+        for (key, owner) in keys.into_iter().zip(owners) {
+            let Some(key) = key else {
+                continue;
+            };
+            let matched = GranteeMatch {
+                vendor: K::VENDOR.as_str(),
+                provider: provider.to_string(),
+                id: key.clone(),
+            };
+            if let Some(grantee) = self.grantees.get_mut(owner)
+                && !grantee.matches.contains(&matched)
+            {
+                grantee.matches.push(matched);
+            }
+            found.insert(key);
+        }
+        let texts = self.grantees.iter().map(|g| g.name.clone()).collect();
+        Ok((found, texts))
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@
 //!    are, by the vendor account they are reached on and the object's id: one
 //!    object read through two providers of one account is read once, and the
 //!    resources of both count as declaring on it.
-//! 2. **Read.** Each object is read once ([`Vendor::read_for_review`], the
+//! 2. **Read.** Each object is read once
+//!    ([`Vendor::read_for_review`](crate::vendor::Vendor::read_for_review), the
 //!    listing a sync reads) through its provider's own HTTP client, so the
 //!    provider's rate limit and retries apply; objects are read concurrently,
 //!    at most `parallel` at a time per provider.
@@ -22,10 +23,23 @@
 //!    declared, or still live after every resource declaring it expired or is
 //!    being deleted); a declared grant that is not live is a `drifted` row too.
 //!    Entries the vendor shows that the operator never manages are `inherited`
-//!    or `fixed` rows ([`OtherEntry`]).
+//!    or `fixed` rows ([`OtherEntry`](crate::vendor::OtherEntry)).
 //!
 //! What could not be read (a provider, an object, a look-up) is reported with
 //! its reason and makes the exit code 1; nothing secret is ever shown.
+//!
+//! Modules, in the order of the pipeline:
+//! - `sources`: the providers of the sources, the account each reaches, their
+//!   clients, what a `ClusterGrantProvider` admits, and [`from_cluster`].
+//! - `scope`: which vendor objects are read through which provider for which
+//!   resources, and how each read's result is gathered into the [`Report`].
+//! - `grantees`: [`Reviewed`], what a `--grantee` names on each vendor, and the
+//!   look-up of those names.
+//! - `read`: the reads, bounded per provider, with progress on stderr.
+//! - `classify`: declared against live for one object, into rows.
+//! - `report`: the [`Report`], its [`State`]s and the exit code.
+//! - `output`: the table and CSV ([`render_table`], [`render_csv`]); JSON is the
+//!   serialized [`Report`].
 
 use std::sync::Arc;
 

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use crate::api::VendorKind;
 use crate::controller::clients::ProviderId;
 use crate::plan::Key;
-use crate::sync::{self};
+use crate::sync;
 use crate::vendor::{Vendor, VendorError};
 
 use super::Progress;

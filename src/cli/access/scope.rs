@@ -2,7 +2,7 @@
 //! resources (declared, `--target`, `--all-targets`, `--grantee`), and how what
 //! each read gave is gathered into the report.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use kube::{Resource, ResourceExt};
@@ -11,17 +11,17 @@ use crate::api::{ProviderKind, Reason, VendorKind, vendor_of};
 use crate::controller::Failure;
 use crate::controller::clients::ProviderId;
 use crate::metrics::Metrics;
-use crate::plan::Key;
 use crate::vendor::http::RetryPolicy;
 use crate::vendor::{ResolvedTarget, Vendor, VendorClient, VendorError};
 
+use crate::cli::manifests::Manifests;
+use crate::cli::secrets::CliSecrets;
+
 use super::Options;
-use super::grantees::{Reviewed, declares_a_name};
+use super::grantees::{GranteeFilter, Reviewed, declares_a_name};
 use super::read::JobResult;
 use super::report::{GranteeMatch, GranteeMatches, ReadError, Report, vendor_order};
 use super::sources::{ProviderEntry, ProviderSpec, endpoint};
-use crate::cli::manifests::Manifests;
-use crate::cli::secrets::CliSecrets;
 
 /// What became of a `--target` on the providers of its vendor.
 #[derive(Default)]
@@ -48,7 +48,7 @@ pub(super) struct Job<K: Reviewed> {
     pub(super) grantee_of: Option<String>,
     /// With `--grantee`: the keys it resolved to, and the texts (for declared
     /// names that do not resolve).
-    pub(super) filter: Option<(BTreeSet<Key>, Vec<String>)>,
+    pub(super) filter: Option<GranteeFilter>,
 }
 
 pub(super) struct Engine<'a> {
@@ -495,53 +495,10 @@ impl<'a> Engine<'a> {
                         }
                     }
                 } else {
-                    let mut candidates = Vec::new();
-                    let mut owners = Vec::new();
-                    for (index, grantee) in self.grantees.iter().enumerate() {
-                        for candidate in K::grantee_candidates(&grantee.name) {
-                            candidates.push(candidate);
-                            owners.push(index);
-                        }
-                    }
-                    let keys = if candidates.is_empty() {
-                        Ok(Vec::new())
-                    } else {
-                        vendor.resolve(&candidates).await
-                    };
-                    match keys {
-                        Ok(keys) => {
-                            let mut found = BTreeSet::new();
-                            for (key, owner) in keys.into_iter().zip(owners) {
-                                let Some(key) = key else {
-                                    continue;
-                                };
-                                let matched = GranteeMatch {
-                                    vendor: vendor_kind.as_str(),
-                                    provider: provider.to_string(),
-                                    id: key.clone(),
-                                };
-                                if let Some(grantee) = self.grantees.get_mut(owner)
-                                    && !grantee.matches.contains(&matched)
-                                {
-                                    grantee.matches.push(matched);
-                                }
-                                found.insert(key);
-                            }
-                            let texts: Vec<String> =
-                                self.grantees.iter().map(|g| g.name.clone()).collect();
-                            filter = Some((found, texts));
-                        }
-                        Err(error) => {
-                            self.error(
-                                vendor_kind,
-                                Some(&provider),
-                                None,
-                                names.clone(),
-                                Failure::new(
-                                    error.reason(),
-                                    format!("could not look up the grantees: {error}"),
-                                ),
-                            );
+                    match self.grantee_keys::<K>(&vendor, &provider).await {
+                        Ok(keys) => filter = Some(keys),
+                        Err(failure) => {
+                            self.error(vendor_kind, Some(&provider), None, names.clone(), failure);
                             continue;
                         }
                     }

@@ -13,8 +13,9 @@ use crate::controller::Failure;
 use crate::controller::clients::{ProviderId, build_client};
 use crate::vendor::{GrantKind, VendorClient};
 
-use super::scope::Engine;
 use crate::cli::manifests::Manifests;
+
+use super::scope::Engine;
 
 /// A provider of the sources.
 pub(super) struct ProviderEntry<'a> {
