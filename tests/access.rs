@@ -133,6 +133,7 @@ struct Fixture {
     grafana_jane: i64,
     grafana_joe: i64,
     grafana_bob: i64,
+    grafana_kim: i64,
     sre: i64,
     jean: String,
     mike: String,
@@ -206,7 +207,8 @@ fn fixture(h: &Harness, name: &str) -> Fixture {
     ];
 
     // Grafana: SRE Query declared twice and live (managed by two); jane Edit
-    // declared, Query live (drifted, lower); joe expiring; bob Admin live and
+    // declared, Query live (drifted, lower); kim declared, not live (drifted);
+    // joe expiring; bob Admin live and
     // undeclared (unmanaged, named as Grafana lists him); the data source's
     // inherited Admin role entry (inherited); the Viewer basic role and a fixed
     // role entry of joe (fixed).
@@ -214,6 +216,7 @@ fn fixture(h: &Harness, name: &str) -> Fixture {
     let grafana_joe = h.grafana.add_user(1, "joe", "joe@example.com");
     let grafana_bob = h.grafana.add_user(1, "bob", "bob@example.com");
     let sre = h.grafana.add_team(1, "SRE");
+    let grafana_kim = h.grafana.add_user(1, "kim", "kim@example.com");
     for (grantee, level, managed) in [
         (grafana::Grantee::Team(sre), grafana::Level::Query, true),
         (
@@ -255,13 +258,22 @@ fn fixture(h: &Harness, name: &str) -> Fixture {
                 user_login("jane", GrafanaPermission::Edit),
             ],
         ),
-        grafana_grant("sre-2", vec![team_name("SRE", GrafanaPermission::Query)]),
+        grafana_grant(
+            "sre-2",
+            vec![
+                team_name("SRE", GrafanaPermission::Query),
+                user_login("kim", GrafanaPermission::Query),
+            ],
+        ),
         grafana_temp,
     ];
 
     // Dremio: jeansmith SELECT declared twice and live (managed by two), and
     // ALTER live undeclared (unmanaged); the role analysts declared, not live
-    // (drifted); mike expiring; rita and the role auditors live, undeclared.
+    // (drifted); mike expiring; rita and the role auditors live, undeclared; a
+    // group's entry (a grantee type the operator never grants to: fixed).
+    // Privileges are a set, compared one by one: a Dremio grant is never "live
+    // at another level", only live or not.
     let jean = h.dremio.add_user("jeansmith", "jean@example.com");
     let mike = h.dremio.add_user("mike", "mike@example.com");
     let rita = h.dremio.add_user("rita", "rita@example.com");
@@ -280,6 +292,10 @@ fn fixture(h: &Harness, name: &str) -> Fixture {
             record(dremio::GranteeType::User, &rita, &["SELECT"]),
             record(dremio::GranteeType::Role, &auditors, &["SELECT"]),
         ],
+    );
+    h.dremio.inject_raw_grant(
+        &h.dremio_object,
+        json!({"granteeType": "GROUP", "id": "g-1", "name": "contractors", "privileges": ["SELECT"]}),
     );
     let mut dremio_temp = dremio_grant("temp", vec![dremio_user("mike", &["SELECT"])]);
     dremio_temp.spec.policy.expires_at = Some(time(at(LATER)));
@@ -394,6 +410,7 @@ fn fixture(h: &Harness, name: &str) -> Fixture {
         grafana_jane,
         grafana_joe,
         grafana_bob,
+        grafana_kim,
         sre,
         jean,
         mike,
@@ -543,6 +560,10 @@ async fn every_vendor_reports_every_state_reading_each_object_once() {
         viewer["detail"].as_str().unwrap().contains("basic:viewer"),
         "{viewer:#}"
     );
+    let kim = grafana(&format!("user:{}", f.grafana_kim), "Query");
+    check(&kim, "drifted", &["sre-2"]);
+    assert_eq!(kim["detail"], "declared, not live");
+    assert_eq!(kim["grantee"]["name"], "kim");
     let fixed_joe = grafana(&format!("user:{}", f.grafana_joe), "Edit");
     check(&fixed_joe, "fixed", &[]);
     assert_eq!(fixed_joe["grantee"]["name"], "joe");
@@ -577,6 +598,16 @@ async fn every_vendor_reports_every_state_reading_each_object_once() {
     let auditors = dremio(&format!("role:{}", f.auditors), "SELECT");
     check(&auditors, "unmanaged", &[]);
     assert_eq!(auditors["grantee"]["name"], "auditors");
+    let group = dremio("group:g-1", "SELECT");
+    check(&group, "fixed", &[]);
+    assert_eq!(group["grantee"]["name"], "contractors");
+    assert!(
+        group["detail"]
+            .as_str()
+            .unwrap()
+            .contains("granteeType GROUP"),
+        "{group:#}"
+    );
 
     // Snowflake: the grantee is the object read; the securable is the target.
     let snowflake = |securable: &str, permission: &str| {
@@ -620,11 +651,11 @@ async fn every_vendor_reports_every_state_reading_each_object_once() {
     );
 
     // Nothing else, and the counts agree.
-    assert_eq!(rows.len(), 9 + 7 + 6 + 7, "{report:#}");
+    assert_eq!(rows.len(), 9 + 8 + 7 + 7, "{report:#}");
     assert_eq!(
         report["summary"],
-        json!({"objects": 4, "rows": 29, "managed": 4, "expiring": 4, "unmanaged": 7,
-               "drifted": 9, "inherited": 1, "fixed": 4, "errors": 0})
+        json!({"objects": 4, "rows": 31, "managed": 4, "expiring": 4, "unmanaged": 7,
+               "drifted": 10, "inherited": 1, "fixed": 5, "errors": 0})
     );
 
     // One listing per vendor object, shared by every resource on it; nothing written.
@@ -777,7 +808,7 @@ async fn table_csv_and_json_report_the_same_rows() {
     assert!(joe.ends_with(&format!("expires {LATER}")), "{joe}");
     assert!(
         table.stdout.contains(
-            "29 grant(s) on 4 vendor object(s): 4 managed, 4 expiring, 7 unmanaged, 9 drifted, 1 inherited, 4 fixed; 0 could not be read."
+            "31 grant(s) on 4 vendor object(s): 4 managed, 4 expiring, 7 unmanaged, 10 drifted, 1 inherited, 5 fixed; 0 could not be read."
         ),
         "{}",
         table.stdout
@@ -1184,10 +1215,10 @@ async fn what_cannot_be_read_is_reported_with_exit_1() {
         [yaml(&[down]), yaml(&[stranded])].join("---\n"),
     )
     .unwrap();
-    // A Dremio entry of a grantee type the operator does not know: unknown is not absent.
+    // A Dremio entry without an id: unreadable, and unknown is not absent.
     h.dremio.inject_raw_grant(
         &h.dremio_object,
-        json!({"granteeType": "GROUP", "id": "g-1", "privileges": ["SELECT"]}),
+        json!({"granteeType": "USER", "id": "", "privileges": ["SELECT"]}),
     );
 
     // And Grafana's token is in no named place.
@@ -1220,7 +1251,10 @@ async fn what_cannot_be_read_is_reported_with_exit_1() {
     let dremio = error("dremio");
     assert_eq!(dremio["reason"], "VendorUnavailable");
     assert!(
-        dremio["message"].as_str().unwrap().contains("GROUP"),
+        dremio["message"]
+            .as_str()
+            .unwrap()
+            .contains("its id is empty"),
         "{dremio:#}"
     );
     assert_eq!(errors.len(), 3, "{report:#}");
@@ -1268,13 +1302,24 @@ async fn what_cannot_be_read_is_reported_with_exit_1() {
     assert_eq!(run.code, 1);
 }
 
-/// The in-memory API server over HTTP, and a kubeconfig pointing at it.
-async fn serve_kube(h: &Harness, name: &str) -> PathBuf {
+/// What the binary asked of the API server: (method, path). The fake's own log
+/// also holds the in-process reflectors' requests, which re-list at any time.
+type Served = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// The in-memory API server over HTTP, a kubeconfig pointing at it, and the
+/// log of the requests served over it.
+async fn serve_kube(h: &Harness, name: &str) -> (PathBuf, Served) {
     let service = h.kube.service();
+    let served = Served::default();
+    let log = served.clone();
     let app = tower::service_fn(move |request: http::Request<axum::body::Body>| {
         let service = service.clone();
+        let log = log.clone();
         async move {
             let (parts, body) = request.into_parts();
+            log.lock()
+                .unwrap()
+                .push((parts.method.to_string(), parts.uri.path().to_string()));
             let bytes = body
                 .collect()
                 .await
@@ -1304,7 +1349,7 @@ async fn serve_kube(h: &Harness, name: &str) -> PathBuf {
             .as_bytes(),
         )
         .unwrap();
-    kubeconfig
+    (kubeconfig, served)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1335,8 +1380,7 @@ async fn from_cluster_reads_the_cluster_and_writes_nothing() {
         &["USAGE"],
         false,
     ));
-    let kubeconfig = serve_kube(&h, "cluster").await;
-    h.kube.clear_calls();
+    let (kubeconfig, served) = serve_kube(&h, "cluster").await;
     let run = cli(&[
         "access",
         "--from-cluster",
@@ -1374,13 +1418,13 @@ async fn from_cluster_reads_the_cluster_and_writes_nothing() {
     );
     assert_eq!(rows.len(), 2, "{report:#}");
     // Read-only: lists of the kinds, and the Secrets the providers need, one by one.
-    let calls = h.kube.calls();
+    let calls = served.lock().unwrap().clone();
     assert!(
-        calls.iter().all(|call| call.method == "GET"),
+        calls.iter().all(|call| call.0 == "GET"),
         "only reads: {:?}",
         calls
             .iter()
-            .map(|c| format!("{} {}", c.method, c.path))
+            .map(|c| format!("{} {}", c.0, c.1))
             .collect::<Vec<_>>()
     );
     for path in [
@@ -1391,14 +1435,15 @@ async fn from_cluster_reads_the_cluster_and_writes_nothing() {
         &format!("/api/v1/namespaces/{NS}/secrets/snowflake-pat"),
     ] {
         assert!(
-            calls.iter().any(|call| call.path == path),
+            calls.iter().any(|call| call.1 == path),
             "{path} read: {:?}",
-            calls.iter().map(|c| &c.path).collect::<Vec<_>>()
+            calls.iter().map(|c| &c.1).collect::<Vec<_>>()
         );
     }
     assert!(
-        !calls.iter().any(|call| call.path.ends_with("/secrets")),
-        "Secrets are never listed"
+        !calls.iter().any(|call| call.1.ends_with("/secrets")),
+        "Secrets are never listed: {:?}",
+        calls.iter().map(|c| &c.1).collect::<Vec<_>>()
     );
 
     // -f and --from-cluster are one or the other.

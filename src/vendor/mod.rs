@@ -226,7 +226,8 @@ pub enum OtherKind {
     Inherited,
     /// An entry of a kind the operator never grants or revokes: Grafana's fixed
     /// and basic role entries, Sigma levels other than `usage` and `annotate`,
-    /// Snowflake's `OWNERSHIP`.
+    /// Snowflake's `OWNERSHIP`, Dremio entries of grantee types other than
+    /// users and roles (read only for a review).
     Fixed,
 }
 
