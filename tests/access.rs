@@ -1450,3 +1450,31 @@ async fn from_cluster_reads_the_cluster_and_writes_nothing() {
     let both = cli(&["access", "--from-cluster", "-f", "x"]).await;
     assert_eq!(both.code, 2, "a usage error: {}", both.stderr);
 }
+
+#[test]
+fn readme_documents_every_access_flag() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## Access review")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has an Access review section");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_grant-operator"))
+        .args(["access", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    for line in help.lines() {
+        if let Some(flag) = line
+            .split_whitespace()
+            .find(|word| word.starts_with("--") && *word != "--help")
+        {
+            let flag = flag.trim_end_matches(',');
+            assert!(
+                section.contains(&format!("`{flag}")),
+                "the Access review section does not document {flag}"
+            );
+        }
+    }
+}
