@@ -940,6 +940,70 @@ async fn targets_name_objects_and_all_targets_lists_them() {
     );
     assert!(h.grafana.calls().is_empty(), "Grafana not in scope");
 
+    // A Grafana data source and a Dremio catalog object by id: each read once,
+    // the Dremio object with the resources declaring on it.
+    h.grafana.clear_calls();
+    h.dremio.clear_calls();
+    let dremio_target = format!("dremio:{}", h.dremio_object);
+    let run = cli(&[
+        "access",
+        "-f",
+        dir,
+        "--secret",
+        GRAFANA_SECRET,
+        "--target",
+        "grafana:loki-uid",
+        "--target",
+        &dremio_target,
+        "-o",
+        "json",
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let rows = rows_of(&report);
+    check(
+        find(&rows, "grafana", "loki-uid", "role:Admin", "Admin"),
+        "inherited",
+        &[],
+    );
+    assert_eq!(
+        rows.iter().filter(|row| row["vendor"] == "grafana").count(),
+        1,
+        "{report:#}"
+    );
+    check(
+        find(
+            &rows,
+            "dremio",
+            &h.dremio_object,
+            &format!("user:{}", f.jean),
+            "SELECT",
+        ),
+        "managed",
+        &["zips", "zips-2"],
+    );
+    assert_eq!(
+        rows.iter().filter(|row| row["vendor"] == "dremio").count(),
+        7,
+        "{report:#}"
+    );
+    assert_eq!(report["summary"]["objects"], 2);
+    assert_eq!(
+        h.grafana
+            .count("GET", "/api/access-control/datasources/loki-uid"),
+        1
+    );
+    assert_eq!(
+        h.grafana.count(
+            "GET",
+            &format!("/api/access-control/datasources/{DATASOURCE_UID}")
+        ),
+        0,
+        "the declared data source is not in scope"
+    );
+    assert_eq!(h.dremio.grant_reads(&h.dremio_object), 1);
+
     // Without a vendor, through one provider.
     let run = cli(&[
         "access",
