@@ -1,5 +1,6 @@
-//! The three outputs: a table for people, CSV (RFC 4180) and JSON (the
-//! serialized [`Report`]).
+//! The outputs made here: the table for people and CSV (RFC 4180). The third,
+//! JSON, is the [`Report`] serialized as it is (its fields are the documented
+//! shape).
 
 use super::report::{Report, State};
 
