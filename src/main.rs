@@ -1,5 +1,6 @@
 //! `grant-operator`: `run` (the controller, default), `crd` (prints every CRD),
-//! and the tools that need no cluster: `plan`, `apply`, `demo`.
+//! the tools that need no cluster: `plan`, `apply`, `export`, `demo`, and the
+//! access review `access` (manifests, or the cluster's resources read-only).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,6 +56,94 @@ enum Command {
     /// Print grant resources that declare exactly the live grants of some vendor
     /// objects, ready to commit and adopt (`plan` on them shows no change).
     Export(ExportArgs),
+    /// Review who can reach what, across every vendor: each live grant of the
+    /// vendor objects in scope, managed (by which resources), expiring,
+    /// unmanaged, drifted, inherited or fixed. Writes nothing. Exit code: 0 done,
+    /// 1 something could not be read, 3 a row in a state named with --fail-on.
+    Access(Box<AccessArgs>),
+}
+
+#[derive(Args, Clone)]
+struct AccessArgs {
+    /// Manifest files or folders holding providers, grants, Secrets and Namespaces (as for `plan`).
+    #[arg(
+        short = 'f',
+        long = "filename",
+        num_args = 1..,
+        required_unless_present = "from_cluster",
+        conflicts_with = "from_cluster"
+    )]
+    files: Vec<PathBuf>,
+    /// Read providers, grant resources and Secrets from the current kube context
+    /// instead (list and get only; nothing is written).
+    #[arg(long)]
+    from_cluster: bool,
+    /// A vendor object to review, by the vendor's id, as `export` names it: a
+    /// Sigma connection id, a Grafana data source uid, a Dremio catalog object
+    /// id, a Snowflake grantee (ROLE:NAME, DATABASE_ROLE:DB.NAME, USER:NAME).
+    /// Prefix it with its vendor (sigma:, grafana:, dremio:, snowflake:) when the
+    /// providers in scope reach several vendors (repeatable). Without --target,
+    /// the objects the resources declare.
+    #[arg(long = "target", value_name = "[VENDOR:]ID")]
+    targets: Vec<String>,
+    /// Also every object each provider can list (Sigma connections, Grafana data
+    /// sources, Snowflake roles; Dremio has no such listing).
+    #[arg(long)]
+    all_targets: bool,
+    /// Only the grants of this grantee: an email, a login, a team, a role, a key
+    /// such as member:ID or user:7, or a Snowflake grantee (ROLE:NAME, USER:NAME),
+    /// looked up with each vendor's own look-ups (repeatable).
+    #[arg(long = "grantee", value_name = "NAME")]
+    grantees: Vec<String>,
+    /// Only this GrantProvider, as NAMESPACE/NAME (repeatable; default: every provider).
+    #[arg(long = "provider", value_name = "NAMESPACE/NAME")]
+    providers: Vec<String>,
+    /// Only this ClusterGrantProvider (repeatable).
+    #[arg(long = "cluster-provider", value_name = "NAME")]
+    cluster_providers: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: AccessOutput,
+    /// Exit with code 3 when a row is in this state (repeatable).
+    #[arg(long = "fail-on", value_enum)]
+    fail_on: Vec<FailOn>,
+    /// Show progress on stderr even when it is not a terminal.
+    #[arg(long)]
+    progress: bool,
+    /// Vendor objects read at once per provider.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    parallel: u16,
+    /// A Secret value from the environment or a file (as for `plan`).
+    #[arg(long = "secret", value_name = "NAMESPACE/NAME/KEY=SOURCE")]
+    secrets: Vec<grant_operator::cli::secrets::SecretOverride>,
+    /// Read Secrets the manifests do not hold from the current kube context.
+    #[arg(long)]
+    secrets_from_cluster: bool,
+    /// Kubeconfig file (for --from-cluster and --secrets-from-cluster); by default
+    /// KUBECONFIG, ~/.kube/config, or the in-cluster service account.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use instead of the current one.
+    #[arg(long)]
+    context: Option<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AccessOutput {
+    /// A table for people.
+    Table,
+    /// CSV (RFC 4180) for spreadsheets.
+    Csv,
+    /// JSON for machines.
+    Json,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FailOn {
+    /// A live grant no resource declares.
+    Unmanaged,
+    /// A declared grant not live, or live at another level.
+    Drifted,
 }
 
 #[derive(Args, Clone)]
@@ -274,6 +363,7 @@ async fn run_cli() -> ExitCode {
         Some(Command::Apply(args)) => plan(args, true).await,
         Some(Command::Demo) => demo().await,
         Some(Command::Export(args)) => export(args).await,
+        Some(Command::Access(args)) => access(*args).await,
         None => run(cli.run).await,
     }
 }
@@ -384,6 +474,128 @@ async fn inputs(
     };
     let secrets = CliSecrets::new(&manifests.secrets, overrides, cluster);
     Ok((manifests, secrets))
+}
+
+async fn access(args: AccessArgs) -> ExitCode {
+    use grant_operator::cli::access::{self, Options, Progress, State};
+    use grant_operator::cli::{manifests::Manifests, secrets::CliSecrets};
+    use grant_operator::controller::clients::ProviderId;
+    use std::io::IsTerminal;
+
+    let mut providers = Vec::new();
+    for reference in &args.providers {
+        match reference.split_once('/') {
+            Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() => {
+                providers.push(ProviderId {
+                    kind: grant_operator::api::ProviderKind::GrantProvider,
+                    namespace: Some(namespace.to_string()),
+                    name: name.to_string(),
+                });
+            }
+            _ => {
+                eprintln!("error: --provider takes NAMESPACE/NAME");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    providers.extend(args.cluster_providers.iter().map(|name| ProviderId {
+        kind: grant_operator::api::ProviderKind::ClusterGrantProvider,
+        namespace: None,
+        name: name.clone(),
+    }));
+    let cluster = if args.from_cluster || args.secrets_from_cluster {
+        match kube_client_for(args.kubeconfig.as_deref(), args.context.as_deref()).await {
+            Ok(client) => Some(client),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
+    let manifests = match (&cluster, args.from_cluster) {
+        (Some(client), true) => access::from_cluster(client).await,
+        _ => Manifests::load(&args.files).map_err(|error| error.to_string()),
+    };
+    let manifests = match manifests {
+        Ok(manifests) => manifests,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let secrets = CliSecrets::new(&manifests.secrets, args.secrets, cluster);
+    let progress = if std::io::stderr().is_terminal() {
+        Progress::Terminal
+    } else if args.progress {
+        Progress::Lines
+    } else {
+        Progress::Off
+    };
+    let options = Options {
+        targets: args.targets,
+        all_targets: args.all_targets,
+        grantees: args.grantees,
+        providers,
+        parallel: usize::from(args.parallel),
+        progress,
+    };
+    let report = match access::run(
+        &manifests,
+        &secrets,
+        &options,
+        &Arc::new(Metrics::new()),
+        &grant_operator::vendor::http::RetryPolicy::default(),
+    )
+    .await
+    {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let fail_on: Vec<State> = args
+        .fail_on
+        .iter()
+        .map(|state| match state {
+            FailOn::Unmanaged => State::Unmanaged,
+            FailOn::Drifted => State::Drifted,
+        })
+        .collect();
+    let text = match args.output {
+        AccessOutput::Table => Ok(access::render_table(&report)),
+        AccessOutput::Csv => {
+            // The CSV holds rows only; remarks go to stderr.
+            for note in &report.notes {
+                eprintln!("note: {note}");
+            }
+            Ok(access::render_csv(&report))
+        }
+        AccessOutput::Json => serde_json::to_string_pretty(&report)
+            .map(|json| format!("{json}\n"))
+            .map_err(|error| error.to_string()),
+    };
+    match text {
+        Ok(text) => {
+            use std::io::Write;
+            match std::io::stdout().lock().write_all(text.as_bytes()) {
+                Ok(()) => {}
+                // `access | head` closes the pipe early; the exit code still tells.
+                Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(error) => {
+                    eprintln!("error: cannot write the report: {error}");
+                    return ExitCode::from(1);
+                }
+            }
+            ExitCode::from(report.exit_code(&fail_on))
+        }
+        Err(error) => {
+            eprintln!("error: cannot render the report: {error}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 async fn plan(args: PlanArgs, apply: bool) -> ExitCode {
@@ -513,11 +725,20 @@ async fn run(args: RunArgs) -> ExitCode {
 }
 
 async fn kube_client(args: &RunArgs) -> Result<kube::Client, String> {
+    kube_client_for(args.kubeconfig.as_deref(), args.context.as_deref()).await
+}
+
+/// A client for a kubeconfig file and context; by default as kube infers it
+/// (KUBECONFIG, ~/.kube/config, or the in-cluster service account).
+async fn kube_client_for(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> Result<kube::Client, String> {
     let options = kube::config::KubeConfigOptions {
-        context: args.context.clone(),
+        context: context.map(String::from),
         ..Default::default()
     };
-    let config = match &args.kubeconfig {
+    let config = match kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
                 .map_err(|error| format!("cannot read kubeconfig {}: {error}", path.display()))?;
@@ -525,7 +746,7 @@ async fn kube_client(args: &RunArgs) -> Result<kube::Client, String> {
                 .await
                 .map_err(|error| format!("invalid kubeconfig {}: {error}", path.display()))?
         }
-        None if args.context.is_some() => kube::Config::from_kubeconfig(&options)
+        None if context.is_some() => kube::Config::from_kubeconfig(&options)
             .await
             .map_err(|error| format!("cannot load kubeconfig: {error}"))?,
         None => kube::Config::infer().await.map_err(|error| {

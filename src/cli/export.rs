@@ -134,7 +134,7 @@ async fn export<K: GrantKind + Serialize>(
     namespace: &str,
 ) -> Result<Vec<serde_json::Value>, String> {
     let vendor = K::client(client).ok_or_else(|| format!("not a {} provider", K::VENDOR))?;
-    let listed;
+    let listed: Vec<String>;
     let targets = if targets.is_empty() {
         listed = vendor
             .list_targets()
@@ -145,7 +145,10 @@ async fn export<K: GrantKind + Serialize>(
                     "{} has no listing of every object: name the objects to export with --target",
                     K::VENDOR
                 )
-            })?;
+            })?
+            .into_iter()
+            .map(|target| target.id)
+            .collect();
         &listed
     } else {
         targets

@@ -1,7 +1,10 @@
-//! The command-line tools that need no cluster: `plan`, `apply` (and, with the
-//! `sandbox` feature, `demo`). They read manifests, take Secret values only from
-//! where the user points, and run the controller's own sync engine once.
+//! The command-line tools that need no cluster: `plan`, `apply`, `export`,
+//! `access` (and, with the `sandbox` feature, `demo`). They read manifests (or,
+//! for `access --from-cluster`, list the cluster's resources), take Secret
+//! values only from where the user points, and use the controller's own vendor
+//! clients and sync engine.
 
+pub mod access;
 #[cfg(feature = "sandbox")]
 pub mod demo;
 pub mod export;

@@ -18,7 +18,8 @@
 //! (`reason=VendorUnavailable`): nothing is written from that listing, and a
 //! deleted resource keeps its finalizer. Entries a vendor module knows and
 //! deliberately leaves alone (Sigma's `admin` level, Grafana's inherited
-//! entries) are read, and counted as unmanaged.
+//! entries) are read, counted as unmanaged, and kept as [`OtherEntry`]s for
+//! reviews (`access`); they never reach the planner.
 
 pub mod dremio;
 pub mod grafana;
@@ -200,6 +201,49 @@ pub struct ResolvedTarget {
     pub id: String,
     /// The ids shown in status.
     pub status: GrantTarget,
+    /// The object's name, when resolving it showed one (a Grafana data source's
+    /// name, a Dremio catalog path); for people reading a report, never a key.
+    pub name: Option<String>,
+}
+
+/// Why the operator leaves an entry of a listing alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OtherKind {
+    /// Access the object shows but that is set elsewhere (Grafana's inherited
+    /// entries): changed where it comes from, never here.
+    Inherited,
+    /// An entry of a kind the operator never grants or revokes: Grafana's fixed
+    /// and basic role entries, Sigma levels other than `usage` and `annotate`,
+    /// Snowflake's `OWNERSHIP`, Dremio entries of grantee types other than
+    /// users and roles (read only for a review).
+    Fixed,
+}
+
+impl OtherKind {
+    /// Lower-case name, as reports show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtherKind::Inherited => "inherited",
+            OtherKind::Fixed => "fixed",
+        }
+    }
+}
+
+/// An entry of a listing that the operator reads and leaves alone: never a
+/// grant it manages, so it never reaches the planner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtherEntry {
+    /// Where the entry sits, written as the planner's keys are (`member:ID`,
+    /// `user:7`, `role:Admin`, a Snowflake securable).
+    pub key: Key,
+    /// The grantee's name as the vendor lists it, when it does.
+    pub name: Option<String>,
+    /// The permission as the vendor lists it (`admin`, `Query`, `OWNERSHIP`).
+    pub permission: String,
+    /// Why it is left alone.
+    pub kind: OtherKind,
+    /// What the vendor says of it besides (Grafana's role name), when anything.
+    pub detail: Option<String>,
 }
 
 /// The live grants of a unit as the vendor reports them.
@@ -207,8 +251,33 @@ pub struct ResolvedTarget {
 pub struct Live<P> {
     /// Grants with permissions the operator manages.
     pub grants: Vec<LiveGrant<P>>,
-    /// Entries with permissions the operator does not manage (left alone).
+    /// Entries with permissions the operator does not manage (left alone): the
+    /// length of `others`, kept as a count for the controller.
     pub unmanaged: usize,
+    /// Those entries themselves, for a review (`access`).
+    pub others: Vec<OtherEntry>,
+    /// Names of keys as the listing shows them (a Grafana login or team name, a
+    /// Dremio user or role name), where it does; for people, never for planning.
+    pub names: BTreeMap<Key, String>,
+}
+
+impl<P> Default for Live<P> {
+    fn default() -> Self {
+        Live {
+            grants: Vec::new(),
+            unmanaged: 0,
+            others: Vec::new(),
+            names: BTreeMap::new(),
+        }
+    }
+}
+
+impl<P> Live<P> {
+    /// Records an entry left alone (and counts it).
+    pub fn leave_alone(&mut self, entry: OtherEntry) {
+        self.unmanaged += 1;
+        self.others.push(entry);
+    }
 }
 
 /// A vendor, as the grant controller uses it for one unit.
@@ -253,11 +322,24 @@ pub trait Vendor: Send + Sync + 'static {
         plan: &Plan<Self::Perm>,
     ) -> impl Future<Output = BTreeMap<Key, VendorError>> + Send;
 
-    /// The ids of every target the provider can list (`export` without
-    /// `--target`); `None` when the vendor has no such listing.
+    /// Reads the live grants of the target for a review (`access`): what
+    /// [`Vendor::read`] reads, plus what the vendor lists that `read` fetches
+    /// only when a key in `known` needs it (Snowflake's future grants). Still
+    /// one read of one vendor object; nothing is cached from it for writes.
+    fn read_for_review(
+        &self,
+        target: &ResolvedTarget,
+        known: &[Key],
+    ) -> impl Future<Output = Result<Live<Self::Perm>, VendorError>> + Send {
+        self.read(target, known)
+    }
+
+    /// Every target the provider can list, resolved (`export` without
+    /// `--target`, `access --all-targets`); `None` when the vendor has no such
+    /// listing. A target's `id` is what a command line names it by.
     fn list_targets(
         &self,
-    ) -> impl Future<Output = Result<Option<Vec<String>>, VendorError>> + Send {
+    ) -> impl Future<Output = Result<Option<Vec<ResolvedTarget>>, VendorError>> + Send {
         async { Ok(None) }
     }
 

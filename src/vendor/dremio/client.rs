@@ -66,9 +66,10 @@ impl GranteeType {
     }
 }
 
-/// One grant entry as listed (names and emails are ignored; they are not
-/// written back). An entry of a grantee type other than `USER` and `ROLE`,
-/// without an id, or without its privileges is unreadable.
+/// One grant entry as listed (the name is for people: never compared, never
+/// written back). An entry of a grantee type other than `USER` and `ROLE`
+/// (except to a review, which only shows it), without an id, or without its
+/// privileges is unreadable.
 #[derive(Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct ListedEntry {
@@ -78,6 +79,9 @@ pub struct ListedEntry {
     pub grantee_type: String,
     /// Grantee id.
     pub id: String,
+    /// The user's or role's name, when the listing shows it.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 impl ListedEntry {
@@ -87,6 +91,15 @@ impl ListedEntry {
                 "its granteeType {:?} is not USER or ROLE",
                 self.grantee_type
             ));
+        }
+        self.check_shown()
+    }
+
+    /// What a review needs of an entry it only shows: an entry of another
+    /// grantee type is shown as it is, never written back.
+    fn check_shown(&self) -> Result<(), String> {
+        if self.grantee_type.is_empty() {
+            return Err("its granteeType is empty".into());
         }
         if self.id.is_empty() {
             return Err("its id is empty".into());
@@ -286,6 +299,25 @@ impl DremioApi {
         &self,
         object_id: &str,
     ) -> Result<Result<ObjectGrants, VendorError>, CallError> {
+        self.grants_checked(object_id, ListedEntry::check).await
+    }
+
+    /// [`DremioApi::grants`] for a review (`access`): entries of grantee types
+    /// other than `USER` and `ROLE` are kept, to be shown; nothing read this way
+    /// is ever written back.
+    pub async fn grants_for_review(
+        &self,
+        object_id: &str,
+    ) -> Result<Result<ObjectGrants, VendorError>, CallError> {
+        self.grants_checked(object_id, ListedEntry::check_shown)
+            .await
+    }
+
+    async fn grants_checked(
+        &self,
+        object_id: &str,
+        check: fn(&ListedEntry) -> Result<(), String>,
+    ) -> Result<Result<ObjectGrants, VendorError>, CallError> {
         let response = self
             .call(
                 "list_grants",
@@ -300,11 +332,9 @@ impl DremioApi {
                 message: format!("unexpected grants listing: {error}"),
             })?;
         Ok(
-            read_entries(VENDOR, "list_grants", raw.grants, ListedEntry::check).map(|grants| {
-                ObjectGrants {
-                    available_privileges: raw.available_privileges,
-                    grants,
-                }
+            read_entries(VENDOR, "list_grants", raw.grants, check).map(|grants| ObjectGrants {
+                available_privileges: raw.available_privileges,
+                grants,
             }),
         )
     }

@@ -42,7 +42,10 @@ use crate::plan::{Key, LiveGrant, Permission, Plan};
 
 use self::client::{DremioApi, Entry, GranteeType, ListedEntry, ObjectGrants};
 use super::http::CallError;
-use super::{GrantKind, Live, ResolvedTarget, Vendor, VendorClient, VendorError, normalize_url};
+use super::{
+    GrantKind, Live, OtherEntry, OtherKind, ResolvedTarget, Vendor, VendorClient, VendorError,
+    normalize_url,
+};
 
 const VENDOR: VendorKind = VendorKind::Dremio;
 /// How long a resolved name or path is trusted.
@@ -345,6 +348,45 @@ fn merge(
     (entries, refused)
 }
 
+/// The live grants of a listing. An entry of a grantee type other than `USER`
+/// and `ROLE` (only a review reads one: the client refuses it otherwise) is a
+/// `fixed` entry: the operator grants to users and roles only, and cannot
+/// sync an object while such an entry is listed.
+fn live_of(entries: Vec<ListedEntry>) -> Live<Privilege> {
+    let mut live = Live::default();
+    for entry in entries {
+        let Some(kind) = GranteeType::from_wire(&entry.grantee_type) else {
+            let key = format!("{}:{}", entry.grantee_type.to_ascii_lowercase(), entry.id);
+            for privilege in entry.privileges {
+                live.others.push(OtherEntry {
+                    key: key.clone(),
+                    name: entry.name.clone().filter(|name| !name.is_empty()),
+                    permission: privilege,
+                    kind: OtherKind::Fixed,
+                    detail: Some(format!(
+                        "granteeType {}: the operator grants to users and roles only, and cannot sync an object listing it",
+                        entry.grantee_type
+                    )),
+                });
+            }
+            continue;
+        };
+        let key = format!("{}:{}", kind.prefix(), entry.id);
+        if let Some(name) = entry.name.filter(|name| !name.is_empty()) {
+            live.names.insert(key.clone(), name);
+        }
+        for privilege in entry.privileges {
+            live.grants.push(LiveGrant {
+                key: key.clone(),
+                perm: Privilege(privilege),
+                vendor_id: None,
+            });
+        }
+    }
+    live.unmanaged = live.others.len();
+    live
+}
+
 impl Vendor for DremioClient {
     type Perm = Privilege;
     type Target = DremioCatalogObjectRef;
@@ -372,6 +414,7 @@ impl Vendor for DremioClient {
         &self,
         reference: &DremioCatalogObjectRef,
     ) -> Result<ResolvedTarget, VendorError> {
+        let name = reference.path.as_ref().map(|path| path.join("/"));
         let id = match (&reference.id, &reference.path) {
             (Some(id), _) => id.clone(),
             (None, Some(path)) => match self.paths.get(path) {
@@ -400,6 +443,7 @@ impl Vendor for DremioClient {
                 ..GrantTarget::default()
             },
             id,
+            name,
         })
     }
 
@@ -408,30 +452,21 @@ impl Vendor for DremioClient {
         target: &ResolvedTarget,
         _known: &[Key],
     ) -> Result<Live<Privilege>, VendorError> {
-        let current = self.current(&target.id).await?;
-        let mut live = Live {
-            grants: Vec::new(),
-            unmanaged: 0,
-        };
-        for entry in current.grants {
-            // The client has checked every entry's grantee type.
-            let Some(kind) = GranteeType::from_wire(&entry.grantee_type) else {
-                return Err(VendorError::Protocol {
-                    vendor: VENDOR,
-                    operation: "list_grants",
-                    message: format!("unknown grantee type {:?}", entry.grantee_type),
-                });
-            };
-            let key = format!("{}:{}", kind.prefix(), entry.id);
-            for privilege in entry.privileges {
-                live.grants.push(LiveGrant {
-                    key: key.clone(),
-                    perm: Privilege(privilege),
-                    vendor_id: None,
-                });
-            }
-        }
-        Ok(live)
+        // The client has refused every entry of another grantee type.
+        Ok(live_of(self.current(&target.id).await?.grants))
+    }
+
+    async fn read_for_review(
+        &self,
+        target: &ResolvedTarget,
+        _known: &[Key],
+    ) -> Result<Live<Privilege>, VendorError> {
+        let current = self
+            .api
+            .grants_for_review(&target.id)
+            .await
+            .map_err(|error| self.target_error(error, "list_grants", &target.id))??;
+        Ok(live_of(current.grants))
     }
 
     async fn apply(
@@ -637,6 +672,7 @@ mod tests {
                     privileges: privileges.iter().map(|p| p.to_string()).collect(),
                     grantee_type: kind.to_string(),
                     id: id.to_string(),
+                    name: None,
                 })
                 .collect(),
         }

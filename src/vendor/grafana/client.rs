@@ -133,6 +133,12 @@ pub struct LegacyEntry {
     pub team_id: Option<i64>,
     /// Numeric level.
     pub permission: i64,
+    /// The user's login, for people (never compared).
+    #[serde(default)]
+    pub user_login: Option<String>,
+    /// The team's name, for people (never compared).
+    #[serde(default)]
+    pub team: Option<String>,
 }
 
 /// Who a Legacy permission is for.
@@ -175,6 +181,16 @@ pub struct AccessEntry {
     pub is_managed: bool,
     /// Inherited from elsewhere (never changed). Required, as `is_managed`.
     pub is_inherited: bool,
+    /// The user's login, for people (never compared).
+    #[serde(default)]
+    pub user_login: Option<String>,
+    /// The team's name, for people (never compared).
+    #[serde(default)]
+    pub team: Option<String>,
+    /// The role the entry comes from (`managed:users:7:permissions`,
+    /// `fixed:datasources:reader`, `basic:viewer`), for people.
+    #[serde(default)]
+    pub role_name: Option<String>,
 }
 
 /// Who an AccessControl permission is for.

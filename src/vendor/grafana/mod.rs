@@ -7,7 +7,7 @@
 //!   - `AccessControl` (Grafana 9+): one call sets or (with `""`) removes the
 //!     managed permission of a user, team or built-in role. Only managed,
 //!     non-inherited entries are read as grants; every other entry is left
-//!     alone and counted as unmanaged.
+//!     alone, counted as unmanaged and kept for reviews (inherited, or fixed).
 //!   - `Legacy` (Grafana Enterprise before 10.3): numeric levels (1 Query,
 //!     2 Edit), no update call, so a level change is remove-then-add; no
 //!     built-in roles and no Admin level (refused as `InvalidGrant`).
@@ -41,7 +41,8 @@ use self::client::{
 };
 use super::http::CallError;
 use super::{
-    GrantKind, Live, ResolvedTarget, Vendor, VendorClient, VendorError, normalize_url, unreadable,
+    GrantKind, Live, OtherEntry, OtherKind, ResolvedTarget, Vendor, VendorClient, VendorError,
+    normalize_url, unreadable,
 };
 
 const VENDOR: VendorKind = VendorKind::Grafana;
@@ -566,6 +567,7 @@ impl Vendor for GrafanaClient {
                 datasource_uid: Some(datasource.uid),
                 ..GrantTarget::default()
             },
+            name: Some(datasource.name).filter(|name| !name.is_empty()),
         })
     }
 
@@ -574,10 +576,7 @@ impl Vendor for GrafanaClient {
         target: &ResolvedTarget,
         _known: &[Key],
     ) -> Result<Live<GrafanaPermission>, VendorError> {
-        let mut live = Live {
-            grants: Vec::new(),
-            unmanaged: 0,
-        };
+        let mut live = Live::default();
         match self.permissions_api().await? {
             PermissionsApi::AccessControl => {
                 let entries = self.api.access_list(&target.id).await.map_err(|error| {
@@ -589,7 +588,7 @@ impl Vendor for GrafanaClient {
                     // Inherited entries and those of fixed or basic roles are
                     // known and never ours to change, whatever they name.
                     if !entry.is_managed || entry.is_inherited {
-                        live.unmanaged += 1;
+                        live.leave_alone(other_access(entry));
                         continue;
                     }
                     let key = match (
@@ -625,6 +624,9 @@ impl Vendor for GrafanaClient {
                             ),
                         ));
                     };
+                    if let Some(name) = listed_name(&entry.user_login, &entry.team) {
+                        live.names.insert(key.clone(), name);
+                    }
                     live.grants.push(LiveGrant {
                         key,
                         perm,
@@ -663,6 +665,9 @@ impl Vendor for GrafanaClient {
                             ),
                         ));
                     };
+                    if let Some(name) = listed_name(&entry.user_login, &entry.team) {
+                        live.names.insert(key.clone(), name);
+                    }
                     live.grants.push(LiveGrant {
                         key,
                         perm,
@@ -702,9 +707,22 @@ impl Vendor for GrafanaClient {
         }
     }
 
-    async fn list_targets(&self) -> Result<Option<Vec<String>>, VendorError> {
+    async fn list_targets(&self) -> Result<Option<Vec<ResolvedTarget>>, VendorError> {
         let datasources = self.api.datasources().await?;
-        Ok(Some(datasources.into_iter().map(|d| d.uid).collect()))
+        Ok(Some(
+            datasources
+                .into_iter()
+                .map(|datasource| ResolvedTarget {
+                    id: datasource.uid.clone(),
+                    status: GrantTarget {
+                        datasource_id: Some(datasource.id),
+                        datasource_uid: Some(datasource.uid),
+                        ..GrantTarget::default()
+                    },
+                    name: Some(datasource.name).filter(|name| !name.is_empty()),
+                })
+                .collect(),
+        ))
     }
 
     async fn check(&self) -> Result<String, VendorError> {
@@ -725,6 +743,43 @@ impl Vendor for GrafanaClient {
 }
 
 /// A managed AccessControl entry the operator cannot read (see [`super::unreadable`]).
+/// The name a listing shows for an entry's user or team, if any.
+fn listed_name(user_login: &Option<String>, team: &Option<String>) -> Option<String> {
+    user_login
+        .as_ref()
+        .or(team.as_ref())
+        .filter(|name| !name.is_empty())
+        .cloned()
+}
+
+/// An AccessControl entry left alone (inherited, or of a fixed or basic role),
+/// as a review shows it. It is never planned, so whatever it names is shown as
+/// listed: an entry naming nobody the operator knows shows its role name.
+fn other_access(entry: AccessEntry) -> OtherEntry {
+    let role = entry.built_in_role.clone().filter(|role| !role.is_empty());
+    let key = match (positive(entry.user_id), positive(entry.team_id), role) {
+        (Some(user), _, _) => format!("user:{user}"),
+        (None, Some(team), _) => format!("team:{team}"),
+        (None, None, Some(role)) => format!("role:{role}"),
+        (None, None, None) => entry
+            .role_name
+            .clone()
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| format!("entry {}", entry.id)),
+    };
+    OtherEntry {
+        key,
+        name: listed_name(&entry.user_login, &entry.team),
+        permission: entry.permission,
+        kind: if entry.is_inherited {
+            OtherKind::Inherited
+        } else {
+            OtherKind::Fixed
+        },
+        detail: entry.role_name.filter(|name| !name.is_empty()),
+    }
+}
+
 fn unreadable_access(entry: &AccessEntry, why: &str) -> VendorError {
     let shown = serde_json::json!({
         "id": entry.id,

@@ -89,6 +89,9 @@ pub struct Page<T> {
 pub struct ConnectionEntry {
     /// Connection id.
     pub connection_id: String,
+    /// Name, for people (a listing without one is still read).
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// A member of a member search.

@@ -2,7 +2,8 @@
 //!
 //! - Keys are `member:<memberId>` and `team:<teamId>`; permissions are the
 //!   levels `usage` < `annotate`. Listed permissions the operator does not
-//!   manage (`admin`, `writeback`, ...) never reach the planner.
+//!   manage (`admin`, `writeback`, ...) never reach the planner; they are
+//!   kept as fixed entries for reviews.
 //! - A grant is raised by POST; lowering is revoke then grant again.
 //! - Creation goes in batches of at most 100. When the vendor refuses a batch
 //!   as invalid, the batch is split in halves until the refused grants are
@@ -29,7 +30,8 @@ use crate::plan::{ActionKind, Key, LiveGrant, Permission, Plan};
 use self::client::{GrantEntry, GranteeId, MAX_BATCH, NewGrant, SigmaApi, UNMANAGED_PERMISSIONS};
 use super::http::CallError;
 use super::{
-    GrantKind, Live, ResolvedTarget, Vendor, VendorClient, VendorError, normalize_url, unreadable,
+    GrantKind, Live, OtherEntry, OtherKind, ResolvedTarget, Vendor, VendorClient, VendorError,
+    normalize_url, unreadable,
 };
 
 const VENDOR: VendorKind = VendorKind::Sigma;
@@ -256,6 +258,7 @@ impl Vendor for SigmaClient {
                 connection_id: Some(connection.clone()),
                 ..GrantTarget::default()
             },
+            name: None,
         })
     }
 
@@ -267,7 +270,7 @@ impl Vendor for SigmaClient {
         let entries = self.api.list_grants(&target.id).await?;
         let mut live = Live {
             grants: Vec::with_capacity(entries.len()),
-            unmanaged: 0,
+            ..Live::default()
         };
         for entry in entries {
             // The client has checked that every entry names exactly one grantee.
@@ -283,7 +286,13 @@ impl Vendor for SigmaClient {
                     vendor_id: Some(entry.grant_id),
                 }),
                 None if UNMANAGED_PERMISSIONS.contains(&entry.permission.as_str()) => {
-                    live.unmanaged += 1;
+                    live.leave_alone(OtherEntry {
+                        key,
+                        name: None,
+                        permission: entry.permission,
+                        kind: OtherKind::Fixed,
+                        detail: None,
+                    });
                 }
                 None => {
                     return Err(unreadable_grant(
@@ -364,12 +373,19 @@ impl Vendor for SigmaClient {
         failures
     }
 
-    async fn list_targets(&self) -> Result<Option<Vec<String>>, VendorError> {
+    async fn list_targets(&self) -> Result<Option<Vec<ResolvedTarget>>, VendorError> {
         let connections = self.api.list_connections().await?;
         Ok(Some(
             connections
                 .into_iter()
-                .map(|connection| connection.connection_id)
+                .map(|connection| ResolvedTarget {
+                    status: GrantTarget {
+                        connection_id: Some(connection.connection_id.clone()),
+                        ..GrantTarget::default()
+                    },
+                    id: connection.connection_id,
+                    name: connection.name.filter(|name| !name.is_empty()),
+                })
                 .collect(),
         ))
     }

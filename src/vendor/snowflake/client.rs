@@ -1043,6 +1043,12 @@ pub fn response_wire_types() -> Vec<(&'static str, &'static str, &'static str, s
         ),
         (
             "GET",
+            "/api/v2/roles",
+            "200",
+            schemars::schema_for!(Vec<NamedRow>),
+        ),
+        (
+            "GET",
             "/api/v2/databases/{database}/schemas",
             "200",
             schemars::schema_for!(Vec<NamedRow>),

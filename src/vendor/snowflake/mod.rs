@@ -62,7 +62,10 @@ pub use self::model::SnowflakePrivilege;
 use self::model::{BulkKind, Grantee, GranteeType, ScopeType, Securable, plural, singular};
 use self::overlap::{AllRevocation, Kept, Object, Removal, WriteMemory};
 use super::http::CallError;
-use super::{GrantKind, Live, ResolvedTarget, Vendor, VendorClient, VendorError, normalize_url};
+use super::{
+    GrantKind, Live, OtherEntry, OtherKind, ResolvedTarget, Vendor, VendorClient, VendorError,
+    normalize_url,
+};
 
 const VENDOR: VendorKind = VendorKind::Snowflake;
 /// Never managed: ownership is transferred, not granted or revoked.
@@ -707,7 +710,13 @@ fn live_of(
         let key = format!("{} {}", grant.securable_type, grant.name.sql());
         for privilege in &grant.privileges {
             if privilege == OWNERSHIP {
-                live.unmanaged += 1;
+                live.leave_alone(OtherEntry {
+                    key: key.clone(),
+                    name: None,
+                    permission: OWNERSHIP.to_string(),
+                    kind: OtherKind::Fixed,
+                    detail: None,
+                });
                 continue;
             }
             let perm = SnowflakePrivilege {
@@ -765,6 +774,7 @@ impl Vendor for SnowflakeClient {
                 grantee: Some(grantee.to_string()),
                 ..GrantTarget::default()
             },
+            name: None,
         })
     }
 
@@ -772,6 +782,102 @@ impl Vendor for SnowflakeClient {
         &self,
         target: &ResolvedTarget,
         known: &[Key],
+    ) -> Result<Live<SnowflakePrivilege>, VendorError> {
+        self.read_grantee(target, known, false).await
+    }
+
+    /// A review sees the grantee's future grants even where no resource declares
+    /// one (a sync reads them only when it can touch a `FUTURE` key).
+    async fn read_for_review(
+        &self,
+        target: &ResolvedTarget,
+        known: &[Key],
+    ) -> Result<Live<SnowflakePrivilege>, VendorError> {
+        self.read_grantee(target, known, true).await
+    }
+
+    /// Every role of the account (users and database roles are not listed: a
+    /// review or an export names them).
+    async fn list_targets(&self) -> Result<Option<Vec<ResolvedTarget>>, VendorError> {
+        let roles = self
+            .api
+            .object_names("list_roles", "/api/v2/roles", "the account", "roles")
+            .await
+            .map_err(|error| {
+                error.into_vendor_error("list_roles", |message| VendorError::Protocol {
+                    vendor: VENDOR,
+                    operation: "list_roles",
+                    message,
+                })
+            })?;
+        Ok(Some(
+            roles
+                .into_iter()
+                .map(|role| {
+                    let grantee = Grantee {
+                        type_: GranteeType::Role,
+                        name: Name(vec![role]),
+                    };
+                    ResolvedTarget {
+                        id: grantee.key(),
+                        status: GrantTarget {
+                            grantee: Some(grantee.to_string()),
+                            ..GrantTarget::default()
+                        },
+                        name: None,
+                    }
+                })
+                .collect(),
+        ))
+    }
+
+    async fn apply(
+        &self,
+        target: &ResolvedTarget,
+        plan: &Plan<SnowflakePrivilege>,
+    ) -> BTreeMap<Key, VendorError> {
+        let actions = plan.actions.as_slice();
+        let mut failures = BTreeMap::new();
+        let grantee = match grantee_of(target) {
+            Ok(grantee) => grantee,
+            Err(error) => {
+                for action in actions {
+                    failures.insert(action.key.clone(), error.clone());
+                }
+                return failures;
+            }
+        };
+        let kept = Kept::new(&plan.kept);
+        for action in actions {
+            if let Err(error) = self.apply_key(&grantee, action, &kept).await {
+                failures.insert(action.key.clone(), error);
+            }
+        }
+        failures
+    }
+
+    async fn check(&self) -> Result<String, VendorError> {
+        self.api.probe().await?;
+        Ok(format!(
+            "authenticated with {} to {} ({} grants API)",
+            self.api.auth().describe(),
+            self.api.base(),
+            match self.api.grants_api() {
+                SnowflakeGrantsApi::RoleGrants => "RoleGrants",
+                SnowflakeGrantsApi::Legacy => "Legacy",
+            }
+        ))
+    }
+}
+
+impl SnowflakeClient {
+    /// What the grantee holds (see [`Vendor::read`]); with `all_futures`, its
+    /// future grants are read whatever `known` holds.
+    async fn read_grantee(
+        &self,
+        target: &ResolvedTarget,
+        known: &[Key],
+        all_futures: bool,
     ) -> Result<Live<SnowflakePrivilege>, VendorError> {
         let grantee = grantee_of(target)?;
         // Keys no resource names any more are never read again: forget them.
@@ -785,10 +891,7 @@ impl Vendor for SnowflakeClient {
             .grants_of(&grantee)
             .await
             .map_err(|error| error.into_vendor_error("list_grants", not_found))?;
-        let mut live = Live {
-            grants: Vec::new(),
-            unmanaged: 0,
-        };
+        let mut live = Live::default();
         let by_key = live_of(&listed, &mut live);
         let securables: Vec<Securable> = known
             .iter()
@@ -803,7 +906,7 @@ impl Vendor for SnowflakeClient {
                 }
             )
         });
-        if wants_future && grantee.type_ != GranteeType::User {
+        if (wants_future || all_futures) && grantee.type_ != GranteeType::User {
             let futures = self
                 .api
                 .future_grants_of(&grantee)
@@ -869,44 +972,6 @@ impl Vendor for SnowflakeClient {
         }
         spare_masked(&mut live, &self.memory(), &grantee.key());
         Ok(live)
-    }
-
-    async fn apply(
-        &self,
-        target: &ResolvedTarget,
-        plan: &Plan<SnowflakePrivilege>,
-    ) -> BTreeMap<Key, VendorError> {
-        let actions = plan.actions.as_slice();
-        let mut failures = BTreeMap::new();
-        let grantee = match grantee_of(target) {
-            Ok(grantee) => grantee,
-            Err(error) => {
-                for action in actions {
-                    failures.insert(action.key.clone(), error.clone());
-                }
-                return failures;
-            }
-        };
-        let kept = Kept::new(&plan.kept);
-        for action in actions {
-            if let Err(error) = self.apply_key(&grantee, action, &kept).await {
-                failures.insert(action.key.clone(), error);
-            }
-        }
-        failures
-    }
-
-    async fn check(&self) -> Result<String, VendorError> {
-        self.api.probe().await?;
-        Ok(format!(
-            "authenticated with {} to {} ({} grants API)",
-            self.api.auth().describe(),
-            self.api.base(),
-            match self.api.grants_api() {
-                SnowflakeGrantsApi::RoleGrants => "RoleGrants",
-                SnowflakeGrantsApi::Legacy => "Legacy",
-            }
-        ))
     }
 }
 
@@ -1262,10 +1327,7 @@ mod tests {
 
     #[test]
     fn ownership_is_never_managed() {
-        let mut live = Live {
-            grants: Vec::new(),
-            unmanaged: 0,
-        };
+        let mut live = Live::default();
         let listed = vec![ListedGrant {
             securable_type: "TABLE".into(),
             name: identifiers::parse("A.B.C").unwrap(),
@@ -1274,6 +1336,16 @@ mod tests {
         }];
         let by_key = live_of(&listed, &mut live);
         assert_eq!(live.unmanaged, 1);
+        assert_eq!(
+            live.others,
+            vec![OtherEntry {
+                key: "TABLE A.B.C".into(),
+                name: None,
+                permission: "OWNERSHIP".into(),
+                kind: OtherKind::Fixed,
+                detail: None,
+            }]
+        );
         assert_eq!(live.grants.len(), 1);
         assert_eq!(
             by_key["TABLE A.B.C"],

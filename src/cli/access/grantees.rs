@@ -1,0 +1,272 @@
+//! What a grant kind's grantees and objects are in a review ([`Reviewed`]):
+//! the names a declaration writes, what a `--grantee` text can name on each
+//! vendor, and the look-up of those names with the vendor's own look-ups.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::api::{DremioGrant, GrafanaBuiltInRole, GrafanaGrant, SigmaGrant, SnowflakeGrant};
+use crate::controller::Failure;
+use crate::controller::clients::ProviderId;
+use crate::plan::Key;
+use crate::vendor::dremio::DremioGrantee;
+use crate::vendor::grafana::GrafanaGrantee;
+use crate::vendor::sigma::SigmaGrantee;
+use crate::vendor::{GrantKind, Vendor};
+
+use super::report::GranteeMatch;
+use super::scope::Engine;
+
+/// How a grant kind's grantees and objects read in a review.
+pub trait Reviewed: GrantKind {
+    /// Whether the vendor object is the grantee (Snowflake: a role's or a user's
+    /// listing, keyed by securable).
+    const OBJECT_IS_GRANTEE: bool = false;
+
+    /// The name a declaration writes, when it names the grantee by name.
+    fn declared_name(grantee: &<Self::Vendor as Vendor>::Grantee) -> Option<String>;
+
+    /// The grantees a `--grantee` text can name on this vendor, resolved with the
+    /// vendor's own look-ups (an email, a login, a team, a role; or a key such as
+    /// `member:ID`, taken as an id).
+    fn grantee_candidates(text: &str) -> Vec<<Self::Vendor as Vendor>::Grantee>;
+
+    /// The object a `--grantee` text names, where the object is the grantee.
+    fn grantee_object(_text: &str) -> Option<String> {
+        None
+    }
+}
+
+/// The prefixes of keys, which `--grantee` takes as ids on the vendor using them.
+const KEY_PREFIXES: [&str; 4] = ["member:", "team:", "user:", "role:"];
+
+/// A `--grantee` text in a Snowflake grantee's form (`ROLE:NAME`, ...).
+fn snowflake_grantee_form(text: &str) -> bool {
+    ["ROLE:", "USER:", "DATABASE_ROLE:"]
+        .iter()
+        .any(|prefix| text.starts_with(prefix) && text.len() > prefix.len())
+}
+
+/// A text other vendors look up by name: not a key of another vendor.
+fn plain_name(text: &str) -> bool {
+    !snowflake_grantee_form(text) && !KEY_PREFIXES.iter().any(|p| text.starts_with(p))
+}
+
+impl Reviewed for SigmaGrant {
+    fn declared_name(grantee: &SigmaGrantee) -> Option<String> {
+        match grantee {
+            SigmaGrantee::MemberEmail(email) => Some(email.clone()),
+            SigmaGrantee::TeamName(name) => Some(name.clone()),
+            SigmaGrantee::MemberId(_) | SigmaGrantee::TeamId(_) => None,
+        }
+    }
+
+    fn grantee_candidates(text: &str) -> Vec<SigmaGrantee> {
+        if let Some(id) = text.strip_prefix("member:").filter(|id| !id.is_empty()) {
+            vec![SigmaGrantee::MemberId(id.to_string())]
+        } else if let Some(id) = text.strip_prefix("team:").filter(|id| !id.is_empty()) {
+            vec![SigmaGrantee::TeamId(id.to_string())]
+        } else if !plain_name(text) {
+            Vec::new()
+        } else if text.contains('@') {
+            vec![SigmaGrantee::MemberEmail(text.to_string())]
+        } else {
+            vec![SigmaGrantee::TeamName(text.to_string())]
+        }
+    }
+}
+
+impl Reviewed for GrafanaGrant {
+    fn declared_name(grantee: &GrafanaGrantee) -> Option<String> {
+        match grantee {
+            GrafanaGrantee::UserLogin(name)
+            | GrafanaGrantee::UserEmail(name)
+            | GrafanaGrantee::TeamName(name) => Some(name.clone()),
+            GrafanaGrantee::Role(role) => Some(role.as_str().to_string()),
+            GrafanaGrantee::UserId(_) | GrafanaGrantee::TeamId(_) => None,
+        }
+    }
+
+    fn grantee_candidates(text: &str) -> Vec<GrafanaGrantee> {
+        let role = |name: &str| match name {
+            "Viewer" => Some(GrafanaBuiltInRole::Viewer),
+            "Editor" => Some(GrafanaBuiltInRole::Editor),
+            "Admin" => Some(GrafanaBuiltInRole::Admin),
+            _ => None,
+        };
+        if let Some(id) = text.strip_prefix("user:") {
+            return id
+                .parse()
+                .map(|id| vec![GrafanaGrantee::UserId(id)])
+                .unwrap_or_default();
+        }
+        if let Some(id) = text.strip_prefix("team:") {
+            return id
+                .parse()
+                .map(|id| vec![GrafanaGrantee::TeamId(id)])
+                .unwrap_or_default();
+        }
+        if let Some(name) = text.strip_prefix("role:") {
+            return role(name).map(GrafanaGrantee::Role).into_iter().collect();
+        }
+        if !plain_name(text) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if text.contains('@') {
+            out.push(GrafanaGrantee::UserEmail(text.to_string()));
+        }
+        out.push(GrafanaGrantee::UserLogin(text.to_string()));
+        if !text.contains('@') {
+            out.push(GrafanaGrantee::TeamName(text.to_string()));
+        }
+        out.extend(role(text).map(GrafanaGrantee::Role));
+        out
+    }
+}
+
+impl Reviewed for DremioGrant {
+    fn declared_name(grantee: &DremioGrantee) -> Option<String> {
+        match grantee {
+            DremioGrantee::UserName(name) | DremioGrantee::RoleName(name) => Some(name.clone()),
+            DremioGrantee::UserId(_) | DremioGrantee::RoleId(_) => None,
+        }
+    }
+
+    fn grantee_candidates(text: &str) -> Vec<DremioGrantee> {
+        if let Some(id) = text.strip_prefix("user:").filter(|id| !id.is_empty()) {
+            vec![DremioGrantee::UserId(id.to_string())]
+        } else if let Some(id) = text.strip_prefix("role:").filter(|id| !id.is_empty()) {
+            vec![DremioGrantee::RoleId(id.to_string())]
+        } else if !plain_name(text) {
+            Vec::new()
+        } else {
+            vec![
+                DremioGrantee::UserName(text.to_string()),
+                DremioGrantee::RoleName(text.to_string()),
+            ]
+        }
+    }
+}
+
+impl Reviewed for SnowflakeGrant {
+    const OBJECT_IS_GRANTEE: bool = true;
+
+    fn declared_name(_grantee: &<Self::Vendor as Vendor>::Grantee) -> Option<String> {
+        // The key is the securable's name already.
+        None
+    }
+
+    fn grantee_candidates(_text: &str) -> Vec<<Self::Vendor as Vendor>::Grantee> {
+        Vec::new()
+    }
+
+    fn grantee_object(text: &str) -> Option<String> {
+        snowflake_grantee_form(text).then(|| text.to_string())
+    }
+}
+
+/// Whether a member declares a grantee by one of `texts` (case-insensitive): a
+/// name that may not resolve, still shown as declared.
+pub(super) fn declares_a_name<K: Reviewed>(members: &[Arc<K>], texts: &[String]) -> bool {
+    members.iter().any(|member| {
+        member.declarations().iter().any(|(grantee, _)| {
+            K::declared_name(grantee)
+                .is_some_and(|name| texts.iter().any(|text| text.eq_ignore_ascii_case(&name)))
+        })
+    })
+}
+
+/// With `--grantee`: the keys the names resolve to on one vendor, and the names
+/// themselves (a declared name that does not resolve is still shown).
+pub(super) type GranteeFilter = (BTreeSet<Key>, Vec<String>);
+
+impl Engine<'_> {
+    /// Looks every `--grantee` up through one provider with the vendor's own
+    /// look-ups, records where each was found, and returns the filter for the
+    /// objects read through it.
+    pub(super) async fn grantee_keys<K: Reviewed>(
+        &mut self,
+        vendor: &K::Vendor,
+        provider: &ProviderId,
+    ) -> Result<GranteeFilter, Failure> {
+        let mut candidates = Vec::new();
+        let mut owners = Vec::new();
+        for (index, grantee) in self.grantees.iter().enumerate() {
+            for candidate in K::grantee_candidates(&grantee.name) {
+                candidates.push(candidate);
+                owners.push(index);
+            }
+        }
+        let keys = if candidates.is_empty() {
+            Vec::new()
+        } else {
+            vendor.resolve(&candidates).await.map_err(|error| {
+                Failure::new(
+                    error.reason(),
+                    format!("could not look up the grantees: {error}"),
+                )
+            })?
+        };
+        let mut found = BTreeSet::new();
+        for (key, owner) in keys.into_iter().zip(owners) {
+            let Some(key) = key else {
+                continue;
+            };
+            let matched = GranteeMatch {
+                vendor: K::VENDOR.as_str(),
+                provider: provider.to_string(),
+                id: key.clone(),
+            };
+            if let Some(grantee) = self.grantees.get_mut(owner)
+                && !grantee.matches.contains(&matched)
+            {
+                grantee.matches.push(matched);
+            }
+            found.insert(key);
+        }
+        let texts = self.grantees.iter().map(|g| g.name.clone()).collect();
+        Ok((found, texts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grantee_texts_become_each_vendors_candidates() {
+        assert_eq!(
+            SigmaGrant::grantee_candidates("jane@example.com"),
+            vec![SigmaGrantee::MemberEmail("jane@example.com".into())]
+        );
+        assert_eq!(
+            SigmaGrant::grantee_candidates("member:Q1"),
+            vec![SigmaGrantee::MemberId("Q1".into())]
+        );
+        assert!(SigmaGrant::grantee_candidates("ROLE:ANALYST").is_empty());
+        assert_eq!(
+            GrafanaGrant::grantee_candidates("Admin"),
+            vec![
+                GrafanaGrantee::UserLogin("Admin".into()),
+                GrafanaGrantee::TeamName("Admin".into()),
+                GrafanaGrantee::Role(GrafanaBuiltInRole::Admin),
+            ]
+        );
+        assert_eq!(
+            GrafanaGrant::grantee_candidates("user:7"),
+            vec![GrafanaGrantee::UserId(7)]
+        );
+        assert!(GrafanaGrant::grantee_candidates("member:Q1").is_empty());
+        assert_eq!(
+            DremioGrant::grantee_candidates("jeansmith").len(),
+            2,
+            "a user or a role"
+        );
+        assert_eq!(
+            SnowflakeGrant::grantee_object("ROLE:ANALYST").as_deref(),
+            Some("ROLE:ANALYST")
+        );
+        assert_eq!(SnowflakeGrant::grantee_object("jane@example.com"), None);
+    }
+}

@@ -1,0 +1,138 @@
+//! Where the review's providers and resources come from: the providers of the
+//! sources and the account each reaches, their clients (built once, with the
+//! Secrets from the named places), what a `ClusterGrantProvider` admits, and
+//! `--from-cluster` (list calls only).
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ListParams};
+use kube::core::{Selector, SelectorExt};
+use kube::{Resource, ResourceExt};
+
+use crate::api::{ClusterGrantProvider, GrantProvider, Reason, VendorKind};
+use crate::controller::Failure;
+use crate::controller::clients::{ProviderId, build_client};
+use crate::vendor::{GrantKind, VendorClient};
+
+use crate::cli::manifests::Manifests;
+
+use super::scope::Engine;
+
+/// A provider of the sources.
+pub(super) struct ProviderEntry<'a> {
+    pub(super) id: ProviderId,
+    pub(super) vendor: Option<VendorKind>,
+    pub(super) spec: ProviderSpec<'a>,
+    pub(super) in_scope: bool,
+}
+
+#[derive(Clone, Copy)]
+pub(super) enum ProviderSpec<'a> {
+    Namespaced(&'a GrantProvider),
+    Cluster(&'a ClusterGrantProvider),
+}
+
+/// The vendor account a provider reaches, as the controller compares them
+/// (providers without one stand for themselves).
+pub(super) fn endpoint<K: GrantKind>(entry: &ProviderEntry<'_>) -> String {
+    let reached = match entry.spec {
+        ProviderSpec::Namespaced(provider) => K::endpoint(&provider.spec),
+        ProviderSpec::Cluster(provider) => K::endpoint(&provider.spec),
+    };
+    reached.unwrap_or_else(|| entry.id.to_string())
+}
+
+impl Engine<'_> {
+    /// The provider's client, built once.
+    pub(super) async fn client(&mut self, id: &ProviderId) -> Result<VendorClient, Failure> {
+        if let Some(client) = self.clients.get(id) {
+            return client.clone();
+        }
+        let client = match self.providers.iter().find(|entry| &entry.id == id) {
+            Some(entry) => match entry.spec {
+                ProviderSpec::Namespaced(provider) => {
+                    build_client(
+                        &provider.spec,
+                        id.namespace.as_deref(),
+                        self.secrets,
+                        self.metrics,
+                        self.retry,
+                    )
+                    .await
+                }
+                ProviderSpec::Cluster(provider) => {
+                    build_client(&provider.spec, None, self.secrets, self.metrics, self.retry).await
+                }
+            },
+            None => Err(Failure::new(
+                Reason::ProviderNotFound,
+                format!("{id} is not in the sources"),
+            )),
+        };
+        self.clients.insert(id.clone(), client.clone());
+        client
+    }
+
+    /// Whether a `ClusterGrantProvider` admits grants of `namespace`, as the
+    /// controller decides it from the Namespace's labels.
+    pub(super) fn admits(
+        &self,
+        provider: &ClusterGrantProvider,
+        namespace: &str,
+    ) -> Result<(), Failure> {
+        let selector =
+            Selector::try_from(provider.spec.namespace_selector.clone()).map_err(|error| {
+                Failure::new(
+                    Reason::ProviderNotAllowed,
+                    format!(
+                        "ClusterGrantProvider {} has an invalid namespaceSelector: {error}",
+                        provider.name_any()
+                    ),
+                )
+            })?;
+        let labels = self
+            .manifests
+            .namespace_labels(namespace)
+            .unwrap_or_default();
+        if selector.matches(&labels) {
+            Ok(())
+        } else {
+            Err(Failure::new(
+                Reason::ProviderNotAllowed,
+                format!(
+                    "ClusterGrantProvider {} does not admit namespace {namespace} (its namespaceSelector does not match the Namespace's labels, or the Namespace is not in the sources)",
+                    provider.name_any()
+                ),
+            ))
+        }
+    }
+}
+
+/// Providers, grant resources and Namespaces from the cluster (`--from-cluster`):
+/// list calls only. Secrets are read one by one when a provider needs them.
+pub async fn from_cluster(client: &kube::Client) -> Result<Manifests, String> {
+    async fn all<K>(client: &kube::Client, what: &str) -> Result<Vec<K>, String>
+    where
+        K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        Api::<K>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map(|list| list.items)
+            .map_err(|error| format!("cannot list {what} in the cluster: {error}"))
+    }
+    let mut manifests = Manifests {
+        providers: all(client, "GrantProviders").await?,
+        cluster_providers: all(client, "ClusterGrantProviders").await?,
+        sigma: all(client, "SigmaGrants").await?,
+        grafana: all(client, "GrafanaGrants").await?,
+        dremio: all(client, "DremioGrants").await?,
+        snowflake: all(client, "SnowflakeGrants").await?,
+        ..Manifests::default()
+    };
+    // Namespace labels decide what a ClusterGrantProvider admits; without one they
+    // are not needed.
+    if !manifests.cluster_providers.is_empty() {
+        manifests.namespaces = all::<Namespace>(client, "Namespaces").await?;
+    }
+    Ok(manifests)
+}
