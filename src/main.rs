@@ -435,7 +435,13 @@ async fn export(args: ExportArgs) -> ExitCode {
     };
     let text = match args.output {
         ExportOutput::Yaml => export::to_yaml(&resources),
-        ExportOutput::Json => serde_json::to_string_pretty(&resources).map_err(|e| e.to_string()),
+        ExportOutput::Json => {
+            let resources: Vec<&serde_json::Value> = resources
+                .iter()
+                .map(|exported| &exported.resource)
+                .collect();
+            serde_json::to_string_pretty(&resources).map_err(|e| e.to_string())
+        }
     };
     match text {
         Ok(text) => {

@@ -161,12 +161,18 @@ pub async fn observe<K: GrantKind>(
             names.entry(key.clone()).or_insert(name);
         }
     }
-    // Then the names status rows remember (grants no longer declared).
+    // Then the names status rows remember (grants no longer declared), then the
+    // names the vendor lists (grants nobody here declares).
     for member in members_in {
         for row in &member.previous_rows {
             if let (Some(name), Some((key, _))) = (&row.name, K::parse_row(row)) {
                 names.entry(key).or_insert_with(|| name.clone());
             }
+        }
+    }
+    for (key, name) in &live.names {
+        if !name.is_empty() && name != key {
+            names.entry(key.clone()).or_insert_with(|| name.clone());
         }
     }
     let input = plan::Unit {

@@ -392,7 +392,7 @@ async fn export_then_plan_shows_no_change() {
     let gjane = h.grafana.add_user(1, "jane", "jane@example.com");
     h.grafana.seed_permission(
         DATASOURCE_UID,
-        grafana::Grantee::User(gjane),
+        grafana::Grantee::User(gjane.clone()),
         grafana::Level::Edit,
         true,
         false,
@@ -459,6 +459,15 @@ async fn export_then_plan_shows_no_change() {
     assert!(exported.contains("permission: annotate"), "{exported}");
     assert!(exported.contains("withGrantOption: true"), "{exported}");
     assert!(!exported.contains("status"), "{exported}");
+    // Ids come with the names the vendors list for them, as comments.
+    for comment in [
+        "# grantees as grafana lists them:".to_string(),
+        format!("#   jane (user {gjane})"),
+        "# grantees as dremio lists them:".to_string(),
+        format!("#   jeansmith (user {jean})"),
+    ] {
+        assert!(exported.contains(&comment), "{comment} in {exported}");
+    }
     std::fs::write(dir.join("exported.yaml"), &exported).unwrap();
 
     // The exported resources are valid and declare exactly what is live.

@@ -12,8 +12,9 @@ use crate::api::{
 };
 use crate::controller::clients::build_client;
 use crate::metrics::Metrics;
+use crate::names;
 use crate::vendor::http::RetryPolicy;
-use crate::vendor::{GrantKind, Vendor, VendorClient};
+use crate::vendor::{GrantKind, Live, ResolvedTarget, Vendor, VendorClient};
 
 use super::manifests::Manifests;
 use super::secrets::CliSecrets;
@@ -45,7 +46,7 @@ pub async fn run(
     namespace: Option<&str>,
     metrics: &Arc<Metrics>,
     retry: &RetryPolicy,
-) -> Result<Vec<serde_json::Value>, String> {
+) -> Result<Vec<Exported>, String> {
     let (client, provider_ref, own_namespace) = match provider {
         ProviderChoice::Namespaced {
             namespace: provider_namespace,
@@ -127,12 +128,47 @@ pub async fn run(
     }
 }
 
+/// One exported resource, with the comments YAML shows above it: who the ids
+/// it declares are, as the vendor lists them (a manifest of ids alone says
+/// nothing to a reviewer).
+#[derive(Debug, Clone)]
+pub struct Exported {
+    /// The resource.
+    pub resource: serde_json::Value,
+    /// Comment lines (without `#`).
+    pub comments: Vec<String>,
+}
+
+/// The comments of the resources exported from one vendor object: its name, and
+/// the names the listing shows for the grantee ids.
+fn comments<P>(vendor: &str, target: &ResolvedTarget, live: &Live<P>) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(name) = &target.name {
+        out.push(format!("{vendor} object {name} ({})", target.id));
+    }
+    let named: Vec<String> = live
+        .grants
+        .iter()
+        .filter_map(|grant| {
+            let name = live.names.get(&grant.key)?;
+            (name != &grant.key).then(|| format!("  {}", names::with_name(&grant.key, Some(name))))
+        })
+        .collect::<std::collections::BTreeSet<String>>()
+        .into_iter()
+        .collect();
+    if !named.is_empty() {
+        out.push(format!("grantees as {vendor} lists them:"));
+        out.extend(named);
+    }
+    out
+}
+
 async fn export<K: GrantKind + Serialize>(
     client: &VendorClient,
     policy: GrantPolicy,
     targets: &[String],
     namespace: &str,
-) -> Result<Vec<serde_json::Value>, String> {
+) -> Result<Vec<Exported>, String> {
     let vendor = K::client(client).ok_or_else(|| format!("not a {} provider", K::VENDOR))?;
     let listed: Vec<String>;
     let targets = if targets.is_empty() {
@@ -163,6 +199,7 @@ async fn export<K: GrantKind + Serialize>(
             .read(&target, &[])
             .await
             .map_err(|error| format!("{id}: {error}"))?;
+        let comments = comments(K::VENDOR.as_str(), &target, &live);
         let resources = K::declaring(policy.clone(), &target.id, &live.grants);
         let several = resources.len() > 1;
         for (index, mut resource) in resources.into_iter().enumerate() {
@@ -177,7 +214,10 @@ async fn export<K: GrantKind + Serialize>(
             if let Some(object) = value.as_object_mut() {
                 object.remove("status");
             }
-            out.push(value);
+            out.push(Exported {
+                resource: value,
+                comments: comments.clone(),
+            });
         }
     }
     Ok(out)
@@ -197,10 +237,15 @@ fn resource_name(kind: &str, id: &str) -> String {
 
 /// The resources as multi-document YAML that YAML 1.1 readers (kubectl, Helm,
 /// Argo CD) read as written.
-pub fn to_yaml(resources: &[serde_json::Value]) -> Result<String, String> {
+pub fn to_yaml(resources: &[Exported]) -> Result<String, String> {
     let mut out = String::new();
-    for resource in resources {
+    for Exported { resource, comments } in resources {
         out.push_str("---\n");
+        for line in comments {
+            out.push_str("# ");
+            out.push_str(line);
+            out.push('\n');
+        }
         out.push_str(
             &crate::yaml::to_kubernetes_yaml(resource).map_err(|error| error.to_string())?,
         );
@@ -218,7 +263,15 @@ mod tests {
             "kind": "SnowflakeGrant",
             "spec": {"on": {"securable": {"type": "SCHEMA", "name": "SALES.PUBLIC"}}, "privileges": ["USAGE"]}
         });
-        let yaml = to_yaml(&[resource]).unwrap();
+        let yaml = to_yaml(&[Exported {
+            resource,
+            comments: vec!["grantees as sigma lists them:".into()],
+        }])
+        .unwrap();
+        assert!(
+            yaml.starts_with("---\n# grantees as sigma lists them:\n"),
+            "{yaml}"
+        );
         assert!(yaml.contains("\n  \"on\":\n"), "{yaml}");
         assert!(
             crate::yaml::ambiguous_plain_scalars(&yaml)
