@@ -392,7 +392,7 @@ async fn export_then_plan_shows_no_change() {
     let gjane = h.grafana.add_user(1, "jane", "jane@example.com");
     h.grafana.seed_permission(
         DATASOURCE_UID,
-        grafana::Grantee::User(gjane.clone()),
+        grafana::Grantee::User(gjane),
         grafana::Level::Edit,
         true,
         false,
