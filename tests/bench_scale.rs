@@ -629,6 +629,40 @@ fn tally(world: &World) -> [(u64, u64, u64, usize); 4] {
     out
 }
 
+/// Per vendor: the mean gap between consecutive listings of the same vendor
+/// object (the same listing path), over every object listed at least twice.
+/// `syncInterval / gap` is the listings per object per interval, free of where
+/// the window's edges fall among the jittered resyncs.
+fn listing_gaps(world: &World) -> [Option<Duration>; 4] {
+    let calls: [Vec<(String, String, Instant)>; 4] = [
+        simple(world.sigma.calls()),
+        simple(world.grafana.calls()),
+        simple(world.dremio.calls()),
+        simple(world.snowflake.calls()),
+    ];
+    let mut out = [None; 4];
+    for (vendor, calls) in calls.iter().enumerate() {
+        let mut by_path: HashMap<&str, Vec<Instant>> = HashMap::new();
+        for (method, path, at) in calls {
+            if classify(vendor, method, path) == CallKind::Listing {
+                by_path.entry(path.as_str()).or_default().push(*at);
+            }
+        }
+        let (mut total, mut gaps) = (Duration::ZERO, 0u32);
+        for times in by_path.values_mut() {
+            times.sort();
+            for pair in times.windows(2) {
+                total += pair[1].duration_since(pair[0]);
+                gaps += 1;
+            }
+        }
+        if gaps > 0 {
+            out[vendor] = Some(total / gaps);
+        }
+    }
+    out
+}
+
 fn simple(calls: Vec<support::emulator::Call>) -> Vec<(String, String, Instant)> {
     calls
         .into_iter()
@@ -813,6 +847,7 @@ async fn scale_on_four_vendors() {
     let window = window_start.elapsed().as_secs_f64();
     let cpu = (cpu_seconds(pid) - cpu_before) / window;
     let steady = tally(&world);
+    let gaps = listing_gaps(&world);
     let status_writes = observed.status_writes.load(Ordering::Relaxed) - status_before;
     let other_writes = observed.other_writes.load(Ordering::Relaxed) - other_before;
     let resident = proc_status_kib(pid, "VmRSS:");
@@ -872,12 +907,21 @@ async fn scale_on_four_vendors() {
         mib(resident)
     );
     println!();
-    println!("| vendor | listings | per object per interval | writes | other calls |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| vendor | listings | per object per interval (count) | mean gap between an object's listings | per object per interval (from the gap) | writes | other calls |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for vendor in 0..4 {
         let (listings, writes, others, _) = steady[vendor];
+        let (gap, ratio) = match gaps[vendor] {
+            Some(gap) => (
+                format!("{:.1} s", gap.as_secs_f64()),
+                format!("{:.3}", interval_secs as f64 / gap.as_secs_f64()),
+            ),
+            None => ("-".into(), "-".into()),
+        };
         println!(
-            "| {} | {listings} | {:.3} | {writes} | {others} |",
+            "| {} | {listings} | {:.3} | {gap} | {ratio} | {writes} | {others} |",
             VENDORS[vendor],
             listings as f64 / (objects as u64 * steady_intervals) as f64
         );

@@ -99,6 +99,11 @@ pub struct GrantContext<K: GrantKind> {
     /// Units with a write that got no answer, and until when they are fenced
     /// (see the module docs). Entries go when they expire or their unit goes.
     fences: std::sync::Mutex<std::collections::HashMap<UnitKey, std::time::Instant>>,
+    /// Start (Unix seconds) of the latest sync that read the vendor for a member
+    /// neither suspended nor expired: the kind's last successful sync, which the
+    /// status's `lastSyncTime` shows only when it is written (see
+    /// [`keep_last_sync_time`]).
+    pub last_synced: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl<K: GrantKind> GrantContext<K> {
@@ -118,6 +123,7 @@ impl<K: GrantKind> GrantContext<K> {
             wake,
             syncs: Arc::new(SyncTasks::default()),
             fences: std::sync::Mutex::new(std::collections::HashMap::new()),
+            last_synced: Arc::new(std::sync::atomic::AtomicI64::new(0)),
         }
     }
 
@@ -180,11 +186,11 @@ impl<K: GrantKind> GrantContext<K> {
         }
     }
 
-    /// A resource as the watch cache holds it: readable (a copy), or not.
+    /// A resource as the watch cache holds it: readable (shared, not copied), or not.
     fn lookup(&self, oref: &ObjectRef<K>) -> Option<Result<Arc<K>, Unreadable>> {
         let watched = self.store.get(&cast(oref))?;
         Some(match &watched.object {
-            Ok(object) => Ok(Arc::new(object.clone())),
+            Ok(object) => Ok(object.clone()),
             Err(unreadable) => Err(unreadable.clone()),
         })
     }
@@ -296,7 +302,7 @@ pub async fn reconcile<K: GrantKind>(
     cx: Arc<GrantContext<K>>,
 ) -> Result<Action, Error> {
     let object = match &watched.object {
-        Ok(object) => Arc::new(object.clone()),
+        Ok(object) => object.clone(),
         Err(unreadable) => {
             report_unreadable(watched.as_ref(), unreadable, &cx).await;
             return Ok(Action::await_change());
@@ -362,7 +368,7 @@ pub fn error_policy<K: GrantKind>(
     let wait = cx
         .shared
         .backoff
-        .fail(&object_key(object), cap, error.retry_after());
+        .fail(&object_key(object.as_ref()), cap, error.retry_after());
     warn!(
         kind = K::KIND,
         namespace = object.namespace().unwrap_or_default(),
@@ -808,11 +814,7 @@ async fn report_condition<K: GrantKind>(
     {
         return Ok(());
     }
-    let api: Api<K> = Api::namespaced(
-        cx.shared.client.clone(),
-        &object.namespace().unwrap_or_default(),
-    );
-    patch_ready(&api, object, &condition, &cx.shared.writes)
+    patch_ready(&cx.shared.client, object, &condition, &cx.shared.writes)
         .await
         .map_err(Error::Kube)?;
     if failure.reason != Reason::Progressing {
@@ -882,8 +884,8 @@ async fn caught_up<K: GrantKind>(
         Some(Watched {
             object: Ok(mut fresh),
         }) => {
-            super::run::slim(&mut fresh);
-            Some(Arc::new(fresh))
+            super::run::slim(Arc::make_mut(&mut fresh));
+            Some(fresh)
         }
         _ => None,
     })
@@ -1404,7 +1406,7 @@ async fn finish<K: GrantKind>(
         let done = &done;
         writes.push(
             async move {
-                let (status, result, events) = member_status::<K>(
+                let (mut status, result, events) = member_status::<K>(
                     member.object.as_ref(),
                     member.phase,
                     input,
@@ -1414,6 +1416,14 @@ async fn finish<K: GrantKind>(
                     started,
                     cx.shared.clock.now(),
                 );
+                let interval = sync_interval(member.object.policy(), &cx.shared.config);
+                if result.is_ok() {
+                    keep_last_sync_time(member.object.as_ref(), &mut status, started, interval);
+                }
+                if matches!(member.phase, Phase::Active | Phase::Deleting) {
+                    cx.last_synced
+                        .fetch_max(started.as_second(), std::sync::atomic::Ordering::Relaxed);
+                }
                 let written = write_status(&cx, member, &status).await;
                 for (warning, reason, note) in events {
                     cx.shared
@@ -1447,6 +1457,40 @@ async fn finish<K: GrantKind>(
     let results: Vec<_> = stream::iter(writes).buffer_unordered(16).collect().await;
     for (oref, result) in results {
         outcome.insert(&oref, result);
+    }
+}
+
+/// A resource's `lastSyncTime` is refreshed at least this many sync intervals apart
+/// when nothing else in its status changes.
+pub const LAST_SYNC_REFRESH_INTERVALS: u32 = 10;
+
+/// Keeps the recorded `lastSyncTime` of a resource that reached its declared state
+/// when it is the only thing a sync would change in the status and it is younger
+/// than [`LAST_SYNC_REFRESH_INTERVALS`] intervals:
+/// a steady state then writes no status, so the API server, its watchers and this
+/// controller (which the write's watch event would reconcile) have no work per
+/// resource per interval. The kind's last successful sync, which alerts use, is
+/// kept in memory instead ([`GrantContext::last_synced`]).
+fn keep_last_sync_time<K: GrantKind>(
+    object: &K,
+    next: &mut GrantStatus,
+    started: Timestamp,
+    interval: Duration,
+) {
+    let Some(previous) = object.status() else {
+        return;
+    };
+    let Some(recorded) = previous.last_sync_time.clone() else {
+        return;
+    };
+    let refresh = interval.saturating_mul(LAST_SYNC_REFRESH_INTERVALS);
+    let age = Duration::try_from(started.duration_since(recorded.0)).unwrap_or_default();
+    if age >= refresh {
+        return;
+    }
+    let fresh = next.last_sync_time.replace(recorded);
+    if next != previous {
+        next.last_sync_time = fresh;
     }
 }
 
@@ -1917,11 +1961,7 @@ async fn write_status<K: GrantKind>(
     if object.status() == Some(status) {
         return Ok(());
     }
-    let api: Api<K> = Api::namespaced(
-        cx.shared.client.clone(),
-        &object.namespace().unwrap_or_default(),
-    );
-    apply_status(&api, object, status, &cx.shared.writes).await?;
+    apply_status(&cx.shared.client, object, status, &cx.shared.writes).await?;
     if first_ready(object, status)
         && let Some(created) = &object.meta().creation_timestamp
     {
@@ -2031,7 +2071,7 @@ mod tests {
     async fn a_sync_plans_from_the_rows_its_last_write_left() {
         let (store, mut writer) = kube::runtime::reflector::store::<Watched<SigmaGrant>>();
         writer.apply_watcher_event(&watcher::Event::Apply(Watched {
-            object: Ok(grant(vec![])),
+            object: Ok(Arc::new(grant(vec![]))),
         }));
         let written = vec![row("member:a")];
         let expected = rows_hash(&written);
@@ -2039,7 +2079,9 @@ mod tests {
         let late = grant(written);
         let update = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            writer.apply_watcher_event(&watcher::Event::Apply(Watched { object: Ok(late) }));
+            writer.apply_watcher_event(&watcher::Event::Apply(Watched {
+                object: Ok(Arc::new(late)),
+            }));
             writer
         });
         // The cache catches up within the short wait: no API call.
@@ -2051,7 +2093,7 @@ mod tests {
         // The cache does not catch up: the resource is read from the API server,
         // whose rows win (here someone else's write since).
         writer.apply_watcher_event(&watcher::Event::Apply(Watched {
-            object: Ok(grant(vec![row("member:b")])),
+            object: Ok(Arc::new(grant(vec![row("member:b")]))),
         }));
         let (cx, mut handle) = context(store.clone());
         let server = tokio::spawn(async move {
