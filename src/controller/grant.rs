@@ -1417,8 +1417,10 @@ async fn finish<K: GrantKind>(
                     cx.shared.clock.now(),
                 );
                 let interval = sync_interval(member.object.policy(), &cx.shared.config);
-                if result.is_ok() {
-                    keep_last_sync_time(member.object.as_ref(), &mut status, started, interval);
+                let refresh = cx.shared.config.last_sync_refresh_intervals;
+                if result.is_ok() && refresh > 1 {
+                    let refresh = interval.saturating_mul(refresh);
+                    keep_last_sync_time(member.object.as_ref(), &mut status, started, refresh);
                 }
                 if matches!(member.phase, Phase::Active | Phase::Deleting) {
                     cx.last_synced
@@ -1460,22 +1462,18 @@ async fn finish<K: GrantKind>(
     }
 }
 
-/// A resource's `lastSyncTime` is refreshed at least this many sync intervals apart
-/// when nothing else in its status changes.
-pub const LAST_SYNC_REFRESH_INTERVALS: u32 = 10;
-
 /// Keeps the recorded `lastSyncTime` of a resource that reached its declared state
 /// when it is the only thing a sync would change in the status and it is younger
-/// than [`LAST_SYNC_REFRESH_INTERVALS`] intervals:
-/// a steady state then writes no status, so the API server, its watchers and this
+/// than `refresh` (`--last-sync-refresh-intervals` sync intervals): a steady
+/// state then writes no status, so the API server, its watchers and this
 /// controller (which the write's watch event would reconcile) have no work per
 /// resource per interval. The kind's last successful sync, which alerts use, is
-/// kept in memory instead ([`GrantContext::last_synced`]).
+/// kept in memory as well ([`GrantContext::last_synced`]).
 fn keep_last_sync_time<K: GrantKind>(
     object: &K,
     next: &mut GrantStatus,
     started: Timestamp,
-    interval: Duration,
+    refresh: Duration,
 ) {
     let Some(previous) = object.status() else {
         return;
@@ -1483,7 +1481,6 @@ fn keep_last_sync_time<K: GrantKind>(
     let Some(recorded) = previous.last_sync_time.clone() else {
         return;
     };
-    let refresh = interval.saturating_mul(LAST_SYNC_REFRESH_INTERVALS);
     let age = Duration::try_from(started.duration_since(recorded.0)).unwrap_or_default();
     if age >= refresh {
         return;
@@ -2033,6 +2030,36 @@ mod tests {
             state: GrantState::Applied,
             message: String::new(),
         }
+    }
+
+    #[test]
+    fn an_unchanged_status_keeps_its_last_sync_time_for_ten_intervals() {
+        let at = |seconds: i64| Time(Timestamp::from_second(seconds).unwrap());
+        let mut object = grant(vec![row("member:a")]);
+        if let Some(status) = object.status.as_mut() {
+            status.last_sync_time = Some(at(1_000));
+        }
+        let interval = Duration::from_secs(600);
+        let next = |rows, synced| GrantStatus {
+            grants: rows,
+            last_sync_time: Some(at(synced)),
+            ..GrantStatus::default()
+        };
+
+        // Only lastSyncTime would change: nothing to write.
+        let mut same = next(vec![row("member:a")], 1_060);
+        keep_last_sync_time(&object, &mut same, at(1_060).0, interval);
+        assert_eq!(object.status.as_ref(), Some(&same));
+
+        // Ten intervals on, it is refreshed.
+        let mut old = next(vec![row("member:a")], 1_600);
+        keep_last_sync_time(&object, &mut old, at(1_600).0, interval);
+        assert_eq!(old.last_sync_time, Some(at(1_600)));
+
+        // Anything else changed: written, with the new time.
+        let mut changed = next(vec![row("member:a"), row("member:b")], 1_060);
+        keep_last_sync_time(&object, &mut changed, at(1_060).0, interval);
+        assert_eq!(changed.last_sync_time, Some(at(1_060)));
     }
 
     type Handle = tower_test::mock::Handle<
