@@ -35,7 +35,10 @@
 //! `SCALE_OBJECTS` (vendor objects per vendor, 50), `SCALE_INTERVAL_SECS` (60),
 //! `SCALE_RTT_MS` (100), `SCALE_STEADY_INTERVALS` (2), `SCALE_CHECKPOINTS`
 //! (`1000,5000,10000,20000`), `BENCH_SETTLE_SECS` (20), `BENCH_WRAPPER` (run the
-//! operator under a profiler, e.g. `valgrind --tool=massif`).
+//! operator under a profiler, e.g. `valgrind --tool=massif`), `BENCH_OPERATOR`
+//! (another build of the binary, to compare). The operator runs with
+//! `--last-sync-refresh-intervals 10` (README, "Behaviour where the contract is
+//! silent", 10).
 
 mod support;
 
@@ -328,7 +331,7 @@ fn sigma_members_of(o: usize, round: usize) -> impl Iterator<Item = usize> {
 
 /// A member's level on a connection is the same in every resource: no raises.
 fn sigma_level(o: usize, m: usize) -> SigmaPermission {
-    if (o + m) % 3 == 0 {
+    if (o + m).is_multiple_of(3) {
         SigmaPermission::Annotate
     } else {
         SigmaPermission::Usage
@@ -343,7 +346,7 @@ fn grafana_grantees(o: usize, round: usize) -> (usize, usize) {
 }
 
 fn grafana_level(o: usize, user: usize) -> GrafanaPermission {
-    if (o + user) % 3 == 0 {
+    if (o + user).is_multiple_of(3) {
         GrafanaPermission::Edit
     } else {
         GrafanaPermission::Query
@@ -791,7 +794,7 @@ async fn scale_on_four_vendors() {
                 format!("{}/{name}", PLURALS[vendor]),
                 Instant::now(),
             ));
-            if index % 5 == 0 {
+            if index.is_multiple_of(5) {
                 peak = peak.max(proc_status_kib(pid, "VmRSS:"));
             }
         }
