@@ -232,6 +232,10 @@ struct RunArgs {
     /// How often providers authenticate again.
     #[arg(long, env = "PROVIDER_CHECK_INTERVAL", default_value = "10m", value_parser = interval)]
     provider_check_interval: Duration,
+    /// Write a Ready resource's unchanged status (only its lastSyncTime would move)
+    /// once lastSyncTime is this many sync intervals old; 1 writes it on every sync.
+    #[arg(long, env = "LAST_SYNC_REFRESH_INTERVALS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
+    last_sync_refresh_intervals: u32,
     /// Reconciles in flight per controller.
     #[arg(long, env = "CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
@@ -657,6 +661,7 @@ async fn run(args: RunArgs) -> ExitCode {
         provider_check_interval: args.provider_check_interval,
         concurrency: args.concurrency,
         namespace: args.namespace.clone(),
+        last_sync_refresh_intervals: args.last_sync_refresh_intervals,
         ..controller::Config::default()
     };
     info!(

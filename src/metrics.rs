@@ -223,6 +223,13 @@ impl Census {
         *self.resources.entry(labels).or_default() += 1;
     }
 
+    /// A sync of `kind` that read its vendor successfully started at `seconds`
+    /// (Unix seconds), whether or not a status write recorded it.
+    pub fn synced(&mut self, kind: &'static str, seconds: f64) {
+        let latest = self.last_sync.entry(KindLabels { kind }).or_insert(seconds);
+        *latest = latest.max(seconds);
+    }
+
     /// Counts one resource this version cannot read (not Ready since it was created).
     pub fn unreadable(
         &mut self,

@@ -27,7 +27,9 @@ type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 /// A resource as the grant watch holds it.
 fn readable(grant: SigmaGrant) -> Watched<SigmaGrant> {
-    Watched { object: Ok(grant) }
+    Watched {
+        object: Ok(Arc::new(grant)),
+    }
 }
 
 fn writer_with<K>(objects: Vec<K>) -> (reflector::Store<K>, Writer<K>)

@@ -67,7 +67,13 @@ async fn cleanup_decides_from_the_resource_as_the_api_server_has_it() {
     let current = h.get("readers").expect("the finalizer holds it");
     let mut stale = current.clone();
     stale.status = Some(GrantStatus::default());
-    let result = reconcile_through(Arc::new(Watched { object: Ok(stale) }), h.grants.clone()).await;
+    let result = reconcile_through(
+        Arc::new(Watched {
+            object: Ok(Arc::new(stale)),
+        }),
+        h.grants.clone(),
+    )
+    .await;
     assert!(result.is_err(), "{result:?}");
     h.caught_up().await;
     assert!(
@@ -380,7 +386,9 @@ async fn a_reconcile_that_reports_a_condition_never_writes_older_rows_back() {
     let mut stale = h.get("readers").unwrap();
     stale.status = None;
     let _ = grant_operator::controller::grant::reconcile(
-        Arc::new(Watched { object: Ok(stale) }),
+        Arc::new(Watched {
+            object: Ok(Arc::new(stale)),
+        }),
         h.grants.clone(),
     )
     .await;

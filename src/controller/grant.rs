@@ -100,6 +100,11 @@ pub struct GrantContext<K: GrantKind> {
     /// Units with a write that got no answer, and until when they are fenced
     /// (see the module docs). Entries go when they expire or their unit goes.
     fences: std::sync::Mutex<std::collections::HashMap<UnitKey, std::time::Instant>>,
+    /// Start (Unix seconds) of the latest sync that read the vendor for a member
+    /// neither suspended nor expired: the kind's last successful sync, which the
+    /// status's `lastSyncTime` shows only when it is written (see
+    /// [`keep_last_sync_time`]).
+    pub last_synced: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl<K: GrantKind> GrantContext<K> {
@@ -119,6 +124,7 @@ impl<K: GrantKind> GrantContext<K> {
             wake,
             syncs: Arc::new(SyncTasks::default()),
             fences: std::sync::Mutex::new(std::collections::HashMap::new()),
+            last_synced: Arc::new(std::sync::atomic::AtomicI64::new(0)),
         }
     }
 
@@ -181,11 +187,11 @@ impl<K: GrantKind> GrantContext<K> {
         }
     }
 
-    /// A resource as the watch cache holds it: readable (a copy), or not.
+    /// A resource as the watch cache holds it: readable (shared, not copied), or not.
     fn lookup(&self, oref: &ObjectRef<K>) -> Option<Result<Arc<K>, Unreadable>> {
         let watched = self.store.get(&cast(oref))?;
         Some(match &watched.object {
-            Ok(object) => Ok(Arc::new(object.clone())),
+            Ok(object) => Ok(object.clone()),
             Err(unreadable) => Err(unreadable.clone()),
         })
     }
@@ -297,7 +303,7 @@ pub async fn reconcile<K: GrantKind>(
     cx: Arc<GrantContext<K>>,
 ) -> Result<Action, Error> {
     let object = match &watched.object {
-        Ok(object) => Arc::new(object.clone()),
+        Ok(object) => object.clone(),
         Err(unreadable) => {
             report_unreadable(watched.as_ref(), unreadable, &cx).await;
             return Ok(Action::await_change());
@@ -361,7 +367,7 @@ pub fn error_policy<K: GrantKind>(
     };
     let cap = sync_interval(object.policy(), &cx.shared.config);
     let wait = cx.shared.backoff.fail(
-        &object_key(object),
+        &object_key(object.as_ref()),
         cap,
         error.retry_after(),
         error.transient(),
@@ -811,11 +817,7 @@ async fn report_condition<K: GrantKind>(
     {
         return Ok(());
     }
-    let api: Api<K> = Api::namespaced(
-        cx.shared.client.clone(),
-        &object.namespace().unwrap_or_default(),
-    );
-    patch_ready(&api, object, &condition, &cx.shared.writes)
+    patch_ready(&cx.shared.client, object, &condition, &cx.shared.writes)
         .await
         .map_err(Error::Kube)?;
     if failure.reason != Reason::Progressing {
@@ -885,8 +887,8 @@ async fn caught_up<K: GrantKind>(
         Some(Watched {
             object: Ok(mut fresh),
         }) => {
-            super::run::slim(&mut fresh);
-            Some(Arc::new(fresh))
+            super::run::slim(Arc::make_mut(&mut fresh));
+            Some(fresh)
         }
         _ => None,
     })
@@ -1395,7 +1397,7 @@ async fn finish<K: GrantKind>(
         let done = &done;
         writes.push(
             async move {
-                let (status, result, events) = member_status::<K>(
+                let (mut status, result, events) = member_status::<K>(
                     member.object.as_ref(),
                     member.phase,
                     input,
@@ -1405,6 +1407,16 @@ async fn finish<K: GrantKind>(
                     started,
                     cx.shared.clock.now(),
                 );
+                let interval = sync_interval(member.object.policy(), &cx.shared.config);
+                let refresh = cx.shared.config.last_sync_refresh_intervals;
+                if result.is_ok() && refresh > 1 {
+                    let refresh = interval.saturating_mul(refresh);
+                    keep_last_sync_time(member.object.as_ref(), &mut status, started, refresh);
+                }
+                if matches!(member.phase, Phase::Active | Phase::Deleting) {
+                    cx.last_synced
+                        .fetch_max(started.as_second(), std::sync::atomic::Ordering::Relaxed);
+                }
                 let written = write_status(&cx, member, &status).await;
                 for (warning, reason, note) in events {
                     cx.shared
@@ -1438,6 +1450,35 @@ async fn finish<K: GrantKind>(
     let results: Vec<_> = stream::iter(writes).buffer_unordered(16).collect().await;
     for (oref, result) in results {
         outcome.insert(&oref, result);
+    }
+}
+
+/// Keeps the recorded `lastSyncTime` of a resource that reached its declared state
+/// when it is the only thing a sync would change in the status and it is younger
+/// than `refresh` (`--last-sync-refresh-intervals` sync intervals): a steady
+/// state then writes no status, so the API server, its watchers and this
+/// controller (which the write's watch event would reconcile) have no work per
+/// resource per interval. The kind's last successful sync, which alerts use, is
+/// kept in memory as well ([`GrantContext::last_synced`]).
+fn keep_last_sync_time<K: GrantKind>(
+    object: &K,
+    next: &mut GrantStatus,
+    started: Timestamp,
+    refresh: Duration,
+) {
+    let Some(previous) = object.status() else {
+        return;
+    };
+    let Some(recorded) = previous.last_sync_time.clone() else {
+        return;
+    };
+    let age = Duration::try_from(started.duration_since(recorded.0)).unwrap_or_default();
+    if age >= refresh {
+        return;
+    }
+    let fresh = next.last_sync_time.replace(recorded);
+    if next != previous {
+        next.last_sync_time = fresh;
     }
 }
 
@@ -1895,11 +1936,7 @@ async fn write_status<K: GrantKind>(
     if object.status() == Some(status) {
         return Ok(());
     }
-    let api: Api<K> = Api::namespaced(
-        cx.shared.client.clone(),
-        &object.namespace().unwrap_or_default(),
-    );
-    apply_status(&api, object, status, &cx.shared.writes).await?;
+    apply_status(&cx.shared.client, object, status, &cx.shared.writes).await?;
     if first_ready(object, status)
         && let Some(created) = &object.meta().creation_timestamp
     {
@@ -1974,6 +2011,36 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_unchanged_status_keeps_its_last_sync_time_for_ten_intervals() {
+        let at = |seconds: i64| Time(Timestamp::from_second(seconds).unwrap());
+        let mut object = grant(vec![row("member:a")]);
+        if let Some(status) = object.status.as_mut() {
+            status.last_sync_time = Some(at(1_000));
+        }
+        let interval = Duration::from_secs(600);
+        let next = |rows, synced| GrantStatus {
+            grants: rows,
+            last_sync_time: Some(at(synced)),
+            ..GrantStatus::default()
+        };
+
+        // Only lastSyncTime would change: nothing to write.
+        let mut same = next(vec![row("member:a")], 1_060);
+        keep_last_sync_time(&object, &mut same, at(1_060).0, interval);
+        assert_eq!(object.status.as_ref(), Some(&same));
+
+        // Ten intervals on, it is refreshed.
+        let mut old = next(vec![row("member:a")], 1_600);
+        keep_last_sync_time(&object, &mut old, at(1_600).0, interval);
+        assert_eq!(old.last_sync_time, Some(at(1_600)));
+
+        // Anything else changed: written, with the new time.
+        let mut changed = next(vec![row("member:a"), row("member:b")], 1_060);
+        keep_last_sync_time(&object, &mut changed, at(1_060).0, interval);
+        assert_eq!(changed.last_sync_time, Some(at(1_060)));
+    }
+
     type Handle = tower_test::mock::Handle<
         http::Request<kube::client::Body>,
         http::Response<kube::client::Body>,
@@ -2010,7 +2077,7 @@ mod tests {
     async fn a_sync_plans_from_the_rows_its_last_write_left() {
         let (store, mut writer) = kube::runtime::reflector::store::<Watched<SigmaGrant>>();
         writer.apply_watcher_event(&watcher::Event::Apply(Watched {
-            object: Ok(grant(vec![])),
+            object: Ok(Arc::new(grant(vec![]))),
         }));
         let written = vec![row("member:a")];
         let expected = rows_hash(&written);
@@ -2018,7 +2085,9 @@ mod tests {
         let late = grant(written);
         let update = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            writer.apply_watcher_event(&watcher::Event::Apply(Watched { object: Ok(late) }));
+            writer.apply_watcher_event(&watcher::Event::Apply(Watched {
+                object: Ok(Arc::new(late)),
+            }));
             writer
         });
         // The cache catches up within the short wait: no API call.
@@ -2030,7 +2099,7 @@ mod tests {
         // The cache does not catch up: the resource is read from the API server,
         // whose rows win (here someone else's write since).
         writer.apply_watcher_event(&watcher::Event::Apply(Watched {
-            object: Ok(grant(vec![row("member:b")])),
+            object: Ok(Arc::new(grant(vec![row("member:b")]))),
         }));
         let (cx, mut handle) = context(store.clone());
         let server = tokio::spawn(async move {

@@ -51,6 +51,10 @@ pub struct Config {
     pub vendor_retry: RetryPolicy,
     /// Status and Event writes in flight at once (bounds connections to the API server).
     pub kube_writes: usize,
+    /// A Ready resource whose status a sync would change only in `lastSyncTime`
+    /// gets it written once it is this many sync intervals old (1: every sync
+    /// writes it; see README, "Behaviour where the contract is silent").
+    pub last_sync_refresh_intervals: u32,
 }
 
 impl Default for Config {
@@ -63,6 +67,7 @@ impl Default for Config {
             error_backoff: Duration::from_secs(2),
             vendor_retry: RetryPolicy::default(),
             kube_writes: 16,
+            last_sync_refresh_intervals: 6,
         }
     }
 }

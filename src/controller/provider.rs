@@ -194,14 +194,9 @@ async fn check<P: ProviderObject>(
         conditions: vec![condition.clone()],
     };
     if provider.provider_status() != Some(&next) {
-        apply_status(
-            &provider.api(context.client.clone()),
-            provider.as_ref(),
-            &next,
-            &context.writes,
-        )
-        .await
-        .map_err(Error::Kube)?;
+        apply_status(&context.client, provider.as_ref(), &next, &context.writes)
+            .await
+            .map_err(Error::Kube)?;
         let before = ready_of(&previous.conditions);
         if before.is_none_or(|before| {
             before.status != condition.status || before.reason != condition.reason

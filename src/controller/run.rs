@@ -206,8 +206,15 @@ fn provider_census<P: provider::ProviderObject>(store: Store<P>) -> CensusSource
 }
 
 /// Counts grant resources by `Ready` and their status rows by state.
-fn grant_census<K: GrantKind>(store: Store<Watched<K>>) -> CensusSource {
+fn grant_census<K: GrantKind>(
+    store: Store<Watched<K>>,
+    last_synced: Arc<std::sync::atomic::AtomicI64>,
+) -> CensusSource {
     Box::new(move |census: &mut Census| {
+        let synced = last_synced.load(std::sync::atomic::Ordering::Relaxed);
+        if synced > 0 {
+            census.synced(K::KIND, synced as f64);
+        }
         for watched in store.state() {
             let grant = match &watched.object {
                 Ok(grant) => grant,
@@ -626,9 +633,6 @@ fn grant_controller<K: GrantKind>(
         mut deleted,
     } = grant_watch(api::<Watched<K>>(client, namespace));
     context.readiness.wait_for(index.listed());
-    context
-        .metrics
-        .count_objects(K::KIND, grant_census(store.clone()));
     let (wake, woken) = tokio::sync::mpsc::unbounded_channel();
     let cx = Arc::new(GrantContext::new(
         context.clone(),
@@ -636,6 +640,9 @@ fn grant_controller<K: GrantKind>(
         index,
         wake,
     ));
+    context
+        .metrics
+        .count_objects(K::KIND, grant_census(store.clone(), cx.last_synced.clone()));
     let syncs = cx.syncs.clone();
     let forgetting = {
         let cx = cx.clone();

@@ -6,13 +6,12 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use std::sync::Arc;
 
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use tracing::warn;
 
@@ -53,13 +52,13 @@ pub fn ready_of(conditions: &[Condition]) -> Option<&Condition> {
 /// Writes wait for a permit of `writes`, which bounds concurrent writes (and so the
 /// connections opened to the API server).
 pub async fn apply_status<K, S>(
-    api: &Api<K>,
+    client: &kube::Client,
     object: &K,
     status: &S,
     writes: &Semaphore,
 ) -> Result<(), kube::Error>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = ()>,
     S: Serialize,
 {
     let body = serde_json::json!({
@@ -68,13 +67,34 @@ where
         "status": status,
     });
     let _permit = writes.acquire().await;
-    api.patch_status(
-        &object.name_any(),
+    patch_status_unread(
+        client,
+        object,
         &PatchParams::apply(FIELD_MANAGER).force(),
         &Patch::Apply(body),
     )
     .await
-    .map(|_| ())
+}
+
+/// Patches `object`'s status and reads the answer only for its status code: the
+/// object the API server sends back (with all of its `managedFields`) is not
+/// needed, since the watch brings it anyway, and parsing it would cost as much
+/// as the write itself for every resource on every sync.
+async fn patch_status_unread<K, P>(
+    client: &kube::Client,
+    object: &K,
+    params: &PatchParams,
+    patch: &Patch<P>,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()>,
+    P: Serialize,
+{
+    let namespace = object.meta().namespace.as_deref();
+    let request = kube::core::Request::new(K::url_path(&(), namespace))
+        .patch_subresource("status", &object.name_any(), params, patch)
+        .map_err(kube::Error::BuildRequest)?;
+    client.request_text(request).await.map(|_| ())
 }
 
 /// Writes only the `Ready` condition and `observedGeneration` of `object`'s
@@ -85,13 +105,13 @@ where
 /// that changed meanwhile is not overwritten with an older condition either: then
 /// nothing is written (the change brings a new reconcile).
 pub async fn patch_ready<K>(
-    api: &Api<K>,
+    client: &kube::Client,
     object: &K,
     condition: &Condition,
     writes: &Semaphore,
 ) -> Result<(), kube::Error>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = ()>,
 {
     let body = serde_json::json!({
         "metadata": { "resourceVersion": object.resource_version() },
@@ -105,11 +125,8 @@ where
         field_manager: Some(FIELD_MANAGER.into()),
         ..PatchParams::default()
     };
-    match api
-        .patch_status(&object.name_any(), &params, &Patch::Merge(body))
-        .await
-    {
-        Ok(_) => Ok(()),
+    match patch_status_unread(client, object, &params, &Patch::Merge(body)).await {
+        Ok(()) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
         Err(error) => Err(error),
     }

@@ -797,7 +797,9 @@ mod tests {
     }
 
     fn readable(grant: SigmaGrant) -> Watched<SigmaGrant> {
-        Watched { object: Ok(grant) }
+        Watched {
+            object: Ok(Arc::new(grant)),
+        }
     }
 
     #[test]
@@ -829,8 +831,9 @@ mod tests {
 /// other object nor drops out of its target's members.
 #[derive(Clone, Debug)]
 pub struct Watched<K> {
-    /// The object, or why it could not be read.
-    pub object: Result<K, Unreadable>,
+    /// The object, or why it could not be read. Shared: the reflector store, each
+    /// reconcile and each sync that gathers it as a member read the same copy.
+    pub object: Result<Arc<K>, Unreadable>,
 }
 
 /// An object that did not deserialize.
@@ -854,11 +857,80 @@ impl<K: GrantKind> Watched<K> {
     }
 }
 
+/// The top-level fields a grant kind reads; everything else (and the metadata
+/// fields in [`DROPPED_METADATA`]) is skipped while parsing, never built.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawObject {
+    #[serde(default)]
+    api_version: Option<serde_json::Value>,
+    #[serde(default)]
+    kind: Option<serde_json::Value>,
+    #[serde(default)]
+    metadata: Option<SlimMetadata>,
+    #[serde(default)]
+    spec: Option<serde_json::Value>,
+    #[serde(default)]
+    status: Option<serde_json::Value>,
+}
+
+/// Metadata fields the controllers never read (see `run::slim`): on a real API
+/// server `managedFields` and `last-applied-configuration` are most of an
+/// object's bytes, so they are skipped as they are parsed.
+const DROPPED_METADATA: [&str; 4] = ["managedFields", "annotations", "labels", "ownerReferences"];
+
+/// An object's metadata without [`DROPPED_METADATA`].
+struct SlimMetadata(serde_json::Map<String, serde_json::Value>);
+
+impl<'de> Deserialize<'de> for SlimMetadata {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = SlimMetadata;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("object metadata")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SlimMetadata, A::Error> {
+                let mut kept = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if DROPPED_METADATA.contains(&key.as_str()) {
+                        map.next_value::<de::IgnoredAny>()?;
+                    } else {
+                        kept.insert(key, map.next_value()?);
+                    }
+                }
+                Ok(SlimMetadata(kept))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
 impl<'de, K: GrantKind> Deserialize<'de> for Watched<K> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(deserializer)?;
+        let raw = RawObject::deserialize(deserializer)?;
+        let mut value = serde_json::Map::new();
+        let fields = [
+            ("apiVersion", raw.api_version),
+            ("kind", raw.kind),
+            (
+                "metadata",
+                raw.metadata.map(|m| serde_json::Value::Object(m.0)),
+            ),
+            ("spec", raw.spec),
+            ("status", raw.status),
+        ];
+        for (key, field) in fields {
+            if let Some(field) = field {
+                value.insert(key.into(), field);
+            }
+        }
+        let value = serde_json::Value::Object(value);
         let object = match K::deserialize(&value) {
-            Ok(object) => Ok(object),
+            Ok(object) => Ok(Arc::new(object)),
             Err(error) => {
                 let metadata =
                     ObjectMeta::deserialize(&value["metadata"]).map_err(de::Error::custom)?;
@@ -897,7 +969,8 @@ impl<K: GrantKind> Resource for Watched<K> {
     }
     fn meta_mut(&mut self) -> &mut ObjectMeta {
         match &mut self.object {
-            Ok(object) => object.meta_mut(),
+            // Unique while the watch slims it, before the store shares it.
+            Ok(object) => Arc::make_mut(object).meta_mut(),
             Err(unreadable) => &mut unreadable.metadata,
         }
     }

@@ -77,6 +77,9 @@ pub fn operator_config() -> Config {
         error_backoff: Duration::from_millis(50),
         vendor_retry: fast_retries(),
         default_sync_interval: Duration::from_secs(2),
+        // Every sync writes lastSyncTime: the checks prove a resource was synced
+        // after a restart or after the faults stopped by its lastSyncTime.
+        last_sync_refresh_intervals: 1,
         ..Config::default()
     }
 }
