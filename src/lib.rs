@@ -6,7 +6,7 @@
 //! - [`plan`]: the pure planner (desired union vs live grants -> actions and status rows).
 //! - [`sync`]: one sync of one unit (resolve, read, plan, apply, read back), shared by
 //!   the controller and the command-line tools.
-//! - [`vendor`]: the vendor trait, the shared HTTP client and one module per vendor.
+//! - [`vendor_api`]: the vendor trait, the shared HTTP client and one module per vendor.
 //! - [`controller`]: the reconcilers for providers and grants.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz`; [`leader`]: leader election on a Lease.
 //! - [`yaml`]: YAML as Kubernetes tools (YAML 1.1) read it; the writer of the CRDs.
@@ -25,7 +25,7 @@ pub mod sandbox;
 pub mod server;
 pub mod sync;
 pub mod telemetry;
-pub mod vendor;
+pub mod vendor_api;
 pub mod yaml;
 
 /// Installs ring as the process-wide rustls crypto provider (the one kube uses

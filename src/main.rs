@@ -427,7 +427,7 @@ async fn export(args: ExportArgs) -> ExitCode {
         &args.targets,
         args.namespace.as_deref(),
         &Arc::new(Metrics::new()),
-        &grant_operator::vendor::http::RetryPolicy::default(),
+        &grant_operator::vendor_api::http::RetryPolicy::default(),
     )
     .await
     {
@@ -556,7 +556,7 @@ async fn access(args: AccessArgs) -> ExitCode {
         &secrets,
         &options,
         &Arc::new(Metrics::new()),
-        &grant_operator::vendor::http::RetryPolicy::default(),
+        &grant_operator::vendor_api::http::RetryPolicy::default(),
     )
     .await
     {
@@ -624,7 +624,7 @@ async fn plan(args: PlanArgs, apply: bool) -> ExitCode {
         &secrets,
         apply,
         &metrics,
-        &grant_operator::vendor::http::RetryPolicy::default(),
+        &grant_operator::vendor_api::http::RetryPolicy::default(),
     )
     .await;
     match args.output {

@@ -15,7 +15,7 @@ use crate::names::{self, Names};
 use crate::plan::{
     self, Declaration, INTENT_MARK, Key, LiveGrant, Permission, Phase, PreviousRow, REVOCATION_MARK,
 };
-use crate::vendor::{GrantKind, Live, ResolvedTarget, Vendor, VendorError};
+use crate::vendor_api::{GrantKind, Live, ResolvedTarget, Vendor, VendorError};
 
 /// The permission type of a grant kind.
 pub type PermOf<K> = <<K as GrantKind>::Vendor as Vendor>::Perm;

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use grant_operator::sandbox::emulator::Call;
-use grant_operator::vendor::sigma::client::{
+use grant_operator::vendor_api::sigma::client::{
     ConnectionEntry, GrantEntry, MemberEntry, Page, TeamEntry, TokenAnswer,
 };
 use serde_json::{Value, json};
@@ -605,7 +605,7 @@ fn the_snowflake_client_reads_only_fields_its_answers_define() {
     };
     let mut missing = Vec::new();
     for (method, template, status, wire) in
-        grant_operator::vendor::snowflake::client::response_wire_types()
+        grant_operator::vendor_api::snowflake::client::response_wire_types()
     {
         let wire = serde_json::to_value(wire).unwrap();
         for field in response_fields(&apis.snowflake, method, template, status, &wire).unwrap() {

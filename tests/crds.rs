@@ -640,7 +640,7 @@ fn rate_limits_that_never_admit_a_call_are_refused_by_the_schema() {
         let rate = &limit["properties"]["requestsPerSecond"];
         assert_eq!(
             rate["minimum"].as_f64(),
-            Some(grant_operator::vendor::http::MIN_RATE),
+            Some(grant_operator::vendor_api::http::MIN_RATE),
             "{kind}: {rate}"
         );
         assert_eq!(limit["properties"]["burst"]["minimum"].as_f64(), Some(1.0));

@@ -32,7 +32,7 @@ use grant_operator::api::{
 use grant_operator::controller::{Config, SystemClock, run};
 use grant_operator::metrics::{Metrics, VENDOR_OUTCOMES, reason_label_values};
 use grant_operator::server::{self, Health};
-use grant_operator::vendor::GrantKind;
+use grant_operator::vendor_api::GrantKind;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr, LabelModifier, VectorMatchCardinality};
 use serde_json::{Value, json};

@@ -1216,8 +1216,8 @@ async fn a_long_retry_after_is_handed_to_the_controller_and_wins() {
 
 #[tokio::test]
 async fn revoking_a_grant_that_is_already_gone_counts_as_revoked() {
-    use grant_operator::vendor::http::{HttpClient, HttpConfig};
-    use grant_operator::vendor::sigma::client::{Credentials, SigmaApi};
+    use grant_operator::vendor_api::http::{HttpClient, HttpConfig};
+    use grant_operator::vendor_api::sigma::client::{Credentials, SigmaApi};
     let h = Harness::new().await;
     let http = HttpClient::new(
         grant_operator::api::VendorKind::Sigma,
@@ -1242,7 +1242,7 @@ async fn revoking_a_grant_that_is_already_gone_counts_as_revoked() {
 
 #[tokio::test]
 async fn a_configured_rate_limit_paces_requests_and_none_is_the_default() {
-    use grant_operator::vendor::http::{HttpClient, HttpConfig, RateLimitConfig, Repeat};
+    use grant_operator::vendor_api::http::{HttpClient, HttpConfig, RateLimitConfig, Repeat};
     let h = Harness::new().await;
     let url = format!("{}/v2/members", h.sigma.url());
     let timed = |rate_limit: Option<RateLimitConfig>| {

@@ -980,11 +980,11 @@ async fn ownership_is_refused_and_never_revoked() {
 #[tokio::test]
 async fn a_request_that_keeps_running_is_given_up_after_the_bound() {
     use grant_operator::api::VendorKind;
-    use grant_operator::vendor::Vendor;
-    use grant_operator::vendor::http::{HttpClient, HttpConfig};
-    use grant_operator::vendor::snowflake::SnowflakeClient;
-    use grant_operator::vendor::snowflake::auth::Auth;
-    use grant_operator::vendor::snowflake::client::{PollPolicy, SnowflakeApi};
+    use grant_operator::vendor_api::Vendor;
+    use grant_operator::vendor_api::http::{HttpClient, HttpConfig};
+    use grant_operator::vendor_api::snowflake::SnowflakeClient;
+    use grant_operator::vendor_api::snowflake::auth::Auth;
+    use grant_operator::vendor_api::snowflake::client::{PollPolicy, SnowflakeApi};
     grant_operator::install_crypto_provider();
     let snowflake = support::snowflake::SnowflakeEmulator::start().await;
     seed_snowflake(&snowflake);
@@ -1686,7 +1686,7 @@ async fn legacy_reads_the_roles_a_user_holds() {
 /// message and the metric, and a deleted resource keeps its finalizer.
 #[tokio::test]
 async fn a_capped_grants_listing_fails_the_sync_before_any_write() {
-    use grant_operator::vendor::snowflake::client::SHOW_LIMIT;
+    use grant_operator::vendor_api::snowflake::client::SHOW_LIMIT;
     for api in [SnowflakeGrantsApi::RoleGrants, SnowflakeGrantsApi::Legacy] {
         let h = ready(api, SnowflakeLogin::Pat).await;
         h.snowflake.grant_direct(
@@ -1780,7 +1780,7 @@ async fn a_capped_grants_listing_fails_the_sync_before_any_write() {
 /// key is read from.
 #[tokio::test]
 async fn capped_future_and_object_listings_fail_the_sync_too() {
-    use grant_operator::vendor::snowflake::client::SHOW_LIMIT;
+    use grant_operator::vendor_api::snowflake::client::SHOW_LIMIT;
     let h = ready(SnowflakeGrantsApi::RoleGrants, SnowflakeLogin::Pat).await;
     h.snowflake
         .add_filler_futures("ROLE", "LOADER", SHOW_LIMIT + 1);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use grant_operator::api::{SecretValue, VendorKind};
 use grant_operator::metrics::Metrics;
-use grant_operator::vendor::http::{CallError, HttpClient, HttpConfig, Repeat};
+use grant_operator::vendor_api::http::{CallError, HttpClient, HttpConfig, Repeat};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use support::*;

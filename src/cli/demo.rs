@@ -16,7 +16,7 @@ use crate::sandbox::dremio::DremioEmulator;
 use crate::sandbox::grafana::{self, GrafanaEmulator};
 use crate::sandbox::sigma::SigmaEmulator;
 use crate::sandbox::snowflake::SnowflakeEmulator;
-use crate::vendor::http::RetryPolicy;
+use crate::vendor_api::http::RetryPolicy;
 
 use super::manifests::Manifests;
 use super::plan::{self, Report};

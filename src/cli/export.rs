@@ -13,8 +13,8 @@ use crate::api::{
 use crate::controller::clients::build_client;
 use crate::metrics::Metrics;
 use crate::names;
-use crate::vendor::http::RetryPolicy;
-use crate::vendor::{GrantKind, Live, ResolvedTarget, Vendor, VendorClient};
+use crate::vendor_api::http::RetryPolicy;
+use crate::vendor_api::{GrantKind, Live, ResolvedTarget, Vendor, VendorClient};
 
 use super::manifests::Manifests;
 use super::secrets::CliSecrets;

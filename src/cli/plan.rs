@@ -23,8 +23,8 @@ use crate::metrics::Metrics;
 use crate::names;
 use crate::plan::{self, Declaration, Phase};
 use crate::sync::{self, MemberInput};
-use crate::vendor::http::RetryPolicy;
-use crate::vendor::{GrantKind, Vendor, VendorClient};
+use crate::vendor_api::http::RetryPolicy;
+use crate::vendor_api::{GrantKind, Vendor, VendorClient};
 
 use super::manifests::Manifests;
 use super::secrets::CliSecrets;

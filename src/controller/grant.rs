@@ -68,7 +68,7 @@ use crate::api::{
 use crate::plan::{
     self, Declaration, INTENT_MARK, Key, Permission, Phase, PreviousRow, REVOCATION_MARK,
 };
-use crate::vendor::{GrantKind, ResolvedTarget, Vendor};
+use crate::vendor_api::{GrantKind, ResolvedTarget, Vendor};
 
 use super::clients::{Provider, ProviderId};
 use super::status::{apply_status, list_some, patch_ready, ready, ready_of};
@@ -1204,7 +1204,7 @@ async fn read_plan_apply<K: GrantKind>(
     if carried
         .errors
         .values()
-        .any(|error| matches!(error, crate::vendor::VendorError::NoAnswer { .. }))
+        .any(|error| matches!(error, crate::vendor_api::VendorError::NoAnswer { .. }))
     {
         cx.fence(unit, 2 * provider.request_timeout());
     }

@@ -28,8 +28,8 @@ use crate::api::{ClusterGrantProvider, GrantProvider, Reason};
 use crate::cache::BoundedLru;
 use crate::credentials::{CredentialError, SecretReader};
 use crate::metrics::Metrics;
-use crate::vendor::VendorError;
-use crate::vendor::http::RetryPolicy;
+use crate::vendor_api::VendorError;
+use crate::vendor_api::http::RetryPolicy;
 
 /// The field manager of every write.
 pub const FIELD_MANAGER: &str = "grant-operator";
@@ -366,7 +366,7 @@ impl Backoff {
     }
 
     /// Records a failure of `key` and returns how long to wait: exponential with
-    /// jitter ([`crate::vendor::http::backoff_delay`], as vendor retries), capped at
+    /// jitter ([`crate::vendor_api::http::backoff_delay`], as vendor retries), capped at
     /// `cap`; a vendor's `Retry-After` wins. A failure that waiting alone will not
     /// clear (`transient` false: a refusal, a missing name or Secret) starts
     /// [`PERMANENT_HEAD_START`] doublings further along: a change of the resource,
@@ -389,7 +389,7 @@ impl Backoff {
             attempts.saturating_add(PERMANENT_HEAD_START)
         };
         let wait = retry_after
-            .unwrap_or_else(|| crate::vendor::http::backoff_delay(self.base, cap, doublings));
+            .unwrap_or_else(|| crate::vendor_api::http::backoff_delay(self.base, cap, doublings));
         failures.put(
             key.to_string(),
             (attempts, tokio::time::Instant::now() + wait),

@@ -28,7 +28,7 @@ use crate::api::{
 };
 use crate::metrics::{Census, CensusSource, Metrics, Observed};
 use crate::server::Health;
-use crate::vendor::GrantKind;
+use crate::vendor_api::GrantKind;
 
 use super::clients::{ProviderId, secret_refs};
 use super::grant::{self, GrantContext};

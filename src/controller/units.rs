@@ -26,7 +26,7 @@ use kube::runtime::watcher;
 use serde::de::{self, Deserialize, Deserializer};
 
 use crate::api::GrantRow;
-use crate::vendor::GrantKind;
+use crate::vendor_api::GrantKind;
 
 use super::Failure;
 use super::clients::ProviderId;

@@ -28,7 +28,7 @@ use grant_operator::controller::grant::{self, GrantContext};
 use grant_operator::controller::units::Watched;
 use grant_operator::controller::{Clock, Config, Context, Error, Stores, provider, run};
 use grant_operator::metrics::Metrics;
-use grant_operator::vendor::http::RetryPolicy;
+use grant_operator::vendor_api::http::RetryPolicy;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, ObjectMeta, Time};
@@ -44,7 +44,7 @@ use serde_json::Value;
 use dremio::DremioEmulator;
 use fake_kube::FakeKube;
 use grafana::GrafanaEmulator;
-use grant_operator::vendor::GrantKind;
+use grant_operator::vendor_api::GrantKind;
 use sigma::SigmaEmulator;
 use snowflake::SnowflakeEmulator;
 

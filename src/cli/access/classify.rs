@@ -8,7 +8,7 @@ use k8s_openapi::jiff::Timestamp;
 use crate::api::DeletionPolicy;
 use crate::plan::{self, Key, LiveGrant, Permission};
 use crate::sync::PermOf;
-use crate::vendor::{GrantKind, Live, OtherEntry, OtherKind, Vendor};
+use crate::vendor_api::{GrantKind, Live, OtherEntry, OtherKind, Vendor};
 
 use super::grantees::Reviewed;
 use super::report::{Named, Row, State};
@@ -396,7 +396,7 @@ pub(super) fn classify<P: Permission>(
 mod tests {
     use super::*;
     use crate::api::SigmaPermission::{Annotate, Usage};
-    use crate::vendor::snowflake::SnowflakePrivilege;
+    use crate::vendor_api::snowflake::SnowflakePrivilege;
 
     fn live<P: Clone>(grants: &[(&str, P)]) -> Vec<LiveGrant<P>> {
         grants

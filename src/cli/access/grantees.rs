@@ -9,10 +9,10 @@ use crate::api::{DremioGrant, GrafanaBuiltInRole, GrafanaGrant, SigmaGrant, Snow
 use crate::controller::Failure;
 use crate::controller::clients::ProviderId;
 use crate::plan::Key;
-use crate::vendor::dremio::DremioGrantee;
-use crate::vendor::grafana::GrafanaGrantee;
-use crate::vendor::sigma::SigmaGrantee;
-use crate::vendor::{GrantKind, Vendor};
+use crate::vendor_api::dremio::DremioGrantee;
+use crate::vendor_api::grafana::GrafanaGrantee;
+use crate::vendor_api::sigma::SigmaGrantee;
+use crate::vendor_api::{GrantKind, Vendor};
 
 use super::report::GranteeMatch;
 use super::scope::Engine;

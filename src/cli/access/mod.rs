@@ -11,7 +11,7 @@
 //!    object read through two providers of one account is read once, and the
 //!    resources of both count as declaring on it.
 //! 2. **Read.** Each object is read once
-//!    ([`Vendor::read_for_review`](crate::vendor::Vendor::read_for_review), the
+//!    ([`Vendor::read_for_review`](crate::vendor_api::Vendor::read_for_review), the
 //!    listing a sync reads) through its provider's own HTTP client, so the
 //!    provider's rate limit and retries apply; objects are read concurrently,
 //!    at most `parallel` at a time per provider.
@@ -23,7 +23,7 @@
 //!    declared, or still live after every resource declaring it expired or is
 //!    being deleted); a declared grant that is not live is a `drifted` row too.
 //!    Entries the vendor shows that the operator never manages are `inherited`
-//!    or `fixed` rows ([`OtherEntry`](crate::vendor::OtherEntry)).
+//!    or `fixed` rows ([`OtherEntry`](crate::vendor_api::OtherEntry)).
 //!
 //! What could not be read (a provider, an object, a look-up) is reported with
 //! its reason and makes the exit code 1; nothing secret is ever shown.
@@ -48,7 +48,7 @@ use k8s_openapi::jiff::Timestamp;
 use crate::api::{DremioGrant, GrafanaGrant, SigmaGrant, SnowflakeGrant};
 use crate::controller::clients::ProviderId;
 use crate::metrics::Metrics;
-use crate::vendor::http::RetryPolicy;
+use crate::vendor_api::http::RetryPolicy;
 
 use super::manifests::Manifests;
 use super::secrets::CliSecrets;

@@ -13,7 +13,7 @@ use crate::api::VendorKind;
 use crate::controller::clients::ProviderId;
 use crate::plan::Key;
 use crate::sync;
-use crate::vendor::{Vendor, VendorError};
+use crate::vendor_api::{Vendor, VendorError};
 
 use super::Progress;
 use super::classify::compare;

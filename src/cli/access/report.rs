@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::vendor::OtherKind;
+use crate::vendor_api::OtherKind;
 
 /// The exit code when a row has a state named with `--fail-on` (0: nothing to
 /// report, 1: something could not be read, 2: `plan`'s "changes").

@@ -11,8 +11,8 @@ use crate::api::{ProviderKind, Reason, VendorKind, vendor_of};
 use crate::controller::Failure;
 use crate::controller::clients::ProviderId;
 use crate::metrics::Metrics;
-use crate::vendor::http::RetryPolicy;
-use crate::vendor::{ResolvedTarget, Vendor, VendorClient, VendorError};
+use crate::vendor_api::http::RetryPolicy;
+use crate::vendor_api::{ResolvedTarget, Vendor, VendorClient, VendorError};
 
 use crate::cli::manifests::Manifests;
 use crate::cli::secrets::CliSecrets;

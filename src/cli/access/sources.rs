@@ -11,7 +11,7 @@ use kube::{Resource, ResourceExt};
 use crate::api::{ClusterGrantProvider, GrantProvider, Reason, VendorKind};
 use crate::controller::Failure;
 use crate::controller::clients::{ProviderId, build_client};
-use crate::vendor::{GrantKind, VendorClient};
+use crate::vendor_api::{GrantKind, VendorClient};
 
 use crate::cli::manifests::Manifests;
 

@@ -7,8 +7,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::api::VendorKind;
-use crate::vendor::http::{CallError, HttpClient, HttpResponse, Repeat};
-use crate::vendor::{VendorError, read_entries};
+use crate::vendor_api::http::{CallError, HttpClient, HttpResponse, Repeat};
+use crate::vendor_api::{VendorError, read_entries};
 
 const VENDOR: VendorKind = VendorKind::Grafana;
 /// Page size of team searches and user look-ups.

@@ -1058,7 +1058,7 @@ impl GrantKind for SnowflakeGrant {
         self.spec.grantee.clone()
     }
 
-    fn declarations(&self) -> Vec<crate::vendor::Declared<Self>> {
+    fn declarations(&self) -> Vec<crate::vendor_api::Declared<Self>> {
         let securable = declared_securable(self);
         self.spec
             .privileges

@@ -429,7 +429,7 @@ impl GrantKind for SigmaGrant {
         self.spec.connection_id.clone()
     }
 
-    fn declarations(&self) -> Vec<crate::vendor::Declared<Self>> {
+    fn declarations(&self) -> Vec<crate::vendor_api::Declared<Self>> {
         self.spec
             .grants
             .iter()

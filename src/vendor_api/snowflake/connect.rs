@@ -8,8 +8,8 @@ use secrecy::ExposeSecret;
 
 use crate::api::{Reason, SecretSelector, SecretValue, SnowflakeProvider};
 use crate::controller::Failure;
-use crate::vendor::ProviderSecrets;
-use crate::vendor::http::HttpClient;
+use crate::vendor_api::ProviderSecrets;
+use crate::vendor_api::http::HttpClient;
 
 use super::SnowflakeClient;
 use super::auth::{Auth, KeyPair};

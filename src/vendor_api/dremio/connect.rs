@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::api::{DremioProvider, SecretSelector, SecretValue};
 use crate::controller::Failure;
-use crate::vendor::ProviderSecrets;
-use crate::vendor::http::HttpClient;
+use crate::vendor_api::ProviderSecrets;
+use crate::vendor_api::http::HttpClient;
 
 use super::DremioClient;
 use super::client::{Deployment, DremioApi};

@@ -331,7 +331,7 @@ impl WriteMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::snowflake::identifiers::parse;
+    use crate::vendor_api::snowflake::identifiers::parse;
 
     fn key(text: &str) -> Securable {
         Securable::from_key(text).unwrap()

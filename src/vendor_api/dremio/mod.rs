@@ -556,7 +556,7 @@ impl GrantKind for DremioGrant {
         self.spec.catalog_object.clone()
     }
 
-    fn declarations(&self) -> Vec<crate::vendor::Declared<Self>> {
+    fn declarations(&self) -> Vec<crate::vendor_api::Declared<Self>> {
         let mut declared = Vec::new();
         for entry in &self.spec.grants {
             let grantee = match (&entry.user, &entry.role) {

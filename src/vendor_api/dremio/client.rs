@@ -13,8 +13,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::api::VendorKind;
-use crate::vendor::http::{CallError, HttpClient, HttpResponse, Repeat};
-use crate::vendor::{VendorError, read_entries};
+use crate::vendor_api::http::{CallError, HttpClient, HttpResponse, Repeat};
+use crate::vendor_api::{VendorError, read_entries};
 
 const VENDOR: VendorKind = VendorKind::Dremio;
 

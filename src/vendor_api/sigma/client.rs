@@ -10,8 +10,8 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::api::VendorKind;
-use crate::vendor::http::{CallError, HttpClient, HttpResponse, Repeat};
-use crate::vendor::{VendorError, read_entries};
+use crate::vendor_api::http::{CallError, HttpClient, HttpResponse, Repeat};
+use crate::vendor_api::{VendorError, read_entries};
 
 const VENDOR: VendorKind = VendorKind::Sigma;
 /// The page size asked for (the vendor's maximum).

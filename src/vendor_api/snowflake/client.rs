@@ -12,8 +12,8 @@ use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{SnowflakeGrantsApi, VendorKind};
-use crate::vendor::VendorError;
-use crate::vendor::http::{CallError, HttpClient, HttpResponse, Repeat};
+use crate::vendor_api::VendorError;
+use crate::vendor_api::http::{CallError, HttpClient, HttpResponse, Repeat};
 
 use super::auth::{Auth, TOKEN_TYPE_HEADER, bearer};
 use super::identifiers::{Name, Part, encode_segment, parse_listed, parse_listed_part};
@@ -1077,7 +1077,7 @@ pub fn response_wire_types() -> Vec<(&'static str, &'static str, &'static str, s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::snowflake::identifiers::parse;
+    use crate::vendor_api::snowflake::identifiers::parse;
 
     #[test]
     fn securables_split_into_wire_objects_by_part_count() {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::api::{GrafanaProvider, Reason, SecretSelector, SecretValue};
 use crate::controller::Failure;
-use crate::vendor::ProviderSecrets;
-use crate::vendor::http::HttpClient;
+use crate::vendor_api::ProviderSecrets;
+use crate::vendor_api::http::HttpClient;
 
 use super::GrafanaClient;
 use super::client::{Auth, GrafanaApi};

@@ -842,7 +842,7 @@ impl GrantKind for GrafanaGrant {
         self.spec.datasource.clone()
     }
 
-    fn declarations(&self) -> Vec<crate::vendor::Declared<Self>> {
+    fn declarations(&self) -> Vec<crate::vendor_api::Declared<Self>> {
         self.spec
             .permissions
             .iter()
@@ -909,7 +909,7 @@ impl GrantKind for GrafanaGrant {
         id: &str,
         live: &[LiveGrant<GrafanaPermission>],
     ) -> Vec<GrafanaGrant> {
-        let permissions = crate::vendor::sigma::highest(live)
+        let permissions = crate::vendor_api::sigma::highest(live)
             .into_iter()
             .filter_map(|(key, permission)| {
                 let entry = |user, team, role| crate::api::GrafanaPermissionEntry {
