@@ -1,6 +1,7 @@
 //! One sync of one unit (a vendor object read with one listing), shared by the
 //! controller and the command-line tools (`plan`, `apply`, `demo`), so both do
-//! exactly the same thing: resolve names -> read -> plan -> apply -> read back.
+//! exactly the same thing: resolve names -> read -> plan -> (the caller records
+//! what is about to happen) -> apply -> read back -> report ([`run`]).
 //!
 //! Nothing here touches Kubernetes: members come in as objects with their phase
 //! and the status rows that remember what they hold; results go out as the
@@ -100,6 +101,76 @@ pub fn with_intents<K: GrantKind>(
         }
     }
     out
+}
+
+/// What the caller of [`run`] does once the unit is read and planned, before
+/// any vendor write: the controller records the grants about to be made in its
+/// members' status (write-ahead intents) and counts the sync; the command line
+/// does nothing. An error stops the run before anything is written.
+pub trait Observing<P: Permission>: Send {
+    /// Called once per run with what was read and planned.
+    fn observed(
+        &mut self,
+        observed: &Observed<P>,
+    ) -> impl std::future::Future<Output = Result<(), crate::controller::Failure>> + Send;
+}
+
+/// Nothing to do between planning and writing (`plan`, `apply`, `demo`).
+pub struct NothingToRecord;
+
+impl<P: Permission + Sync> Observing<P> for NothingToRecord {
+    async fn observed(&mut self, _: &Observed<P>) -> Result<(), crate::controller::Failure> {
+        Ok(())
+    }
+}
+
+/// A whole run of one unit.
+#[derive(Debug)]
+pub struct Ran<P: Permission> {
+    /// What was read and planned.
+    pub observed: Observed<P>,
+    /// What carrying the plan out did (`None` when the run only planned).
+    pub carried: Option<Carried<P>>,
+    /// Each member's report after the writes (empty when the run only planned).
+    pub reports: Vec<plan::Report<P>>,
+}
+
+/// The whole run of one unit, for the controller and the command line alike:
+/// resolve names, read the target and plan ([`observe`]), let the caller record
+/// what is about to happen ([`Observing`]), then, when `write`, carry the plan
+/// out and read back ([`carry_out`]), and report on every member
+/// ([`plan::report`], with `watch` for writes of unknown outcome).
+pub async fn run<K: GrantKind>(
+    vendor: &K::Vendor,
+    target: &ResolvedTarget,
+    members: &[MemberInput<K>],
+    foreign: Vec<(Key, PermOf<K>)>,
+    write: bool,
+    watch: plan::Watch,
+    caller: &mut impl Observing<PermOf<K>>,
+) -> Result<Ran<PermOf<K>>, crate::controller::Failure> {
+    let observed = observe::<K>(vendor, target, members, foreign).await?;
+    caller.observed(&observed).await?;
+    if !write {
+        return Ok(Ran {
+            observed,
+            carried: None,
+            reports: Vec::new(),
+        });
+    }
+    let carried = carry_out::<K>(vendor, target, &observed).await;
+    let reports = plan::report(
+        &observed.input,
+        &observed.plan,
+        &carried.live_after,
+        &carried.failures,
+        watch,
+    );
+    Ok(Ran {
+        observed,
+        carried: Some(carried),
+        reports,
+    })
 }
 
 /// Resolves the members' grantees, reads the target and plans. No write.

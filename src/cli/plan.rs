@@ -275,7 +275,17 @@ impl Engine<'_> {
         })?;
         let target = vendor.resolve_target(&first.object.target()).await?;
         unit.resolved = Some(target.status.clone());
-        let observed = sync::observe::<K>(vendor.as_ref(), &target, &inputs, Vec::new()).await?;
+        let ran = sync::run::<K>(
+            vendor.as_ref(),
+            &target,
+            &inputs,
+            Vec::new(),
+            self.apply,
+            plan::Watch::at(Timestamp::now()),
+            &mut sync::NothingToRecord,
+        )
+        .await?;
+        let observed = &ran.observed;
         unit.changes = observed
             .plan
             .actions
@@ -307,18 +317,12 @@ impl Engine<'_> {
             .collect::<std::collections::BTreeSet<String>>()
             .into_iter()
             .collect();
-        if !self.apply {
+        let Some(carried) = &ran.carried else {
             return Ok(());
-        }
-        let carried = sync::carry_out::<K>(vendor.as_ref(), &target, &observed).await;
-        let reports = plan::report(
-            &observed.input,
-            &observed.plan,
-            &carried.live_after,
-            &carried.failures,
-            plan::Watch::at(Timestamp::now()),
-        );
-        for ((input, member), report) in observed.input.members.iter().zip(&inputs).zip(&reports) {
+        };
+        for ((input, member), report) in
+            observed.input.members.iter().zip(&inputs).zip(&ran.reports)
+        {
             let writes = Writes {
                 plan: &observed.plan,
                 failures: &carried.failures,

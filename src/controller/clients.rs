@@ -19,7 +19,9 @@ use crate::api::{
 use crate::credentials::{SecretReader, SecretSource};
 use crate::metrics::Metrics;
 use crate::vendor_api::http::{HttpClient, HttpConfig, RateLimitConfig, RetryPolicy};
-use crate::vendor_api::{GrantKind, ProviderSecrets, VendorClient, dremio, grafana, sigma, snowflake};
+use crate::vendor_api::{
+    GrantKind, ProviderSecrets, VendorClient, dremio, grafana, sigma, snowflake,
+};
 
 use super::{Context, Failure};
 

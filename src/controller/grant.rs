@@ -1189,18 +1189,31 @@ async fn read_plan_apply<K: GrantKind>(
             previous_rows: member.previous_rows.clone(),
         })
         .collect();
-    let observed = sync::observe::<K>(vendor.as_ref(), &target, &inputs, foreign).await?;
-    context
-        .metrics
-        .syncs
-        .get_or_create(&crate::metrics::KindLabels { kind: K::KIND })
-        .inc();
-
-    // Write-ahead: what is about to be granted is owned before it can exist.
-    let intents = plan::intents(&observed.input, &observed.plan);
-    record_intents(cx, members, &intents, &observed.names).await?;
-
-    let carried = sync::carry_out::<K>(vendor.as_ref(), &target, &observed).await;
+    // A write of unknown outcome may land for as long as a vendor takes to carry
+    // out a request: twice the request timeout (as the fence).
+    let late =
+        SignedDuration::try_from(2 * provider.request_timeout()).unwrap_or(SignedDuration::MAX);
+    let after = |at: Timestamp| at.saturating_add(late).unwrap_or(Timestamp::MAX);
+    let until = after(started);
+    let watch = plan::Watch {
+        now: started,
+        unknown_until: after(context.leading_since),
+    };
+    let mut recorder = IntentRecorder { cx, members };
+    let ran = sync::run::<K>(
+        vendor.as_ref(),
+        &target,
+        &inputs,
+        foreign,
+        true,
+        watch,
+        &mut recorder,
+    )
+    .await?;
+    let (observed, reports) = (ran.observed, ran.reports);
+    let carried = ran
+        .carried
+        .ok_or_else(|| Failure::new(Reason::Progressing, "the sync did not carry its plan out"))?;
     if carried
         .errors
         .values()
@@ -1227,22 +1240,6 @@ async fn read_plan_apply<K: GrantKind>(
     if let Some(error) = &carried.read_back_error {
         warn!(kind = K::KIND, target = %unit.target, %error, "could not read the grants back after writing");
     }
-    // A write of unknown outcome may land for as long as a vendor takes to carry
-    // out a request: twice the request timeout (as the fence).
-    let late =
-        SignedDuration::try_from(2 * provider.request_timeout()).unwrap_or(SignedDuration::MAX);
-    let after = |at: Timestamp| at.saturating_add(late).unwrap_or(Timestamp::MAX);
-    let until = after(started);
-    let reports = plan::report(
-        &observed.input,
-        &observed.plan,
-        &carried.live_after,
-        &carried.failures,
-        plan::Watch {
-            now: started,
-            unknown_until: after(context.leading_since),
-        },
-    );
     Ok(Synced {
         target,
         input: observed.input,
@@ -1255,6 +1252,27 @@ async fn read_plan_apply<K: GrantKind>(
         unmanaged: observed.live.unmanaged,
         names: observed.names,
     })
+}
+
+/// The controller's part of a unit's run between planning and writing: counts
+/// the sync, and records the intents (see [`record_intents`]).
+struct IntentRecorder<'a, K: GrantKind> {
+    cx: &'a Arc<GrantContext<K>>,
+    members: &'a mut [Member<K>],
+}
+
+impl<K: GrantKind> sync::Observing<PermOf<K>> for IntentRecorder<'_, K> {
+    async fn observed(&mut self, observed: &sync::Observed<PermOf<K>>) -> Result<(), Failure> {
+        self.cx
+            .shared
+            .metrics
+            .syncs
+            .get_or_create(&crate::metrics::KindLabels { kind: K::KIND })
+            .inc();
+        // Write-ahead: what is about to be granted is owned before it can exist.
+        let intents = plan::intents(&observed.input, &observed.plan);
+        record_intents(self.cx, self.members, &intents, &observed.names).await
+    }
 }
 
 /// Records, in the status of each member, the grants the plan is about to create
