@@ -4,6 +4,7 @@
 //! - [`api`]: the custom resources of the contract.
 //! - [`names`]: names beside ids, for people reading keys.
 //! - [`plan`]: the pure planner (desired union vs live grants -> actions and status rows).
+//! - [`report`]: the status and Event text of a sync, for the controller and the CLI.
 //! - [`sync`]: one sync of one unit (resolve, read, plan, apply, read back), shared by
 //!   the controller and the command-line tools.
 //! - [`vendor_api`]: the vendor trait, the shared HTTP client and one module per vendor.
@@ -20,6 +21,7 @@ pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod plan;
+pub mod report;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod server;

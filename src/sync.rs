@@ -412,3 +412,18 @@ fn projected<P: Permission>(
     }
     out
 }
+
+/// `(key, perm)` the resource applied and answers for (see `plan::Member::owned_by_key`).
+pub fn owned_rows<K: GrantKind>(object: &K, rows: Option<&[GrantRow]>) -> Vec<(Key, PermOf<K>)> {
+    let rows = rows.unwrap_or_else(|| {
+        object
+            .status()
+            .map(|status| status.grants.as_slice())
+            .unwrap_or(&[])
+    });
+    previous_rows::<K>(rows)
+        .into_iter()
+        .filter(PreviousRow::owned)
+        .map(|row| (row.key, row.perm))
+        .collect()
+}
