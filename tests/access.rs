@@ -18,46 +18,9 @@ use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
+use support::binary::*;
 use support::*;
 use tower::ServiceExt;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn cli(args: &[&str]) -> Run {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_grant-operator"))
-        .args(args)
-        .env("GRAFANA_TOKEN_FROM_ENV", GRAFANA_TOKEN)
-        .output()
-        .await
-        .expect("the binary runs");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-fn secret(name: &str, data: &[(&str, &str)]) -> Secret {
-    serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": NS},
-        "stringData": data.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<serde_json::Map<_, _>>(),
-    }))
-    .unwrap()
-}
-
-fn yaml<T: serde::Serialize>(objects: &[T]) -> String {
-    objects
-        .iter()
-        .map(|object| serde_norway::to_string(object).unwrap())
-        .collect::<Vec<_>>()
-        .join("---\n")
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(

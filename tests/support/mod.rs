@@ -11,6 +11,7 @@
 //! departs from them.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod conformance;
 pub mod fake_kube;
 // The vendor emulators live in the crate (feature `sandbox`) so `demo` can use them too.
