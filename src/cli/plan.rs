@@ -12,12 +12,11 @@ use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::core::{Selector, SelectorExt};
 use serde::Serialize;
 
 use crate::api::{GrantStatus, GrantTarget, ProviderConfig, ProviderKind, Reason, vendor_of};
 use crate::controller::Failure;
-use crate::controller::clients::{ProviderId, build_client};
+use crate::controller::clients::{ProviderId, admits_namespace, build_client};
 use crate::metrics::Metrics;
 use crate::names;
 use crate::plan::{self, Declaration, Phase};
@@ -405,25 +404,17 @@ impl Engine<'_> {
                     .find(|p| p.name_any() == id.name)
                     .ok_or_else(not_found)?;
                 self.check_vendor::<K, _>(id, &provider.spec)?;
-                let selector = Selector::try_from(provider.spec.namespace_selector.clone())
-                    .map_err(|error| {
-                        Failure::new(
-                            Reason::ProviderNotAllowed,
-                            format!("{id} has an invalid namespaceSelector: {error}"),
-                        )
-                    })?;
                 let labels = self
                     .manifests
                     .namespace_labels(namespace)
                     .unwrap_or_default();
-                if !selector.matches(&labels) {
-                    return Err(Failure::new(
-                        Reason::ProviderNotAllowed,
-                        format!(
-                            "{id} does not admit namespace {namespace} (its namespaceSelector does not match the labels of the Namespace in the manifests, or the Namespace is not in them)"
-                        ),
-                    ));
-                }
+                admits_namespace(
+                    provider,
+                    &id.to_string(),
+                    namespace,
+                    &labels,
+                    "its namespaceSelector does not match the labels of the Namespace in the manifests, or the Namespace is not in them",
+                )?;
                 build_client(&provider.spec, None, self.secrets, self.metrics, self.retry).await
             }
         }

@@ -205,29 +205,19 @@ impl Provider {
             // A GrantProvider is only ever looked up in the grant's own namespace.
             return Ok(());
         };
-        let selector =
-            Selector::try_from(provider.spec.namespace_selector.clone()).map_err(|error| {
-                Failure::new(
-                    Reason::ProviderNotAllowed,
-                    format!("{id} has an invalid namespaceSelector: {error}"),
-                )
-            })?;
         let labels = context
             .stores
             .namespaces
             .get(&ObjectRef::new(namespace))
             .map(|ns| ns.labels().clone())
             .unwrap_or_default();
-        if selector.matches(&labels) {
-            Ok(())
-        } else {
-            Err(Failure::new(
-                Reason::ProviderNotAllowed,
-                format!(
-                    "{id} does not admit namespace {namespace} (namespaceSelector does not match its labels)"
-                ),
-            ))
-        }
+        admits_namespace(
+            provider,
+            &id.to_string(),
+            namespace,
+            &labels,
+            "namespaceSelector does not match its labels",
+        )
     }
 
     /// The vendor client of this provider.
@@ -255,6 +245,34 @@ impl Provider {
                     .await
             }
         }
+    }
+}
+
+/// Whether a `ClusterGrantProvider` (`shown` as messages name it) admits grants
+/// of `namespace`, whose labels are `labels`; `why_not` says, in a refusal,
+/// where the labels were read. The controller, `plan` and `access` decide it
+/// alike.
+pub fn admits_namespace(
+    provider: &ClusterGrantProvider,
+    shown: &str,
+    namespace: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+    why_not: &str,
+) -> Result<(), Failure> {
+    let selector =
+        Selector::try_from(provider.spec.namespace_selector.clone()).map_err(|error| {
+            Failure::new(
+                Reason::ProviderNotAllowed,
+                format!("{shown} has an invalid namespaceSelector: {error}"),
+            )
+        })?;
+    if selector.matches(labels) {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            Reason::ProviderNotAllowed,
+            format!("{shown} does not admit namespace {namespace} ({why_not})"),
+        ))
     }
 }
 

@@ -5,12 +5,11 @@
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
-use kube::core::{Selector, SelectorExt};
 use kube::{Resource, ResourceExt};
 
 use crate::api::{ClusterGrantProvider, GrantProvider, Reason, VendorKind};
 use crate::controller::Failure;
-use crate::controller::clients::{ProviderId, build_client};
+use crate::controller::clients::{ProviderId, admits_namespace, build_client};
 use crate::vendor_api::{GrantKind, VendorClient};
 
 use crate::cli::manifests::Manifests;
@@ -79,31 +78,17 @@ impl Engine<'_> {
         provider: &ClusterGrantProvider,
         namespace: &str,
     ) -> Result<(), Failure> {
-        let selector =
-            Selector::try_from(provider.spec.namespace_selector.clone()).map_err(|error| {
-                Failure::new(
-                    Reason::ProviderNotAllowed,
-                    format!(
-                        "ClusterGrantProvider {} has an invalid namespaceSelector: {error}",
-                        provider.name_any()
-                    ),
-                )
-            })?;
         let labels = self
             .manifests
             .namespace_labels(namespace)
             .unwrap_or_default();
-        if selector.matches(&labels) {
-            Ok(())
-        } else {
-            Err(Failure::new(
-                Reason::ProviderNotAllowed,
-                format!(
-                    "ClusterGrantProvider {} does not admit namespace {namespace} (its namespaceSelector does not match the Namespace's labels, or the Namespace is not in the sources)",
-                    provider.name_any()
-                ),
-            ))
-        }
+        admits_namespace(
+            provider,
+            &format!("ClusterGrantProvider {}", provider.name_any()),
+            namespace,
+            &labels,
+            "its namespaceSelector does not match the Namespace's labels, or the Namespace is not in the sources",
+        )
     }
 }
 
