@@ -7,20 +7,17 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use grant_operator::api::{
     GrafanaPermission, GrafanaPermissionsApi, GrantProvider, SigmaPermission, SnowflakeGranteeType,
     SnowflakeGrantsApi,
 };
-use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 use support::binary::*;
 use support::*;
-use tower::ServiceExt;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -1329,53 +1326,11 @@ async fn what_cannot_be_read_is_reported_with_exit_1() {
     assert_eq!(run.code, 1);
 }
 
-/// What the binary asked of the API server: (method, path). The fake's own log
-/// also holds the in-process reflectors' requests, which re-list at any time.
-type Served = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
-
 /// The in-memory API server over HTTP, a kubeconfig pointing at it, and the
-/// log of the requests served over it.
-async fn serve_kube(h: &Harness, name: &str) -> (PathBuf, Served) {
-    let service = h.kube.service();
+/// log of the requests served over it (the binary's).
+async fn serve_kube(h: &Harness) -> (PathBuf, Served) {
     let served = Served::default();
-    let log = served.clone();
-    let app = tower::service_fn(move |request: http::Request<axum::body::Body>| {
-        let service = service.clone();
-        let log = log.clone();
-        async move {
-            let (parts, body) = request.into_parts();
-            log.lock()
-                .unwrap()
-                .push((parts.method.to_string(), parts.uri.path().to_string()));
-            let bytes = body
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let request = http::Request::from_parts(parts, kube::client::Body::from(bytes));
-            let response = service.oneshot(request).await.expect("fake API answers");
-            let (parts, body) = response.into_parts();
-            Ok::<_, std::convert::Infallible>(http::Response::from_parts(
-                parts,
-                axum::body::Body::new(body),
-            ))
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, tower::make::Shared::new(app)).await });
-    let kubeconfig = temp_dir(name).join("kubeconfig.yaml");
-    std::fs::File::create(&kubeconfig)
-        .unwrap()
-        .write_all(
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{address}\n\
-                 users:\n- name: fake\n  user:\n    token: fake\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n\
-                 current-context: fake\n"
-            )
-            .as_bytes(),
-        )
-        .unwrap();
+    let kubeconfig = serve_kube_logged(&h.kube, Some(served.clone())).await;
     (kubeconfig, served)
 }
 
@@ -1407,7 +1362,7 @@ async fn from_cluster_reads_the_cluster_and_writes_nothing() {
         &["USAGE"],
         false,
     ));
-    let (kubeconfig, served) = serve_kube(&h, "cluster").await;
+    let (kubeconfig, served) = serve_kube(&h).await;
     let run = cli(&[
         "access",
         "--from-cluster",

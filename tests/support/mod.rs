@@ -1005,17 +1005,33 @@ impl RunningOperator {
     }
 }
 
+/// Requests served over HTTP by [`serve_kube_logged`]: (method, path). The
+/// fake's own log also holds the in-process reflectors' requests; this one holds
+/// only what came over the wire (a binary's).
+pub type Served = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
 /// Serves `kube` over HTTP on a loopback port (for an operator running as its own
 /// process) and writes a kubeconfig pointing at it; returns the kubeconfig's path.
 pub async fn serve_kube_over_http(kube: &FakeKube) -> std::path::PathBuf {
+    serve_kube_logged(kube, None).await
+}
+
+/// [`serve_kube_over_http`], recording each request served in `log` when given.
+pub async fn serve_kube_logged(kube: &FakeKube, log: Option<Served>) -> std::path::PathBuf {
     use http_body_util::BodyExt;
     use std::io::Write;
     use tower::ServiceExt;
     let service = kube.service();
     let app = tower::service_fn(move |request: http::Request<axum::body::Body>| {
         let service = service.clone();
+        let log = log.clone();
         async move {
             let (parts, body) = request.into_parts();
+            if let Some(log) = &log {
+                log.lock()
+                    .unwrap()
+                    .push((parts.method.to_string(), parts.uri.path().to_string()));
+            }
             let bytes = body
                 .collect()
                 .await
