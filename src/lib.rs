@@ -8,6 +8,7 @@
 //! - [`sync`]: one sync of one unit (resolve, read, plan, apply, read back), shared by
 //!   the controller and the command-line tools.
 //! - [`vendor_api`]: the vendor trait, the shared HTTP client and one module per vendor.
+//! - [`vendors`]: the list of vendors everything else learns them from.
 //! - [`controller`]: the reconcilers for providers and grants.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz`; [`leader`]: leader election on a Lease.
 //! - [`yaml`]: YAML as Kubernetes tools (YAML 1.1) read it; the writer of the CRDs.
@@ -28,6 +29,7 @@ pub mod server;
 pub mod sync;
 pub mod telemetry;
 pub mod vendor_api;
+pub mod vendors;
 pub mod yaml;
 
 /// Installs ring as the process-wide rustls crypto provider (the one kube uses

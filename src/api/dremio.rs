@@ -1,9 +1,10 @@
 //! `DremioGrant`: privileges on a Dremio catalog object.
 
 use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{GrantPolicy, GrantStatus};
+use super::common::{BASE_URL, GrantPolicy, GrantStatus, SecretValue};
 
 /// Privileges on one Dremio catalog object.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -101,4 +102,19 @@ pub struct DremioPrincipalRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128), pattern(r"^[A-Za-z0-9-]+$"))]
     pub id: Option<String>,
+}
+
+/// Dremio Software or Cloud: personal access token.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase", bound(deserialize = "S: Deserialize<'de>"))]
+pub struct DremioProvider<S> {
+    /// Dremio Software URL, or `https://api.dremio.cloud` for Dremio Cloud.
+    #[schemars(length(max = 2048), pattern(BASE_URL))]
+    pub url: String,
+    /// Dremio Cloud project; set for Cloud (paths under `/v0/projects/{projectId}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128), pattern(r"^[A-Za-z0-9-]+$"))]
+    pub project_id: Option<String>,
+    /// Personal access token.
+    pub token: SecretValue<S>,
 }

@@ -4,7 +4,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{GrantPolicy, GrantStatus};
+use super::common::{BASE_URL, GrantPolicy, GrantStatus, SecretValue};
 
 /// Permissions on one Grafana data source.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -147,4 +147,50 @@ pub enum GrafanaPermission {
     Edit,
     /// Query, edit and manage permissions.
     Admin,
+}
+
+/// Which Grafana permissions API to use.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum GrafanaPermissionsApi {
+    /// Ask the server once which API it serves.
+    #[default]
+    Auto,
+    /// `/api/access-control/datasources/:uid` (Grafana 9 and later).
+    AccessControl,
+    /// `/api/datasources/:id/permissions` (Grafana Enterprise before 10.3).
+    Legacy,
+}
+
+/// Basic auth credentials.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub struct BasicAuth<S> {
+    /// User name.
+    pub username: SecretValue<S>,
+    /// Password.
+    pub password: SecretValue<S>,
+}
+
+/// Grafana: service account token or basic auth.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase", bound(deserialize = "S: Deserialize<'de>"))]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.token) != has(self.basicAuth)", "message": "set exactly one of token or basicAuth"}
+]))]
+pub struct GrafanaProvider<S> {
+    /// Base URL of Grafana.
+    #[schemars(length(max = 2048), pattern(BASE_URL))]
+    pub url: String,
+    /// Organisation id, sent as `X-Grafana-Org-Id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub org_id: Option<i64>,
+    /// `Auto` (default), `AccessControl` or `Legacy`.
+    #[serde(default)]
+    pub permissions_api: GrafanaPermissionsApi,
+    /// Service account token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretValue<S>>,
+    /// Basic auth user and password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth<S>>,
 }

@@ -22,22 +22,24 @@ pub use provider::*;
 pub use sigma::*;
 pub use snowflake::*;
 
-/// Every CRD with the file name it is committed under in `crds/`.
+/// The grant kinds' CRDs, from the list in [`crate::vendors`].
+macro_rules! grant_crds {
+    ([$($module:ident $kind:ident $grant:ident $block:ident $title:literal),* $(,)?]) => {
+        [$(self::$module::$grant::crd()),*]
+    };
+}
+
+/// Every CRD with the file name it is committed under in `crds/`: the two
+/// provider kinds, then one grant kind per vendor.
 pub fn all_crds() -> Vec<(String, CustomResourceDefinition)> {
-    [
-        GrantProvider::crd(),
-        ClusterGrantProvider::crd(),
-        SigmaGrant::crd(),
-        GrafanaGrant::crd(),
-        SnowflakeGrant::crd(),
-        DremioGrant::crd(),
-    ]
-    .into_iter()
-    .map(|crd| {
-        let file = format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural);
-        (file, crd)
-    })
-    .collect()
+    [GrantProvider::crd(), ClusterGrantProvider::crd()]
+        .into_iter()
+        .chain(crate::vendors::vendors!(grant_crds))
+        .map(|crd| {
+            let file = format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural);
+            (file, crd)
+        })
+        .collect()
 }
 
 /// Every CRD as one multi-document YAML stream, as printed by `grant-operator crd`.

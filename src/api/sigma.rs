@@ -4,7 +4,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{GrantPolicy, GrantStatus};
+use super::common::{BASE_URL, GrantPolicy, GrantStatus, SecretValue};
 
 /// Grants on one Sigma connection.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -126,4 +126,18 @@ impl SigmaPermission {
             _ => None,
         }
     }
+}
+
+/// Sigma Computing: OAuth client credentials.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SigmaProvider<S> {
+    /// Base URL of the Sigma API for the organisation's cloud and region, for example
+    /// `https://aws-api.sigmacomputing.com`.
+    #[schemars(length(max = 2048), pattern(BASE_URL))]
+    pub api_url: String,
+    /// API client id.
+    pub client_id: SecretValue<S>,
+    /// API client secret.
+    pub client_secret: SecretValue<S>,
 }

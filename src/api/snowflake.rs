@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{GrantPolicy, GrantStatus};
+use super::common::{BASE_URL, GrantPolicy, GrantStatus, SecretValue};
 
 /// Snowflake identifier, optionally dotted and quoted (`SALES.PUBLIC`, `"My DB"."Sch"`).
 const OBJECT_NAME: &str =
@@ -180,4 +180,57 @@ pub struct SnowflakeScope {
     /// Name.
     #[schemars(length(min = 1, max = 520), pattern(OBJECT_NAME))]
     pub name: String,
+}
+
+/// Which Snowflake grants API to use.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum SnowflakeGrantsApi {
+    /// `/api/v2/roles/{name}/grants` and the database-role equivalents.
+    #[default]
+    RoleGrants,
+    /// The deprecated `/api/v2/grants/...` endpoints.
+    Legacy,
+}
+
+/// Snowflake key pair.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(bound(deserialize = "S: Deserialize<'de>"))]
+pub struct SnowflakeKeyPair<S> {
+    /// PKCS#8 PEM private key (encrypted or not).
+    #[serde(rename = "privateKey")]
+    pub private_key: SecretValue<S>,
+    /// Passphrase of an encrypted private key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<SecretValue<S>>,
+}
+
+/// Snowflake: key-pair JWT, OAuth token or programmatic access token.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase", bound(deserialize = "S: Deserialize<'de>"))]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "[has(self.keyPair), has(self.oauthToken), has(self.programmaticAccessToken)].filter(x, x).size() == 1",
+     "message": "set exactly one of keyPair, oauthToken or programmaticAccessToken"}
+]))]
+pub struct SnowflakeProvider<S> {
+    /// `https://<orgname>-<account_name>.snowflakecomputing.com`.
+    #[schemars(length(max = 2048), pattern(BASE_URL))]
+    pub account_url: String,
+    /// Account identifier used in JWT claims (`MYORG-MYACCOUNT`).
+    #[schemars(length(min = 1, max = 255), pattern(r"^[A-Za-z0-9_.-]+$"))]
+    pub account: String,
+    /// User the operator logs in as.
+    #[schemars(length(min = 1, max = 255))]
+    pub user: String,
+    /// Key-pair authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pair: Option<SnowflakeKeyPair<S>>,
+    /// OAuth access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_token: Option<SecretValue<S>>,
+    /// Programmatic access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub programmatic_access_token: Option<SecretValue<S>>,
+    /// `RoleGrants` (default) or `Legacy`.
+    #[serde(default)]
+    pub grants_api: SnowflakeGrantsApi,
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::api::{
-    DeletionPolicy, DremioGrant, GrafanaGrant, GrantPolicy, ManagementPolicy, Mode, ProviderKind,
-    ProviderRef, SigmaGrant, SnowflakeGrant, VendorKind, vendor_of,
+    DeletionPolicy, GrantPolicy, ManagementPolicy, Mode, ProviderKind, ProviderRef, VendorKind,
+    vendor_of,
 };
 use crate::controller::clients::build_client;
 use crate::metrics::Metrics;
@@ -110,22 +110,20 @@ pub async fn run(
         expires_at: None,
     };
     let (client, vendor) = client;
-    match vendor {
-        Some(VendorKind::Sigma) => export::<SigmaGrant>(&client, policy, targets, namespace).await,
-        Some(VendorKind::Grafana) => {
-            export::<GrafanaGrant>(&client, policy, targets, namespace).await
-        }
-        Some(VendorKind::Dremio) => {
-            export::<DremioGrant>(&client, policy, targets, namespace).await
-        }
-        Some(VendorKind::Snowflake) => {
-            export::<SnowflakeGrant>(&client, policy, targets, namespace).await
-        }
-        other => Err(format!(
-            "export does not support {} providers yet",
-            other.map(|vendor| vendor.to_string()).unwrap_or_default()
-        )),
+    macro_rules! export_vendor {
+        ([$($module:ident $kind:ident $grant:ident $block:ident $title:literal),* $(,)?]) => {
+            match vendor {
+                $(Some(VendorKind::$kind) => {
+                    export::<crate::api::$grant>(&client, policy, targets, namespace).await
+                })*
+                other => Err(format!(
+                    "export does not support {} providers yet",
+                    other.map(|vendor| vendor.to_string()).unwrap_or_default()
+                )),
+            }
+        };
     }
+    crate::vendors::vendors!(export_vendor)
 }
 
 /// One exported resource, with the comments YAML shows above it: who the ids

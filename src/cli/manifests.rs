@@ -8,37 +8,56 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::api::{
-    ClusterGrantProvider, DremioGrant, GrafanaGrant, GrantProvider, SigmaGrant, SnowflakeGrant,
-};
+use crate::api::{ClusterGrantProvider, GrantProvider};
 
 /// Namespace of objects that name none (as with `kubectl apply`).
 pub const DEFAULT_NAMESPACE: &str = "default";
 
-/// Everything read from the manifests.
-#[derive(Default, Debug)]
-pub struct Manifests {
-    /// `GrantProvider`s.
-    pub providers: Vec<GrantProvider>,
-    /// `ClusterGrantProvider`s.
-    pub cluster_providers: Vec<ClusterGrantProvider>,
-    /// `SigmaGrant`s.
-    pub sigma: Vec<SigmaGrant>,
-    /// `GrafanaGrant`s.
-    pub grafana: Vec<GrafanaGrant>,
-    /// `DremioGrant`s.
-    pub dremio: Vec<DremioGrant>,
-    /// `SnowflakeGrant`s.
-    pub snowflake: Vec<SnowflakeGrant>,
-    /// Secrets (values are only read when a provider needs them).
-    pub secrets: Vec<Secret>,
-    /// Namespaces (their labels decide `ClusterGrantProvider` scoping).
-    pub namespaces: Vec<Namespace>,
-    /// Kinds of this API that this version cannot act on yet, as `kind namespace/name`.
-    pub unsupported: Vec<String>,
-    /// Documents of other APIs that were skipped, as `kind name`.
-    pub skipped: Vec<String>,
+/// [`Manifests`], with one list per grant kind of the list in [`crate::vendors`].
+macro_rules! manifests {
+    ([$($module:ident $kind:ident $grant:ident $block:ident $title:literal),* $(,)?]) => {
+        /// Everything read from the manifests.
+        #[derive(Default, Debug)]
+        pub struct Manifests {
+            /// `GrantProvider`s.
+            pub providers: Vec<GrantProvider>,
+            /// `ClusterGrantProvider`s.
+            pub cluster_providers: Vec<ClusterGrantProvider>,
+            $(
+                #[doc = concat!("`", stringify!($grant), "`s.")]
+                pub $module: Vec<crate::api::$grant>,
+            )*
+            /// Secrets (values are only read when a provider needs them).
+            pub secrets: Vec<Secret>,
+            /// Namespaces (their labels decide `ClusterGrantProvider` scoping).
+            pub namespaces: Vec<Namespace>,
+            /// Kinds of this API that this version cannot act on yet, as `kind namespace/name`.
+            pub unsupported: Vec<String>,
+            /// Documents of other APIs that were skipped, as `kind name`.
+            pub skipped: Vec<String>,
+        }
+
+        impl Manifests {
+            /// Adds a grant of kind `kind` (of this API); `false` when no
+            /// vendor has that kind.
+            fn add_grant(
+                &mut self,
+                kind: &str,
+                place: &str,
+                value: &mut Value,
+            ) -> Result<bool, ManifestError> {
+                $(
+                    if kind == stringify!($grant) {
+                        self.$module.push(typed(place, std::mem::take(value))?);
+                        return Ok(true);
+                    }
+                )*
+                Ok(false)
+            }
+        }
+    };
 }
+crate::vendors::vendors!(manifests);
 
 /// A manifest that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -113,14 +132,8 @@ impl Manifests {
             ("grantoperator.dev/v1alpha1", "ClusterGrantProvider") => {
                 self.cluster_providers.push(typed(place, value)?)
             }
-            ("grantoperator.dev/v1alpha1", "SigmaGrant") => self.sigma.push(typed(place, value)?),
-            ("grantoperator.dev/v1alpha1", "GrafanaGrant") => {
-                self.grafana.push(typed(place, value)?)
-            }
-            ("grantoperator.dev/v1alpha1", "DremioGrant") => self.dremio.push(typed(place, value)?),
-            ("grantoperator.dev/v1alpha1", "SnowflakeGrant") => {
-                self.snowflake.push(typed(place, value)?)
-            }
+            ("grantoperator.dev/v1alpha1", other)
+                if self.add_grant(other, place, &mut value)? => {}
             ("grantoperator.dev/v1alpha1", other) => {
                 self.unsupported.push(format!("{other} {namespace}/{name}"))
             }

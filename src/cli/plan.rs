@@ -173,10 +173,12 @@ pub async fn run_deleting(
             unsupported: manifests.unsupported.clone(),
         },
     };
-    engine.kind(&manifests.sigma).await;
-    engine.kind(&manifests.grafana).await;
-    engine.kind(&manifests.dremio).await;
-    engine.kind(&manifests.snowflake).await;
+    macro_rules! every_kind {
+        ([$($module:ident $kind:ident $grant:ident $block:ident $title:literal),* $(,)?]) => {
+            $(engine.kind(&manifests.$module).await;)*
+        };
+    }
+    crate::vendors::vendors!(every_kind);
     engine.report
 }
 

@@ -19,9 +19,7 @@ use crate::api::{
 use crate::credentials::{SecretReader, SecretSource};
 use crate::metrics::Metrics;
 use crate::vendor_api::http::{HttpClient, HttpConfig, RateLimitConfig, RetryPolicy};
-use crate::vendor_api::{
-    GrantKind, ProviderSecrets, VendorClient, dremio, grafana, sigma, snowflake,
-};
+use crate::vendor_api::{self, GrantKind, ProviderSecrets, VendorClient};
 
 use super::{Context, Failure};
 
@@ -276,32 +274,46 @@ pub fn admits_namespace(
     }
 }
 
+/// Dispatches to the vendor folders' `connect` modules, from the list in
+/// [`crate::vendors`]: which Secrets a vendor block names, and its client.
+macro_rules! connect_vendors {
+    ([$($module:ident $kind:ident $grant:ident $block:ident $title:literal),* $(,)?]) => {
+        /// The Secret values the vendor block of `spec` names.
+        fn vendor_secrets<P: ProviderConfig>(spec: &P) -> Vec<&SecretValue<P::Secret>> {
+            let mut values = Vec::new();
+            $(values.extend(spec.$module().map(vendor_api::$module::connect::secrets).unwrap_or_default());)*
+            values
+        }
+
+        /// The client of `vendor` from its block of `spec`.
+        async fn connect<P: ProviderConfig>(
+            vendor: VendorKind,
+            spec: &P,
+            http: HttpClient,
+            read: &Reader<'_, impl SecretSource>,
+        ) -> Result<VendorClient, Failure> {
+            match vendor {
+                $(
+                    VendorKind::$kind if let Some(block) = spec.$module() => Ok(VendorClient::$kind(
+                        vendor_api::$module::connect::client(block, http, read).await?,
+                    )),
+                )*
+                other => Err(Failure::new(
+                    Reason::InvalidSpec,
+                    format!("the provider's {other} block cannot be read"),
+                )),
+            }
+        }
+    };
+}
+crate::vendors::vendors!(connect_vendors);
+
 /// Every Secret a provider spec references, as `(namespace, name)`.
 pub fn secret_refs<P: ProviderConfig>(
     spec: &P,
     own_namespace: Option<&str>,
 ) -> Vec<(String, String)> {
-    let mut values: Vec<&SecretValue<P::Secret>> = Vec::new();
-    values.extend(
-        spec.sigma()
-            .map(sigma::connect::secrets)
-            .unwrap_or_default(),
-    );
-    values.extend(
-        spec.grafana()
-            .map(grafana::connect::secrets)
-            .unwrap_or_default(),
-    );
-    values.extend(
-        spec.snowflake()
-            .map(snowflake::connect::secrets)
-            .unwrap_or_default(),
-    );
-    values.extend(
-        spec.dremio()
-            .map(dremio::connect::secrets)
-            .unwrap_or_default(),
-    );
+    let mut values = vendor_secrets(spec);
     values.extend(spec.ca_bundle());
     let mut out: Vec<(String, String)> = values
         .into_iter()
@@ -436,24 +448,7 @@ pub async fn build_client<P: ProviderConfig>(
     let vendor = vendor_of(spec)
         .ok_or_else(|| Failure::new(Reason::InvalidSpec, "the provider has no vendor block"))?;
     let http = HttpClient::new(vendor, &config, metrics.clone())?;
-    match vendor {
-        VendorKind::Sigma if let Some(block) = spec.sigma() => Ok(VendorClient::Sigma(
-            sigma::connect::client(block, http, &read).await?,
-        )),
-        VendorKind::Grafana if let Some(block) = spec.grafana() => Ok(VendorClient::Grafana(
-            grafana::connect::client(block, http, &read).await?,
-        )),
-        VendorKind::Dremio if let Some(block) = spec.dremio() => Ok(VendorClient::Dremio(
-            dremio::connect::client(block, http, &read).await?,
-        )),
-        VendorKind::Snowflake if let Some(block) = spec.snowflake() => Ok(VendorClient::Snowflake(
-            snowflake::connect::client(block, http, &read).await?,
-        )),
-        other => Err(Failure::new(
-            Reason::InvalidSpec,
-            format!("the provider's {other} block cannot be read"),
-        )),
-    }
+    connect(vendor, spec, http, &read).await
 }
 
 /// Reads a provider's Secret values: from the reference's namespace, or the

@@ -22,10 +22,7 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
-use crate::api::{
-    ClusterGrantProvider, DremioGrant, GrafanaGrant, GrantProvider, ProviderKind, SigmaGrant,
-    SnowflakeGrant,
-};
+use crate::api::{ClusterGrantProvider, GrantProvider, ProviderKind};
 use crate::metrics::{Census, CensusSource, Metrics, Observed};
 use crate::server::Health;
 use crate::vendor_api::GrantKind;
@@ -404,23 +401,24 @@ pub async fn run_reporting(
     )
     .for_each(log_result("ClusterGrantProvider"));
 
-    // One controller per grant kind, all on the same shared watches.
-    macro_rules! grant_controller_of {
-        ($kind:ty) => {
-            grant_controller::<$kind>(
-                &client,
-                namespace.as_deref(),
-                &context,
-                Subscriptions::of(&providers, &cluster_providers, &secrets, &namespaces),
-                controller_config.clone(),
-                shutdown.clone(),
-            )
+    // One controller per grant kind (the list in `crate::vendors`), all on the
+    // same shared watches; they run until `shutdown`, joined below.
+    macro_rules! grant_controllers {
+        ([$($module:ident $kind:ident $grant:ident $block:ident $title:literal),* $(,)?]) => {
+            futures::future::join_all([$(
+                grant_controller::<crate::api::$grant>(
+                    &client,
+                    namespace.as_deref(),
+                    &context,
+                    Subscriptions::of(&providers, &cluster_providers, &secrets, &namespaces),
+                    controller_config.clone(),
+                    shutdown.clone(),
+                )
+                .boxed(),
+            )*])
         };
     }
-    let sigma = grant_controller_of!(SigmaGrant);
-    let grafana = grant_controller_of!(GrafanaGrant);
-    let dremio = grant_controller_of!(DremioGrant);
-    let snowflake = grant_controller_of!(SnowflakeGrant);
+    let grants = crate::vendors::vendors!(grant_controllers);
 
     // A deleted provider's client (with its credentials) and lane go with it.
     let forget = context.clone();
@@ -453,14 +451,7 @@ pub async fn run_reporting(
     });
     let _stopped = Stopped { health, metrics };
 
-    tokio::join!(
-        namespaced_providers,
-        cluster,
-        sigma,
-        grafana,
-        dremio,
-        snowflake
-    );
+    tokio::join!(namespaced_providers, cluster, grants);
 }
 
 /// What `run` reports once it ends (also when it is cancelled).

@@ -434,30 +434,29 @@ pub trait ProviderSecrets<S>: Sync {
     ) -> impl Future<Output = Result<secrecy::SecretString, crate::controller::Failure>> + Send;
 }
 
-/// A ready-to-use client for one provider, whatever the vendor.
-#[derive(Clone, Debug)]
-pub enum VendorClient {
-    /// Sigma Computing.
-    Sigma(Arc<sigma::SigmaClient>),
-    /// Grafana.
-    Grafana(Arc<grafana::GrafanaClient>),
-    /// Dremio.
-    Dremio(Arc<dremio::DremioClient>),
-    /// Snowflake.
-    Snowflake(Arc<snowflake::SnowflakeClient>),
-}
-
-impl VendorClient {
-    /// Authenticates for real (provider `Ready`).
-    pub async fn check(&self) -> Result<String, VendorError> {
-        match self {
-            VendorClient::Sigma(client) => client.check().await,
-            VendorClient::Grafana(client) => client.check().await,
-            VendorClient::Dremio(client) => client.check().await,
-            VendorClient::Snowflake(client) => client.check().await,
+/// [`VendorClient`], one variant per vendor of the list in [`crate::vendors`].
+macro_rules! vendor_client {
+    ([$($module:ident $kind:ident $grant:ident $block:ident $title:literal),* $(,)?]) => {
+        /// A ready-to-use client for one provider, whatever the vendor.
+        #[derive(Clone, Debug)]
+        pub enum VendorClient {
+            $(
+                #[doc = concat!($title, ".")]
+                $kind(Arc<<crate::api::$grant as GrantKind>::Vendor>),
+            )*
         }
-    }
+
+        impl VendorClient {
+            /// Authenticates for real (provider `Ready`).
+            pub async fn check(&self) -> Result<String, VendorError> {
+                match self {
+                    $(VendorClient::$kind(client) => client.check().await,)*
+                }
+            }
+        }
+    };
 }
+crate::vendors::vendors!(vendor_client);
 
 /// The longest excerpt of an entry shown in a message.
 const ENTRY_EXCERPT: usize = 300;
@@ -507,6 +506,21 @@ pub fn read_entries<T: DeserializeOwned>(
             Ok(parsed)
         })
         .collect()
+}
+
+/// The highest live level of each key, in key order (`export` of a vendor whose
+/// keys hold one level each: Sigma, Grafana).
+pub(crate) fn highest<P: Permission>(live: &[LiveGrant<P>]) -> Vec<(Key, P)> {
+    let mut best: BTreeMap<Key, P> = BTreeMap::new();
+    for grant in live {
+        match best.get(&grant.key) {
+            Some(level) if *level >= grant.perm => {}
+            _ => {
+                best.insert(grant.key.clone(), grant.perm.clone());
+            }
+        }
+    }
+    best.into_iter().collect()
 }
 
 /// Normalises a base URL for identity comparison (scheme and host lower-cased, no trailing slash).

@@ -1,17 +1,14 @@
 //! What a grant kind's grantees and objects are in a review ([`Reviewed`]):
 //! the names a declaration writes, what a `--grantee` text can name on each
-//! vendor, and the look-up of those names with the vendor's own look-ups.
+//! vendor, and the look-up of those names with the vendor's own look-ups. Each
+//! vendor folder's `review` module implements [`Reviewed`] for its grant kind.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::api::{DremioGrant, GrafanaBuiltInRole, GrafanaGrant, SigmaGrant, SnowflakeGrant};
 use crate::controller::Failure;
 use crate::controller::clients::ProviderId;
 use crate::plan::Key;
-use crate::vendor_api::dremio::DremioGrantee;
-use crate::vendor_api::grafana::GrafanaGrantee;
-use crate::vendor_api::sigma::SigmaGrantee;
 use crate::vendor_api::{GrantKind, Vendor};
 
 use super::report::GranteeMatch;
@@ -35,135 +32,21 @@ pub trait Reviewed: GrantKind {
     fn grantee_object(_text: &str) -> Option<String> {
         None
     }
+
+    /// Whether a `--grantee` text is in the form of this vendor's keys (taken as
+    /// an id on this vendor, and never looked up by name on the others).
+    fn key_form(text: &str) -> bool;
 }
 
-/// The prefixes of keys, which `--grantee` takes as ids on the vendor using them.
-const KEY_PREFIXES: [&str; 4] = ["member:", "team:", "user:", "role:"];
-
-/// A `--grantee` text in a Snowflake grantee's form (`ROLE:NAME`, ...).
-fn snowflake_grantee_form(text: &str) -> bool {
-    ["ROLE:", "USER:", "DATABASE_ROLE:"]
-        .iter()
-        .any(|prefix| text.starts_with(prefix) && text.len() > prefix.len())
-}
-
-/// A text other vendors look up by name: not a key of another vendor.
-fn plain_name(text: &str) -> bool {
-    !snowflake_grantee_form(text) && !KEY_PREFIXES.iter().any(|p| text.starts_with(p))
-}
-
-impl Reviewed for SigmaGrant {
-    fn declared_name(grantee: &SigmaGrantee) -> Option<String> {
-        match grantee {
-            SigmaGrantee::MemberEmail(email) => Some(email.clone()),
-            SigmaGrantee::TeamName(name) => Some(name.clone()),
-            SigmaGrantee::MemberId(_) | SigmaGrantee::TeamId(_) => None,
-        }
-    }
-
-    fn grantee_candidates(text: &str) -> Vec<SigmaGrantee> {
-        if let Some(id) = text.strip_prefix("member:").filter(|id| !id.is_empty()) {
-            vec![SigmaGrantee::MemberId(id.to_string())]
-        } else if let Some(id) = text.strip_prefix("team:").filter(|id| !id.is_empty()) {
-            vec![SigmaGrantee::TeamId(id.to_string())]
-        } else if !plain_name(text) {
-            Vec::new()
-        } else if text.contains('@') {
-            vec![SigmaGrantee::MemberEmail(text.to_string())]
-        } else {
-            vec![SigmaGrantee::TeamName(text.to_string())]
-        }
-    }
-}
-
-impl Reviewed for GrafanaGrant {
-    fn declared_name(grantee: &GrafanaGrantee) -> Option<String> {
-        match grantee {
-            GrafanaGrantee::UserLogin(name)
-            | GrafanaGrantee::UserEmail(name)
-            | GrafanaGrantee::TeamName(name) => Some(name.clone()),
-            GrafanaGrantee::Role(role) => Some(role.as_str().to_string()),
-            GrafanaGrantee::UserId(_) | GrafanaGrantee::TeamId(_) => None,
-        }
-    }
-
-    fn grantee_candidates(text: &str) -> Vec<GrafanaGrantee> {
-        let role = |name: &str| match name {
-            "Viewer" => Some(GrafanaBuiltInRole::Viewer),
-            "Editor" => Some(GrafanaBuiltInRole::Editor),
-            "Admin" => Some(GrafanaBuiltInRole::Admin),
-            _ => None,
+/// A text other vendors look up by name: not in the form of any vendor's key
+/// (`member:ID`, `ROLE:NAME`, ...), which names an id on the vendor using it.
+pub(crate) fn plain_name(text: &str) -> bool {
+    macro_rules! any_key_form {
+        ([$($module:ident $kind:ident $grant:ident $block:ident $title:literal),* $(,)?]) => {
+            false $(|| <crate::api::$grant as Reviewed>::key_form(text))*
         };
-        if let Some(id) = text.strip_prefix("user:") {
-            return id
-                .parse()
-                .map(|id| vec![GrafanaGrantee::UserId(id)])
-                .unwrap_or_default();
-        }
-        if let Some(id) = text.strip_prefix("team:") {
-            return id
-                .parse()
-                .map(|id| vec![GrafanaGrantee::TeamId(id)])
-                .unwrap_or_default();
-        }
-        if let Some(name) = text.strip_prefix("role:") {
-            return role(name).map(GrafanaGrantee::Role).into_iter().collect();
-        }
-        if !plain_name(text) {
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        if text.contains('@') {
-            out.push(GrafanaGrantee::UserEmail(text.to_string()));
-        }
-        out.push(GrafanaGrantee::UserLogin(text.to_string()));
-        if !text.contains('@') {
-            out.push(GrafanaGrantee::TeamName(text.to_string()));
-        }
-        out.extend(role(text).map(GrafanaGrantee::Role));
-        out
     }
-}
-
-impl Reviewed for DremioGrant {
-    fn declared_name(grantee: &DremioGrantee) -> Option<String> {
-        match grantee {
-            DremioGrantee::UserName(name) | DremioGrantee::RoleName(name) => Some(name.clone()),
-            DremioGrantee::UserId(_) | DremioGrantee::RoleId(_) => None,
-        }
-    }
-
-    fn grantee_candidates(text: &str) -> Vec<DremioGrantee> {
-        if let Some(id) = text.strip_prefix("user:").filter(|id| !id.is_empty()) {
-            vec![DremioGrantee::UserId(id.to_string())]
-        } else if let Some(id) = text.strip_prefix("role:").filter(|id| !id.is_empty()) {
-            vec![DremioGrantee::RoleId(id.to_string())]
-        } else if !plain_name(text) {
-            Vec::new()
-        } else {
-            vec![
-                DremioGrantee::UserName(text.to_string()),
-                DremioGrantee::RoleName(text.to_string()),
-            ]
-        }
-    }
-}
-
-impl Reviewed for SnowflakeGrant {
-    const OBJECT_IS_GRANTEE: bool = true;
-
-    fn declared_name(_grantee: &<Self::Vendor as Vendor>::Grantee) -> Option<String> {
-        // The key is the securable's name already.
-        None
-    }
-
-    fn grantee_candidates(_text: &str) -> Vec<<Self::Vendor as Vendor>::Grantee> {
-        Vec::new()
-    }
-
-    fn grantee_object(text: &str) -> Option<String> {
-        snowflake_grantee_form(text).then(|| text.to_string())
-    }
+    !crate::vendors::vendors!(any_key_form)
 }
 
 /// Whether a member declares a grantee by one of `texts` (case-insensitive): a
@@ -233,6 +116,9 @@ impl Engine<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{DremioGrant, GrafanaBuiltInRole, GrafanaGrant, SigmaGrant, SnowflakeGrant};
+    use crate::vendor_api::grafana::GrafanaGrantee;
+    use crate::vendor_api::sigma::SigmaGrantee;
 
     #[test]
     fn grantee_texts_become_each_vendors_candidates() {

@@ -45,10 +45,10 @@ use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{DremioGrant, GrafanaGrant, SigmaGrant, SnowflakeGrant};
 use crate::controller::clients::ProviderId;
 use crate::metrics::Metrics;
 use crate::vendor_api::http::RetryPolicy;
+use futures::FutureExt;
 
 use super::manifests::Manifests;
 use super::secrets::CliSecrets;
@@ -62,6 +62,7 @@ mod scope;
 mod sources;
 
 pub use grantees::Reviewed;
+pub(crate) use grantees::plain_name;
 pub use output::{CSV_HEADER, render_csv, render_table};
 pub use report::*;
 pub use sources::from_cluster;
@@ -124,26 +125,25 @@ pub async fn run(
     retry: &RetryPolicy,
 ) -> Result<Report, String> {
     let mut engine = Engine::new(manifests, secrets, options, metrics, retry)?;
-    let sigma = engine.prepare::<SigmaGrant>(&manifests.sigma).await;
-    let grafana = engine.prepare::<GrafanaGrant>(&manifests.grafana).await;
-    let dremio = engine.prepare::<DremioGrant>(&manifests.dremio).await;
-    let snowflake = engine.prepare::<SnowflakeGrant>(&manifests.snowflake).await;
-    let total = sigma.len() + grafana.len() + dremio.len() + snowflake.len();
-    let counter = Counter::new(total, options.progress);
-    let now = Timestamp::now();
-    let parallel = options.parallel.max(1);
-    let (sigma, grafana, dremio, snowflake) = tokio::join!(
-        read_all(sigma, &counter, parallel, now),
-        read_all(grafana, &counter, parallel, now),
-        read_all(dremio, &counter, parallel, now),
-        read_all(snowflake, &counter, parallel, now),
-    );
-    counter.finish();
-    for result in sigma
+    // Every grant kind of the list in `crate::vendors`: first what is in scope
+    // (so the progress counter knows the total), then the reads, all at once.
+    macro_rules! read_every_kind {
+        ([$($module:ident $kind:ident $grant:ident $block:ident $title:literal),* $(,)?]) => {{
+            $(let $module = engine.prepare::<crate::api::$grant>(&manifests.$module).await;)*
+            let counter = Counter::new(0 $(+ $module.len())*, options.progress);
+            let now = Timestamp::now();
+            let parallel = options.parallel.max(1);
+            let results = futures::future::join_all([$(
+                read_all($module, &counter, parallel, now).boxed_local(),
+            )*])
+            .await;
+            counter.finish();
+            results
+        }};
+    }
+    for result in crate::vendors::vendors!(read_every_kind)
         .into_iter()
-        .chain(grafana)
-        .chain(dremio)
-        .chain(snowflake)
+        .flatten()
     {
         engine.absorb(result);
     }

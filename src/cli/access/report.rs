@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::api::VendorKind;
 use crate::vendor_api::OtherKind;
 
 /// The exit code when a row has a state named with `--fail-on` (0: nothing to
@@ -215,9 +216,9 @@ impl Report {
 }
 
 pub(super) fn vendor_order(vendor: &str) -> usize {
-    ["sigma", "grafana", "dremio", "snowflake"]
+    VendorKind::ALL
         .iter()
-        .position(|known| *known == vendor)
+        .position(|known| known.as_str() == vendor)
         .unwrap_or(usize::MAX)
 }
 

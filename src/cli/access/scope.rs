@@ -67,14 +67,10 @@ pub(super) struct Engine<'a> {
 }
 
 pub(super) fn vendor_named(text: &str) -> Option<VendorKind> {
-    [
-        VendorKind::Sigma,
-        VendorKind::Grafana,
-        VendorKind::Dremio,
-        VendorKind::Snowflake,
-    ]
-    .into_iter()
-    .find(|vendor| vendor.as_str() == text)
+    VendorKind::ALL
+        .iter()
+        .copied()
+        .find(|vendor| vendor.as_str() == text)
 }
 
 impl<'a> Engine<'a> {

@@ -108,12 +108,14 @@ pub async fn from_cluster(client: &kube::Client) -> Result<Manifests, String> {
     let mut manifests = Manifests {
         providers: all(client, "GrantProviders").await?,
         cluster_providers: all(client, "ClusterGrantProviders").await?,
-        sigma: all(client, "SigmaGrants").await?,
-        grafana: all(client, "GrafanaGrants").await?,
-        dremio: all(client, "DremioGrants").await?,
-        snowflake: all(client, "SnowflakeGrants").await?,
         ..Manifests::default()
     };
+    macro_rules! list_every_kind {
+        ([$($module:ident $kind:ident $grant:ident $block:ident $title:literal),* $(,)?]) => {
+            $(manifests.$module = all(client, concat!(stringify!($grant), "s")).await?;)*
+        };
+    }
+    crate::vendors::vendors!(list_every_kind);
     // Namespace labels decide what a ClusterGrantProvider admits; without one they
     // are not needed.
     if !manifests.cluster_providers.is_empty() {

@@ -24,6 +24,7 @@
 
 pub mod client;
 pub mod connect;
+pub mod review;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -20,6 +20,7 @@
 
 pub mod client;
 pub mod connect;
+pub mod review;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -909,7 +910,7 @@ impl GrantKind for GrafanaGrant {
         id: &str,
         live: &[LiveGrant<GrafanaPermission>],
     ) -> Vec<GrafanaGrant> {
-        let permissions = crate::vendor_api::sigma::highest(live)
+        let permissions = crate::vendor_api::highest(live)
             .into_iter()
             .filter_map(|(key, permission)| {
                 let entry = |user, team, role| crate::api::GrafanaPermissionEntry {

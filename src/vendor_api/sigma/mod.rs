@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod connect;
+pub mod review;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -482,7 +483,7 @@ impl GrantKind for SigmaGrant {
         id: &str,
         live: &[LiveGrant<SigmaPermission>],
     ) -> Vec<SigmaGrant> {
-        let grants = highest(live)
+        let grants = super::highest(live)
             .into_iter()
             .filter_map(|(key, permission)| {
                 let (member, team) = match grantee_id(&key)? {
@@ -517,20 +518,6 @@ impl GrantKind for SigmaGrant {
             },
         )]
     }
-}
-
-/// The highest live level of each key, in key order.
-pub(crate) fn highest<P: Permission>(live: &[LiveGrant<P>]) -> Vec<(Key, P)> {
-    let mut best: BTreeMap<Key, P> = BTreeMap::new();
-    for grant in live {
-        match best.get(&grant.key) {
-            Some(level) if *level >= grant.perm => {}
-            _ => {
-                best.insert(grant.key.clone(), grant.perm.clone());
-            }
-        }
-    }
-    best.into_iter().collect()
 }
 
 /// A grant of the listing the operator cannot read (see [`super::unreadable`]).

@@ -41,6 +41,7 @@ pub mod connect;
 pub mod identifiers;
 pub mod model;
 pub mod overlap;
+pub mod review;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
