@@ -105,40 +105,7 @@ impl Sandboxes {
 fn remember(manifests: &mut Manifests, report: &Report) {
     for unit in &report.units {
         for result in &unit.results {
-            let named = |namespace: Option<String>, name: String| {
-                format!("{}/{name}", namespace.unwrap_or_default()) == result.resource
-            };
-            match unit.kind {
-                "SigmaGrant" => {
-                    for grant in manifests.sigma.iter_mut() {
-                        if named(grant.namespace(), grant.name_any()) {
-                            grant.status = Some(result.status.clone());
-                        }
-                    }
-                }
-                "GrafanaGrant" => {
-                    for grant in manifests.grafana.iter_mut() {
-                        if named(grant.namespace(), grant.name_any()) {
-                            grant.status = Some(result.status.clone());
-                        }
-                    }
-                }
-                "DremioGrant" => {
-                    for grant in manifests.dremio.iter_mut() {
-                        if named(grant.namespace(), grant.name_any()) {
-                            grant.status = Some(result.status.clone());
-                        }
-                    }
-                }
-                "SnowflakeGrant" => {
-                    for grant in manifests.snowflake.iter_mut() {
-                        if named(grant.namespace(), grant.name_any()) {
-                            grant.status = Some(result.status.clone());
-                        }
-                    }
-                }
-                _ => {}
-            }
+            manifests.set_status(unit.kind, &result.resource, &result.status);
         }
     }
 }
@@ -180,10 +147,7 @@ pub async fn run_on(sandboxes: &Sandboxes) -> Result<(), String> {
     );
     println!(
         "the manifests of examples/demo/ declare {} resources on them.",
-        manifests.sigma.len()
-            + manifests.grafana.len()
-            + manifests.dremio.len()
-            + manifests.snowflake.len()
+        manifests.grant_count()
     );
 
     step(

@@ -8,7 +8,9 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::api::{ClusterGrantProvider, GrantProvider};
+use kube::ResourceExt;
+
+use crate::api::{ClusterGrantProvider, GrantProvider, GrantStatus};
 
 /// Namespace of objects that name none (as with `kubectl apply`).
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -53,6 +55,30 @@ macro_rules! manifests {
                     }
                 )*
                 Ok(false)
+            }
+
+            /// How many grant resources of every kind were read.
+            pub fn grant_count(&self) -> usize {
+                0 $(+ self.$module.len())*
+            }
+
+            /// Sets the status of the grants of kind `kind` shown as
+            /// `namespace/name` (what `apply` reported for it, as the controller
+            /// would write it); `false` when there is none.
+            pub fn set_status(&mut self, kind: &str, shown: &str, status: &GrantStatus) -> bool {
+                let mut found = false;
+                $(
+                    if kind == stringify!($grant) {
+                        for grant in self.$module.iter_mut() {
+                            let namespace = grant.namespace().unwrap_or_default();
+                            if format!("{namespace}/{}", grant.name_any()) == shown {
+                                grant.status = Some(status.clone());
+                                found = true;
+                            }
+                        }
+                    }
+                )*
+                found
             }
         }
     };
