@@ -8,12 +8,14 @@
 //! member whose status changed. Deletion asks for a sync in which the resource
 //! declares nothing, and releases the finalizer once nothing it held is left.
 
+mod census;
 pub mod clients;
 pub mod grant;
 pub mod provider;
 pub mod run;
 pub mod status;
 pub mod units;
+pub mod watches;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

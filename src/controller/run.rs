@@ -1,15 +1,16 @@
-//! Wiring: watches, reflector stores, controllers and shutdown.
+//! Wiring: the controllers on their watches, and shutdown.
 //!
 //! Providers, Secrets (metadata only) and Namespaces (metadata only) are each
-//! watched once and shared by every controller that needs them. Each grant kind
-//! has its own watch feeding its store and its target index. Objects are kept
-//! in memory without `managedFields` and `last-applied-configuration`.
+//! watched once (`watches`) and shared by every controller that needs them.
+//! Each grant kind (one per vendor of the list in `crate::vendors`) has its own
+//! watch feeding its store and its target index. Objects are kept in memory
+//! without `managedFields` and `last-applied-configuration`.
 //!
 //! Everything `run` starts stops when it returns (the leader gate calls it again
 //! with fresh caches when it leads again). Readiness is reported once every
 //! watch has listed once; the objects in the caches are counted for metrics.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, Stream, StreamExt};
@@ -19,245 +20,26 @@ use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
 use crate::api::{ClusterGrantProvider, GrantProvider, ProviderKind};
-use crate::metrics::{Census, CensusSource, Metrics, Observed};
+use crate::metrics::Metrics;
 use crate::server::Health;
 use crate::vendor_api::GrantKind;
 
+use super::census::{grant_census, provider_census};
 use super::clients::{ProviderId, secret_refs};
 use super::grant::{self, GrantContext};
 use super::provider::{self, ProviderObject};
 use super::units::{Index, Watched};
+use super::watches::{
+    SharedWatch, Tasks, api, receiver_stream, slim_metadata, slim_metadata_only, unbounded_stream,
+    watch_config,
+};
 use super::{Clock, Config, Context, Stores};
 
-/// Events buffered per subscriber of a shared watch.
-const SUBSCRIBER_BUFFER: usize = 1024;
-
-/// Keeps only what the controllers read.
-/// Grants and providers: the controllers read spec, status, and these metadata
-/// fields: name, namespace, uid, resourceVersion, generation, deletionTimestamp
-/// and finalizers. Labels and annotations (Argo CD adds tracking annotations to
-/// every object) are dropped from memory.
-pub(crate) fn slim<K: ResourceExt>(object: &mut K) {
-    object.managed_fields_mut().clear();
-    object.annotations_mut().clear();
-    object.labels_mut().clear();
-    object.meta_mut().owner_references = None;
-}
-
-/// Secrets (watched as metadata only): names and versions only.
-fn slim_metadata_only<K: ResourceExt>(object: &mut K) {
-    slim(object);
-}
-
-/// Namespaces: names, labels (for `namespaceSelector`) and versions only.
-fn slim_metadata<K: ResourceExt>(object: &mut K) {
-    object.managed_fields_mut().clear();
-    object.annotations_mut().clear();
-}
-
-fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
-{
-    match namespace {
-        Some(namespace) => Api::namespaced(client.clone(), namespace),
-        None => Api::all(client.clone()),
-    }
-}
-
-/// A shared watch: its store, a subscription per consumer, and the task driving it.
-struct SharedWatch<K: Resource<DynamicType = ()> + Clone + 'static> {
-    store: Store<K>,
-    writer: Option<reflector::store::Writer<K>>,
-    listed: tokio::sync::watch::Sender<bool>,
-}
-
-impl<K> SharedWatch<K>
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    fn new() -> SharedWatch<K> {
-        let (store, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
-        SharedWatch {
-            store,
-            writer: Some(writer),
-            listed: tokio::sync::watch::Sender::new(false),
-        }
-    }
-
-    fn subscribe(&self) -> ReflectHandle<K> {
-        self.writer
-            .as_ref()
-            .and_then(|writer| writer.subscribe())
-            .expect("shared stores hand out subscriptions until started")
-    }
-
-    /// Starts the watch; `deleted` is told of every object the watch sees deleted.
-    fn start(
-        &mut self,
-        api: Api<K>,
-        slim: fn(&mut K),
-        tasks: &mut Tasks,
-        deleted: impl Fn(&K) + Send + 'static,
-    ) {
-        let Some(writer) = self.writer.take() else {
-            return;
-        };
-        let kind = K::kind(&()).to_string();
-        let listed = self.listed.clone();
-        let watch = watcher(api, watch_config())
-            .default_backoff()
-            .modify(slim)
-            .reflect_shared(writer)
-            .for_each(move |event| {
-                match event {
-                    Err(error) => warn!(kind, %error, "watch error; retrying"),
-                    Ok(watcher::Event::InitDone) => {
-                        listed.send_replace(true);
-                    }
-                    Ok(watcher::Event::Delete(object)) => deleted(&object),
-                    Ok(_) => {}
-                }
-                futures::future::ready(())
-            });
-        tasks.spawn(watch);
-    }
-}
-
-/// Tasks that end with `run`: aborted when dropped.
-#[derive(Default)]
-struct Tasks(Vec<tokio::task::JoinHandle<()>>);
-
-impl Tasks {
-    fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        self.0.push(tokio::spawn(task));
-    }
-}
-
-impl Drop for Tasks {
-    fn drop(&mut self) {
-        for task in &self.0 {
-            task.abort();
-        }
-    }
-}
-
-/// The watches whose first listing the operator waits for before it reports ready.
-///
-/// (Not `Store::wait_until_ready`: its one-shot channel wakes only the waiter that
-/// polled last, and the controllers wait on the same stores.)
-#[derive(Default)]
-pub struct Readiness(Mutex<Vec<tokio::sync::watch::Receiver<bool>>>);
-
-impl Readiness {
-    /// Readiness waits until `listed` turns true.
-    pub fn wait_for(&self, listed: tokio::sync::watch::Receiver<bool>) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(listed);
-    }
-
-    /// Completes once every watch registered so far has listed once.
-    fn all(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
-        let waits = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
-        futures::future::join_all(waits.into_iter().map(|mut listed| async move {
-            // Err: the watch was dropped, so `run` is ending anyway.
-            let _ = listed.wait_for(|listed| *listed).await;
-        }))
-        .map(|_| ())
-    }
-}
-
-/// Counts providers by `Ready` for the `resources` metrics.
-fn provider_census<P: provider::ProviderObject>(store: Store<P>) -> CensusSource {
-    Box::new(move |census: &mut Census| {
-        let kind = match P::KIND {
-            ProviderKind::GrantProvider => "GrantProvider",
-            ProviderKind::ClusterGrantProvider => "ClusterGrantProvider",
-        };
-        for provider in store.state() {
-            let meta = provider.meta();
-            census.resource(Observed {
-                kind,
-                namespace: meta.namespace.as_deref(),
-                name: meta.name.as_deref().unwrap_or_default(),
-                created: meta.creation_timestamp.as_ref(),
-                ready: provider
-                    .provider_status()
-                    .and_then(|status| super::status::ready_of(&status.conditions)),
-                last_sync: None,
-            });
-        }
-    })
-}
-
-/// Counts grant resources by `Ready` and their status rows by state.
-fn grant_census<K: GrantKind>(
-    store: Store<Watched<K>>,
-    last_synced: Arc<std::sync::atomic::AtomicI64>,
-) -> CensusSource {
-    Box::new(move |census: &mut Census| {
-        let synced = last_synced.load(std::sync::atomic::Ordering::Relaxed);
-        if synced > 0 {
-            census.synced(K::KIND, synced as f64);
-        }
-        for watched in store.state() {
-            let grant = match &watched.object {
-                Ok(grant) => grant,
-                Err(unreadable) => {
-                    let meta = &unreadable.metadata;
-                    census.unreadable(
-                        K::KIND,
-                        meta.namespace.as_deref(),
-                        meta.name.as_deref().unwrap_or_default(),
-                        meta.creation_timestamp.as_ref(),
-                    );
-                    continue;
-                }
-            };
-            let meta = grant.meta();
-            let status = grant.status();
-            census.resource(Observed {
-                kind: K::KIND,
-                namespace: meta.namespace.as_deref(),
-                name: meta.name.as_deref().unwrap_or_default(),
-                created: meta.creation_timestamp.as_ref(),
-                ready: status.and_then(|status| super::status::ready_of(&status.conditions)),
-                last_sync: status.and_then(|status| status.last_sync_time.as_ref()),
-            });
-            for row in status.map(|status| status.grants.as_slice()).unwrap_or(&[]) {
-                census.row(K::KIND, row_state(row.state));
-            }
-        }
-    })
-}
-
-fn row_state(state: crate::api::GrantState) -> &'static str {
-    use crate::api::GrantState;
-    match state {
-        GrantState::Applied => "Applied",
-        GrantState::Pending => "Pending",
-        GrantState::Failed => "Failed",
-        GrantState::Drifted => "Drifted",
-    }
-}
-
-/// Lists in pages of 100: a connection's read buffer grows to the largest answer
-/// it carried and keeps that size while pooled or watching.
-fn watch_config() -> watcher::Config {
-    watcher::Config::default().page_size(100)
-}
+pub use super::watches::Readiness;
+pub(crate) use super::watches::slim;
 
 /// A future that completes on shutdown, clonable for every controller.
 pub type ShutdownSignal = Shared<BoxFuture<'static, ()>>;
@@ -465,15 +247,6 @@ impl Drop for Stopped {
         self.health.set_synced(false);
         self.metrics.forget_all_objects();
     }
-}
-
-/// A channel as a stream.
-fn receiver_stream<T: Send + 'static>(
-    receiver: tokio::sync::mpsc::Receiver<T>,
-) -> impl Stream<Item = T> + Send {
-    futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    })
 }
 
 fn log_result<K, E: std::fmt::Display>(
@@ -743,13 +516,4 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort_all();
     }
-}
-
-/// An unbounded channel as a stream.
-fn unbounded_stream<T: Send + 'static>(
-    receiver: tokio::sync::mpsc::UnboundedReceiver<T>,
-) -> impl Stream<Item = T> + Send {
-    futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    })
 }
