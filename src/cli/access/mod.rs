@@ -37,6 +37,7 @@
 //!   look-up of those names.
 //! - `read`: the reads, bounded per provider, with progress on stderr.
 //! - `classify`: declared against live for one object, into rows.
+//! - `objects`: the objects one account gives the review, as read jobs.
 //! - `report`: the [`Report`], its [`State`]s and the exit code.
 //! - `output`: the table and CSV ([`render_table`], [`render_csv`]); JSON is the
 //!   serialized [`Report`].
@@ -55,6 +56,7 @@ use super::secrets::CliSecrets;
 
 mod classify;
 mod grantees;
+mod objects;
 mod output;
 mod read;
 mod report;
