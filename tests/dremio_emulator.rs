@@ -1,10 +1,10 @@
-mod support;
+//! Self-tests of the Dremio emulator over real HTTP: each rule of the contract
+//! the Dremio client is written against, on both deployments (Software under
+//! /api/v3, Cloud under /v0), and that the emulator is strict about it
+//! (credentials, path escaping, every malformed PUT, Cloud's by-name look-ups,
+//! another writer between a read and a write, injected faults).
 
-// Self-tests of the Dremio emulator over real HTTP: each rule of the contract
-// the Dremio client is written against, on both deployments (Software under
-// /api/v3, Cloud under /v0), and that the emulator is strict about it
-// (credentials, path escaping, every malformed PUT, Cloud's by-name look-ups,
-// another writer between a read and a write, injected faults).
+mod support;
 
 use std::time::{Duration, Instant};
 

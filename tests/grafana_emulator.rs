@@ -1,9 +1,9 @@
-mod support;
+//! Self-tests of the Grafana emulator over real HTTP: each rule of the contract
+//! the Grafana client is written against, and that the emulator is strict about
+//! it (credentials, org scoping, malformed bodies, duplicates, inherited
+//! entries, switched-off APIs, injected faults).
 
-// Self-tests of the Grafana emulator over real HTTP: each rule of the contract
-// the Grafana client is written against, and that the emulator is strict about
-// it (credentials, org scoping, malformed bodies, duplicates, inherited
-// entries, switched-off APIs, injected faults).
+mod support;
 
 use std::time::{Duration, Instant};
 

@@ -1,10 +1,10 @@
-mod support;
+//! Self-tests of the Snowflake emulator over real HTTP: each rule of the
+//! contract the Snowflake client is written against, and that the emulator is
+//! strict about it (JWT signature, claims and lifetime; token types; identifier
+//! rules; both grant APIs; bulk all and future grants; the grant option; 202
+//! result handles; error bodies; injected faults).
 
-// Self-tests of the Snowflake emulator over real HTTP: each rule of the
-// contract the Snowflake client is written against, and that the emulator is
-// strict about it (JWT signature, claims and lifetime; token types; identifier
-// rules; both grant APIs; bulk all and future grants; the grant option; 202
-// result handles; error bodies; injected faults).
+mod support;
 
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
