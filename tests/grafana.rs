@@ -2,7 +2,7 @@
 //! strict Grafana emulator, for both permission APIs, with the Kubernetes side
 //! on an in-memory API.
 //!
-//! Every scenario that both APIs share runs twice (`both_apis!`): once against
+//! Every scenario that both APIs share runs twice (`support::each_setup!` below): once against
 //! a server that only serves the AccessControl API and once against one that
 //! only serves the Legacy API, with the provider on `Auto` so detection is
 //! exercised every time.
@@ -76,39 +76,26 @@ fn status_of(h: &Harness, name: &str) -> grant_operator::api::GrantStatus {
     h.status_of::<grant_operator::api::GrafanaGrant>(name)
 }
 
-macro_rules! both_apis {
-    ($($name:ident),* $(,)?) => {
-        mod access_control {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Server::AccessControl).await
-            })*
-        }
-        mod legacy {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Server::Legacy).await
-            })*
-        }
-    };
-}
-
-both_apis!(
-    create_change_remove_and_delete,
-    orphan_leaves_permissions_in_place,
-    shared_grantee_is_lowered_then_revoked_with_the_last_resource,
-    authoritative_prunes_only_managed_entries,
-    observe_writes_nothing_and_reports_drift,
-    drift_is_repaired_at_the_next_sync,
-    unknown_names_are_reported_and_the_rest_applies,
-    unknown_data_source_is_target_not_found,
-    refused_credentials_are_unauthorized_and_missing_rights_forbidden,
-    rate_limits_and_server_errors_converge_without_duplicates,
-    steady_state_is_one_listing_per_data_source_and_no_writes,
-    data_sources_by_name_and_id_are_looked_up_once,
-    a_data_source_id_is_found_in_the_listing_as_grafana_13_serves_it,
-    an_unreadable_permission_entry_stops_the_sync,
-    resources_naming_one_data_source_differently_protect_each_other,
+support::each_setup!(
+    [
+        create_change_remove_and_delete,
+        orphan_leaves_permissions_in_place,
+        shared_grantee_is_lowered_then_revoked_with_the_last_resource,
+        authoritative_prunes_only_managed_entries,
+        observe_writes_nothing_and_reports_drift,
+        drift_is_repaired_at_the_next_sync,
+        unknown_names_are_reported_and_the_rest_applies,
+        unknown_data_source_is_target_not_found,
+        refused_credentials_are_unauthorized_and_missing_rights_forbidden,
+        rate_limits_and_server_errors_converge_without_duplicates,
+        steady_state_is_one_listing_per_data_source_and_no_writes,
+        data_sources_by_name_and_id_are_looked_up_once,
+        a_data_source_id_is_found_in_the_listing_as_grafana_13_serves_it,
+        an_unreadable_permission_entry_stops_the_sync,
+        resources_naming_one_data_source_differently_protect_each_other,
+    ];
+    access_control => (super::Server::AccessControl),
+    legacy => (super::Server::Legacy),
 );
 
 async fn create_change_remove_and_delete(server: Server) {

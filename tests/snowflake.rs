@@ -3,7 +3,7 @@
 //!
 //! Every scenario runs for both grants APIs (`RoleGrants`, `Legacy`) and the
 //! three ways to log in (key-pair JWT, OAuth token, programmatic access token):
-//! see `every_api_and_login!`.
+//! see the `support::each_setup!` call below.
 
 mod support;
 
@@ -76,63 +76,30 @@ fn writes(h: &Harness) -> Vec<String> {
         .collect()
 }
 
-macro_rules! every_api_and_login {
-    ($($name:ident),* $(,)?) => {
-        mod role_grants_key_pair {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::SnowflakeGrantsApi::RoleGrants, super::SnowflakeLogin::KeyPair).await
-            })*
-        }
-        mod role_grants_oauth {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::SnowflakeGrantsApi::RoleGrants, super::SnowflakeLogin::OAuth).await
-            })*
-        }
-        mod role_grants_pat {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::SnowflakeGrantsApi::RoleGrants, super::SnowflakeLogin::Pat).await
-            })*
-        }
-        mod legacy_encrypted_key_pair {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::SnowflakeGrantsApi::Legacy, super::SnowflakeLogin::EncryptedKeyPair).await
-            })*
-        }
-        mod legacy_oauth {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::SnowflakeGrantsApi::Legacy, super::SnowflakeLogin::OAuth).await
-            })*
-        }
-        mod legacy_pat {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::SnowflakeGrantsApi::Legacy, super::SnowflakeLogin::Pat).await
-            })*
-        }
-    };
-}
-
-every_api_and_login!(
-    grant_add_and_remove_privileges_then_delete,
-    grant_option_on_and_off_touches_only_the_option,
-    bulk_all_grants_expand_repair_new_objects_and_revoke,
-    future_grants_are_read_from_their_own_listing_and_revoked,
-    quoted_mixed_case_names_are_sent_with_their_quotes,
-    database_roles_and_users_are_grantees,
-    shared_privileges_across_two_resources,
-    authoritative_prunes_only_the_resource_securable,
-    observe_writes_nothing_and_reports_drift,
-    drift_is_repaired_at_the_next_sync,
-    accepted_requests_are_followed_to_their_result,
-    unknown_role_and_securable_are_reported,
-    rate_limits_and_server_errors_converge,
-    steady_state_is_one_listing_per_grantee_and_no_writes,
-    orphan_leaves_grants_in_place,
+support::each_setup!(
+    [
+        grant_add_and_remove_privileges_then_delete,
+        grant_option_on_and_off_touches_only_the_option,
+        bulk_all_grants_expand_repair_new_objects_and_revoke,
+        future_grants_are_read_from_their_own_listing_and_revoked,
+        quoted_mixed_case_names_are_sent_with_their_quotes,
+        database_roles_and_users_are_grantees,
+        shared_privileges_across_two_resources,
+        authoritative_prunes_only_the_resource_securable,
+        observe_writes_nothing_and_reports_drift,
+        drift_is_repaired_at_the_next_sync,
+        accepted_requests_are_followed_to_their_result,
+        unknown_role_and_securable_are_reported,
+        rate_limits_and_server_errors_converge,
+        steady_state_is_one_listing_per_grantee_and_no_writes,
+        orphan_leaves_grants_in_place,
+    ];
+    role_grants_key_pair => (super::SnowflakeGrantsApi::RoleGrants, super::SnowflakeLogin::KeyPair),
+    role_grants_oauth => (super::SnowflakeGrantsApi::RoleGrants, super::SnowflakeLogin::OAuth),
+    role_grants_pat => (super::SnowflakeGrantsApi::RoleGrants, super::SnowflakeLogin::Pat),
+    legacy_encrypted_key_pair => (super::SnowflakeGrantsApi::Legacy, super::SnowflakeLogin::EncryptedKeyPair),
+    legacy_oauth => (super::SnowflakeGrantsApi::Legacy, super::SnowflakeLogin::OAuth),
+    legacy_pat => (super::SnowflakeGrantsApi::Legacy, super::SnowflakeLogin::Pat),
 );
 
 async fn grant_add_and_remove_privileges_then_delete(

@@ -67,6 +67,27 @@ pub use operator::*;
 #[allow(unused_imports)]
 pub use vendors::*;
 
+/// Runs each scenario of `names` as a `#[tokio::test]` in one module per setup,
+/// called with that setup's arguments:
+/// `each_setup!([create, delete]; software => (super::Deployment::Software), ...)`
+/// gives `software::create`, which runs `create(Deployment::Software)`.
+#[allow(unused_macros)] // only the tests of vendors with several setups use it
+macro_rules! each_setup {
+    ($names:tt; $($module:ident => $args:tt),+ $(,)?) => {
+        $(crate::support::each_setup!(@module $module $args $names);)+
+    };
+    (@module $module:ident $args:tt [$($name:ident),* $(,)?]) => {
+        mod $module {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name $args .await
+            })*
+        }
+    };
+}
+#[allow(unused_imports)] // only the tests of vendors with several setups use it
+pub(crate) use each_setup;
+
 /// The namespace most tests use.
 pub const NS: &str = "analytics";
 /// The connection the emulator knows.
