@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use futures::{StreamExt, stream};
 
 use crate::api::GrafanaPermission;
-use crate::plan::{Action, Key, LiveGrant};
+use crate::plan::{Action, Key};
 use crate::vendor_api::{Live, OtherEntry, OtherKind, ResolvedTarget, VendorError, unreadable};
 
 use super::client::AccessEntry;
 use super::{
     GrafanaClient, PARALLEL_WRITES, VENDOR, access_grantee, listed_name, not_a_grantee, positive,
+    push_listed,
 };
 
 impl GrafanaClient {
@@ -99,14 +100,7 @@ impl GrafanaClient {
                     ),
                 ));
             };
-            if let Some(name) = listed_name(&entry.user_login, &entry.team) {
-                live.names.insert(key.clone(), name);
-            }
-            live.grants.push(LiveGrant {
-                key,
-                perm,
-                vendor_id: Some(entry.id.to_string()),
-            });
+            push_listed(live, key, perm, entry.id, &entry.user_login, &entry.team);
         }
         Ok(())
     }
@@ -140,6 +134,8 @@ fn other_access(entry: AccessEntry) -> OtherEntry {
     }
 }
 
+/// A managed AccessControl entry the operator cannot read (see
+/// [`crate::vendor_api::unreadable`]).
 fn unreadable_access(entry: &AccessEntry, why: &str) -> VendorError {
     let shown = serde_json::json!({
         "id": entry.id,

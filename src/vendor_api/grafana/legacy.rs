@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use futures::{StreamExt, stream};
 
 use crate::api::GrafanaPermission;
-use crate::plan::{Action, Key, LiveGrant};
+use crate::plan::{Action, Key};
 use crate::vendor_api::{Live, ResolvedTarget, VendorError, unreadable};
 
 use super::client::LegacyEntry;
 use super::{
-    GrafanaClient, PARALLEL_WRITES, VENDOR, invalid, legacy_grantee, listed_name, not_a_grantee,
-    positive,
+    GrafanaClient, PARALLEL_WRITES, VENDOR, invalid, legacy_grantee, not_a_grantee, positive,
+    push_listed,
 };
 
 impl GrafanaClient {
@@ -28,24 +28,21 @@ impl GrafanaClient {
         for action in actions {
             let level = action.target_top().first().copied();
             if let Some(level) = level {
-                if action.key.starts_with("role:") {
-                    failures.insert(
-                        action.key.clone(),
-                        invalid(format!(
-                            "{} is a built-in role; built-in roles need the AccessControl permissions API, and this provider uses the Legacy API",
-                            action.key
-                        )),
-                    );
-                    continue;
-                }
-                if level.legacy_level().is_none() {
-                    failures.insert(
-                        action.key.clone(),
-                        invalid(format!(
-                            "the Legacy permissions API has no {level} level (only Query and Edit); use permissionsApi AccessControl for {}",
-                            action.key
-                        )),
-                    );
+                let refusal = if action.key.starts_with("role:") {
+                    Some(format!(
+                        "{} is a built-in role; built-in roles need the AccessControl permissions API, and this provider uses the Legacy API",
+                        action.key
+                    ))
+                } else if level.legacy_level().is_none() {
+                    Some(format!(
+                        "the Legacy permissions API has no {level} level (only Query and Edit); use permissionsApi AccessControl for {}",
+                        action.key
+                    ))
+                } else {
+                    None
+                };
+                if let Some(message) = refusal {
+                    failures.insert(action.key.clone(), invalid(message));
                     continue;
                 }
             }
@@ -142,14 +139,7 @@ impl GrafanaClient {
                     ),
                 ));
             };
-            if let Some(name) = listed_name(&entry.user_login, &entry.team) {
-                live.names.insert(key.clone(), name);
-            }
-            live.grants.push(LiveGrant {
-                key,
-                perm,
-                vendor_id: Some(entry.id.to_string()),
-            });
+            push_listed(live, key, perm, entry.id, &entry.user_login, &entry.team);
         }
         self.enabled.put(id, listing.enabled);
         Ok(())

@@ -38,13 +38,13 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
-use crate::api::{GrafanaDatasourceRef, GrafanaPermissionsApi, VendorKind};
+use crate::api::{GrafanaDatasourceRef, GrafanaPermission, GrafanaPermissionsApi, VendorKind};
 use crate::cache::TtlCache;
-use crate::plan::Key;
+use crate::plan::{Key, LiveGrant};
 
 use self::client::{AccessGrantee, Datasource, GrafanaApi, LegacyGrantee};
-use super::VendorError;
 use super::http::CallError;
+use super::{Live, VendorError};
 
 pub use permission::{GrafanaGrantee, PermissionsApi};
 
@@ -171,7 +171,6 @@ fn positive(id: Option<i64>) -> Option<i64> {
     id.filter(|id| *id > 0)
 }
 
-/// A managed AccessControl entry the operator cannot read (see [`super::unreadable`]).
 /// The name a listing shows for an entry's user or team, if any.
 fn listed_name(user_login: &Option<String>, team: &Option<String>) -> Option<String> {
     user_login
@@ -179,4 +178,24 @@ fn listed_name(user_login: &Option<String>, team: &Option<String>) -> Option<Str
         .or(team.as_ref())
         .filter(|name| !name.is_empty())
         .cloned()
+}
+
+/// Adds a grant read from either API's listing to `live`, with the name the
+/// listing shows for its user or team.
+fn push_listed(
+    live: &mut Live<GrafanaPermission>,
+    key: Key,
+    perm: GrafanaPermission,
+    entry_id: i64,
+    user_login: &Option<String>,
+    team: &Option<String>,
+) {
+    if let Some(name) = listed_name(user_login, team) {
+        live.names.insert(key.clone(), name);
+    }
+    live.grants.push(LiveGrant {
+        key,
+        perm,
+        vendor_id: Some(entry_id.to_string()),
+    });
 }

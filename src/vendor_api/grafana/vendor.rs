@@ -10,7 +10,7 @@ use crate::api::{GrafanaDatasourceRef, GrafanaPermission, GrafanaPermissionsApi,
 use crate::plan::{Key, Plan};
 use crate::vendor_api::{Live, ResolvedTarget, Vendor, VendorError};
 
-use super::client::{DatasourceLookup, OrgUser, PAGE_SIZE};
+use super::client::{Datasource, DatasourceLookup, OrgUser, PAGE_SIZE};
 use super::legacy::legacy_id;
 use super::permission::{GrafanaGrantee, PermissionsApi};
 use super::{BULK_LOOKUP, GrafanaClient, VENDOR};
@@ -186,15 +186,7 @@ impl Vendor for GrafanaClient {
                 datasource
             }
         };
-        Ok(ResolvedTarget {
-            id: datasource.uid.clone(),
-            status: GrantTarget {
-                datasource_id: Some(datasource.id),
-                datasource_uid: Some(datasource.uid),
-                ..GrantTarget::default()
-            },
-            name: Some(datasource.name).filter(|name| !name.is_empty()),
-        })
+        Ok(resolved(datasource))
     }
 
     async fn read(
@@ -239,20 +231,7 @@ impl Vendor for GrafanaClient {
 
     async fn list_targets(&self) -> Result<Option<Vec<ResolvedTarget>>, VendorError> {
         let datasources = self.api.datasources().await?;
-        Ok(Some(
-            datasources
-                .into_iter()
-                .map(|datasource| ResolvedTarget {
-                    id: datasource.uid.clone(),
-                    status: GrantTarget {
-                        datasource_id: Some(datasource.id),
-                        datasource_uid: Some(datasource.uid),
-                        ..GrantTarget::default()
-                    },
-                    name: Some(datasource.name).filter(|name| !name.is_empty()),
-                })
-                .collect(),
-        ))
+        Ok(Some(datasources.into_iter().map(resolved).collect()))
     }
 
     async fn check(&self) -> Result<String, VendorError> {
@@ -269,5 +248,18 @@ impl Vendor for GrafanaClient {
             org.id,
             api.as_str()
         ))
+    }
+}
+
+/// A data source as a resolved target: its uid, both ids in the status, and its name.
+fn resolved(datasource: Datasource) -> ResolvedTarget {
+    ResolvedTarget {
+        id: datasource.uid.clone(),
+        status: GrantTarget {
+            datasource_id: Some(datasource.id),
+            datasource_uid: Some(datasource.uid),
+            ..GrantTarget::default()
+        },
+        name: Some(datasource.name).filter(|name| !name.is_empty()),
     }
 }

@@ -296,12 +296,13 @@ impl SnowflakeClient {
                             .api
                             .legacy_revoke(grantee, &target, name, option_only)
                             .await;
-                        let operation = if option_only {
-                            "revoke_grant_option"
-                        } else {
-                            "revoke"
-                        };
-                        record(first, result, operation, securable, true);
+                        record(
+                            first,
+                            result,
+                            revoke_operation(option_only),
+                            securable,
+                            true,
+                        );
                     }
                 }
             }
@@ -320,12 +321,13 @@ impl SnowflakeClient {
                         .api
                         .role_grants_write(grantee, future, true, &body)
                         .await;
-                    let operation = if option_only {
-                        "revoke_grant_option"
-                    } else {
-                        "revoke"
-                    };
-                    record(first, result, operation, securable, true);
+                    record(
+                        first,
+                        result,
+                        revoke_operation(option_only),
+                        securable,
+                        true,
+                    );
                 }
             }
         }
@@ -419,6 +421,16 @@ fn legacy_target(securable: &Securable) -> LegacyTarget<'_> {
             scope: *scope,
             scope_name,
         },
+    }
+}
+
+/// The operation a revoke is counted and reported as: of the grant option only,
+/// or of the privilege.
+fn revoke_operation(option_only: bool) -> &'static str {
+    if option_only {
+        "revoke_grant_option"
+    } else {
+        "revoke"
     }
 }
 
