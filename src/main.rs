@@ -149,30 +149,24 @@ async fn export(args: ExportArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let (manifests, secrets) =
-        match inputs(&args.files, args.secrets, args.secrets_from_cluster).await {
-            Ok(inputs) => inputs,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::from(1);
-            }
-        };
-    let resources = match export::run(
-        &manifests,
-        &secrets,
-        &provider,
-        &args.targets,
-        args.namespace.as_deref(),
-        &Arc::new(Metrics::new()),
-        &grant_operator::vendor_api::http::RetryPolicy::default(),
-    )
-    .await
-    {
-        Ok(resources) => resources,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(1);
-        }
+    let Some((manifests, secrets)) =
+        reported(inputs(&args.files, args.secrets, args.secrets_from_cluster).await)
+    else {
+        return ExitCode::from(1);
+    };
+    let Some(resources) = reported(
+        export::run(
+            &manifests,
+            &secrets,
+            &provider,
+            &args.targets,
+            args.namespace.as_deref(),
+            &Arc::new(Metrics::new()),
+            &grant_operator::vendor_api::http::RetryPolicy::default(),
+        )
+        .await,
+    ) else {
+        return ExitCode::from(1);
     };
     let text = match args.output {
         ExportOutput::Yaml => export::to_yaml(&resources),
@@ -194,6 +188,12 @@ async fn export(args: ExportArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The value of `result`; its error, if any, is printed on stderr (the command
+/// then exits with 1).
+fn reported<T, E: std::fmt::Display>(result: Result<T, E>) -> Option<T> {
+    result.map_err(|error| eprintln!("error: {error}")).ok()
 }
 
 /// The manifests of `files` and the Secret values the user named.
@@ -251,13 +251,12 @@ async fn access(args: AccessArgs) -> ExitCode {
         name: name.clone(),
     }));
     let cluster = if args.from_cluster || args.secrets_from_cluster {
-        match kube_client_for(args.kubeconfig.as_deref(), args.context.as_deref()).await {
-            Ok(client) => Some(client),
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::from(1);
-            }
-        }
+        let Some(client) =
+            reported(kube_client_for(args.kubeconfig.as_deref(), args.context.as_deref()).await)
+        else {
+            return ExitCode::from(1);
+        };
+        Some(client)
     } else {
         None
     };
@@ -265,12 +264,8 @@ async fn access(args: AccessArgs) -> ExitCode {
         (Some(client), true) => access::from_cluster(client).await,
         _ => Manifests::load(&args.files).map_err(|error| error.to_string()),
     };
-    let manifests = match manifests {
-        Ok(manifests) => manifests,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(1);
-        }
+    let Some(manifests) = reported(manifests) else {
+        return ExitCode::from(1);
     };
     let secrets = CliSecrets::new(&manifests.secrets, args.secrets, cluster);
     let progress = if std::io::stderr().is_terminal() {
@@ -288,20 +283,17 @@ async fn access(args: AccessArgs) -> ExitCode {
         parallel: usize::from(args.parallel),
         progress,
     };
-    let report = match access::run(
-        &manifests,
-        &secrets,
-        &options,
-        &Arc::new(Metrics::new()),
-        &grant_operator::vendor_api::http::RetryPolicy::default(),
-    )
-    .await
-    {
-        Ok(report) => report,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(1);
-        }
+    let Some(report) = reported(
+        access::run(
+            &manifests,
+            &secrets,
+            &options,
+            &Arc::new(Metrics::new()),
+            &grant_operator::vendor_api::http::RetryPolicy::default(),
+        )
+        .await,
+    ) else {
+        return ExitCode::from(1);
     };
     let fail_on: Vec<State> = args
         .fail_on
@@ -347,14 +339,11 @@ async fn access(args: AccessArgs) -> ExitCode {
 
 async fn plan(args: PlanArgs, apply: bool) -> ExitCode {
     use grant_operator::cli::plan;
-    let (manifests, secrets) =
-        match inputs(&args.files, args.secrets, args.secrets_from_cluster).await {
-            Ok(inputs) => inputs,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::from(1);
-            }
-        };
+    let Some((manifests, secrets)) =
+        reported(inputs(&args.files, args.secrets, args.secrets_from_cluster).await)
+    else {
+        return ExitCode::from(1);
+    };
     let metrics = Arc::new(Metrics::new());
     let report = plan::run(
         &manifests,
