@@ -15,10 +15,11 @@
 //!
 //! A reconcile never waits for vendor I/O. It asks the [`Units`] coalescer for a
 //! sync of its unit and, unless a finished sync already answers it, returns
-//! [`Error::Queued`]. The sync runs in a task of its own (`tasks::spawn_sync`), in its
-//! provider's lane (a bound on syncs in flight per provider), and wakes every
-//! member it answered when it ends. So a vendor that hangs holds its own lane, not
-//! the reconcile slots every other provider needs.
+//! [`Error::Queued`](crate::controller::Error::Queued). The sync runs in a task
+//! of its own (`tasks::spawn_sync`), in its provider's lane (a bound on syncs in
+//! flight per provider), and wakes every member it answered when it ends. So a
+//! vendor that hangs holds its own lane, not the reconcile slots every other
+//! provider needs.
 //!
 //! `pipeline::sync_unit` is the pipeline of one sync, for every member at once:
 //! gather members -> provider (exists, right vendor, Ready) -> scoping per

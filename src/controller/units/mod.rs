@@ -189,7 +189,7 @@ pub enum Granted<K: GrantKind> {
 ///
 /// Reconciles never wait here: [`Units::request`] answers at once, from the last
 /// outcome or by queueing the member. The sync itself runs in a task of its own
-/// (see `grant::spawn_sync`), which reports back with [`Units::finish`]; the
+/// (see `grant::tasks::spawn_sync`), which reports back with [`Units::finish`]; the
 /// members it answers are then woken to read their result. So a unit whose vendor
 /// is slow holds no reconcile slot while it waits, and each sync runs once for
 /// every member that asked.

@@ -38,8 +38,9 @@
 //! This module owns the client type and its write memory; `listing` reads a
 //! grantee's grants (and the objects an `ALL` key covers) into live grants;
 //! `statements` carries out a key's action with the calls of either API;
-//! `vendor` is the [`Vendor`] impl; `kind` maps `SnowflakeGrant` to the
-//! planner ([`GrantKind`]); `client` the REST calls and wire types.
+//! `vendor` is the [`Vendor`](super::Vendor) impl; `kind` maps `SnowflakeGrant`
+//! to the planner ([`GrantKind`](super::GrantKind)); `client` the REST calls and
+//! wire types.
 
 pub mod auth;
 pub mod client;
