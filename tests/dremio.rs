@@ -263,11 +263,11 @@ async fn observe_writes_nothing_and_reports_drift(deployment: Deployment) {
 async fn drift_is_repaired_at_the_next_sync(deployment: Deployment) {
     let h = ready(deployment).await;
     let jean = h.dremio.add_user("jeansmith", "jean@example.com");
-    h.put(&dremio_grant(
+    h.put_settled(&dremio_grant(
         "zips",
         vec![dremio_user("jeansmith", &["SELECT", "ALTER"])],
-    ));
-    settle(&h, "zips").await.unwrap();
+    ))
+    .await;
     h.dremio.set_grants_directly(
         &h.dremio_object,
         vec![GrantRecord {
@@ -306,11 +306,11 @@ async fn an_unmanaged_entry_survives_every_write(deployment: Deployment) {
             .find(|entry| entry.id == owner)
             .map(|entry| entry.privileges)
     };
-    h.put(&dremio_grant(
+    h.put_settled(&dremio_grant(
         "zips",
         vec![dremio_user("jeansmith", &["SELECT"])],
-    ));
-    settle(&h, "zips").await.unwrap();
+    ))
+    .await;
     assert_eq!(kept(), Some(theirs.privileges.clone()), "after a grant");
     h.edit_of::<DremioGrant>("zips", |g| {
         g.spec.grants[0].privileges = vec!["SELECT".into(), "ALTER".into()];
@@ -347,11 +347,11 @@ async fn another_writer_between_our_read_and_write_is_never_overwritten(deployme
             privileges: vec!["SELECT".into()],
         },
     );
-    h.put(&dremio_grant(
+    h.put_settled(&dremio_grant(
         "zips",
         vec![dremio_user("jeansmith", &["SELECT"])],
-    ));
-    settle(&h, "zips").await.unwrap();
+    ))
+    .await;
     assert_eq!(
         h.dremio_live(&h.dremio_object),
         sorted(vec![
@@ -448,14 +448,14 @@ async fn users_and_roles_are_found_with_one_by_name_call_each(deployment: Deploy
         .dremio
         .add_user("o'brien@example.com", "o'brien@example.com");
     let team = h.dremio.add_role("Data Team");
-    h.put(&dremio_grant(
+    h.put_settled(&dremio_grant(
         "zips",
         vec![
             dremio_user("o'brien@example.com", &["SELECT"]),
             dremio_role("Data Team", &["SELECT", "ALTER"]),
         ],
-    ));
-    settle(&h, "zips").await.unwrap();
+    ))
+    .await;
     assert_eq!(
         h.dremio_live(&h.dremio_object),
         sorted(vec![
@@ -496,11 +496,11 @@ async fn an_unreadable_grant_entry_stops_the_sync(deployment: Deployment) {
     let h = ready(deployment).await;
     let jean = h.dremio.add_user("jeansmith", "jean@example.com");
     h.dremio.add_role("analysts");
-    h.put(&dremio_grant(
+    h.put_settled(&dremio_grant(
         "zips",
         vec![dremio_user("jeansmith", &["SELECT"])],
-    ));
-    settle(&h, "zips").await.unwrap();
+    ))
+    .await;
     let puts = h.dremio.puts(&h.dremio_object);
 
     h.dremio.inject_raw_grant(

@@ -153,6 +153,41 @@ impl Clock for ManualClock {
     }
 }
 
+/// An in-memory API server that serves every kind of the operator, each with its
+/// status subresource.
+pub fn operator_kube() -> FakeKube {
+    let kube = FakeKube::new();
+    for (plural, kind, namespaced) in [
+        ("grantproviders", "GrantProvider", true),
+        ("clustergrantproviders", "ClusterGrantProvider", false),
+        ("sigmagrants", "SigmaGrant", true),
+        ("grafanagrants", "GrafanaGrant", true),
+        ("snowflakegrants", "SnowflakeGrant", true),
+        ("dremiogrants", "DremioGrant", true),
+    ] {
+        kube.register_kind(GROUP, VERSION, plural, kind, namespaced);
+        kube.register_status_subresource(GROUP, plural);
+    }
+    kube
+}
+
+/// The Secret `name` in `namespace` holding `data`.
+pub fn secret_with_data(namespace: &str, name: &str, data: &[(&str, &str)]) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Secret::default()
+    }
+}
+
 /// Fast vendor retries for tests.
 pub fn fast_retries() -> RetryPolicy {
     RetryPolicy {
@@ -160,6 +195,16 @@ pub fn fast_retries() -> RetryPolicy {
         base: Duration::from_millis(10),
         max: Duration::from_millis(50),
         max_retry_after: Duration::from_secs(5),
+    }
+}
+
+/// A controller configuration for tests that run the operator loop: a short
+/// backoff after an error and fast vendor retries.
+pub fn fast_config() -> Config {
+    Config {
+        error_backoff: Duration::from_millis(50),
+        vendor_retry: fast_retries(),
+        ..Config::default()
     }
 }
 
@@ -297,18 +342,7 @@ impl Harness {
 
     pub async fn with_config(config: Config) -> Harness {
         grant_operator::install_crypto_provider();
-        let kube = FakeKube::new();
-        for (plural, kind, namespaced) in [
-            ("grantproviders", "GrantProvider", true),
-            ("clustergrantproviders", "ClusterGrantProvider", false),
-            ("sigmagrants", "SigmaGrant", true),
-            ("grafanagrants", "GrafanaGrant", true),
-            ("snowflakegrants", "SnowflakeGrant", true),
-            ("dremiogrants", "DremioGrant", true),
-        ] {
-            kube.register_kind(GROUP, VERSION, plural, kind, namespaced);
-            kube.register_status_subresource(GROUP, plural);
-        }
+        let kube = operator_kube();
         let client = kube.client();
         let mut tasks = Vec::new();
         // Deleted providers are forgotten as `run` forgets them.
@@ -392,12 +426,7 @@ impl Harness {
     /// A harness with the standard namespace, Secret and a Ready `GrantProvider` `sigma-prod`.
     pub async fn ready() -> Harness {
         let harness = Harness::new().await;
-        harness.secret(
-            NS,
-            "sigma-api",
-            &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
-        );
-        harness.put(&harness.sigma_provider(NS, "sigma-prod", "sigma-api"));
+        harness.sigma_prod_provider();
         harness
             .reconcile_provider(NS, "sigma-prod")
             .await
@@ -490,30 +519,21 @@ pub trait TestKind: GrantKind {
     fn context(harness: &Harness) -> &Arc<GrantContext<Self>>;
 }
 
-impl TestKind for SigmaGrant {
-    const PLURAL: &'static str = "sigmagrants";
-    fn context(harness: &Harness) -> &Arc<GrantContext<Self>> {
-        &harness.grants
-    }
+/// Implements [`TestKind`] for a kind: its plural and the harness field of its context.
+macro_rules! test_kind {
+    ($($kind:ty => $plural:literal, $field:ident;)+) => {
+        $(impl TestKind for $kind {
+            const PLURAL: &'static str = $plural;
+            fn context(harness: &Harness) -> &Arc<GrantContext<Self>> {
+                &harness.$field
+            }
+        })+
+    };
 }
 
-impl TestKind for DremioGrant {
-    const PLURAL: &'static str = "dremiogrants";
-    fn context(harness: &Harness) -> &Arc<GrantContext<Self>> {
-        &harness.dremio_grants
-    }
-}
-
-impl TestKind for GrafanaGrant {
-    const PLURAL: &'static str = "grafanagrants";
-    fn context(harness: &Harness) -> &Arc<GrantContext<Self>> {
-        &harness.grafana_grants
-    }
-}
-
-impl TestKind for SnowflakeGrant {
-    const PLURAL: &'static str = "snowflakegrants";
-    fn context(harness: &Harness) -> &Arc<GrantContext<Self>> {
-        &harness.snowflake_grants
-    }
+test_kind! {
+    SigmaGrant => "sigmagrants", grants;
+    DremioGrant => "dremiogrants", dremio_grants;
+    GrafanaGrant => "grafanagrants", grafana_grants;
+    SnowflakeGrant => "snowflakegrants", snowflake_grants;
 }

@@ -5,6 +5,22 @@
 use super::*;
 
 impl Harness {
+    /// The `sigma-api` Secret with the emulator's API client.
+    pub fn sigma_api_secret(&self) {
+        self.secret(
+            NS,
+            "sigma-api",
+            &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
+        );
+    }
+
+    /// The `sigma-api` Secret with the emulator's credentials, and the
+    /// `sigma-prod` provider that uses it (not reconciled).
+    pub fn sigma_prod_provider(&self) {
+        self.sigma_api_secret();
+        self.put(&self.sigma_provider(NS, "sigma-prod", "sigma-api"));
+    }
+
     pub fn namespace(&self, name: &str, labels: &[(&str, &str)]) {
         let namespace = Namespace {
             metadata: ObjectMeta {
@@ -23,20 +39,7 @@ impl Harness {
     }
 
     pub fn secret(&self, namespace: &str, name: &str, data: &[(&str, &str)]) {
-        let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some(namespace.into()),
-                ..ObjectMeta::default()
-            },
-            data: Some(
-                data.iter()
-                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-                    .collect(),
-            ),
-            ..Secret::default()
-        };
-        self.kube.put(&secret);
+        self.kube.put(&secret_with_data(namespace, name, data));
     }
 
     /// A provider for this harness's emulator, with a short timeout and a high rate limit.

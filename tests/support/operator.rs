@@ -11,6 +11,39 @@ pub struct RunningOperator {
 
 impl RunningOperator {
     pub fn start(client: kube::Client, config: Config, metrics: Arc<Metrics>) -> RunningOperator {
+        RunningOperator::spawn(|shutdown| {
+            run::run(
+                client,
+                config,
+                metrics,
+                Arc::new(grant_operator::controller::SystemClock),
+                shutdown,
+            )
+        })
+    }
+
+    /// [`RunningOperator::start`], reporting to `health` as the binary does.
+    pub fn start_reporting(
+        client: kube::Client,
+        config: Config,
+        metrics: Arc<Metrics>,
+        health: Arc<grant_operator::server::Health>,
+    ) -> RunningOperator {
+        RunningOperator::spawn(|shutdown| {
+            run::run_reporting(
+                client,
+                config,
+                metrics,
+                Arc::new(grant_operator::controller::SystemClock),
+                shutdown,
+                health,
+            )
+        })
+    }
+
+    fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(
+        operator: impl FnOnce(run::ShutdownSignal) -> F,
+    ) -> RunningOperator {
         use futures::FutureExt;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
@@ -18,13 +51,7 @@ impl RunningOperator {
         }
         .boxed()
         .shared();
-        let task = tokio::spawn(run::run(
-            client,
-            config,
-            metrics,
-            Arc::new(grant_operator::controller::SystemClock),
-            shutdown,
-        ));
+        let task = tokio::spawn(operator(shutdown));
         RunningOperator { stop, task }
     }
 
@@ -227,5 +254,41 @@ impl ElectedOperator {
             Ok(Err(error)) => Err(format!("the operator task failed: {error}")),
             Err(_) => Err(format!("the operator did not stop within {within:?}")),
         }
+    }
+}
+
+/// The operator's HTTP server (`/metrics`, `/healthz`, `/readyz`) on a loopback
+/// port, stopped by [`HttpServer::stop`].
+pub struct HttpServer {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl HttpServer {
+    /// Serves `metrics` and `health`.
+    pub async fn start(
+        metrics: Arc<Metrics>,
+        health: Arc<grant_operator::server::Health>,
+    ) -> HttpServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(grant_operator::server::serve(
+            listener,
+            metrics,
+            health,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        HttpServer { base, stop, task }
+    }
+
+    /// Shuts the server down gracefully; it must end without an error.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
     }
 }

@@ -103,6 +103,15 @@ impl Harness {
         self.settle_of::<SigmaGrant>(name).await
     }
 
+    /// Puts `object` and reconciles it until it settles, which must succeed.
+    pub async fn put_settled<K: TestKind>(&self, object: &K) {
+        self.put(object);
+        let name = object.meta().name.clone().unwrap_or_default();
+        self.settle_of::<K>(&name)
+            .await
+            .unwrap_or_else(|error| panic!("{name} does not settle: {error}"));
+    }
+
     /// [`Harness::settle`] for a grant of kind `K`.
     pub async fn settle_of<K: TestKind>(&self, name: &str) -> Result<Action, Error> {
         let mut result = Ok(Action::await_change());

@@ -94,3 +94,21 @@ pub fn seed_snowflake(snowflake: &SnowflakeEmulator) {
     snowflake.add_table(r#"SALES."Mixed Case"."Line Items""#);
     snowflake.add_warehouse("COMPUTE_WH");
 }
+
+/// The Sigma emulator as the benchmarks load it: connections `conn-0` on, 50
+/// members (their ids are returned) and 100 ms on every API call.
+pub fn slow_sigma(emulator: &SigmaEmulator, connections: usize) -> Vec<String> {
+    for c in 0..connections {
+        emulator.add_connection(&format!("conn-{c}"));
+    }
+    let members = (0..50)
+        .map(|i| emulator.add_member(&format!("user{i}@example.com")))
+        .collect();
+    emulator.inject(sigma::Fault {
+        method: None,
+        path_prefix: "/v2/".into(),
+        times: usize::MAX,
+        kind: sigma::FaultKind::Delay(Duration::from_millis(100)),
+    });
+    members
+}
