@@ -34,34 +34,21 @@ pub(super) fn as_entries(listed: &[ListedEntry]) -> Vec<Entry> {
 
 /// Whether two lists grant the same (order aside).
 pub(super) fn same(written: &[Entry], listed: &[ListedEntry]) -> bool {
-    let normal = |entries: Vec<(String, String, BTreeSet<String>)>| {
-        let mut entries = entries;
-        entries.sort();
-        entries
+    let normal = |entries: &[Entry]| {
+        let mut normal: Vec<(String, String, BTreeSet<String>)> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.grantee_type.clone(),
+                    e.id.clone(),
+                    e.privileges.iter().cloned().collect(),
+                )
+            })
+            .collect();
+        normal.sort();
+        normal
     };
-    normal(
-        written
-            .iter()
-            .map(|e| {
-                (
-                    e.grantee_type.clone(),
-                    e.id.clone(),
-                    e.privileges.iter().cloned().collect(),
-                )
-            })
-            .collect(),
-    ) == normal(
-        listed
-            .iter()
-            .map(|e| {
-                (
-                    e.grantee_type.clone(),
-                    e.id.clone(),
-                    e.privileges.iter().cloned().collect(),
-                )
-            })
-            .collect(),
-    )
+    normal(written) == normal(&as_entries(listed))
 }
 
 /// Merges `changes` into the current list: every other entry is kept exactly as
