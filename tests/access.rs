@@ -102,6 +102,12 @@ struct Fixture {
     auditors: String,
 }
 
+/// `grant-operator access` over the manifests in `dir`, with the Grafana token's
+/// Secret, and `args`.
+async fn access(dir: &str, args: &[&str]) -> Run {
+    cli(&[&["access", "-f", dir, "--secret", GRAFANA_SECRET], args].concat()).await
+}
+
 /// Resources and live grants on every vendor, covering every state (see each
 /// vendor's block), and a folder of manifests for them.
 fn fixture(h: &Harness, name: &str) -> Fixture {
@@ -419,16 +425,7 @@ async fn every_vendor_reports_every_state_reading_each_object_once() {
     let h = Harness::new().await;
     let f = fixture(&h, "states");
     let dir = f.dir.to_str().unwrap();
-    let run = cli(&[
-        "access",
-        "-f",
-        dir,
-        "--secret",
-        GRAFANA_SECRET,
-        "-o",
-        "json",
-    ])
-    .await;
+    let run = access(dir, &["-o", "json"]).await;
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     no_secret_in(&run);
     assert!(
@@ -660,32 +657,13 @@ async fn table_csv_and_json_report_the_same_rows() {
     let h = Harness::new().await;
     let f = fixture(&h, "formats");
     let dir = f.dir.to_str().unwrap();
-    let json_run = cli(&[
-        "access",
-        "-f",
-        dir,
-        "--secret",
-        GRAFANA_SECRET,
-        "-o",
-        "json",
-    ])
-    .await;
+    let json_run = access(dir, &["-o", "json"]).await;
     assert_eq!(json_run.code, 0, "{}", json_run.stderr);
     let report: Value = serde_json::from_str(&json_run.stdout).unwrap();
     let rows = rows_of(&report);
 
     // CSV: RFC 4180 with a header row, read by a CSV reader of its own.
-    let csv_run = cli(&[
-        "access",
-        "-f",
-        dir,
-        "--secret",
-        GRAFANA_SECRET,
-        "-o",
-        "csv",
-        "--progress",
-    ])
-    .await;
+    let csv_run = access(dir, &["-o", "csv", "--progress"]).await;
     assert_eq!(csv_run.code, 0, "{}", csv_run.stderr);
     no_secret_in(&csv_run);
     assert!(csv_run.stdout.contains("\r\n"), "CRLF line ends");
@@ -905,19 +883,17 @@ async fn targets_name_objects_and_all_targets_lists_them() {
     h.grafana.clear_calls();
     h.dremio.clear_calls();
     let dremio_target = format!("dremio:{}", h.dremio_object);
-    let run = cli(&[
-        "access",
-        "-f",
+    let run = access(
         dir,
-        "--secret",
-        GRAFANA_SECRET,
-        "--target",
-        "grafana:loki-uid",
-        "--target",
-        &dremio_target,
-        "-o",
-        "json",
-    ])
+        &[
+            "--target",
+            "grafana:loki-uid",
+            "--target",
+            &dremio_target,
+            "-o",
+            "json",
+        ],
+    )
     .await;
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     let report: Value = serde_json::from_str(&run.stdout).unwrap();
@@ -995,17 +971,7 @@ async fn targets_name_objects_and_all_targets_lists_them() {
     h.sigma.clear_calls();
     h.grafana.clear_calls();
     h.snowflake.clear_calls();
-    let run = cli(&[
-        "access",
-        "-f",
-        dir,
-        "--secret",
-        GRAFANA_SECRET,
-        "--all-targets",
-        "-o",
-        "json",
-    ])
-    .await;
+    let run = access(dir, &["--all-targets", "-o", "json"]).await;
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     no_secret_in(&run);
     let report: Value = serde_json::from_str(&run.stdout).unwrap();
@@ -1079,25 +1045,23 @@ async fn grantees_are_looked_up_with_each_vendors_own_look_ups() {
     let h = Harness::new().await;
     let f = fixture(&h, "grantees");
     let dir = f.dir.to_str().unwrap();
-    let run = cli(&[
-        "access",
-        "-f",
+    let run = access(
         dir,
-        "--secret",
-        GRAFANA_SECRET,
-        "--grantee",
-        "jane@example.com",
-        "--grantee",
-        "SRE",
-        "--grantee",
-        "jeansmith",
-        "--grantee",
-        "ROLE:ANALYST",
-        "--grantee",
-        "nobody-at-all",
-        "-o",
-        "json",
-    ])
+        &[
+            "--grantee",
+            "jane@example.com",
+            "--grantee",
+            "SRE",
+            "--grantee",
+            "jeansmith",
+            "--grantee",
+            "ROLE:ANALYST",
+            "--grantee",
+            "nobody-at-all",
+            "-o",
+            "json",
+        ],
+    )
     .await;
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     no_secret_in(&run);
@@ -1176,19 +1140,10 @@ async fn grantees_are_looked_up_with_each_vendors_own_look_ups() {
     );
 
     // A Grafana login, and Sigma's team by name.
-    let run = cli(&[
-        "access",
-        "-f",
+    let run = access(
         dir,
-        "--secret",
-        GRAFANA_SECRET,
-        "--grantee",
-        "jane",
-        "--grantee",
-        "Finance",
-        "-o",
-        "json",
-    ])
+        &["--grantee", "jane", "--grantee", "Finance", "-o", "json"],
+    )
     .await;
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     let report: Value = serde_json::from_str(&run.stdout).unwrap();
@@ -1342,11 +1297,7 @@ async fn from_cluster_reads_the_cluster_and_writes_nothing() {
         .seed_grant(CONNECTION, sigma::Grantee::Member(jane.clone()), "annotate");
     h.snowflake
         .grant_direct("ROLE", "ANALYST", "SCHEMA", "SALES.PUBLIC", "USAGE", false);
-    h.secret(
-        NS,
-        "sigma-api",
-        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
-    );
+    h.sigma_api_secret();
     h.secret(NS, "snowflake-pat", &[("token", SNOWFLAKE_PAT)]);
     let providers = providers(&h);
     h.put(&providers[0]);

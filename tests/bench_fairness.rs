@@ -23,26 +23,11 @@ use support::*;
 async fn converge(resources: usize, hanging: usize) -> Duration {
     let connections = (resources / 10).max(1);
     let h = Harness::new().await;
-    h.secret(
-        NS,
-        "sigma-api",
-        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
-    );
+    h.sigma_api_secret();
     let mut healthy = h.sigma_provider(NS, "healthy", "sigma-api");
     healthy.spec.request_timeout_seconds = Some(5);
     h.put(&healthy);
-    for c in 0..connections {
-        h.sigma.add_connection(&format!("conn-{c}"));
-    }
-    let members: Vec<String> = (0..50)
-        .map(|i| h.sigma.add_member(&format!("user{i}@example.com")))
-        .collect();
-    h.sigma.inject(sigma::Fault {
-        method: None,
-        path_prefix: "/v2/".into(),
-        times: usize::MAX,
-        kind: sigma::FaultKind::Delay(Duration::from_millis(100)),
-    });
+    let members = slow_sigma(&h.sigma, connections);
 
     // The other account, whose vendor will hang.
     let slow = SigmaEmulator::start().await;

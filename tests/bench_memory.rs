@@ -22,12 +22,7 @@ async fn resident_memory_with_many_grants() {
     let h = Harness::new().await;
 
     let kubeconfig = serve_kube_over_http(&h.kube).await;
-    h.secret(
-        NS,
-        "sigma-api",
-        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
-    );
-    h.put(&h.sigma_provider(NS, "sigma-prod", "sigma-api"));
+    h.sigma_prod_provider();
     for c in 0..connections {
         h.sigma.add_connection(&format!("conn-{c}"));
     }

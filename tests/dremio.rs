@@ -3,7 +3,7 @@
 //! paths (`/v0/projects/{id}`, users and roles at organisation level), with the
 //! Kubernetes side on an in-memory API.
 //!
-//! Every scenario runs twice (`both_deployments!`).
+//! Every scenario runs twice (`support::each_setup!` below).
 
 mod support;
 
@@ -63,40 +63,27 @@ fn ready_of(h: &Harness, name: &str) -> (String, String, String) {
     (ready.status, ready.reason, ready.message)
 }
 
-macro_rules! both_deployments {
-    ($($name:ident),* $(,)?) => {
-        mod software {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Deployment::Software).await
-            })*
-        }
-        mod cloud {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Deployment::Cloud).await
-            })*
-        }
-    };
-}
-
-both_deployments!(
-    create_change_remove_and_delete,
-    orphan_leaves_grants_in_place,
-    shared_grantee_keeps_what_the_other_resource_declares,
-    authoritative_prunes_undeclared_grants,
-    observe_writes_nothing_and_reports_drift,
-    drift_is_repaired_at_the_next_sync,
-    an_unmanaged_entry_survives_every_write,
-    another_writer_between_our_read_and_write_is_never_overwritten,
-    an_unavailable_privilege_is_refused_and_the_rest_applies,
-    unknown_path_user_and_role_are_reported,
-    users_and_roles_are_found_with_one_by_name_call_each,
-    an_unreadable_grant_entry_stops_the_sync,
-    refused_credentials_are_unauthorized_and_missing_rights_forbidden,
-    rate_limits_and_server_errors_converge,
-    steady_state_is_one_read_per_object_and_no_writes,
-    a_write_that_got_no_answer_is_never_overtaken,
+support::each_setup!(
+    [
+        create_change_remove_and_delete,
+        orphan_leaves_grants_in_place,
+        shared_grantee_keeps_what_the_other_resource_declares,
+        authoritative_prunes_undeclared_grants,
+        observe_writes_nothing_and_reports_drift,
+        drift_is_repaired_at_the_next_sync,
+        an_unmanaged_entry_survives_every_write,
+        another_writer_between_our_read_and_write_is_never_overwritten,
+        an_unavailable_privilege_is_refused_and_the_rest_applies,
+        unknown_path_user_and_role_are_reported,
+        users_and_roles_are_found_with_one_by_name_call_each,
+        an_unreadable_grant_entry_stops_the_sync,
+        refused_credentials_are_unauthorized_and_missing_rights_forbidden,
+        rate_limits_and_server_errors_converge,
+        steady_state_is_one_read_per_object_and_no_writes,
+        a_write_that_got_no_answer_is_never_overtaken,
+    ];
+    software => (super::Deployment::Software),
+    cloud => (super::Deployment::Cloud),
 );
 
 async fn create_change_remove_and_delete(deployment: Deployment) {
@@ -276,11 +263,11 @@ async fn observe_writes_nothing_and_reports_drift(deployment: Deployment) {
 async fn drift_is_repaired_at_the_next_sync(deployment: Deployment) {
     let h = ready(deployment).await;
     let jean = h.dremio.add_user("jeansmith", "jean@example.com");
-    h.put(&dremio_grant(
+    h.put_settled(&dremio_grant(
         "zips",
         vec![dremio_user("jeansmith", &["SELECT", "ALTER"])],
-    ));
-    settle(&h, "zips").await.unwrap();
+    ))
+    .await;
     h.dremio.set_grants_directly(
         &h.dremio_object,
         vec![GrantRecord {
@@ -319,11 +306,11 @@ async fn an_unmanaged_entry_survives_every_write(deployment: Deployment) {
             .find(|entry| entry.id == owner)
             .map(|entry| entry.privileges)
     };
-    h.put(&dremio_grant(
+    h.put_settled(&dremio_grant(
         "zips",
         vec![dremio_user("jeansmith", &["SELECT"])],
-    ));
-    settle(&h, "zips").await.unwrap();
+    ))
+    .await;
     assert_eq!(kept(), Some(theirs.privileges.clone()), "after a grant");
     h.edit_of::<DremioGrant>("zips", |g| {
         g.spec.grants[0].privileges = vec!["SELECT".into(), "ALTER".into()];
@@ -360,11 +347,11 @@ async fn another_writer_between_our_read_and_write_is_never_overwritten(deployme
             privileges: vec!["SELECT".into()],
         },
     );
-    h.put(&dremio_grant(
+    h.put_settled(&dremio_grant(
         "zips",
         vec![dremio_user("jeansmith", &["SELECT"])],
-    ));
-    settle(&h, "zips").await.unwrap();
+    ))
+    .await;
     assert_eq!(
         h.dremio_live(&h.dremio_object),
         sorted(vec![
@@ -461,14 +448,14 @@ async fn users_and_roles_are_found_with_one_by_name_call_each(deployment: Deploy
         .dremio
         .add_user("o'brien@example.com", "o'brien@example.com");
     let team = h.dremio.add_role("Data Team");
-    h.put(&dremio_grant(
+    h.put_settled(&dremio_grant(
         "zips",
         vec![
             dremio_user("o'brien@example.com", &["SELECT"]),
             dremio_role("Data Team", &["SELECT", "ALTER"]),
         ],
-    ));
-    settle(&h, "zips").await.unwrap();
+    ))
+    .await;
     assert_eq!(
         h.dremio_live(&h.dremio_object),
         sorted(vec![
@@ -509,11 +496,11 @@ async fn an_unreadable_grant_entry_stops_the_sync(deployment: Deployment) {
     let h = ready(deployment).await;
     let jean = h.dremio.add_user("jeansmith", "jean@example.com");
     h.dremio.add_role("analysts");
-    h.put(&dremio_grant(
+    h.put_settled(&dremio_grant(
         "zips",
         vec![dremio_user("jeansmith", &["SELECT"])],
-    ));
-    settle(&h, "zips").await.unwrap();
+    ))
+    .await;
     let puts = h.dremio.puts(&h.dremio_object);
 
     h.dremio.inject_raw_grant(

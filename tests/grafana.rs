@@ -2,7 +2,7 @@
 //! strict Grafana emulator, for both permission APIs, with the Kubernetes side
 //! on an in-memory API.
 //!
-//! Every scenario that both APIs share runs twice (`both_apis!`): once against
+//! Every scenario that both APIs share runs twice (`support::each_setup!` below): once against
 //! a server that only serves the AccessControl API and once against one that
 //! only serves the Legacy API, with the provider on `Auto` so detection is
 //! exercised every time.
@@ -76,39 +76,26 @@ fn status_of(h: &Harness, name: &str) -> grant_operator::api::GrantStatus {
     h.status_of::<grant_operator::api::GrafanaGrant>(name)
 }
 
-macro_rules! both_apis {
-    ($($name:ident),* $(,)?) => {
-        mod access_control {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Server::AccessControl).await
-            })*
-        }
-        mod legacy {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Server::Legacy).await
-            })*
-        }
-    };
-}
-
-both_apis!(
-    create_change_remove_and_delete,
-    orphan_leaves_permissions_in_place,
-    shared_grantee_is_lowered_then_revoked_with_the_last_resource,
-    authoritative_prunes_only_managed_entries,
-    observe_writes_nothing_and_reports_drift,
-    drift_is_repaired_at_the_next_sync,
-    unknown_names_are_reported_and_the_rest_applies,
-    unknown_data_source_is_target_not_found,
-    refused_credentials_are_unauthorized_and_missing_rights_forbidden,
-    rate_limits_and_server_errors_converge_without_duplicates,
-    steady_state_is_one_listing_per_data_source_and_no_writes,
-    data_sources_by_name_and_id_are_looked_up_once,
-    a_data_source_id_is_found_in_the_listing_as_grafana_13_serves_it,
-    an_unreadable_permission_entry_stops_the_sync,
-    resources_naming_one_data_source_differently_protect_each_other,
+support::each_setup!(
+    [
+        create_change_remove_and_delete,
+        orphan_leaves_permissions_in_place,
+        shared_grantee_is_lowered_then_revoked_with_the_last_resource,
+        authoritative_prunes_only_managed_entries,
+        observe_writes_nothing_and_reports_drift,
+        drift_is_repaired_at_the_next_sync,
+        unknown_names_are_reported_and_the_rest_applies,
+        unknown_data_source_is_target_not_found,
+        refused_credentials_are_unauthorized_and_missing_rights_forbidden,
+        rate_limits_and_server_errors_converge_without_duplicates,
+        steady_state_is_one_listing_per_data_source_and_no_writes,
+        data_sources_by_name_and_id_are_looked_up_once,
+        a_data_source_id_is_found_in_the_listing_as_grafana_13_serves_it,
+        an_unreadable_permission_entry_stops_the_sync,
+        resources_naming_one_data_source_differently_protect_each_other,
+    ];
+    access_control => (super::Server::AccessControl),
+    legacy => (super::Server::Legacy),
 );
 
 async fn create_change_remove_and_delete(server: Server) {
@@ -328,8 +315,8 @@ async fn authoritative_prunes_only_managed_entries(server: Server) {
     );
     let before = h.grafana.permissions(DATASOURCE_UID).len();
 
-    h.put(&grafana_grant("ds-users", vec![user_login("jane", Query)]));
-    settle(&h, "ds-users").await.unwrap();
+    h.put_settled(&grafana_grant("ds-users", vec![user_login("jane", Query)]))
+        .await;
     assert_eq!(
         h.grafana.permissions(DATASOURCE_UID).len(),
         before + 1,
@@ -416,11 +403,11 @@ async fn drift_is_repaired_at_the_next_sync(server: Server) {
     let h = ready(server).await;
     let jane = h.grafana.add_user(1, "jane", "jane@example.com");
     let sre = h.grafana.add_team(1, "SRE");
-    h.put(&grafana_grant(
+    h.put_settled(&grafana_grant(
         "ds-users",
         vec![user_login("jane", Edit), team_name("SRE", Query)],
-    ));
-    settle(&h, "ds-users").await.unwrap();
+    ))
+    .await;
 
     // Changed and removed behind the operator's back.
     h.grafana
@@ -511,8 +498,8 @@ async fn unknown_data_source_is_target_not_found(server: Server) {
     // A data source deleted after it was resolved: its listing 404s.
     let h = ready(server).await;
     h.grafana.add_user(1, "jane", "jane@example.com");
-    h.put(&grafana_grant("other", vec![user_login("jane", Query)]));
-    settle(&h, "other").await.unwrap();
+    h.put_settled(&grafana_grant("other", vec![user_login("jane", Query)]))
+        .await;
     h.grafana.inject(Fault {
         method: Some("GET".into()),
         path_prefix: permissions_path(&h, server),
@@ -799,8 +786,8 @@ async fn an_unreadable_permission_entry_stops_the_sync(server: Server) {
             }),
         );
     }
-    h.put(&grafana_grant("ds-users", vec![user_login("jane", Query)]));
-    settle(&h, "ds-users").await.unwrap();
+    h.put_settled(&grafana_grant("ds-users", vec![user_login("jane", Query)]))
+        .await;
     assert_eq!(ready_of(&h, "ds-users").1, "Synced");
 
     let unreadable = if legacy {
@@ -939,11 +926,11 @@ async fn resources_naming_one_data_source_differently_protect_each_other(server:
 #[tokio::test]
 async fn built_in_roles_are_granted_with_access_control() {
     let h = ready(Server::AccessControl).await;
-    h.put(&grafana_grant(
+    h.put_settled(&grafana_grant(
         "roles",
         vec![built_in(GrafanaBuiltInRole::Viewer, Query)],
-    ));
-    settle(&h, "roles").await.unwrap();
+    ))
+    .await;
     assert_eq!(
         h.grafana_live(DATASOURCE_UID),
         vec![pair("role:Viewer".into(), "Query")]
@@ -988,13 +975,12 @@ async fn legacy_permissions_are_enabled_only_when_something_is_granted() {
     let h = ready(Server::Legacy).await;
     h.grafana.add_user(1, "jane", "jane@example.com");
     // Nothing to grant: permissions stay disabled.
-    h.put(&grafana_grant("empty", vec![]));
-    settle(&h, "empty").await.unwrap();
+    h.put_settled(&grafana_grant("empty", vec![])).await;
     assert!(!h.grafana.permissions_enabled(DATASOURCE_UID));
     assert_eq!(h.grafana.enable_calls(DATASOURCE_UID), 0);
 
-    h.put(&grafana_grant("ds-users", vec![user_login("jane", Query)]));
-    settle(&h, "ds-users").await.unwrap();
+    h.put_settled(&grafana_grant("ds-users", vec![user_login("jane", Query)]))
+        .await;
     assert!(h.grafana.permissions_enabled(DATASOURCE_UID));
     assert_eq!(h.grafana.enable_calls(DATASOURCE_UID), 1);
     h.advance(Duration::from_secs(61));
@@ -1026,8 +1012,8 @@ async fn auto_detects_the_api_once_per_provider() {
             ready.message
         );
         h.grafana.add_user(1, "jane", "jane@example.com");
-        h.put(&grafana_grant("ds-users", vec![user_login("jane", Query)]));
-        settle(&h, "ds-users").await.unwrap();
+        h.put_settled(&grafana_grant("ds-users", vec![user_login("jane", Query)]))
+            .await;
         h.advance(Duration::from_secs(61));
         settle(&h, "ds-users").await.unwrap();
         assert_eq!(
@@ -1051,8 +1037,8 @@ async fn a_configured_api_is_used_without_detection() {
             .contains("Legacy permissions API (configured)")
     );
     h.grafana.add_user(1, "jane", "jane@example.com");
-    h.put(&grafana_grant("ds-users", vec![user_login("jane", Query)]));
-    settle(&h, "ds-users").await.unwrap();
+    h.put_settled(&grafana_grant("ds-users", vec![user_login("jane", Query)]))
+        .await;
     assert_eq!(
         h.grafana
             .count("GET", "/api/access-control/datasources/description"),
@@ -1094,11 +1080,11 @@ async fn basic_auth_and_the_org_header_pick_the_organisation() {
         h.provider_ready(NS, "grafana").message
     );
     let jane = h.grafana.add_user(1, "jane", "jane@example.com");
-    h.put(&grafana_grant(
+    h.put_settled(&grafana_grant(
         "ds-users",
         vec![user_email("jane@example.com", Query)],
-    ));
-    settle(&h, "ds-users").await.unwrap();
+    ))
+    .await;
     assert_eq!(
         h.grafana_live(DATASOURCE_UID),
         vec![pair(format!("user:{jane}"), "Query")]

@@ -24,14 +24,13 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use futures::FutureExt;
 use grant_operator::api::{
     DremioGrant, GrafanaGrant, SigmaGrant, SigmaPermission::*, SnowflakeGrant, VendorKind,
 };
-use grant_operator::controller::{Config, SystemClock, run};
 use grant_operator::metrics::{Metrics, VENDOR_OUTCOMES, reason_label_values};
-use grant_operator::server::{self, Health};
+use grant_operator::server::Health;
 use grant_operator::vendor_api::GrantKind;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr, LabelModifier, VectorMatchCardinality};
@@ -375,12 +374,7 @@ fn parse_scrape(text: &str) -> Scrape {
 async fn scrape() -> Scrape {
     let h = Harness::new().await;
     h.sigma.add_member("jane@example.com");
-    h.secret(
-        NS,
-        "sigma-api",
-        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
-    );
-    h.put(&h.sigma_provider(NS, "sigma-prod", "sigma-api"));
+    h.sigma_prod_provider();
     let mut readers = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
     readers.spec.policy.sync_interval = Some("1s".into());
     h.put(&readers);
@@ -391,33 +385,15 @@ async fn scrape() -> Scrape {
 
     let metrics = Arc::new(Metrics::new());
     let health = Health::new(metrics.clone(), false);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(
-        listener,
-        metrics.clone(),
-        health.clone(),
-        server_stopped.map(|_| ()),
-    ));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = HttpServer::start(metrics.clone(), health.clone()).await;
+    let base = server.base.clone();
     health.set_leading(true);
-    let operator = tokio::spawn(run::run_reporting(
+    let operator = RunningOperator::start_reporting(
         h.kube.client(),
-        Config {
-            error_backoff: std::time::Duration::from_millis(50),
-            vendor_retry: fast_retries(),
-            ..Config::default()
-        },
+        fast_config(),
         metrics.clone(),
-        Arc::new(SystemClock),
-        async move {
-            let _ = stopped.await;
-        }
-        .boxed()
-        .shared(),
         health.clone(),
-    ));
+    );
     let reason = |name: &str| {
         h.kube
             .get::<SigmaGrant>(Some(NS), name)
@@ -448,10 +424,8 @@ async fn scrape() -> Scrape {
         .text()
         .await
         .unwrap();
-    let _ = stop.send(());
-    operator.await.unwrap();
-    let _ = stop_server.send(());
-    server.await.unwrap().unwrap();
+    operator.stop(Duration::from_secs(60)).await.unwrap();
+    server.stop().await;
     parse_scrape(&text)
 }
 

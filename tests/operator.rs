@@ -12,37 +12,16 @@ use grant_operator::controller::Config;
 use grant_operator::metrics::Metrics;
 use support::*;
 
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_converges_repairs_and_revokes_on_its_own() {
     let h = Harness::new().await;
     let jane = h.sigma.add_member("jane@example.com");
-    h.secret(
-        NS,
-        "sigma-api",
-        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
-    );
-    h.put(&h.sigma_provider(NS, "sigma-prod", "sigma-api"));
+    h.sigma_prod_provider();
     let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
     grant.spec.policy.sync_interval = Some("1s".into());
     h.put(&grant);
 
-    let config = Config {
-        error_backoff: Duration::from_millis(50),
-        vendor_retry: fast_retries(),
-        ..Config::default()
-    };
-    let operator = RunningOperator::start(h.kube.client(), config, Arc::new(Metrics::new()));
+    let operator = RunningOperator::start(h.kube.client(), fast_config(), Arc::new(Metrics::new()));
 
     eventually("provider Ready", || {
         h.kube
@@ -96,11 +75,7 @@ async fn the_operator_converges_repairs_and_revokes_on_its_own() {
             .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "Unauthorized"))
     })
     .await;
-    h.secret(
-        NS,
-        "sigma-api",
-        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
-    );
+    h.sigma_api_secret();
     eventually("provider Ready again", || {
         h.kube
             .get::<GrantProvider>(Some(NS), "sigma-prod")
@@ -132,12 +107,7 @@ async fn the_operator_converges_repairs_and_revokes_on_its_own() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resource_that_keeps_failing_backs_off_instead_of_looping() {
     let h = Harness::new().await;
-    h.secret(
-        NS,
-        "sigma-api",
-        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
-    );
-    h.put(&h.sigma_provider(NS, "sigma-prod", "sigma-api"));
+    h.sigma_prod_provider();
     // The member does not exist: every sync reads the vendor and fails with GranteeNotFound.
     h.put(&sigma_grant(
         "readers",
@@ -176,18 +146,8 @@ async fn a_resource_that_keeps_failing_backs_off_instead_of_looping() {
 async fn deleting_right_after_the_grant_appears_still_revokes_it() {
     let h = Harness::new().await;
     h.sigma.add_member("jane@example.com");
-    h.secret(
-        NS,
-        "sigma-api",
-        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
-    );
-    h.put(&h.sigma_provider(NS, "sigma-prod", "sigma-api"));
-    let config = Config {
-        error_backoff: Duration::from_millis(50),
-        vendor_retry: fast_retries(),
-        ..Config::default()
-    };
-    let operator = RunningOperator::start(h.kube.client(), config, Arc::new(Metrics::new()));
+    h.sigma_prod_provider();
+    let operator = RunningOperator::start(h.kube.client(), fast_config(), Arc::new(Metrics::new()));
     for round in 0..5 {
         let name = format!("quick-{round}");
         h.put(&sigma_grant(&name, vec![member("jane@example.com", Usage)]));
@@ -214,12 +174,7 @@ async fn the_operator_runs_grafana_grants_too() {
     grant.spec.policy.sync_interval = Some("1s".into());
     h.put(&grant);
 
-    let config = Config {
-        error_backoff: Duration::from_millis(50),
-        vendor_retry: fast_retries(),
-        ..Config::default()
-    };
-    let operator = RunningOperator::start(h.kube.client(), config, Arc::new(Metrics::new()));
+    let operator = RunningOperator::start(h.kube.client(), fast_config(), Arc::new(Metrics::new()));
     let synced = || {
         h.kube
             .get::<GrafanaGrant>(Some(NS), "sre")
@@ -270,12 +225,7 @@ async fn the_operator_runs_snowflake_grants_too() {
     grant.spec.policy.sync_interval = Some("1s".into());
     h.put(&grant);
 
-    let config = Config {
-        error_backoff: Duration::from_millis(50),
-        vendor_retry: fast_retries(),
-        ..Config::default()
-    };
-    let operator = RunningOperator::start(h.kube.client(), config, Arc::new(Metrics::new()));
+    let operator = RunningOperator::start(h.kube.client(), fast_config(), Arc::new(Metrics::new()));
     let synced = || {
         h.kube
             .get::<SnowflakeGrant>(Some(NS), "public")

@@ -290,11 +290,7 @@ async fn a_resource_deleted_without_a_sync_leaves_nothing_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_vendor_holds_no_reconcile_slot_others_need() {
     let h = Harness::new().await;
-    h.secret(
-        NS,
-        "sigma-api",
-        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
-    );
+    h.sigma_api_secret();
     h.sigma.add_member("jane@example.com");
     // Two providers on the same Sigma account; every call on the first one's
     // connection hangs for a minute.
@@ -324,9 +320,7 @@ async fn a_hanging_vendor_holds_no_reconcile_slot_others_need() {
     // One reconcile at a time: the hanging syncs must not hold it.
     let config = Config {
         concurrency: 1,
-        error_backoff: Duration::from_millis(50),
-        vendor_retry: fast_retries(),
-        ..Config::default()
+        ..fast_config()
     };
     let operator = RunningOperator::start(h.kube.client(), config, Arc::new(Metrics::new()));
     let ready = |name: &str| {

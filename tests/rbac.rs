@@ -99,12 +99,7 @@ fn request_of(call: &RecordedCall) -> Request {
 async fn recorded_requests() -> Vec<Request> {
     let h = Harness::new().await;
     h.sigma.add_member("jane@example.com");
-    h.secret(
-        NS,
-        "sigma-api",
-        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
-    );
-    h.put(&h.sigma_provider(NS, "sigma-prod", "sigma-api"));
+    h.sigma_prod_provider();
     h.secret(
         "vault",
         "sigma-shared",
@@ -160,11 +155,7 @@ async fn recorded_requests() -> Vec<Request> {
     ));
     h.kube.clear_calls();
 
-    let config = grant_operator::controller::Config {
-        error_backoff: Duration::from_millis(50),
-        vendor_retry: fast_retries(),
-        ..Default::default()
-    };
+    let config = fast_config();
     let operator = ElectedOperator::start(h.kube.client(), config, "replica-a");
     let ready = |provider: Option<GrantProvider>| {
         provider

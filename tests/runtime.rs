@@ -7,9 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
 use grant_operator::api::{SigmaGrant, SigmaPermission::*};
-use grant_operator::controller::{Config, SystemClock, run};
 use grant_operator::metrics::Metrics;
 use grant_operator::server::{self, Health};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -17,24 +15,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use support::*;
 
-fn config() -> Config {
-    Config {
-        error_backoff: Duration::from_millis(50),
-        vendor_retry: fast_retries(),
-        ..Config::default()
-    }
-}
-
 /// A Harness with a Ready-able provider and one grant on the emulator.
 async fn setup(sync_interval: Option<&str>) -> (Harness, String) {
     let h = Harness::new().await;
     let jane = h.sigma.add_member("jane@example.com");
-    h.secret(
-        NS,
-        "sigma-api",
-        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
-    );
-    h.put(&h.sigma_provider(NS, "sigma-prod", "sigma-api"));
+    h.sigma_prod_provider();
     let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
     grant.spec.policy.sync_interval = sync_interval.map(str::to_string);
     h.put(&grant);
@@ -75,15 +60,8 @@ async fn the_http_endpoints_report_metrics_liveness_and_readiness() {
     let (h, jane) = setup(Some("1s")).await;
     let metrics = Arc::new(Metrics::new());
     let health = Health::new(metrics.clone(), false);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(
-        listener,
-        metrics.clone(),
-        health.clone(),
-        server_stopped.map(|_| ()),
-    ));
+    let server = HttpServer::start(metrics.clone(), health.clone()).await;
+    let base = server.base.clone();
 
     // Before the controllers run: alive, not ready.
     assert_eq!(http_get(&base, "/healthz").await.0, 200);
@@ -91,20 +69,13 @@ async fn the_http_endpoints_report_metrics_liveness_and_readiness() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(http_get(&base, "/nothing-here").await.0, 404);
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     health.set_leading(true);
-    let operator = tokio::spawn(run::run_reporting(
+    let operator = RunningOperator::start_reporting(
         h.kube.client(),
-        config(),
+        fast_config(),
         metrics.clone(),
-        Arc::new(SystemClock),
-        async move {
-            let _ = stopped.await;
-        }
-        .boxed()
-        .shared(),
         health.clone(),
-    ));
+    );
 
     eventually("grant Synced", || synced(&h)).await;
     let (status, _, body) = http_get(&base, "/readyz").await;
@@ -175,11 +146,10 @@ async fn the_http_endpoints_report_metrics_liveness_and_readiness() {
     assert!(text.ends_with("# EOF\n"));
 
     // Stopped: no longer ready, nothing counted from caches that are gone.
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(10), operator)
+    operator
+        .stop(Duration::from_secs(10))
         .await
-        .expect("the operator stops")
-        .unwrap();
+        .expect("the operator stops");
     health.set_leading(false);
     let (status, _, _) = http_get(&base, "/readyz").await;
     assert_eq!(status, 503);
@@ -187,8 +157,7 @@ async fn the_http_endpoints_report_metrics_liveness_and_readiness() {
     assert_eq!(sample(&text, "grant_operator_watches_synced"), Some(0.0));
     assert!(!text.contains("grant_operator_grants{"), "{text}");
 
-    let _ = stop_server.send(());
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }
 
 fn holder(h: &Harness) -> Option<String> {
@@ -205,13 +174,13 @@ fn live_permission(h: &Harness) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_lease_holder_runs_the_controllers_and_a_standby_takes_over() {
     let (h, _) = setup(None).await;
-    let a = ElectedOperator::start(h.kube.client(), config(), "replica-a");
+    let a = ElectedOperator::start(h.kube.client(), fast_config(), "replica-a");
     eventually("a leads", || a.health.leading()).await;
     eventually("grant Synced by a", || synced(&h)).await;
     assert_eq!(holder(&h).as_deref(), Some("replica-a"));
     eventually("a ready", || a.health.readiness().is_ok()).await;
 
-    let b = ElectedOperator::start(h.kube.client(), config(), "replica-b");
+    let b = ElectedOperator::start(h.kube.client(), fast_config(), "replica-b");
     eventually("b stands by, ready", || b.health.readiness().is_ok()).await;
     // Longer than the lease: a keeps renewing, and b never starts its controllers.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -234,7 +203,7 @@ async fn only_the_lease_holder_runs_the_controllers_and_a_standby_takes_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_the_lease_stops_the_controllers_until_it_is_taken_again() {
     let (h, _) = setup(None).await;
-    let a = ElectedOperator::start(h.kube.client(), config(), "replica-a");
+    let a = ElectedOperator::start(h.kube.client(), fast_config(), "replica-a");
     eventually("grant Synced", || synced(&h)).await;
     assert_eq!(live_permission(&h), ["usage"]);
 

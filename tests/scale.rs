@@ -25,11 +25,7 @@ async fn many_grants_converge() {
         if connections <= 1000 { 20 } else { 3600 },
     );
     let h = Harness::new().await;
-    h.secret(
-        NS,
-        "sigma-api",
-        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
-    );
+    h.sigma_api_secret();
     let mut provider = h.sigma_provider(NS, "sigma-prod", "sigma-api");
     provider.spec.rate_limit = None; // the default limit would bound this run, as intended in production
     provider.spec.rate_limit = Some(grant_operator::api::RateLimit {
@@ -37,18 +33,7 @@ async fn many_grants_converge() {
         burst: Some(1000),
     });
     h.put(&provider);
-    for c in 0..connections {
-        h.sigma.add_connection(&format!("conn-{c}"));
-    }
-    let members: Vec<String> = (0..50)
-        .map(|i| h.sigma.add_member(&format!("user{i}@example.com")))
-        .collect();
-    h.sigma.inject(sigma::Fault {
-        method: None,
-        path_prefix: "/v2/".into(),
-        times: usize::MAX,
-        kind: sigma::FaultKind::Delay(Duration::from_millis(100)),
-    });
+    let members = slow_sigma(&h.sigma, connections);
     let started = Instant::now();
     for i in 0..resources {
         let mut grant = sigma_grant(

@@ -8,6 +8,19 @@ use std::time::Duration;
 use grant_operator::api::{GrantState, SigmaPermission::*};
 use support::*;
 
+/// A ready harness on which `readers` grants jane@example.com `usage`, synced;
+/// with jane's member id.
+async fn jane_reads() -> (Harness, String) {
+    let h = Harness::ready().await;
+    let jane = h.sigma.add_member("jane@example.com");
+    h.put_settled(&sigma_grant(
+        "readers",
+        vec![member("jane@example.com", Usage)],
+    ))
+    .await;
+    (h, jane)
+}
+
 #[tokio::test]
 async fn create_applies_grants_with_ids_in_status_and_finalizer_first() {
     let h = Harness::ready().await;
@@ -88,18 +101,18 @@ async fn a_grantee_declared_by_id_is_named_where_a_manifest_names_it_and_revocat
     let h = Harness::ready().await;
     let jane = h.sigma.add_member("jane@example.com");
     // Declared by id only: nothing more to say than the id.
-    h.put(&sigma_grant("by-id", vec![member_id(&jane, Usage)]));
-    h.settle("by-id").await.unwrap();
+    h.put_settled(&sigma_grant("by-id", vec![member_id(&jane, Usage)]))
+        .await;
     let rows = h.status("by-id").grants;
     assert_eq!(rows[0].name, None, "{rows:?}");
 
     // Another resource on the object names the same member by email: every
     // row of that key shows the name.
-    h.put(&sigma_grant(
+    h.put_settled(&sigma_grant(
         "readers",
         vec![member("jane@example.com", Annotate)],
-    ));
-    h.settle("readers").await.unwrap();
+    ))
+    .await;
     h.settle("by-id").await.unwrap();
     let rows = h.status("readers").grants;
     assert_eq!(rows[0].name.as_deref(), Some("jane@example.com"));
@@ -127,13 +140,7 @@ async fn a_grantee_declared_by_id_is_named_where_a_manifest_names_it_and_revocat
 
 #[tokio::test]
 async fn raise_and_lower_a_permission() {
-    let h = Harness::ready().await;
-    let jane = h.sigma.add_member("jane@example.com");
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
-    h.settle("readers").await.unwrap();
+    let (h, jane) = jane_reads().await;
     assert_eq!(
         h.live(),
         vec![(format!("member:{jane}"), "usage".to_string())]
@@ -175,14 +182,14 @@ async fn removing_a_grant_from_the_spec_revokes_it() {
     let h = Harness::ready().await;
     let jane = h.sigma.add_member("jane@example.com");
     h.sigma.add_member("joe@example.com");
-    h.put(&sigma_grant(
+    h.put_settled(&sigma_grant(
         "readers",
         vec![
             member("jane@example.com", Usage),
             member("joe@example.com", Usage),
         ],
-    ));
-    h.settle("readers").await.unwrap();
+    ))
+    .await;
     assert_eq!(h.live().len(), 2);
 
     h.edit("readers", |spec| spec.grants.truncate(1));
@@ -201,13 +208,7 @@ async fn removing_a_grant_from_the_spec_revokes_it() {
 
 #[tokio::test]
 async fn deleting_revokes_and_releases_the_resource() {
-    let h = Harness::ready().await;
-    h.sigma.add_member("jane@example.com");
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
-    h.settle("readers").await.unwrap();
+    let (h, _) = jane_reads().await;
     assert_eq!(h.live().len(), 1);
 
     h.delete("readers");
@@ -322,11 +323,11 @@ async fn authoritative_prunes_undeclared_grants_but_not_unmanaged_permissions() 
         .seed_grant(CONNECTION, sigma::Grantee::Member(admin.clone()), "admin");
 
     // Additive first: the stranger's grant is left alone.
-    h.put(&sigma_grant(
+    h.put_settled(&sigma_grant(
         "readers",
         vec![member("jane@example.com", Usage)],
-    ));
-    h.settle("readers").await.unwrap();
+    ))
+    .await;
     assert_eq!(h.live().len(), 3);
 
     h.edit("readers", |spec| {
@@ -396,13 +397,7 @@ async fn observe_writes_nothing_and_reports_drift() {
 
 #[tokio::test]
 async fn drift_is_repaired_at_the_next_sync_and_counted() {
-    let h = Harness::ready().await;
-    let jane = h.sigma.add_member("jane@example.com");
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
-    h.settle("readers").await.unwrap();
+    let (h, jane) = jane_reads().await;
     let grant_id = h.sigma.grants(CONNECTION)[0].grant_id.clone();
 
     // Someone removes the grant in Sigma's UI.
@@ -540,13 +535,7 @@ async fn rate_limits_and_server_errors_converge_without_duplicates() {
 
 #[tokio::test]
 async fn persistent_outage_is_reported_and_nothing_is_forgotten() {
-    let h = Harness::ready().await;
-    h.sigma.add_member("jane@example.com");
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
-    h.settle("readers").await.unwrap();
+    let (h, _) = jane_reads().await;
     let rows = h.status("readers").grants;
 
     h.sigma.inject(sigma::Fault {
@@ -624,11 +613,7 @@ async fn wrong_credentials_make_the_provider_unauthorized_and_grants_wait() {
     );
 
     // Fixing the Secret fixes the provider, then the grant, without a restart.
-    h.secret(
-        NS,
-        "sigma-api",
-        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
-    );
+    h.sigma_api_secret();
     h.reconcile_provider(NS, "sigma-prod").await.unwrap();
     h.settle("readers").await.unwrap();
     assert_eq!(h.ready_condition("readers").reason, "Synced");
@@ -636,13 +621,7 @@ async fn wrong_credentials_make_the_provider_unauthorized_and_grants_wait() {
 
 #[tokio::test]
 async fn credentials_revoked_behind_our_back_give_unauthorized_and_a_provider_recheck() {
-    let h = Harness::ready().await;
-    h.sigma.add_member("jane@example.com");
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
-    h.settle("readers").await.unwrap();
+    let (h, _) = jane_reads().await;
 
     // The Secret is rotated to a value Sigma does not accept.
     h.secret(
@@ -669,11 +648,11 @@ async fn rotated_secret_is_used_from_the_next_sync_without_restart() {
     let h = Harness::ready().await;
     h.sigma.add_member("jane@example.com");
     h.sigma.add_member("joe@example.com");
-    h.put(&sigma_grant(
+    h.put_settled(&sigma_grant(
         "readers",
         vec![member("jane@example.com", Usage)],
-    ));
-    h.settle("readers").await.unwrap();
+    ))
+    .await;
 
     h.sigma.add_client("client-id-2", "client-secret-2");
     h.secret(
@@ -703,13 +682,7 @@ async fn rotated_secret_is_used_from_the_next_sync_without_restart() {
 
 #[tokio::test]
 async fn token_is_cached_refreshed_and_renewed_after_401() {
-    let h = Harness::ready().await;
-    h.sigma.add_member("jane@example.com");
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
-    h.settle("readers").await.unwrap();
+    let (h, _) = jane_reads().await;
     let (logins, refreshes) = h.sigma.tokens_issued();
     assert_eq!(
         (logins, refreshes),
@@ -780,11 +753,11 @@ async fn many_grants_go_in_batches_of_at_most_100() {
     let ids: Vec<String> = (0..250)
         .map(|i| h.sigma.add_member(&format!("user{i}@example.com")))
         .collect();
-    h.put(&sigma_grant(
+    h.put_settled(&sigma_grant(
         "everyone",
         ids.iter().map(|id| member_id(id, Usage)).collect(),
-    ));
-    h.settle("everyone").await.unwrap();
+    ))
+    .await;
     assert_eq!(h.live().len(), 250);
     let posts: Vec<usize> = h
         .sigma
@@ -878,13 +851,7 @@ async fn unknown_connection_is_target_not_found() {
 
 #[tokio::test]
 async fn suspended_resources_make_no_vendor_calls() {
-    let h = Harness::ready().await;
-    h.sigma.add_member("jane@example.com");
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
-    h.settle("readers").await.unwrap();
+    let (h, _) = jane_reads().await;
     h.edit("readers", |spec| spec.policy.suspend = true);
     h.sigma.clear_calls();
     h.advance(Duration::from_secs(600));
@@ -911,13 +878,7 @@ async fn suspended_resources_make_no_vendor_calls() {
 
 #[tokio::test]
 async fn deletion_waits_for_an_unreachable_provider_and_orphan_releases() {
-    let h = Harness::ready().await;
-    h.sigma.add_member("jane@example.com");
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
-    h.settle("readers").await.unwrap();
+    let (h, _) = jane_reads().await;
 
     h.kube
         .delete::<grant_operator::api::GrantProvider>(Some(NS), "sigma-prod");
@@ -1064,11 +1025,11 @@ async fn pagination_is_followed_until_next_page_is_null() {
             .seed_grant(CONNECTION, sigma::Grantee::Member(id.clone()), "usage");
         ids.push(id);
     }
-    h.put(&sigma_grant(
+    h.put_settled(&sigma_grant(
         "readers",
         ids.iter().map(|id| member_id(id, Usage)).collect(),
-    ));
-    h.settle("readers").await.unwrap();
+    ))
+    .await;
     assert_eq!(
         h.sigma.count("GET", "/v2/connections"),
         3,
@@ -1093,12 +1054,7 @@ async fn a_failing_resource_waits_out_its_backoff_instead_of_resyncing_on_its_ow
         ..grant_operator::controller::Config::default()
     })
     .await;
-    h.secret(
-        NS,
-        "sigma-api",
-        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
-    );
-    h.put(&h.sigma_provider(NS, "sigma-prod", "sigma-api"));
+    h.sigma_prod_provider();
     h.reconcile_provider(NS, "sigma-prod").await.unwrap();
     h.put(&sigma_grant(
         "readers",
@@ -1143,11 +1099,7 @@ async fn a_failing_resource_waits_out_its_backoff_instead_of_resyncing_on_its_ow
 #[tokio::test]
 async fn slow_answers_time_out_and_are_retried() {
     let h = Harness::new().await;
-    h.secret(
-        NS,
-        "sigma-api",
-        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
-    );
+    h.sigma_api_secret();
     let mut provider = h.sigma_provider(NS, "sigma-prod", "sigma-api");
     provider.spec.request_timeout_seconds = Some(1);
     h.put(&provider);
@@ -1159,11 +1111,11 @@ async fn slow_answers_time_out_and_are_retried() {
         times: 1,
         kind: sigma::FaultKind::Delay(Duration::from_millis(1500)),
     });
-    h.put(&sigma_grant(
+    h.put_settled(&sigma_grant(
         "readers",
         vec![member("jane@example.com", Usage)],
-    ));
-    h.settle("readers").await.unwrap();
+    ))
+    .await;
     assert_eq!(h.live().len(), 1);
     assert_eq!(
         h.metrics
@@ -1358,19 +1310,14 @@ async fn a_long_retry_after_on_a_write_also_wins() {
 async fn the_token_is_refreshed_shortly_before_it_expires() {
     let h = Harness::new().await;
     h.sigma.set_token_ttl(4);
-    h.secret(
-        NS,
-        "sigma-api",
-        &[("client-id", CLIENT_ID), ("client-secret", CLIENT_SECRET)],
-    );
-    h.put(&h.sigma_provider(NS, "sigma-prod", "sigma-api"));
+    h.sigma_prod_provider();
     h.reconcile_provider(NS, "sigma-prod").await.unwrap();
     h.sigma.add_member("jane@example.com");
-    h.put(&sigma_grant(
+    h.put_settled(&sigma_grant(
         "readers",
         vec![member("jane@example.com", Usage)],
-    ));
-    h.settle("readers").await.unwrap();
+    ))
+    .await;
     assert_eq!(h.sigma.tokens_issued(), (1, 0));
 
     // Renewed a quarter of its lifetime early (at 3 s of 4 s): never refused.
@@ -1438,11 +1385,11 @@ async fn an_unreadable_resource_neither_wedges_the_watch_nor_loses_grants() {
     let h = Harness::ready().await;
     let jane = h.sigma.add_member("jane@example.com");
     let joe = h.sigma.add_member("joe@example.com");
-    h.put(&sigma_grant(
+    h.put_settled(&sigma_grant(
         "future",
         vec![member("joe@example.com", Usage)],
-    ));
-    h.settle("future").await.unwrap();
+    ))
+    .await;
     let mut exact = sigma_grant("exact", vec![member("jane@example.com", Usage)]);
     exact.spec.policy.mode = grant_operator::api::Mode::Authoritative;
     h.put(&exact);
@@ -1523,11 +1470,11 @@ async fn an_unreadable_grant_entry_stops_the_sync(entry: serde_json::Value, why:
         sigma::Grantee::Member(admin.clone()),
         "writeback",
     );
-    h.put(&sigma_grant(
+    h.put_settled(&sigma_grant(
         "readers",
         vec![member("jane@example.com", Usage)],
-    ));
-    h.settle("readers").await.unwrap();
+    ))
+    .await;
     assert_eq!(h.ready_condition("readers").reason, "Synced");
 
     h.sigma.inject_raw_grant(CONNECTION, entry);

@@ -3,7 +3,7 @@
 //!
 //! Every scenario runs for both grants APIs (`RoleGrants`, `Legacy`) and the
 //! three ways to log in (key-pair JWT, OAuth token, programmatic access token):
-//! see `every_api_and_login!`.
+//! see the `support::each_setup!` call below.
 
 mod support;
 
@@ -76,63 +76,30 @@ fn writes(h: &Harness) -> Vec<String> {
         .collect()
 }
 
-macro_rules! every_api_and_login {
-    ($($name:ident),* $(,)?) => {
-        mod role_grants_key_pair {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::SnowflakeGrantsApi::RoleGrants, super::SnowflakeLogin::KeyPair).await
-            })*
-        }
-        mod role_grants_oauth {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::SnowflakeGrantsApi::RoleGrants, super::SnowflakeLogin::OAuth).await
-            })*
-        }
-        mod role_grants_pat {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::SnowflakeGrantsApi::RoleGrants, super::SnowflakeLogin::Pat).await
-            })*
-        }
-        mod legacy_encrypted_key_pair {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::SnowflakeGrantsApi::Legacy, super::SnowflakeLogin::EncryptedKeyPair).await
-            })*
-        }
-        mod legacy_oauth {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::SnowflakeGrantsApi::Legacy, super::SnowflakeLogin::OAuth).await
-            })*
-        }
-        mod legacy_pat {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::SnowflakeGrantsApi::Legacy, super::SnowflakeLogin::Pat).await
-            })*
-        }
-    };
-}
-
-every_api_and_login!(
-    grant_add_and_remove_privileges_then_delete,
-    grant_option_on_and_off_touches_only_the_option,
-    bulk_all_grants_expand_repair_new_objects_and_revoke,
-    future_grants_are_read_from_their_own_listing_and_revoked,
-    quoted_mixed_case_names_are_sent_with_their_quotes,
-    database_roles_and_users_are_grantees,
-    shared_privileges_across_two_resources,
-    authoritative_prunes_only_the_resource_securable,
-    observe_writes_nothing_and_reports_drift,
-    drift_is_repaired_at_the_next_sync,
-    accepted_requests_are_followed_to_their_result,
-    unknown_role_and_securable_are_reported,
-    rate_limits_and_server_errors_converge,
-    steady_state_is_one_listing_per_grantee_and_no_writes,
-    orphan_leaves_grants_in_place,
+support::each_setup!(
+    [
+        grant_add_and_remove_privileges_then_delete,
+        grant_option_on_and_off_touches_only_the_option,
+        bulk_all_grants_expand_repair_new_objects_and_revoke,
+        future_grants_are_read_from_their_own_listing_and_revoked,
+        quoted_mixed_case_names_are_sent_with_their_quotes,
+        database_roles_and_users_are_grantees,
+        shared_privileges_across_two_resources,
+        authoritative_prunes_only_the_resource_securable,
+        observe_writes_nothing_and_reports_drift,
+        drift_is_repaired_at_the_next_sync,
+        accepted_requests_are_followed_to_their_result,
+        unknown_role_and_securable_are_reported,
+        rate_limits_and_server_errors_converge,
+        steady_state_is_one_listing_per_grantee_and_no_writes,
+        orphan_leaves_grants_in_place,
+    ];
+    role_grants_key_pair => (super::SnowflakeGrantsApi::RoleGrants, super::SnowflakeLogin::KeyPair),
+    role_grants_oauth => (super::SnowflakeGrantsApi::RoleGrants, super::SnowflakeLogin::OAuth),
+    role_grants_pat => (super::SnowflakeGrantsApi::RoleGrants, super::SnowflakeLogin::Pat),
+    legacy_encrypted_key_pair => (super::SnowflakeGrantsApi::Legacy, super::SnowflakeLogin::EncryptedKeyPair),
+    legacy_oauth => (super::SnowflakeGrantsApi::Legacy, super::SnowflakeLogin::OAuth),
+    legacy_pat => (super::SnowflakeGrantsApi::Legacy, super::SnowflakeLogin::Pat),
 );
 
 async fn grant_add_and_remove_privileges_then_delete(
@@ -140,14 +107,14 @@ async fn grant_add_and_remove_privileges_then_delete(
     login: SnowflakeLogin,
 ) {
     let h = ready(api, login).await;
-    h.put(&snowflake_grant(
+    h.put_settled(&snowflake_grant(
         "public",
         role("analyst"),
         target_securable("SCHEMA", "sales.public"),
         &["USAGE"],
         false,
-    ));
-    settle(&h, "public").await.unwrap();
+    ))
+    .await;
     assert_eq!(
         h.snowflake.live("ROLE", "ANALYST"),
         held(&[("SCHEMA SALES.PUBLIC", "USAGE")])
@@ -195,14 +162,14 @@ async fn grant_option_on_and_off_touches_only_the_option(
     login: SnowflakeLogin,
 ) {
     let h = ready(api, login).await;
-    h.put(&snowflake_grant(
+    h.put_settled(&snowflake_grant(
         "wh",
         role("ANALYST"),
         target_securable("WAREHOUSE", "compute_wh"),
         &["USAGE", "OPERATE"],
         true,
-    ));
-    settle(&h, "wh").await.unwrap();
+    ))
+    .await;
     assert_eq!(
         h.snowflake.live("ROLE", "ANALYST"),
         held(&[
@@ -271,14 +238,14 @@ async fn bulk_all_grants_expand_repair_new_objects_and_revoke(
     login: SnowflakeLogin,
 ) {
     let h = ready(api, login).await;
-    h.put(&snowflake_grant(
+    h.put_settled(&snowflake_grant(
         "tables",
         role("ANALYST"),
         target_all("TABLES", Scope::Schema, "SALES.PUBLIC"),
         &["SELECT"],
         false,
-    ));
-    settle(&h, "tables").await.unwrap();
+    ))
+    .await;
     assert_eq!(
         h.snowflake.live("ROLE", "ANALYST"),
         held(&[
@@ -340,14 +307,14 @@ async fn future_grants_are_read_from_their_own_listing_and_revoked(
     login: SnowflakeLogin,
 ) {
     let h = ready(api, login).await;
-    h.put(&snowflake_grant(
+    h.put_settled(&snowflake_grant(
         "future",
         role("ANALYST"),
         target_future("TABLES", Scope::Database, "SALES"),
         &["SELECT"],
         false,
-    ));
-    settle(&h, "future").await.unwrap();
+    ))
+    .await;
     assert_eq!(
         h.snowflake.future_live("ROLE", "ANALYST"),
         held(&[("FUTURE TABLES IN DATABASE SALES", "SELECT")])
@@ -380,14 +347,14 @@ async fn quoted_mixed_case_names_are_sent_with_their_quotes(
     login: SnowflakeLogin,
 ) {
     let h = ready(api, login).await;
-    h.put(&snowflake_grant(
+    h.put_settled(&snowflake_grant(
         "mixed",
         role(r#""My Role""#),
         target_securable("TABLE", r#"sales."Mixed Case"."Line Items""#),
         &["SELECT"],
         false,
-    ));
-    settle(&h, "mixed").await.unwrap();
+    ))
+    .await;
     assert_eq!(
         h.snowflake.live("ROLE", r#""My Role""#),
         held(&[(r#"TABLE SALES."Mixed Case"."Line Items""#, "SELECT")])
@@ -521,14 +488,14 @@ async fn authoritative_prunes_only_the_resource_securable(
     );
     h.snowflake
         .grant_direct("ROLE", "ANALYST", "DATABASE", "SALES", "USAGE", false);
-    h.put(&snowflake_grant(
+    h.put_settled(&snowflake_grant(
         "public",
         role("ANALYST"),
         target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
         false,
-    ));
-    settle(&h, "public").await.unwrap();
+    ))
+    .await;
     assert_eq!(
         h.snowflake.live("ROLE", "ANALYST").len(),
         3,
@@ -575,14 +542,14 @@ async fn observe_writes_nothing_and_reports_drift(api: SnowflakeGrantsApi, login
 
 async fn drift_is_repaired_at_the_next_sync(api: SnowflakeGrantsApi, login: SnowflakeLogin) {
     let h = ready(api, login).await;
-    h.put(&snowflake_grant(
+    h.put_settled(&snowflake_grant(
         "public",
         role("ANALYST"),
         target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE", "MONITOR"],
         false,
-    ));
-    settle(&h, "public").await.unwrap();
+    ))
+    .await;
     h.snowflake
         .revoke_direct("ROLE", "ANALYST", "SCHEMA", "SALES.PUBLIC", "MONITOR");
     h.snowflake.clear_calls();
@@ -601,14 +568,14 @@ async fn accepted_requests_are_followed_to_their_result(
     let h = ready(api, login).await;
     // The listing, the grant and the listing after it each answer 202 first.
     h.snowflake.answer_async(3, 2);
-    h.put(&snowflake_grant(
+    h.put_settled(&snowflake_grant(
         "public",
         role("ANALYST"),
         target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
         false,
-    ));
-    settle(&h, "public").await.unwrap();
+    ))
+    .await;
     assert_eq!(
         h.snowflake.live("ROLE", "ANALYST"),
         held(&[("SCHEMA SALES.PUBLIC", "USAGE")])
@@ -675,14 +642,14 @@ async fn rate_limits_and_server_errors_converge(api: SnowflakeGrantsApi, login: 
         times: 2,
         kind: FaultKind::Status(504),
     });
-    h.put(&snowflake_grant(
+    h.put_settled(&snowflake_grant(
         "public",
         role("ANALYST"),
         target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
         false,
-    ));
-    settle(&h, "public").await.unwrap();
+    ))
+    .await;
     assert_eq!(
         h.snowflake.live("ROLE", "ANALYST"),
         held(&[("SCHEMA SALES.PUBLIC", "USAGE")])
@@ -1190,14 +1157,14 @@ async fn revoking_all_spares_what_other_resources_keep() {
     for api in [SnowflakeGrantsApi::RoleGrants, SnowflakeGrantsApi::Legacy] {
         let h = ready(api, SnowflakeLogin::Pat).await;
         h.snowflake.add_table("SALES.PUBLIC.RETURNS");
-        h.put(&snowflake_grant(
+        h.put_settled(&snowflake_grant(
             "x-all",
             role("ANALYST"),
             target_all("TABLES", Scope::Schema, "SALES.PUBLIC"),
             &["SELECT"],
             false,
-        ));
-        settle(&h, "x-all").await.unwrap();
+        ))
+        .await;
         match api {
             SnowflakeGrantsApi::RoleGrants => assert_eq!(
                 write_bodies(&h),
@@ -1368,22 +1335,22 @@ async fn revoking_all_spares_an_overlapping_all_and_revokes_in_bulk_when_nothing
 async fn revoking_one_object_spares_what_an_all_resource_keeps() {
     for api in [SnowflakeGrantsApi::RoleGrants, SnowflakeGrantsApi::Legacy] {
         let h = ready(api, SnowflakeLogin::Pat).await;
-        h.put(&snowflake_grant(
+        h.put_settled(&snowflake_grant(
             "orders",
             role("ANALYST"),
             target_securable("TABLE", "SALES.PUBLIC.ORDERS"),
             &["SELECT", "INSERT"],
             false,
-        ));
-        settle(&h, "orders").await.unwrap();
-        h.put(&snowflake_grant(
+        ))
+        .await;
+        h.put_settled(&snowflake_grant(
             "all",
             role("ANALYST"),
             target_all("TABLES", Scope::Schema, "SALES.PUBLIC"),
             &["SELECT"],
             false,
-        ));
-        settle(&h, "all").await.unwrap();
+        ))
+        .await;
         h.snowflake.clear_calls();
         h.delete_of::<SnowflakeGrant>("orders");
         settle(&h, "orders").await.unwrap();
@@ -1869,14 +1836,14 @@ async fn future_grants_described_by_their_securable_are_read() {
 async fn an_unreadable_entry_fails_the_sync_and_names_it() {
     for api in [SnowflakeGrantsApi::RoleGrants, SnowflakeGrantsApi::Legacy] {
         let h = ready(api, SnowflakeLogin::Pat).await;
-        h.put(&snowflake_grant(
+        h.put_settled(&snowflake_grant(
             "orders",
             role("ANALYST"),
             target_securable("TABLE", "SALES.PUBLIC.ORDERS"),
             &["SELECT"],
             false,
-        ));
-        settle(&h, "orders").await.unwrap();
+        ))
+        .await;
         h.snowflake.add_raw_row(
             "ROLE",
             "ANALYST",

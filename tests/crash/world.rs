@@ -31,8 +31,7 @@ use futures::FutureExt;
 use grant_operator::api::*;
 use grant_operator::controller::{Config, SystemClock, run};
 use grant_operator::metrics::Metrics;
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
@@ -659,19 +658,7 @@ impl Since {
 }
 
 fn secret(kube: &FakeKube, name: &str, data: &[(&str, &str)]) {
-    kube.put(&Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(NS.into()),
-            ..ObjectMeta::default()
-        },
-        data: Some(
-            data.iter()
-                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-                .collect(),
-        ),
-        ..Secret::default()
-    });
+    kube.put(&secret_with_data(NS, name, data));
 }
 
 fn fast(provider: &mut GrantProvider, timeout: i32) {
@@ -792,18 +779,7 @@ impl World {
     /// outsider's grant; the kill switch and observers installed. No operator yet.
     pub async fn new(options: Options) -> World {
         grant_operator::install_crypto_provider();
-        let kube = FakeKube::new();
-        for (plural, kind, namespaced) in [
-            ("grantproviders", "GrantProvider", true),
-            ("clustergrantproviders", "ClusterGrantProvider", false),
-            ("sigmagrants", "SigmaGrant", true),
-            ("grafanagrants", "GrafanaGrant", true),
-            ("snowflakegrants", "SnowflakeGrant", true),
-            ("dremiogrants", "DremioGrant", true),
-        ] {
-            kube.register_kind(GROUP, VERSION, plural, kind, namespaced);
-            kube.register_status_subresource(GROUP, plural);
-        }
+        let kube = operator_kube();
         kube.put(&Namespace {
             metadata: ObjectMeta {
                 name: Some(NS.into()),

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use crate::sandbox::emulator::{Answer, json_response};
 
-use super::legacy::{json_object, parse_id};
+use super::legacy::{grantee_in_org, json_object, parse_id};
 use super::routes::{AcTarget, bad_request, bad_request_data, datasource_not_found};
 use super::{BUILT_IN_ROLES, Entry, Grantee, Level, State, avatar_url, message};
 
@@ -96,15 +96,7 @@ pub(super) fn ac_set(
         Some(name) => Some(Level::from_name(name).ok_or_else(bad_request_data)?),
         None => return Err(bad_request_data()),
     };
-    match grantee {
-        Grantee::User(id) if !st.user_in_org(id, org) => {
-            return Err(bad_request("user not found"));
-        }
-        Grantee::Team(id) if !st.team_in_org(id, org) => {
-            return Err(bad_request("team not found"));
-        }
-        _ => {}
-    }
+    grantee_in_org(st, &grantee, org, "")?;
     let new_id = st.new_id();
     let ts = st.timestamp_ms();
     let d = st

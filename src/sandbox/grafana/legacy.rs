@@ -12,6 +12,25 @@ use crate::sandbox::emulator::{
 use super::routes::{bad_request, bad_request_data, datasource_not_found};
 use super::{Entry, Grantee, Level, State, avatar_url, message};
 
+/// Refuses, as Grafana does (400, its message after `prefix`), a user or team
+/// that is not in `org`.
+pub(super) fn grantee_in_org(
+    st: &State,
+    grantee: &Grantee,
+    org: i64,
+    prefix: &str,
+) -> Result<(), ApiError> {
+    match grantee {
+        Grantee::User(id) if !st.user_in_org(*id, org) => {
+            Err(bad_request(format!("{prefix}user not found")))
+        }
+        Grantee::Team(id) if !st.team_in_org(*id, org) => {
+            Err(bad_request(format!("{prefix}team not found")))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn parse_id(raw: &str, message: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>().map_err(|_| bad_request(message))
 }
@@ -125,15 +144,7 @@ pub(super) fn legacy_add(
             "Permissions are not enabled for this data source",
         ));
     }
-    match grantee {
-        Grantee::User(id) if !st.user_in_org(id, org) => {
-            return Err(bad_request("Failed to add permission: user not found"));
-        }
-        Grantee::Team(id) if !st.team_in_org(id, org) => {
-            return Err(bad_request("Failed to add permission: team not found"));
-        }
-        _ => {}
-    }
+    grantee_in_org(st, &grantee, org, "Failed to add permission: ")?;
     let id = st.new_id();
     let ts = st.timestamp_ms();
     let d = st
