@@ -698,6 +698,9 @@ struct Observed {
     ready: Mutex<HashMap<String, Instant>>,
     status_writes: AtomicU64,
     other_writes: AtomicU64,
+    /// Listings (not watches) of the grant kinds: a watch that cannot resume
+    /// (`410 Gone`) lists its whole kind again.
+    grant_lists: AtomicU64,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -726,6 +729,11 @@ async fn scale_on_four_vendors() {
         let observed = observed.clone();
         world.kube.on_request(move |call| {
             if call.method == "GET" {
+                let listing = PLURALS.iter().any(|plural| call.path.ends_with(plural))
+                    && !call.query.split('&').any(|pair| pair == "watch=true");
+                if listing {
+                    observed.grant_lists.fetch_add(1, Ordering::Relaxed);
+                }
                 return;
             }
             let Some(rest) = call.path.strip_suffix("/status") else {
@@ -851,6 +859,7 @@ async fn scale_on_four_vendors() {
     clear_calls(&world);
     let status_before = observed.status_writes.load(Ordering::Relaxed);
     let other_before = observed.other_writes.load(Ordering::Relaxed);
+    let lists_before = observed.grant_lists.load(Ordering::Relaxed);
     let cpu_before = cpu_seconds(pid);
     let window_start = Instant::now();
     tokio::time::sleep(Duration::from_secs(interval_secs * steady_intervals)).await;
@@ -860,6 +869,7 @@ async fn scale_on_four_vendors() {
     let gaps = listing_gaps(&world);
     let status_writes = observed.status_writes.load(Ordering::Relaxed) - status_before;
     let other_writes = observed.other_writes.load(Ordering::Relaxed) - other_before;
+    let grant_lists = observed.grant_lists.load(Ordering::Relaxed) - lists_before;
     let resident = proc_status_kib(pid, "VmRSS:");
 
     // The table.
@@ -916,8 +926,9 @@ async fn scale_on_four_vendors() {
     );
     println!();
     println!(
-        "steady state over {steady_intervals} intervals ({window:.0} s): CPU {:.2}% of a core, {status_writes} status writes, {other_writes} other API writes, resident {:.1} MiB",
+        "steady state over {steady_intervals} intervals ({window:.0} s): CPU {:.2}% of a core, {status_writes} status writes, {other_writes} other API writes, {grant_lists} listing pages of grant kinds (relists; {} in the whole run), resident {:.1} MiB",
         cpu * 100.0,
+        observed.grant_lists.load(Ordering::Relaxed),
         mib(resident)
     );
     println!();
