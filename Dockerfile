@@ -23,7 +23,7 @@ RUN touch src/main.rs src/lib.rs \
  && cargo build --release --locked --no-default-features --bin grant-operator \
  && cp target/release/grant-operator /grant-operator
 
-# distroless/cc: glibc and libgcc for the binary (ring, glibc's malloc tuning);
+# distroless/cc: glibc and libgcc for the binary (ring; mimalloc is linked in);
 # :nonroot runs as uid 65532.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /grant-operator /usr/local/bin/grant-operator

@@ -65,21 +65,6 @@ async fn resident_memory_with_many_grants() {
         peak / 1024,
         high_water / 1024
     );
-    if std::env::var("BENCH_TRIM").is_ok() {
-        let _ = std::process::Command::new("gdb")
-            .args([
-                "-p",
-                &pid.to_string(),
-                "-batch",
-                "-ex",
-                "call (int)malloc_trim(0)",
-            ])
-            .output();
-        eprintln!(
-            "after malloc_trim(0): resident {} MiB",
-            proc_status_kib(pid, "VmRSS:") / 1024
-        );
-    }
     // SIGTERM: the operator shuts down gracefully (and a profiler can write its report).
     stop_operator(operator).await;
     let _ = std::fs::remove_file(&kubeconfig);

@@ -36,9 +36,9 @@
 //! `SCALE_RTT_MS` (100), `SCALE_STEADY_INTERVALS` (2), `SCALE_CHECKPOINTS`
 //! (`1000,5000,10000,20000`), `BENCH_SETTLE_SECS` (20), `BENCH_WRAPPER` (run the
 //! operator under a profiler, e.g. `valgrind --tool=massif`), `BENCH_OPERATOR`
-//! (another build of the binary, to compare). The operator runs with
-//! `--last-sync-refresh-intervals 10` (README, "Behaviour where the contract is
-//! silent", 10).
+//! (another build of the binary, to compare), `SCALE_REFRESH_INTERVALS`
+//! (`--last-sync-refresh-intervals`; unset: the operator's default, README,
+//! "Behaviour where the contract is silent", 10).
 
 mod support;
 
@@ -698,6 +698,9 @@ struct Observed {
     ready: Mutex<HashMap<String, Instant>>,
     status_writes: AtomicU64,
     other_writes: AtomicU64,
+    /// Listings (not watches) of the grant kinds: a watch that cannot resume
+    /// (`410 Gone`) lists its whole kind again.
+    grant_lists: AtomicU64,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -726,6 +729,11 @@ async fn scale_on_four_vendors() {
         let observed = observed.clone();
         world.kube.on_request(move |call| {
             if call.method == "GET" {
+                let listing = PLURALS.iter().any(|plural| call.path.ends_with(plural))
+                    && !call.query.split('&').any(|pair| pair == "watch=true");
+                if listing {
+                    observed.grant_lists.fetch_add(1, Ordering::Relaxed);
+                }
                 return;
             }
             let Some(rest) = call.path.strip_suffix("/status") else {
@@ -756,11 +764,14 @@ async fn scale_on_four_vendors() {
         });
     }
     let kubeconfig = serve_kube_over_http(&world.kube).await;
-    // Steady state writes no status that only lastSyncTime would change (see README).
-    let operator = spawn_operator(
-        &kubeconfig,
-        &["--log-level", "warn", "--last-sync-refresh-intervals", "10"],
-    );
+    // The operator's default lastSyncTime refresh unless SCALE_REFRESH_INTERVALS
+    // names another (README, "Behaviour where the contract is silent", 10).
+    let refresh = std::env::var("SCALE_REFRESH_INTERVALS").ok();
+    let mut args = vec!["--log-level", "warn"];
+    if let Some(refresh) = &refresh {
+        args.extend(["--last-sync-refresh-intervals", refresh.as_str()]);
+    }
+    let operator = spawn_operator(&kubeconfig, &args);
     let pid = operator.id();
     let started = Instant::now();
     while !world.providers_ready() {
@@ -848,6 +859,7 @@ async fn scale_on_four_vendors() {
     clear_calls(&world);
     let status_before = observed.status_writes.load(Ordering::Relaxed);
     let other_before = observed.other_writes.load(Ordering::Relaxed);
+    let lists_before = observed.grant_lists.load(Ordering::Relaxed);
     let cpu_before = cpu_seconds(pid);
     let window_start = Instant::now();
     tokio::time::sleep(Duration::from_secs(interval_secs * steady_intervals)).await;
@@ -857,12 +869,17 @@ async fn scale_on_four_vendors() {
     let gaps = listing_gaps(&world);
     let status_writes = observed.status_writes.load(Ordering::Relaxed) - status_before;
     let other_writes = observed.other_writes.load(Ordering::Relaxed) - other_before;
+    let grant_lists = observed.grant_lists.load(Ordering::Relaxed) - lists_before;
     let resident = proc_status_kib(pid, "VmRSS:");
 
     // The table.
+    let refreshed = match &refresh {
+        Some(n) => format!("every {n} intervals"),
+        None => "at the default".into(),
+    };
     println!();
     println!(
-        "## grant-operator at scale: {total} resources on 4 vendors, {objects} vendor objects each, {:?} round trips, syncInterval {interval}, {rate}/s created",
+        "## grant-operator at scale: {total} resources on 4 vendors, {objects} vendor objects each, {:?} round trips, syncInterval {interval}, {rate}/s created, lastSyncTime refresh {refreshed}",
         rtt
     );
     println!();
@@ -909,8 +926,9 @@ async fn scale_on_four_vendors() {
     );
     println!();
     println!(
-        "steady state over {steady_intervals} intervals ({window:.0} s): CPU {:.2}% of a core, {status_writes} status writes, {other_writes} other API writes, resident {:.1} MiB",
+        "steady state over {steady_intervals} intervals ({window:.0} s): CPU {:.2}% of a core, {status_writes} status writes, {other_writes} other API writes, {grant_lists} listing pages of grant kinds (relists; {} in the whole run), resident {:.1} MiB",
         cpu * 100.0,
+        observed.grant_lists.load(Ordering::Relaxed),
         mib(resident)
     );
     println!();
