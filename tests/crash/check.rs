@@ -291,9 +291,10 @@ fn recorded(world: &World, vendor: Vendor, name: &str, key: &str) -> String {
                     code => format!("not stored, answered {code}"),
                 };
                 let line = format!(
-                    "{} {} ({outcome})",
+                    "{} {} ({outcome}) [{}]",
                     row["permission"].as_str().unwrap_or_default(),
                     row["state"].as_str().unwrap_or_default(),
+                    row["message"].as_str().unwrap_or_default(),
                 );
                 if !rows.contains(&line) {
                     rows.push(line);
@@ -307,9 +308,40 @@ fn recorded(world: &World, vendor: Vendor, name: &str, key: &str) -> String {
             writes.len()
         )
     } else {
+        // Every API request about the resource (status and finalizer writes,
+        // reads), numbered among all the API server received, to tell which
+        // operator wrote what and when the finalizer went.
+        let all = world.kube.calls();
+        let object = format!("/{}/{name}", vendor.plural());
+        let trail: Vec<String> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, call)| call.path.ends_with(&object) || call.path.ends_with(&suffix))
+            .map(|(i, call)| {
+                format!(
+                    "API request {i}: {} {} -> {} {}",
+                    call.method,
+                    if call.path.ends_with(&suffix) {
+                        "status"
+                    } else {
+                        "object"
+                    },
+                    call.status,
+                    call.body
+                        .as_ref()
+                        .map(|b| b.to_string())
+                        .unwrap_or_default()
+                        .chars()
+                        .take(600)
+                        .collect::<String>()
+                )
+            })
+            .collect();
         format!(
-            "{name}: its status writes recorded {key} as: {}",
-            rows.join("; ")
+            "{name}: its status writes recorded {key} as: {}\n        its API requests (of {} in all):\n          {}",
+            rows.join("; "),
+            all.len(),
+            trail.join("\n          ")
         )
     }
 }

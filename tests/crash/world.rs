@@ -46,6 +46,14 @@ use crate::support::snowflake::SnowflakeEmulator;
 use crate::support::*;
 use crate::support::{dremio, emulator, grafana, sigma};
 
+/// How long after a kill a vendor request the operator wrote to its socket
+/// before dying may still reach an emulator: the emulator's task that reads it
+/// may wait that long for a core when many worlds run at once on a loaded
+/// machine (30 ms was too short at a load average of 20). A request from
+/// something that survived the kill arrives later, or reaches the API server,
+/// which allows no delay at all.
+const VENDOR_SETTLE: Duration = Duration::from_millis(250);
+
 /// What the world is made of.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -1152,7 +1160,7 @@ impl World {
         // request written to its socket just before the kill may still be read
         // by the emulator a moment later, so vendors get a moment to settle.
         let dead = Instant::now();
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        tokio::time::sleep(VENDOR_SETTLE).await;
         let settled = Instant::now();
         tokio::time::sleep(Duration::from_millis(50)).await;
         let late: Vec<String> = self
