@@ -184,7 +184,13 @@ fn timed_out(what: &str, problems: Vec<String>) -> Violation {
 async fn scenario_run(vendor: Vendor, kill: Option<(usize, When)>) -> Run {
     let started = Instant::now();
     let steps = scenario(vendor);
-    let mut world = World::new(Options::single(vendor)).await;
+    // A short request timeout: a restarted operator holds the targets the killed
+    // one was working on for twice the timeout, and every run here restarts it.
+    let mut world = World::new(Options {
+        request_timeout: 1,
+        ..Options::single(vendor)
+    })
+    .await;
     if let Some((k, when)) = kill {
         world.switch.arm(k, when);
     }
@@ -1106,6 +1112,86 @@ async fn a_held_write_removed_from_the_spec_is_revoked_snowflake() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_write_of_a_deleted_resource_is_revoked_snowflake() {
     a_held_write_lands_after_a_kill(Vendor::Snowflake, true).await;
+}
+
+/// A whole-list write (Dremio's PUT) sent by an operator that is killed while
+/// the vendor holds it, and that lands after the restarted operator could have
+/// written: it replaces the whole list with the one the dead operator computed.
+/// So while a dead operator's write may still land on a target where it had
+/// work in progress (here the intent rows of the deleted resource), the
+/// restarted operator writes nothing there; what is declared meanwhile is
+/// granted after, and never revoked by the late write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_whole_list_write_of_a_dead_operator_is_never_overtaken() {
+    let started = Instant::now();
+    let mut world = World::new(Options::single(Vendor::Dremio)).await;
+    let dremio = world.dremio.clone().expect("dremio");
+    let the_put = {
+        let dremio = dremio.clone();
+        move || {
+            dremio
+                .calls()
+                .into_iter()
+                .find(|call| call.method == "PUT" && call.path.starts_with("/api/v3/catalog/"))
+                .map(|call| call.status)
+        }
+    };
+    // Carried out 1.5 s after it arrives, whatever happens to its sender.
+    dremio.inject(support::emulator::Fault {
+        method: Some("PUT".into()),
+        path_prefix: "/api/v3/catalog/".into(),
+        times: 1,
+        kind: FaultKind::Delay(Duration::from_millis(1500)),
+    });
+    world.start();
+    let ready = world.providers_ready(CONVERGE).await;
+    assert!(matches!(ready, Waited::Done), "{ready:?}");
+    world.apply(&[declare(
+        Vendor::Dremio,
+        "a",
+        &[(0, privileges(&["SELECT"], false))],
+    )]);
+    support::eventually("the grant list write arrives", || the_put().is_some()).await;
+    world.kill().await;
+    assert_eq!(
+        the_put(),
+        Some(0),
+        "the write is held when the operator dies"
+    );
+    // While it is down, the first resource goes and another grantee is declared
+    // on the same object; the restarted operator must not write that grant
+    // before the held list (which does not have it) lands.
+    world.apply(&[
+        Action::Delete(Vendor::Dremio, "a".into()),
+        declare(Vendor::Dremio, "b", &[(1, privileges(&["INSERT"], false))]),
+    ]);
+    world.start();
+    let waited = world.converge(None, CONVERGE, GRACE, false).await;
+    world.stop().await;
+    let mut violations = check(&world);
+    if let (Waited::TimedOut(problems), true) = (waited, violations.is_empty()) {
+        violations.push(timed_out("did not converge", problems));
+    }
+    let run = Run {
+        steps: Vec::new(),
+        killed: true,
+        failure: (!violations.is_empty()).then(|| {
+            report(
+                "dremio: a whole-list write held by the vendor lands after a kill and a restart",
+                "cargo test --test crash a_held_whole_list_write -- --nocapture",
+                &world,
+                &[],
+                &violations,
+            )
+        }),
+        violations,
+        took: started.elapsed(),
+    };
+    conclude(
+        "a_held_whole_list_write_of_a_dead_operator",
+        &[run],
+        started,
+    );
 }
 
 // ---------------------------------------------------------------------------

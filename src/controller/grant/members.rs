@@ -36,6 +36,29 @@ pub(super) struct Member<K: GrantKind> {
     pub(super) refused: Option<Failure>,
 }
 
+/// Whether the member shows work a process that led before `since` may have
+/// had in flight when it stopped: rows of writes whose result it did not read
+/// (intents, revocations), or a deletion or expiry from before `since` whose
+/// grants are not all revoked. (A spec lowered just before a restart leaves no
+/// such trace; see the README.)
+pub(super) fn work_in_progress<K: GrantKind>(member: &Member<K>, since: Timestamp) -> bool {
+    let rows = sync::previous_rows::<K>(&member.previous_rows);
+    if rows.iter().any(|row| row.intent || row.revocation) {
+        return true;
+    }
+    let began = match member.phase {
+        Phase::Deleting => member
+            .object
+            .meta()
+            .deletion_timestamp
+            .as_ref()
+            .map(|at| at.0),
+        Phase::Expired => member.object.policy().expires_at.as_ref().map(|at| at.0),
+        _ => None,
+    };
+    began.is_some_and(|began| began < since) && rows.iter().any(|row| row.owned())
+}
+
 /// The status rows of a resource.
 pub(super) fn status_rows<K: GrantKind>(object: &K) -> Vec<GrantRow> {
     object

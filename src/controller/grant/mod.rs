@@ -47,6 +47,18 @@
 //! timeout: no sync of it writes, and none confirms a revocation (no finalizer
 //! goes), until a read made after the fence shows what landed.
 //!
+//! **Writes a previous operator left in flight.** A process that died (or lost
+//! its lease) may have sent writes that are still to be carried out, and no
+//! answer will ever come for them. So at its first sync after this operator
+//! started leading, a unit whose members show work in progress (intent or
+//! revocation rows, a deletion or expiry from before the start whose grants are
+//! not revoked yet, see `members::work_in_progress`) is fenced like one with an
+//! unanswered write,
+//! until twice the request timeout after the start: a late whole list (Dremio's
+//! PUT) or revoke of the previous operator never overtakes this one's writes.
+//! A unit whose first sync shows no such work is not fenced: nothing of the
+//! previous operator can land there.
+//!
 //! The modules, in the order a resource meets them:
 //! - this module: [`GrantContext`] (what the controller of one kind shares, the
 //!   write fences of units) and the keys and inputs of a resource (`unit_of`,
@@ -107,6 +119,9 @@ pub struct GrantContext<K: GrantKind> {
     /// Units with a write that got no answer, and until when they are fenced
     /// (see the module docs). Entries go when they expire or their unit goes.
     fences: std::sync::Mutex<std::collections::HashMap<UnitKey, std::time::Instant>>,
+    /// Units whose first sync of this term was checked for a previous
+    /// operator's work in progress (see the module docs). Entries go with their unit.
+    checked: std::sync::Mutex<HashSet<UnitKey>>,
     /// Start (Unix seconds) of the latest sync that read the vendor for a member
     /// neither suspended nor expired: the kind's last successful sync, which the
     /// status's `lastSyncTime` shows only when it is written (see
@@ -131,6 +146,7 @@ impl<K: GrantKind> GrantContext<K> {
             wake,
             syncs: Arc::new(SyncTasks::default()),
             fences: std::sync::Mutex::new(std::collections::HashMap::new()),
+            checked: std::sync::Mutex::new(HashSet::new()),
             last_synced: Arc::new(std::sync::atomic::AtomicI64::new(0)),
         }
     }
@@ -155,6 +171,27 @@ impl<K: GrantKind> GrantContext<K> {
         let mut fences = self.fences();
         let entry = fences.entry(unit.clone()).or_insert(until);
         *entry = (*entry).max(until);
+    }
+
+    /// Whether this is the first sync of `unit` in this term to reach the check
+    /// for a previous operator's writes (see the module docs); it is then
+    /// recorded as checked.
+    fn first_check(&self, unit: &UnitKey) -> bool {
+        self.checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(unit.clone())
+    }
+
+    /// Forgets the fences and start-of-term checks of the units of `target`
+    /// whose provider is not in `providers`.
+    fn forget_fences(&self, target: &str, providers: &HashSet<ProviderId>) {
+        let keep = |unit: &UnitKey| unit.target != target || providers.contains(&unit.provider);
+        self.fences().retain(|unit, _| keep(unit));
+        self.checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|unit| keep(unit));
     }
 
     /// Units fenced now (for tests of boundedness).
@@ -187,8 +224,7 @@ impl<K: GrantKind> GrantContext<K> {
             }
         }
         self.units.forget_others(target, &providers);
-        self.fences()
-            .retain(|unit, _| unit.target != target || providers.contains(&unit.provider));
+        self.forget_fences(target, &providers);
         if providers.is_empty() {
             self.aliases.forget(target);
         }

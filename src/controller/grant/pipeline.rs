@@ -23,7 +23,7 @@ use crate::vendor_api::{GrantKind, ResolvedTarget, Vendor};
 use crate::{plan, sync};
 
 use super::GrantContext;
-use super::members::{Gathered, Member, foreign_holdings, gather, with_aliases};
+use super::members::{Gathered, Member, foreign_holdings, gather, with_aliases, work_in_progress};
 use super::write::{fail, finish, write_status};
 
 /// Runs sync `seq` of `unit` for every member at once; the outcome answers
@@ -157,6 +157,32 @@ pub(super) async fn sync_unit<K: GrantKind>(
         }
         return outcome;
     }
+    // A previous operator's writes may still land where it had work in progress.
+    let inherited = after_start(&context, &provider, started);
+    if let Some(left) = inherited
+        && members
+            .iter()
+            .any(|member| work_in_progress(member, context.leading_since))
+        && cx.first_check(&unit)
+    {
+        cx.fence(&unit, left);
+        let failure = Failure {
+            reason: Reason::VendorUnavailable,
+            message: format!(
+                "grant-operator restarted while work on this target was in progress: a write the previous process sent to {} may still be carried out; no new write, and no revocation confirmed, for {}s",
+                K::VENDOR,
+                left.as_secs().max(1)
+            ),
+            retry_after: Some(left),
+        };
+        for member in members.iter().filter(|member| member.phase.reported()) {
+            fail(&cx, &mut outcome, member, &failure).await;
+        }
+        return outcome;
+    }
+    if inherited.is_some() {
+        cx.first_check(&unit);
+    }
     match read_plan_apply(&cx, &unit, &provider, &mut members, &neighbours, started).await {
         Ok(result) => finish(&cx, &mut outcome, &members, result, started).await,
         Err(failure) => {
@@ -170,6 +196,23 @@ pub(super) async fn sync_unit<K: GrantKind>(
         }
     }
     outcome
+}
+
+/// How much longer, at `started`, a write sent by the process that led before
+/// this one may still be carried out: twice the provider's request timeout
+/// after this one started leading. `None` once that has passed.
+fn after_start(
+    context: &crate::controller::Context,
+    provider: &Provider,
+    started: Timestamp,
+) -> Option<std::time::Duration> {
+    let until = context
+        .leading_since
+        .saturating_add(SignedDuration::try_from(2 * provider.request_timeout()).ok()?)
+        .ok()?;
+    (started < until)
+        .then(|| std::time::Duration::try_from(until.duration_since(started)).ok())
+        .flatten()
 }
 
 /// What a sync learned, for `finish`.

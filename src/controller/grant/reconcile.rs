@@ -349,8 +349,7 @@ fn release<K: GrantKind>(cx: &GrantContext<K>, unit: &UnitKey, leaving: &ObjectR
         cx.units.forget(unit);
     }
     cx.units.forget_others(&unit.target, &providers);
-    cx.fences()
-        .retain(|fenced, _| fenced.target != unit.target || providers.contains(&fenced.provider));
+    cx.forget_fences(&unit.target, &providers);
     if providers.is_empty() {
         cx.aliases.forget(&unit.target);
     }
