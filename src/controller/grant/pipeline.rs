@@ -24,7 +24,7 @@ use crate::{plan, sync};
 
 use super::GrantContext;
 use super::members::{Gathered, Member, foreign_holdings, gather, with_aliases, work_in_progress};
-use super::write::{fail, finish, write_status};
+use super::write::{fail, fail_reported, finish, write_status};
 
 /// Runs sync `seq` of `unit` for every member at once; the outcome answers
 /// the reconciles that asked for it.
@@ -85,9 +85,7 @@ pub(super) async fn sync_unit<K: GrantKind>(
                 list_some(&stale, 3)
             ),
         );
-        for member in members.iter().filter(|member| member.phase.reported()) {
-            fail(&cx, &mut outcome, member, &failure).await;
-        }
+        fail_reported(&cx, &mut outcome, &members, &failure).await;
         return outcome;
     }
 
@@ -101,9 +99,7 @@ pub(super) async fn sync_unit<K: GrantKind>(
                 list_some(&unreadable, 3)
             ),
         );
-        for member in members.iter().filter(|member| member.phase.reported()) {
-            fail(&cx, &mut outcome, member, &failure).await;
-        }
+        fail_reported(&cx, &mut outcome, &members, &failure).await;
         return outcome;
     }
 
@@ -118,9 +114,7 @@ pub(super) async fn sync_unit<K: GrantKind>(
             if failure.reason == Reason::ProviderNotFound {
                 context.clients.forget(&unit.provider);
             }
-            for member in members.iter().filter(|member| member.phase.reported()) {
-                fail(&cx, &mut outcome, member, &failure).await;
-            }
+            fail_reported(&cx, &mut outcome, &members, &failure).await;
             return outcome;
         }
     };
@@ -143,18 +137,8 @@ pub(super) async fn sync_unit<K: GrantKind>(
     }
 
     if let Some(left) = cx.fenced(&unit) {
-        let failure = Failure {
-            reason: Reason::VendorUnavailable,
-            message: format!(
-                "an earlier write to {} got no answer and may still be carried out; no new write, and no revocation confirmed, for {}s",
-                K::VENDOR,
-                left.as_secs().max(1)
-            ),
-            retry_after: Some(left),
-        };
-        for member in members.iter().filter(|member| member.phase.reported()) {
-            fail(&cx, &mut outcome, member, &failure).await;
-        }
+        let cause = format!("an earlier write to {} got no answer and", K::VENDOR);
+        fail_reported(&cx, &mut outcome, &members, &fence_failure(&cause, left)).await;
         return outcome;
     }
     // A previous operator's writes may still land where it had work in progress.
@@ -166,18 +150,11 @@ pub(super) async fn sync_unit<K: GrantKind>(
         && cx.first_check(&unit)
     {
         cx.fence(&unit, left);
-        let failure = Failure {
-            reason: Reason::VendorUnavailable,
-            message: format!(
-                "grant-operator restarted while work on this target was in progress: a write the previous process sent to {} may still be carried out; no new write, and no revocation confirmed, for {}s",
-                K::VENDOR,
-                left.as_secs().max(1)
-            ),
-            retry_after: Some(left),
-        };
-        for member in members.iter().filter(|member| member.phase.reported()) {
-            fail(&cx, &mut outcome, member, &failure).await;
-        }
+        let cause = format!(
+            "grant-operator restarted while work on this target was in progress: a write the previous process sent to {}",
+            K::VENDOR
+        );
+        fail_reported(&cx, &mut outcome, &members, &fence_failure(&cause, left)).await;
         return outcome;
     }
     if inherited.is_some() {
@@ -190,12 +167,23 @@ pub(super) async fn sync_unit<K: GrantKind>(
                 // Let the provider find out too, so every grant waits on it instead of failing alone.
                 let _ = context.recheck.try_send(unit.provider.clone());
             }
-            for member in members.iter().filter(|member| member.phase.reported()) {
-                fail(&cx, &mut outcome, member, &failure).await;
-            }
+            fail_reported(&cx, &mut outcome, &members, &failure).await;
         }
     }
     outcome
+}
+
+/// The failure of a sync held by a write fence: `cause` names the write that
+/// may still land, `left` how long the fence lasts.
+fn fence_failure(cause: &str, left: std::time::Duration) -> Failure {
+    Failure {
+        reason: Reason::VendorUnavailable,
+        message: format!(
+            "{cause} may still be carried out; no new write, and no revocation confirmed, for {}s",
+            left.as_secs().max(1)
+        ),
+        retry_after: Some(left),
+    }
 }
 
 /// How much longer, at `started`, a write sent by the process that led before

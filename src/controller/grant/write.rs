@@ -154,6 +154,19 @@ pub(super) fn keep_last_sync_time<K: GrantKind>(
     }
 }
 
+/// Reports a failure that happened before the plan for every member the sync
+/// reports on (see [`fail`]).
+pub(super) async fn fail_reported<K: GrantKind>(
+    cx: &Arc<GrantContext<K>>,
+    outcome: &mut SyncOutcome<K>,
+    members: &[Member<K>],
+    failure: &Failure,
+) {
+    for member in members.iter().filter(|member| member.phase.reported()) {
+        fail(cx, outcome, member, failure).await;
+    }
+}
+
 /// Reports a failure that happened before the plan: rows and target are kept.
 pub(super) async fn fail<K: GrantKind>(
     cx: &Arc<GrantContext<K>>,
