@@ -1114,6 +1114,74 @@ async fn a_held_write_of_a_deleted_resource_is_revoked_snowflake() {
     a_held_write_lands_after_a_kill(Vendor::Snowflake, true).await;
 }
 
+/// A grant write the vendor holds past the request timeout, for a resource
+/// deleted while it is held: the operator that sent it sees no answer, records
+/// the grant as in doubt, and is killed; the write lands after the restart. The
+/// grant must be revoked and the finalizer must wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_held_past_the_timeout_of_a_resource_deleted_meanwhile_is_revoked() {
+    let started = Instant::now();
+    let mut world = World::new(Options {
+        request_timeout: 1,
+        ..Options::single(Vendor::Snowflake)
+    })
+    .await;
+    let snowflake = world.snowflake.clone().expect("snowflake");
+    let the_post = {
+        let snowflake = snowflake.clone();
+        move || {
+            snowflake
+                .calls()
+                .into_iter()
+                .find(|call| call.method == "POST" && call.path.starts_with("/api/v2/roles/"))
+                .map(|call| call.status)
+        }
+    };
+    snowflake.inject(support::emulator::Fault {
+        method: Some("POST".into()),
+        path_prefix: "/api/v2/roles/".into(),
+        times: 1,
+        kind: FaultKind::Delay(Duration::from_millis(1300)),
+    });
+    world.start();
+    let ready = world.providers_ready(CONVERGE).await;
+    assert!(matches!(ready, Waited::Done), "{ready:?}");
+    world.apply(&[declare(
+        Vendor::Snowflake,
+        "a",
+        &[(1, privileges(&["USAGE"], true))],
+    )]);
+    support::eventually("the grant write arrives", || the_post().is_some()).await;
+    let sent = Instant::now();
+    world.apply(&[Action::Delete(Vendor::Snowflake, "a".into())]);
+    // The operator gives up on the write after its 1 s timeout and records it.
+    tokio::time::sleep(Duration::from_millis(1100).saturating_sub(sent.elapsed())).await;
+    world.kill().await;
+    world.start();
+    let waited = world.converge(None, CONVERGE, GRACE, false).await;
+    world.stop().await;
+    let mut violations = check(&world);
+    if let (Waited::TimedOut(problems), true) = (waited, violations.is_empty()) {
+        violations.push(timed_out("did not converge", problems));
+    }
+    let run = Run {
+        steps: Vec::new(),
+        killed: true,
+        failure: (!violations.is_empty()).then(|| {
+            report(
+                "snowflake: a held write of a resource deleted meanwhile, past the timeout, then a kill",
+                "cargo test --test crash a_write_held_past_the_timeout -- --nocapture",
+                &world,
+                &[],
+                &violations,
+            )
+        }),
+        violations,
+        took: started.elapsed(),
+    };
+    conclude("a_write_held_past_the_timeout", &[run], started);
+}
+
 /// A whole-list write (Dremio's PUT) sent by an operator that is killed while
 /// the vendor holds it, and that lands after the restarted operator could have
 /// written: it replaces the whole list with the one the dead operator computed.
