@@ -40,12 +40,10 @@ async fn an_expired_jwt_is_unauthorized() {
     let h = ready(SnowflakeGrantsApi::RoleGrants, SnowflakeLogin::KeyPair).await;
     // The emulator's clock runs two hours ahead: the cached JWT has expired for it.
     h.snowflake.shift_clock(2 * 3600);
-    h.put(&snowflake_grant(
+    h.put(&analyst_grant(
         "public",
-        role("ANALYST"),
         target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
-        false,
     ));
     assert_eq!(settle(&h, "public").await.unwrap_err(), "Unauthorized");
     let (_, _, message) = ready_of(&h, "public");

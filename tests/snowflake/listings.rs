@@ -12,42 +12,23 @@ async fn a_capped_grants_listing_fails_the_sync_before_any_write() {
     use grant_operator::vendor_api::snowflake::client::SHOW_LIMIT;
     for api in [SnowflakeGrantsApi::RoleGrants, SnowflakeGrantsApi::Legacy] {
         let h = ready(api, SnowflakeLogin::Pat).await;
-        h.snowflake.grant_direct(
-            "ROLE",
-            "ANALYST",
-            "SCHEMA",
-            "SALES.PUBLIC",
-            "MONITOR",
-            false,
-        );
-        let mut grant = snowflake_grant(
+        grant_analyst_directly(&h, "SCHEMA", "SALES.PUBLIC", "MONITOR");
+        let mut grant = analyst_grant(
             "public",
-            role("ANALYST"),
             target_securable("SCHEMA", "SALES.PUBLIC"),
             &["USAGE"],
-            false,
         );
         grant.spec.policy.mode = Mode::Authoritative;
         h.put(&grant);
         settle(&h, "public").await.unwrap();
-        assert_eq!(
-            h.snowflake.live("ROLE", "ANALYST"),
-            held(&[("SCHEMA SALES.PUBLIC", "USAGE")])
-        );
+        assert_analyst_holds(&h, &[("SCHEMA SALES.PUBLIC", "USAGE")]);
 
         // Now the role holds more grants than one answer lists, and someone
         // changes the declared securable behind the operator's back.
         h.snowflake.add_filler_grants("ROLE", "ANALYST", SHOW_LIMIT);
         h.snowflake
             .revoke_direct("ROLE", "ANALYST", "SCHEMA", "SALES.PUBLIC", "USAGE");
-        h.snowflake.grant_direct(
-            "ROLE",
-            "ANALYST",
-            "SCHEMA",
-            "SALES.PUBLIC",
-            "MONITOR",
-            false,
-        );
+        grant_analyst_directly(&h, "SCHEMA", "SALES.PUBLIC", "MONITOR");
         if api == SnowflakeGrantsApi::Legacy {
             // Paged, the answer still ends at the cap.
             h.snowflake.set_page_size(4_000);
@@ -124,19 +105,17 @@ async fn capped_future_and_object_listings_fail_the_sync_too() {
     );
 
     h.snowflake.add_tables("SALES.BIG", SHOW_LIMIT);
-    h.put(&snowflake_grant(
+    h.put(&analyst_grant(
         "big",
-        role("ANALYST"),
         target_all("TABLES", Scope::Schema, "SALES.BIG"),
         &["SELECT"],
-        false,
     ));
-    assert_eq!(settle(&h, "big").await.unwrap_err(), "VendorUnavailable");
-    let (_, _, message) = ready_of(&h, "big");
-    assert!(
-        message.contains("SCHEMA SALES.BIG holds more tables than Snowflake lists in one answer"),
-        "{message}"
-    );
+    assert_unavailable(
+        &h,
+        "big",
+        "SCHEMA SALES.BIG holds more tables than Snowflake lists in one answer",
+    )
+    .await;
     assert_eq!(h.snowflake.writes(), 0);
     assert!(h.metrics.incomplete_listing_count("snowflake") >= 2);
 }
@@ -192,13 +171,12 @@ async fn future_grants_described_by_their_securable_are_read() {
 async fn an_unreadable_entry_fails_the_sync_and_names_it() {
     for api in [SnowflakeGrantsApi::RoleGrants, SnowflakeGrantsApi::Legacy] {
         let h = ready(api, SnowflakeLogin::Pat).await;
-        h.put_settled(&snowflake_grant(
+        put_analyst(
+            &h,
             "orders",
-            role("ANALYST"),
             target_securable("TABLE", "SALES.PUBLIC.ORDERS"),
             &["SELECT"],
-            false,
-        ))
+        )
         .await;
         h.snowflake.add_raw_row(
             "ROLE",
@@ -206,14 +184,7 @@ async fn an_unreadable_entry_fails_the_sync_and_names_it() {
             false,
             serde_json::json!({"securable_type": "TABLE", "securable": {"database": "SALES", "schema": "PUBLIC"}, "privileges": ["SELECT"], "grant_option": false}),
         );
-        h.snowflake.grant_direct(
-            "ROLE",
-            "ANALYST",
-            "TABLE",
-            "SALES.PUBLIC.ORDERS",
-            "INSERT",
-            false,
-        );
+        grant_analyst_directly(&h, "TABLE", "SALES.PUBLIC.ORDERS", "INSERT");
         h.edit_of::<SnowflakeGrant>("orders", |g| g.spec.policy.mode = Mode::Authoritative);
         let writes = h.snowflake.writes();
         assert_eq!(settle(&h, "orders").await.unwrap_err(), "VendorUnavailable");
@@ -238,13 +209,14 @@ async fn an_unreadable_entry_fails_the_sync_and_names_it() {
             h.get_of::<SnowflakeGrant>("orders").is_some(),
             "{api:?}: kept"
         );
-        assert_eq!(
-            h.snowflake.live("ROLE", "ANALYST"),
-            held(&[
+        assert_holds(
+            &h,
+            "ANALYST",
+            &[
                 ("TABLE SALES.PUBLIC.ORDERS", "INSERT"),
                 ("TABLE SALES.PUBLIC.ORDERS", "SELECT"),
-            ]),
-            "{api:?}"
+            ],
+            &format!("{api:?}"),
         );
     }
 
@@ -263,12 +235,12 @@ async fn an_unreadable_entry_fails_the_sync_and_names_it() {
         &["SELECT"],
         false,
     ));
-    assert_eq!(settle(&h, "future").await.unwrap_err(), "VendorUnavailable");
-    let (_, _, message) = ready_of(&h, "future");
-    assert!(
-        message.contains("future grants listing of ROLE LOADER has an entry"),
-        "{message}"
-    );
+    let message = assert_unavailable(
+        &h,
+        "future",
+        "future grants listing of ROLE LOADER has an entry",
+    )
+    .await;
     assert!(
         message.contains("no containing_scope or securable"),
         "{message}"

@@ -54,6 +54,78 @@ fn role(name: &str) -> (GT, &str) {
     (GT::Role, name)
 }
 
+/// `name`: role `ANALYST` gets `privileges` on `target`, without the grant
+/// option.
+fn analyst_grant(
+    name: &str,
+    target: grant_operator::api::SnowflakeTarget,
+    privileges: &[&str],
+) -> SnowflakeGrant {
+    snowflake_grant(name, role("ANALYST"), target, privileges, false)
+}
+
+/// Puts [`analyst_grant`] and waits until it has settled.
+async fn put_analyst(
+    h: &Harness,
+    name: &str,
+    target: grant_operator::api::SnowflakeTarget,
+    privileges: &[&str],
+) {
+    h.put_settled(&analyst_grant(name, target, privileges))
+        .await;
+}
+
+/// Puts `public` (role `ANALYST` gets `USAGE` on schema `SALES.PUBLIC`), the
+/// resource most scenarios start from, and waits until it has settled.
+async fn put_public_usage(h: &Harness) {
+    put_analyst(
+        h,
+        "public",
+        target_securable("SCHEMA", "SALES.PUBLIC"),
+        &["USAGE"],
+    )
+    .await;
+}
+
+/// Grants role `ANALYST` `privilege` on `securable` behind the operator's back
+/// (without the grant option).
+fn grant_analyst_directly(h: &Harness, type_: &str, securable: &str, privilege: &str) {
+    h.snowflake
+        .grant_direct("ROLE", "ANALYST", type_, securable, privilege, false);
+}
+
+/// Deletes `name`, waits for its sync and checks the resource is released.
+async fn delete_released(h: &Harness, name: &str) {
+    h.delete_of::<SnowflakeGrant>(name);
+    settle(h, name).await.unwrap();
+    assert!(
+        h.get_of::<SnowflakeGrant>(name).is_none(),
+        "{name}: released"
+    );
+}
+
+/// The role `ANALYST` holds exactly `rows` (securable, privilege) live.
+#[track_caller]
+fn assert_analyst_holds(h: &Harness, rows: &[(&str, &str)]) {
+    assert_eq!(h.snowflake.live("ROLE", "ANALYST"), held(rows));
+}
+
+/// The role `role` holds exactly `rows` (securable, privilege) live, or says
+/// `why` not.
+#[track_caller]
+fn assert_holds(h: &Harness, role: &str, rows: &[(&str, &str)], why: &str) {
+    assert_eq!(h.snowflake.live("ROLE", role), held(rows), "{why}");
+}
+
+/// The sync of `name` fails as `VendorUnavailable` with a message containing
+/// `containing`; returns the message.
+async fn assert_unavailable(h: &Harness, name: &str, containing: &str) -> String {
+    assert_eq!(settle(h, name).await.unwrap_err(), "VendorUnavailable");
+    let (_, _, message) = ready_of(h, name);
+    assert!(message.contains(containing), "{message}");
+    message
+}
+
 /// The grantee listing path of the API for role `name` (as sent).
 fn listing_path(api: SnowflakeGrantsApi, encoded_role: &str) -> String {
     match api {

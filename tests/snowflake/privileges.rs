@@ -29,10 +29,7 @@ async fn grant_add_and_remove_privileges_then_delete(
         false,
     ))
     .await;
-    assert_eq!(
-        h.snowflake.live("ROLE", "ANALYST"),
-        held(&[("SCHEMA SALES.PUBLIC", "USAGE")])
-    );
+    assert_analyst_holds(&h, &[("SCHEMA SALES.PUBLIC", "USAGE")]);
     let (status, reason, message) = ready_of(&h, "public");
     assert_eq!((status.as_str(), reason.as_str()), ("True", "Synced"));
     assert_eq!(message, "1 of 1 grants applied");
@@ -49,21 +46,18 @@ async fn grant_add_and_remove_privileges_then_delete(
         g.spec.privileges = vec!["USAGE".into(), "CREATE TABLE".into()]
     });
     settle(&h, "public").await.unwrap();
-    assert_eq!(
-        h.snowflake.live("ROLE", "ANALYST"),
-        held(&[
+    assert_analyst_holds(
+        &h,
+        &[
             ("SCHEMA SALES.PUBLIC", "CREATE TABLE"),
-            ("SCHEMA SALES.PUBLIC", "USAGE")
-        ])
+            ("SCHEMA SALES.PUBLIC", "USAGE"),
+        ],
     );
     h.edit_of::<SnowflakeGrant>("public", |g| {
         g.spec.privileges = vec!["CREATE TABLE".into()]
     });
     settle(&h, "public").await.unwrap();
-    assert_eq!(
-        h.snowflake.live("ROLE", "ANALYST"),
-        held(&[("SCHEMA SALES.PUBLIC", "CREATE TABLE")])
-    );
+    assert_analyst_holds(&h, &[("SCHEMA SALES.PUBLIC", "CREATE TABLE")]);
 
     h.delete_of::<SnowflakeGrant>("public");
     settle(&h, "public").await.unwrap();
@@ -84,12 +78,12 @@ async fn grant_option_on_and_off_touches_only_the_option(
         true,
     ))
     .await;
-    assert_eq!(
-        h.snowflake.live("ROLE", "ANALYST"),
-        held(&[
+    assert_analyst_holds(
+        &h,
+        &[
             ("WAREHOUSE COMPUTE_WH", "OPERATE WITH GRANT OPTION"),
-            ("WAREHOUSE COMPUTE_WH", "USAGE WITH GRANT OPTION")
-        ])
+            ("WAREHOUSE COMPUTE_WH", "USAGE WITH GRANT OPTION"),
+        ],
     );
     let rows = h.status_of::<SnowflakeGrant>("wh").grants;
     assert!(
@@ -100,12 +94,12 @@ async fn grant_option_on_and_off_touches_only_the_option(
     h.snowflake.clear_calls();
     h.edit_of::<SnowflakeGrant>("wh", |g| g.spec.with_grant_option = false);
     settle(&h, "wh").await.unwrap();
-    assert_eq!(
-        h.snowflake.live("ROLE", "ANALYST"),
-        held(&[
+    assert_analyst_holds(
+        &h,
+        &[
             ("WAREHOUSE COMPUTE_WH", "OPERATE"),
-            ("WAREHOUSE COMPUTE_WH", "USAGE")
-        ])
+            ("WAREHOUSE COMPUTE_WH", "USAGE"),
+        ],
     );
     let expected = match api {
         SnowflakeGrantsApi::RoleGrants => {
@@ -152,20 +146,19 @@ async fn bulk_all_grants_expand_repair_new_objects_and_revoke(
     login: SnowflakeLogin,
 ) {
     let h = ready(api, login).await;
-    h.put_settled(&snowflake_grant(
+    put_analyst(
+        &h,
         "tables",
-        role("ANALYST"),
         target_all("TABLES", Scope::Schema, "SALES.PUBLIC"),
         &["SELECT"],
-        false,
-    ))
+    )
     .await;
-    assert_eq!(
-        h.snowflake.live("ROLE", "ANALYST"),
-        held(&[
+    assert_analyst_holds(
+        &h,
+        &[
             ("TABLE SALES.PUBLIC.CUSTOMERS", "SELECT"),
-            ("TABLE SALES.PUBLIC.ORDERS", "SELECT")
-        ])
+            ("TABLE SALES.PUBLIC.ORDERS", "SELECT"),
+        ],
     );
     assert_eq!(ready_of(&h, "tables").1, "Synced");
     let tables_status = h.status_of::<SnowflakeGrant>("tables");
@@ -203,12 +196,10 @@ async fn bulk_all_grants_expand_repair_new_objects_and_revoke(
     }
 
     // `all` on a type the operator cannot read back is refused clearly.
-    h.put(&snowflake_grant(
+    h.put(&analyst_grant(
         "funcs",
-        role("ANALYST"),
         target_all("FUNCTIONS", Scope::Schema, "SALES.PUBLIC"),
         &["USAGE"],
-        false,
     ));
     let _ = settle(&h, "funcs").await;
     let (_, reason, message) = ready_of(&h, "funcs");
@@ -221,13 +212,12 @@ async fn future_grants_are_read_from_their_own_listing_and_revoked(
     login: SnowflakeLogin,
 ) {
     let h = ready(api, login).await;
-    h.put_settled(&snowflake_grant(
+    put_analyst(
+        &h,
         "future",
-        role("ANALYST"),
         target_future("TABLES", Scope::Database, "SALES"),
         &["SELECT"],
-        false,
-    ))
+    )
     .await;
     assert_eq!(
         h.snowflake.future_live("ROLE", "ANALYST"),
@@ -246,10 +236,7 @@ async fn future_grants_are_read_from_their_own_listing_and_revoked(
 
     // A table created later gets it (the vendor's doing).
     h.snowflake.add_table("SALES.PUBLIC.LATER");
-    assert_eq!(
-        h.snowflake.live("ROLE", "ANALYST"),
-        held(&[("TABLE SALES.PUBLIC.LATER", "SELECT")])
-    );
+    assert_analyst_holds(&h, &[("TABLE SALES.PUBLIC.LATER", "SELECT")]);
 
     h.delete_of::<SnowflakeGrant>("future");
     settle(&h, "future").await.unwrap();
@@ -353,35 +340,32 @@ async fn database_roles_and_users_are_grantees(api: SnowflakeGrantsApi, login: S
 
 async fn shared_privileges_across_two_resources(api: SnowflakeGrantsApi, login: SnowflakeLogin) {
     let h = ready(api, login).await;
-    h.put(&snowflake_grant(
+    h.put(&analyst_grant(
         "readers",
-        role("ANALYST"),
         target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
-        false,
     ));
-    h.put(&snowflake_grant(
+    h.put(&analyst_grant(
         "monitors",
-        role("ANALYST"),
         target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE", "MONITOR"],
-        false,
     ));
     settle(&h, "readers").await.unwrap();
     settle(&h, "monitors").await.unwrap();
-    assert_eq!(
-        h.snowflake.live("ROLE", "ANALYST"),
-        held(&[
+    assert_analyst_holds(
+        &h,
+        &[
             ("SCHEMA SALES.PUBLIC", "MONITOR"),
-            ("SCHEMA SALES.PUBLIC", "USAGE")
-        ])
+            ("SCHEMA SALES.PUBLIC", "USAGE"),
+        ],
     );
     h.delete_of::<SnowflakeGrant>("monitors");
     settle(&h, "monitors").await.unwrap();
-    assert_eq!(
-        h.snowflake.live("ROLE", "ANALYST"),
-        held(&[("SCHEMA SALES.PUBLIC", "USAGE")]),
-        "only what no other resource declares is revoked"
+    assert_holds(
+        &h,
+        "ANALYST",
+        &[("SCHEMA SALES.PUBLIC", "USAGE")],
+        "only what no other resource declares is revoked",
     );
     settle(&h, "readers").await.unwrap();
     assert_eq!(ready_of(&h, "readers").1, "Synced");
@@ -392,24 +376,9 @@ async fn authoritative_prunes_only_the_resource_securable(
     login: SnowflakeLogin,
 ) {
     let h = ready(api, login).await;
-    h.snowflake.grant_direct(
-        "ROLE",
-        "ANALYST",
-        "SCHEMA",
-        "SALES.PUBLIC",
-        "MONITOR",
-        false,
-    );
-    h.snowflake
-        .grant_direct("ROLE", "ANALYST", "DATABASE", "SALES", "USAGE", false);
-    h.put_settled(&snowflake_grant(
-        "public",
-        role("ANALYST"),
-        target_securable("SCHEMA", "SALES.PUBLIC"),
-        &["USAGE"],
-        false,
-    ))
-    .await;
+    grant_analyst_directly(&h, "SCHEMA", "SALES.PUBLIC", "MONITOR");
+    grant_analyst_directly(&h, "DATABASE", "SALES", "USAGE");
+    put_public_usage(&h).await;
     assert_eq!(
         h.snowflake.live("ROLE", "ANALYST").len(),
         3,
@@ -418,13 +387,14 @@ async fn authoritative_prunes_only_the_resource_securable(
 
     h.edit_of::<SnowflakeGrant>("public", |g| g.spec.policy.mode = Mode::Authoritative);
     settle(&h, "public").await.unwrap();
-    assert_eq!(
-        h.snowflake.live("ROLE", "ANALYST"),
-        held(&[
+    assert_holds(
+        &h,
+        "ANALYST",
+        &[
             ("DATABASE SALES", "USAGE"),
-            ("SCHEMA SALES.PUBLIC", "USAGE")
-        ]),
-        "the undeclared privilege on the resource's securable goes; other securables stay"
+            ("SCHEMA SALES.PUBLIC", "USAGE"),
+        ],
+        "the undeclared privilege on the resource's securable goes; other securables stay",
     );
     assert_eq!(ready_of(&h, "public").1, "Synced");
 }

@@ -6,12 +6,10 @@ use super::*;
 #[tokio::test]
 async fn a_grantee_spelled_two_ways_is_one_unit() {
     let h = ready(SnowflakeGrantsApi::RoleGrants, SnowflakeLogin::OAuth).await;
-    h.put(&snowflake_grant(
+    h.put(&analyst_grant(
         "upper",
-        role("ANALYST"),
         target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
-        false,
     ));
     h.put(&snowflake_grant(
         "quoted",
@@ -32,21 +30,16 @@ async fn a_grantee_spelled_two_ways_is_one_unit() {
     assert_eq!(h.snowflake.live("ROLE", "ANALYST").len(), 2);
     h.delete_of::<SnowflakeGrant>("quoted");
     settle(&h, "quoted").await.unwrap();
-    assert_eq!(
-        h.snowflake.live("ROLE", "ANALYST"),
-        held(&[("SCHEMA SALES.PUBLIC", "USAGE")])
-    );
+    assert_analyst_holds(&h, &[("SCHEMA SALES.PUBLIC", "USAGE")]);
 }
 
 #[tokio::test]
 async fn ownership_is_refused_and_never_revoked() {
     let h = ready(SnowflakeGrantsApi::RoleGrants, SnowflakeLogin::Pat).await;
-    h.put(&snowflake_grant(
+    h.put(&analyst_grant(
         "own",
-        role("ANALYST"),
         target_securable("SCHEMA", "SALES.PUBLIC"),
         &["OWNERSHIP", "USAGE"],
-        false,
     ));
     let _ = settle(&h, "own").await;
     let (_, reason, message) = ready_of(&h, "own");
@@ -112,12 +105,10 @@ async fn long_listings_are_read_page_by_page() {
                 .grant_direct("ROLE", "ANALYST", type_, name, privilege, false);
         }
         h.snowflake.set_page_size(1);
-        let mut grant = snowflake_grant(
+        let mut grant = analyst_grant(
             "tables",
-            role("ANALYST"),
             target_all("TABLES", Scope::Database, "SALES"),
             &["SELECT"],
-            false,
         );
         grant.spec.policy.mode = Mode::Authoritative;
         h.put(&grant);
@@ -167,14 +158,15 @@ async fn all_schemas_in_a_database_and_all_views_in_a_schema() {
         ));
         settle(&h, "schemas").await.unwrap();
         settle(&h, "views").await.unwrap();
-        assert_eq!(
-            h.snowflake.live("ROLE", "LOADER"),
-            held(&[
+        assert_holds(
+            &h,
+            "LOADER",
+            &[
                 (r#"SCHEMA SALES."Mixed Case""#, "USAGE"),
                 ("SCHEMA SALES.PUBLIC", "USAGE"),
                 ("VIEW SALES.PUBLIC.ORDERS_V", "SELECT WITH GRANT OPTION"),
-            ]),
-            "{api:?}"
+            ],
+            &format!("{api:?}"),
         );
         assert_eq!(ready_of(&h, "schemas").1, "Synced", "{api:?}");
         assert_eq!(ready_of(&h, "views").1, "Synced", "{api:?}");

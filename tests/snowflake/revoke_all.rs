@@ -12,13 +12,12 @@ async fn revoking_all_spares_what_other_resources_keep() {
     for api in [SnowflakeGrantsApi::RoleGrants, SnowflakeGrantsApi::Legacy] {
         let h = ready(api, SnowflakeLogin::Pat).await;
         h.snowflake.add_table("SALES.PUBLIC.RETURNS");
-        h.put_settled(&snowflake_grant(
+        put_analyst(
+            &h,
             "x-all",
-            role("ANALYST"),
             target_all("TABLES", Scope::Schema, "SALES.PUBLIC"),
             &["SELECT"],
-            false,
-        ))
+        )
         .await;
         match api {
             SnowflakeGrantsApi::RoleGrants => assert_eq!(
@@ -41,19 +40,15 @@ async fn revoking_all_spares_what_other_resources_keep() {
         }
         assert_eq!(h.snowflake.live("ROLE", "ANALYST").len(), 3, "{api:?}");
 
-        h.put(&snowflake_grant(
+        h.put(&analyst_grant(
             "y-orders",
-            role("ANALYST"),
             target_securable("TABLE", "SALES.PUBLIC.ORDERS"),
             &["SELECT"],
-            false,
         ));
-        let mut observed = snowflake_grant(
+        let mut observed = analyst_grant(
             "w-customers",
-            role("ANALYST"),
             target_securable("TABLE", "SALES.PUBLIC.CUSTOMERS"),
             &["SELECT"],
-            false,
         );
         observed.spec.policy.management_policy = ManagementPolicy::Observe;
         h.put(&observed);
@@ -61,19 +56,15 @@ async fn revoking_all_spares_what_other_resources_keep() {
         settle(&h, "w-customers").await.unwrap();
 
         h.snowflake.clear_calls();
-        h.delete_of::<SnowflakeGrant>("x-all");
-        settle(&h, "x-all").await.unwrap();
-        assert!(
-            h.get_of::<SnowflakeGrant>("x-all").is_none(),
-            "{api:?}: released"
-        );
-        assert_eq!(
-            h.snowflake.live("ROLE", "ANALYST"),
-            held(&[
+        delete_released(&h, "x-all").await;
+        assert_holds(
+            &h,
+            "ANALYST",
+            &[
                 ("TABLE SALES.PUBLIC.CUSTOMERS", "SELECT"),
                 ("TABLE SALES.PUBLIC.ORDERS", "SELECT"),
-            ]),
-            "{api:?}: only the table nobody else keeps loses SELECT"
+            ],
+            &format!("{api:?}: only the table nobody else keeps loses SELECT"),
         );
         match api {
             SnowflakeGrantsApi::RoleGrants => assert_eq!(
@@ -134,31 +125,28 @@ async fn revoking_all_spares_an_overlapping_all_and_revokes_in_bulk_when_nothing
         ));
         settle(&h, "database").await.unwrap();
         settle(&h, "schema").await.unwrap();
-        assert_eq!(
-            h.snowflake.live("ROLE", "LOADER"),
-            held(&[
+        assert_holds(
+            &h,
+            "LOADER",
+            &[
                 (r#"TABLE SALES."Mixed Case"."Line Items""#, "SELECT"),
                 ("TABLE SALES.PUBLIC.CUSTOMERS", "SELECT WITH GRANT OPTION"),
                 ("TABLE SALES.PUBLIC.ORDERS", "SELECT WITH GRANT OPTION"),
-            ]),
-            "{api:?}"
+            ],
+            &format!("{api:?}"),
         );
 
         h.snowflake.clear_calls();
-        h.delete_of::<SnowflakeGrant>("schema");
-        settle(&h, "schema").await.unwrap();
-        assert!(
-            h.get_of::<SnowflakeGrant>("schema").is_none(),
-            "{api:?}: released"
-        );
-        assert_eq!(
-            h.snowflake.live("ROLE", "LOADER"),
-            held(&[
+        delete_released(&h, "schema").await;
+        assert_holds(
+            &h,
+            "LOADER",
+            &[
                 (r#"TABLE SALES."Mixed Case"."Line Items""#, "SELECT"),
                 ("TABLE SALES.PUBLIC.CUSTOMERS", "SELECT"),
                 ("TABLE SALES.PUBLIC.ORDERS", "SELECT"),
-            ]),
-            "{api:?}: the database-wide SELECT stays on every table"
+            ],
+            &format!("{api:?}: the database-wide SELECT stays on every table"),
         );
         settle(&h, "database").await.unwrap();
         assert_eq!(ready_of(&h, "database").1, "Synced", "{api:?}");
@@ -190,36 +178,30 @@ async fn revoking_all_spares_an_overlapping_all_and_revokes_in_bulk_when_nothing
 async fn revoking_one_object_spares_what_an_all_resource_keeps() {
     for api in [SnowflakeGrantsApi::RoleGrants, SnowflakeGrantsApi::Legacy] {
         let h = ready(api, SnowflakeLogin::Pat).await;
-        h.put_settled(&snowflake_grant(
+        put_analyst(
+            &h,
             "orders",
-            role("ANALYST"),
             target_securable("TABLE", "SALES.PUBLIC.ORDERS"),
             &["SELECT", "INSERT"],
-            false,
-        ))
+        )
         .await;
-        h.put_settled(&snowflake_grant(
+        put_analyst(
+            &h,
             "all",
-            role("ANALYST"),
             target_all("TABLES", Scope::Schema, "SALES.PUBLIC"),
             &["SELECT"],
-            false,
-        ))
+        )
         .await;
         h.snowflake.clear_calls();
-        h.delete_of::<SnowflakeGrant>("orders");
-        settle(&h, "orders").await.unwrap();
-        assert!(
-            h.get_of::<SnowflakeGrant>("orders").is_none(),
-            "{api:?}: released"
-        );
-        assert_eq!(
-            h.snowflake.live("ROLE", "ANALYST"),
-            held(&[
+        delete_released(&h, "orders").await;
+        assert_holds(
+            &h,
+            "ANALYST",
+            &[
                 ("TABLE SALES.PUBLIC.CUSTOMERS", "SELECT"),
                 ("TABLE SALES.PUBLIC.ORDERS", "SELECT"),
-            ]),
-            "{api:?}: INSERT goes, SELECT stays for the ALL resource"
+            ],
+            &format!("{api:?}: INSERT goes, SELECT stays for the ALL resource"),
         );
         let revoked = match api {
             SnowflakeGrantsApi::RoleGrants => "POST /api/v2/roles/ANALYST/grants:revoke",

@@ -16,14 +16,11 @@ each_api_and_login!(
 
 async fn observe_writes_nothing_and_reports_drift(api: SnowflakeGrantsApi, login: SnowflakeLogin) {
     let h = ready(api, login).await;
-    h.snowflake
-        .grant_direct("ROLE", "ANALYST", "SCHEMA", "SALES.PUBLIC", "USAGE", false);
-    let mut grant = snowflake_grant(
+    grant_analyst_directly(&h, "SCHEMA", "SALES.PUBLIC", "USAGE");
+    let mut grant = analyst_grant(
         "public",
-        role("ANALYST"),
         target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE", "MONITOR"],
-        false,
     );
     grant.spec.policy.management_policy = ManagementPolicy::Observe;
     h.put(&grant);
@@ -41,13 +38,12 @@ async fn observe_writes_nothing_and_reports_drift(api: SnowflakeGrantsApi, login
 
 async fn drift_is_repaired_at_the_next_sync(api: SnowflakeGrantsApi, login: SnowflakeLogin) {
     let h = ready(api, login).await;
-    h.put_settled(&snowflake_grant(
+    put_analyst(
+        &h,
         "public",
-        role("ANALYST"),
         target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE", "MONITOR"],
-        false,
-    ))
+    )
     .await;
     h.snowflake
         .revoke_direct("ROLE", "ANALYST", "SCHEMA", "SALES.PUBLIC", "MONITOR");
@@ -67,18 +63,8 @@ async fn accepted_requests_are_followed_to_their_result(
     let h = ready(api, login).await;
     // The listing, the grant and the listing after it each answer 202 first.
     h.snowflake.answer_async(3, 2);
-    h.put_settled(&snowflake_grant(
-        "public",
-        role("ANALYST"),
-        target_securable("SCHEMA", "SALES.PUBLIC"),
-        &["USAGE"],
-        false,
-    ))
-    .await;
-    assert_eq!(
-        h.snowflake.live("ROLE", "ANALYST"),
-        held(&[("SCHEMA SALES.PUBLIC", "USAGE")])
-    );
+    put_public_usage(&h).await;
+    assert_analyst_holds(&h, &[("SCHEMA SALES.PUBLIC", "USAGE")]);
     assert_eq!(ready_of(&h, "public").1, "Synced");
     assert_eq!(
         h.snowflake.result_polls(),
@@ -102,12 +88,10 @@ async fn unknown_role_and_securable_are_reported(api: SnowflakeGrantsApi, login:
     assert_eq!(reason, "GranteeNotFound");
     assert!(message.contains("ROLE NOBODY"), "{message}");
 
-    h.put(&snowflake_grant(
+    h.put(&analyst_grant(
         "nope",
-        role("ANALYST"),
         target_securable("TABLE", "SALES.PUBLIC.NOPE"),
         &["SELECT"],
-        false,
     ));
     let _ = settle(&h, "nope").await;
     let (_, reason, message) = ready_of(&h, "nope");
@@ -141,18 +125,8 @@ async fn rate_limits_and_server_errors_converge(api: SnowflakeGrantsApi, login: 
         times: 2,
         kind: FaultKind::Status(504),
     });
-    h.put_settled(&snowflake_grant(
-        "public",
-        role("ANALYST"),
-        target_securable("SCHEMA", "SALES.PUBLIC"),
-        &["USAGE"],
-        false,
-    ))
-    .await;
-    assert_eq!(
-        h.snowflake.live("ROLE", "ANALYST"),
-        held(&[("SCHEMA SALES.PUBLIC", "USAGE")])
-    );
+    put_public_usage(&h).await;
+    assert_analyst_holds(&h, &[("SCHEMA SALES.PUBLIC", "USAGE")]);
     let posts: Vec<_> = h
         .snowflake
         .calls()
@@ -229,20 +203,16 @@ async fn steady_state_is_one_listing_per_grantee_and_no_writes(
 
 async fn orphan_leaves_grants_in_place(api: SnowflakeGrantsApi, login: SnowflakeLogin) {
     let h = ready(api, login).await;
-    let mut grant = snowflake_grant(
+    let mut grant = analyst_grant(
         "public",
-        role("ANALYST"),
         target_securable("SCHEMA", "SALES.PUBLIC"),
         &["USAGE"],
-        false,
     );
     grant.spec.policy.deletion_policy = DeletionPolicy::Orphan;
     h.put(&grant);
     settle(&h, "public").await.unwrap();
     let writes = h.snowflake.writes();
-    h.delete_of::<SnowflakeGrant>("public");
-    settle(&h, "public").await.unwrap();
-    assert!(h.get_of::<SnowflakeGrant>("public").is_none());
+    delete_released(&h, "public").await;
     assert_eq!(h.snowflake.live("ROLE", "ANALYST").len(), 1);
     assert_eq!(h.snowflake.writes(), writes, "no write");
 }
