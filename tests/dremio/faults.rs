@@ -33,11 +33,7 @@ async fn an_unreadable_grant_entry_stops_the_sync(deployment: Deployment) {
         grant.spec.policy.mode = Mode::Authoritative;
     });
     assert_eq!(settle(&h, "zips").await.unwrap_err(), "VendorUnavailable");
-    let (status, reason, message) = ready_of(&h, "zips");
-    assert_eq!(
-        (status.as_str(), reason.as_str()),
-        ("False", "VendorUnavailable")
-    );
+    let message = assert_ready(&h, "zips", "False", "VendorUnavailable");
     assert!(message.contains("cannot read an entry"), "{message}");
     assert!(
         message.contains("\"GROUP\" is not USER or ROLE"),

@@ -38,8 +38,7 @@ async fn create_change_remove_and_delete(deployment: Deployment) {
             live(format!("role:{analysts}"), &["ALTER", "SELECT"]),
         ])
     );
-    let (status, reason, message) = ready_of(&h, "zips");
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "Synced"));
+    let message = assert_ready(&h, "zips", "True", "Synced");
     assert_eq!(message, "3 of 3 grants applied");
     let grant_status = h.status_of::<DremioGrant>("zips");
     assert_eq!(
@@ -177,11 +176,7 @@ async fn observe_writes_nothing_and_reports_drift(deployment: Deployment) {
     h.put(&grant);
     settle(&h, "zips").await.unwrap();
     assert_eq!(h.dremio.puts(&h.dremio_object), 0);
-    let (status, reason, message) = ready_of(&h, "zips");
-    assert_eq!(
-        (status.as_str(), reason.as_str()),
-        ("False", "DriftDetected")
-    );
+    let message = assert_ready(&h, "zips", "False", "DriftDetected");
     assert!(message.contains("1 of 2 grants differ"), "{message}");
     let rows = h.status_of::<DremioGrant>("zips").grants;
     assert_eq!(

@@ -64,6 +64,13 @@ fn ready_of(h: &Harness, name: &str) -> (String, String, String) {
     (ready.status, ready.reason, ready.message)
 }
 
+/// The `Ready` condition of `name` has `status` and `reason`; returns its
+/// message.
+#[track_caller]
+fn assert_ready(h: &Harness, name: &str, status: &str, reason: &str) -> String {
+    h.assert_ready_of::<DremioGrant>(name, status, reason)
+}
+
 /// Runs each named scenario once per deployment, as
 /// `<module>::<deployment>::<name>` (see `support::each_setup!`).
 macro_rules! each_deployment {

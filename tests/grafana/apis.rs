@@ -178,14 +178,7 @@ async fn basic_auth_and_the_org_header_pick_the_organisation() {
         grafana.org_id = Some(3);
     }
     h.put(&provider);
-    assert_eq!(
-        h.reconcile_provider(NS, "grafana")
-            .await
-            .unwrap_err()
-            .reason(),
-        "Unauthorized"
-    );
-    let ready = h.provider_ready(NS, "grafana");
+    let ready = provider_unauthorized(&h).await;
     assert_eq!(ready.reason, "Unauthorized");
     assert!(!ready.message.contains("s3cret-pass"));
 }

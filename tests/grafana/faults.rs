@@ -33,14 +33,7 @@ async fn refused_credentials_are_unauthorized_and_missing_rights_forbidden(serve
         h.events("ds-users")
     );
     // The provider finds out too.
-    assert_eq!(
-        h.reconcile_provider(NS, "grafana")
-            .await
-            .unwrap_err()
-            .reason(),
-        "Unauthorized"
-    );
-    let provider = h.provider_ready(NS, "grafana");
+    let provider = provider_unauthorized(&h).await;
     assert!(!provider.message.contains(GRAFANA_TOKEN));
 }
 
@@ -172,11 +165,7 @@ async fn an_unreadable_permission_entry_stops_the_sync(server: Server) {
         settle(&h, "ds-users").await,
         Err("VendorUnavailable".into())
     );
-    let (status, reason, message) = ready_of(&h, "ds-users");
-    assert_eq!(
-        (status.as_str(), reason.as_str()),
-        ("False", "VendorUnavailable")
-    );
+    let message = assert_ready(&h, "ds-users", "False", "VendorUnavailable");
     assert!(message.contains("cannot read an entry"), "{message}");
     assert!(message.contains("\"id\":99"), "{message}");
     assert!(message.contains("names no user"), "{message}");

@@ -57,6 +57,30 @@ fn writes(h: &Harness, server: Server) -> usize {
     h.grafana.count("POST", &path) + h.grafana.count("DELETE", &path)
 }
 
+/// A data source reference by id only.
+fn datasource_by_id(id: i64) -> grant_operator::api::GrafanaDatasourceRef {
+    grant_operator::api::GrafanaDatasourceRef {
+        uid: None,
+        name: None,
+        id: Some(id),
+    }
+}
+
+/// The provider's check fails as `Unauthorized`; returns its `Ready`
+/// condition.
+async fn provider_unauthorized(
+    h: &Harness,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    assert_eq!(
+        h.reconcile_provider(NS, "grafana")
+            .await
+            .unwrap_err()
+            .reason(),
+        "Unauthorized"
+    );
+    h.provider_ready(NS, "grafana")
+}
+
 fn pair(key: String, level: &str) -> (String, String) {
     (key, level.to_string())
 }
@@ -71,6 +95,13 @@ async fn settle(h: &Harness, name: &str) -> Result<(), String> {
 fn ready_of(h: &Harness, name: &str) -> (String, String, String) {
     let ready = h.ready_of::<grant_operator::api::GrafanaGrant>(name);
     (ready.status, ready.reason, ready.message)
+}
+
+/// The `Ready` condition of `name` has `status` and `reason`; returns its
+/// message.
+#[track_caller]
+fn assert_ready(h: &Harness, name: &str, status: &str, reason: &str) -> String {
+    h.assert_ready_of::<grant_operator::api::GrafanaGrant>(name, status, reason)
 }
 
 fn status_of(h: &Harness, name: &str) -> grant_operator::api::GrantStatus {

@@ -33,11 +33,7 @@ async fn unknown_names_are_reported_and_the_rest_applies(server: Server) {
         vec![pair(format!("user:{jane}"), "Query")],
         "the resolvable grant still applies"
     );
-    let (status, reason, message) = ready_of(&h, "ds-users");
-    assert_eq!(
-        (status.as_str(), reason.as_str()),
-        ("False", "GranteeNotFound")
-    );
+    let message = assert_ready(&h, "ds-users", "False", "GranteeNotFound");
     assert!(message.contains("user:jan"), "{message}");
     let rows = status_of(&h, "ds-users").grants;
     let failed: Vec<&str> = rows
@@ -97,11 +93,7 @@ async fn data_sources_by_name_and_id_are_looked_up_once(server: Server) {
         id: None,
     };
     let mut by_id = grafana_grant("by-id", vec![user_login("joe", Edit)]);
-    by_id.spec.datasource = GrafanaDatasourceRef {
-        uid: None,
-        name: None,
-        id: Some(h.datasource_id),
-    };
+    by_id.spec.datasource = datasource_by_id(h.datasource_id);
     h.put(&by_name);
     h.put(&by_id);
     settle(&h, "by-name").await.unwrap();
@@ -135,11 +127,7 @@ async fn a_data_source_id_is_found_in_the_listing_as_grafana_13_serves_it(server
     h.grafana.add_datasource(1, "loki", "Loki");
     let jane = h.grafana.add_user(1, "jane", "jane@example.com");
     let mut by_id = grafana_grant("by-id", vec![user_login("jane", Query)]);
-    by_id.spec.datasource = GrafanaDatasourceRef {
-        uid: None,
-        name: None,
-        id: Some(h.datasource_id),
-    };
+    by_id.spec.datasource = datasource_by_id(h.datasource_id);
     h.put(&by_id);
     settle(&h, "by-id").await.unwrap();
     assert_eq!(
@@ -165,18 +153,10 @@ async fn a_data_source_id_is_found_in_the_listing_as_grafana_13_serves_it(server
 
     // An id the listing does not show is not found; nothing is written.
     let mut unknown = grafana_grant("unknown-id", vec![user_login("jane", Edit)]);
-    unknown.spec.datasource = GrafanaDatasourceRef {
-        uid: None,
-        name: None,
-        id: Some(9999),
-    };
+    unknown.spec.datasource = datasource_by_id(9999);
     h.put(&unknown);
     assert_eq!(settle(&h, "unknown-id").await, Err("TargetNotFound".into()));
-    let (status, reason, message) = ready_of(&h, "unknown-id");
-    assert_eq!(
-        (status.as_str(), reason.as_str()),
-        ("False", "TargetNotFound")
-    );
+    let message = assert_ready(&h, "unknown-id", "False", "TargetNotFound");
     assert!(message.contains("data source id 9999"), "{message}");
     assert_eq!(
         h.grafana_live(DATASOURCE_UID),
@@ -196,18 +176,10 @@ async fn an_id_beyond_a_full_data_source_listing_is_not_taken_for_absent() {
     }
     h.grafana.add_user(1, "jane", "jane@example.com");
     let mut by_id = grafana_grant("by-id", vec![user_login("jane", Query)]);
-    by_id.spec.datasource = GrafanaDatasourceRef {
-        uid: None,
-        name: None,
-        id: Some(h.datasource_id),
-    };
+    by_id.spec.datasource = datasource_by_id(h.datasource_id);
     h.put(&by_id);
     assert_eq!(settle(&h, "by-id").await, Err("VendorUnavailable".into()));
-    let (status, reason, message) = ready_of(&h, "by-id");
-    assert_eq!(
-        (status.as_str(), reason.as_str()),
-        ("False", "VendorUnavailable")
-    );
+    let message = assert_ready(&h, "by-id", "False", "VendorUnavailable");
     assert!(message.contains("refer to it by uid"), "{message}");
     assert_eq!(h.grafana.count("POST", "/api/access-control/"), 0);
 }

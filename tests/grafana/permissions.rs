@@ -43,8 +43,7 @@ async fn create_change_remove_and_delete(server: Server) {
             pair(format!("team:{sre}"), "Query"),
         ])
     );
-    let (status, reason, message) = ready_of(&h, "ds-users");
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "Synced"));
+    let message = assert_ready(&h, "ds-users", "True", "Synced");
     assert_eq!(message, "3 of 3 grants applied");
     let target = status_of(&h, "ds-users").target.unwrap();
     assert_eq!(target.datasource_uid.as_deref(), Some(DATASOURCE_UID));
@@ -293,11 +292,7 @@ async fn observe_writes_nothing_and_reports_drift(server: Server) {
         0,
         "not even enabled"
     );
-    let (status, reason, message) = ready_of(&h, "watching");
-    assert_eq!(
-        (status.as_str(), reason.as_str()),
-        ("False", "DriftDetected")
-    );
+    let message = assert_ready(&h, "watching", "False", "DriftDetected");
     assert!(message.contains("2 of 2 grants differ"), "{message}");
     let rows = status_of(&h, "watching").grants;
     assert!(

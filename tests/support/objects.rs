@@ -164,6 +164,20 @@ impl Harness {
             .unwrap_or_else(|| panic!("{name} has no Ready condition"))
     }
 
+    /// The `Ready` condition of `name` has `status` and `reason`; returns its
+    /// message.
+    #[track_caller]
+    pub fn assert_ready_of<K: TestKind>(&self, name: &str, status: &str, reason: &str) -> String {
+        let ready = self.ready_of::<K>(name);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            (status, reason),
+            "{name}: {}",
+            ready.message
+        );
+        ready.message
+    }
+
     /// Changes the spec of a grant (keeping its status and finalizers, like `kubectl apply`).
     pub fn edit(&self, name: &str, change: impl FnOnce(&mut SigmaGrantSpec)) {
         self.edit_of::<SigmaGrant>(name, |grant| change(&mut grant.spec));
