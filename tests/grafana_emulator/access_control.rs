@@ -3,6 +3,31 @@
 
 use super::*;
 
+/// An entry as the access-control API lists it: `id`, `roleName`, whether it
+/// is (managed, inherited), its (permission, actions), never a service
+/// account, and the grantee's own `fields`.
+fn access_control_entry(
+    id: i64,
+    role_name: &str,
+    (managed, inherited): (bool, bool),
+    (permission, actions): (&str, &Value),
+    fields: Value,
+) -> Value {
+    let mut entry = json!({
+        "id": id,
+        "roleName": role_name,
+        "isManaged": managed,
+        "isInherited": inherited,
+        "isServiceAccount": false,
+        "actions": actions,
+        "permission": permission,
+    });
+    if let (Some(entry), Value::Object(fields)) = (entry.as_object_mut(), fields) {
+        entry.extend(fields);
+    }
+    entry
+}
+
 #[tokio::test]
 async fn access_control_describes_itself_and_lists_every_entry() {
     let grafana = emulator().await;
@@ -38,16 +63,13 @@ async fn access_control_describes_itself_and_lists_every_entry() {
     let admin = &entries[0];
     assert_eq!(
         *admin,
-        json!({
-            "id": inherited,
-            "roleName": "basic:admin",
-            "isManaged": false,
-            "isInherited": true,
-            "isServiceAccount": false,
-            "builtInRole": "Admin",
-            "actions": admin["actions"].clone(),
-            "permission": "Admin",
-        })
+        access_control_entry(
+            inherited,
+            "basic:admin",
+            (false, true),
+            ("Admin", &admin["actions"]),
+            json!({"builtInRole": "Admin"}),
+        )
     );
     assert!(
         admin["actions"]
@@ -61,18 +83,13 @@ async fn access_control_describes_itself_and_lists_every_entry() {
     assert!(avatar.starts_with("/avatar/"), "{avatar}");
     assert_eq!(
         *user,
-        json!({
-            "id": user_entry,
-            "roleName": format!("managed:users:{jane}:permissions"),
-            "isManaged": true,
-            "isInherited": false,
-            "isServiceAccount": false,
-            "userId": jane,
-            "userLogin": "jane",
-            "userAvatarUrl": avatar,
-            "actions": user["actions"].clone(),
-            "permission": "Edit",
-        })
+        access_control_entry(
+            user_entry,
+            &format!("managed:users:{jane}:permissions"),
+            (true, false),
+            ("Edit", &user["actions"]),
+            json!({"userId": jane, "userLogin": "jane", "userAvatarUrl": avatar}),
+        )
     );
     assert!(
         user["actions"]

@@ -5,12 +5,13 @@ use super::*;
 
 #[tokio::test]
 async fn both_apis_share_one_store() {
-    let grafana = emulator().await;
-    let ds = grafana.add_datasource(1, "prom", "Prometheus");
-    let jane = grafana.add_user(1, "jane", "jane@example.com");
-    let finance = grafana.add_team(1, "Finance");
-    grafana.set_permissions_enabled("prom", true);
-    let legacy = format!("/api/datasources/{ds}/permissions");
+    let Legacy {
+        grafana,
+        jane,
+        finance,
+        path: legacy,
+        ..
+    } = legacy().await;
 
     assert_ok(&post(&grafana, &legacy, json!({"userId": jane, "permission": 2})).await);
     let entries = get(&grafana, "/api/access-control/datasources/prom")

@@ -88,12 +88,13 @@ async fn legacy_permissions_start_disabled_and_switches_are_counted() {
 
 #[tokio::test]
 async fn legacy_add_list_and_remove() {
-    let grafana = emulator().await;
-    let ds = grafana.add_datasource(1, "prom", "Prometheus");
-    let jane = grafana.add_user(1, "jane", "jane@example.com");
-    let finance = grafana.add_team(1, "Finance");
-    grafana.set_permissions_enabled("prom", true);
-    let path = format!("/api/datasources/{ds}/permissions");
+    let Legacy {
+        grafana,
+        ds,
+        jane,
+        finance,
+        path,
+    } = legacy().await;
 
     assert_error(
         &post(&grafana, &path, json!({"userId": jane, "permission": 1})).await,
@@ -248,12 +249,13 @@ async fn legacy_add_list_and_remove() {
 
 #[tokio::test]
 async fn legacy_add_rejects_every_malformed_body() {
-    let grafana = emulator().await;
-    let ds = grafana.add_datasource(1, "prom", "Prometheus");
-    let jane = grafana.add_user(1, "jane", "jane@example.com");
-    let finance = grafana.add_team(1, "Finance");
-    grafana.set_permissions_enabled("prom", true);
-    let path = format!("/api/datasources/{ds}/permissions");
+    let Legacy {
+        grafana,
+        jane,
+        finance,
+        path,
+        ..
+    } = legacy().await;
 
     for body in [
         json!({}),
@@ -322,12 +324,13 @@ async fn legacy_add_rejects_every_malformed_body() {
 
 #[tokio::test]
 async fn legacy_add_refuses_unknown_grantees_and_duplicates() {
-    let grafana = emulator().await;
-    let ds = grafana.add_datasource(1, "prom", "Prometheus");
-    let jane = grafana.add_user(1, "jane", "jane@example.com");
-    let finance = grafana.add_team(1, "Finance");
-    grafana.set_permissions_enabled("prom", true);
-    let path = format!("/api/datasources/{ds}/permissions");
+    let Legacy {
+        grafana,
+        jane,
+        finance,
+        path,
+        ..
+    } = legacy().await;
 
     // Ids are one sequence: a team id is never a user id, and the reverse.
     let user_not_found = "Failed to add permission: user not found";

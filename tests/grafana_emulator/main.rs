@@ -22,6 +22,33 @@ async fn emulator() -> GrafanaEmulator {
     grafana
 }
 
+/// An emulator with data source `prom` (its legacy permissions switched on),
+/// user `jane` and team `Finance` in the Main Org., and the legacy permissions
+/// path of `prom`.
+struct Legacy {
+    grafana: GrafanaEmulator,
+    ds: i64,
+    jane: i64,
+    finance: i64,
+    path: String,
+}
+
+async fn legacy() -> Legacy {
+    let grafana = emulator().await;
+    let ds = grafana.add_datasource(1, "prom", "Prometheus");
+    let jane = grafana.add_user(1, "jane", "jane@example.com");
+    let finance = grafana.add_team(1, "Finance");
+    grafana.set_permissions_enabled("prom", true);
+    let path = format!("/api/datasources/{ds}/permissions");
+    Legacy {
+        grafana,
+        ds,
+        jane,
+        finance,
+        path,
+    }
+}
+
 /// A request with the Main Org. token.
 fn request(grafana: &GrafanaEmulator, method: &str, path: &str) -> RequestBuilder {
     grafana.anonymous(method, path).bearer_auth(TOKEN)
