@@ -207,14 +207,11 @@ async fn the_operator_runs_grafana_grants_too() {
 async fn the_operator_runs_snowflake_grants_too() {
     use grant_operator::api::{SnowflakeGrant, SnowflakeGranteeType, SnowflakeGrantsApi};
     let h = Harness::new().await;
-    h.snowflake_secret(NS, "snowflake-key", SnowflakeLogin::KeyPair);
-    h.put(&h.snowflake_provider(
-        NS,
-        "snowflake",
+    h.put_snowflake_provider(
         "snowflake-key",
         SnowflakeLogin::KeyPair,
         SnowflakeGrantsApi::RoleGrants,
-    ));
+    );
     let mut grant = snowflake_grant(
         "public",
         (SnowflakeGranteeType::Role, "ANALYST"),

@@ -138,14 +138,11 @@ async fn recorded_requests() -> Vec<Request> {
         "dr-readers",
         vec![dremio_user("jeansmith", &["SELECT"])],
     ));
-    h.snowflake_secret(NS, "snowflake-key", SnowflakeLogin::KeyPair);
-    h.put(&h.snowflake_provider(
-        NS,
-        "snowflake",
+    h.put_snowflake_provider(
         "snowflake-key",
         SnowflakeLogin::KeyPair,
         grant_operator::api::SnowflakeGrantsApi::RoleGrants,
-    ));
+    );
     h.put(&snowflake_grant(
         "sf-readers",
         (grant_operator::api::SnowflakeGranteeType::Role, "ANALYST"),

@@ -64,14 +64,11 @@ async fn secrets_and_tokens_never_leave_memory() {
     let _ = h.reconcile_provider(NS, "sigma-prod").await;
 
     // Snowflake: an encrypted key pair (JWTs, one refused as expired) and a PAT.
-    h.snowflake_secret(NS, "snowflake-key", SnowflakeLogin::EncryptedKeyPair);
-    h.put(&h.snowflake_provider(
-        NS,
-        "snowflake",
+    h.put_snowflake_provider(
         "snowflake-key",
         SnowflakeLogin::EncryptedKeyPair,
         grant_operator::api::SnowflakeGrantsApi::RoleGrants,
-    ));
+    );
     h.reconcile_provider(NS, "snowflake").await.unwrap();
     h.put(&snowflake_grant(
         "sf",

@@ -20,18 +20,7 @@ pub(crate) struct World {
 impl World {
     pub(crate) async fn new(objects: usize) -> World {
         grant_operator::install_crypto_provider();
-        let kube = FakeKube::new();
-        for (plural, kind, namespaced) in [
-            ("grantproviders", "GrantProvider", true),
-            ("clustergrantproviders", "ClusterGrantProvider", false),
-            ("sigmagrants", "SigmaGrant", true),
-            ("grafanagrants", "GrafanaGrant", true),
-            ("snowflakegrants", "SnowflakeGrant", true),
-            ("dremiogrants", "DremioGrant", true),
-        ] {
-            kube.register_kind(GROUP, VERSION, plural, kind, namespaced);
-            kube.register_status_subresource(GROUP, plural);
-        }
+        let kube = operator_kube();
         let sigma = support::sigma::SigmaEmulator::start().await;
         sigma.add_client(CLIENT_ID, CLIENT_SECRET);
         let grafana = support::grafana::GrafanaEmulator::start().await;

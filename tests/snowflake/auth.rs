@@ -16,14 +16,7 @@ async fn the_provider_is_ready_after_a_real_call_and_says_who_it_is() {
         condition.message
     );
     let h = Harness::new().await;
-    h.snowflake_secret(NS, "login", SnowflakeLogin::Pat);
-    h.put(&h.snowflake_provider(
-        NS,
-        "snowflake",
-        "login",
-        SnowflakeLogin::Pat,
-        SnowflakeGrantsApi::Legacy,
-    ));
+    h.put_snowflake_provider("login", SnowflakeLogin::Pat, SnowflakeGrantsApi::Legacy);
     h.reconcile_provider(NS, "snowflake").await.unwrap();
     let calls = h.snowflake.calls();
     assert_eq!(calls.len(), 1);

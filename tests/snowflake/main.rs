@@ -20,8 +20,7 @@ use support::*;
 /// A harness with a Ready provider `snowflake` for `api`, logging in the `login` way.
 async fn ready(api: SnowflakeGrantsApi, login: SnowflakeLogin) -> Harness {
     let h = Harness::new().await;
-    h.snowflake_secret(NS, "snowflake-login", login);
-    h.put(&h.snowflake_provider(NS, "snowflake", "snowflake-login", login, api));
+    h.put_snowflake_provider("snowflake-login", login, api);
     h.reconcile_provider(NS, "snowflake")
         .await
         .expect("provider becomes ready");

@@ -231,6 +231,18 @@ impl Harness {
 }
 
 impl Harness {
+    /// The Secret `secret` in [`NS`] with what `login` needs, and the provider
+    /// `snowflake` that logs in with it on `api`.
+    pub fn put_snowflake_provider(
+        &self,
+        secret: &str,
+        login: SnowflakeLogin,
+        api: grant_operator::api::SnowflakeGrantsApi,
+    ) {
+        self.snowflake_secret(NS, secret, login);
+        self.put(&self.snowflake_provider(NS, "snowflake", secret, login, api));
+    }
+
     /// The Secret `name` in `namespace` with what `login` needs
     /// (`private-key`, `passphrase`, `token`).
     pub fn snowflake_secret(&self, namespace: &str, name: &str, login: SnowflakeLogin) {
