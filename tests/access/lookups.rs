@@ -42,8 +42,7 @@ async fn targets_name_objects_and_all_targets_lists_them() {
         "json",
     ])
     .await;
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let report = run.json();
     let rows = rows_of(&report);
     assert_eq!(rows.len(), 2, "{report:#}");
     check(
@@ -93,8 +92,7 @@ async fn targets_name_objects_and_all_targets_lists_them() {
         ],
     )
     .await;
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let report = run.json();
     let rows = rows_of(&report);
     check(
         find(&rows, "grafana", "loki-uid", "role:Admin", "Admin"),
@@ -151,8 +149,7 @@ async fn targets_name_objects_and_all_targets_lists_them() {
         "json",
     ])
     .await;
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let report = run.json();
     assert_eq!(report["summary"]["rows"], 1, "{report:#}");
 
     // A target no provider has.
@@ -343,8 +340,7 @@ async fn grantees_are_looked_up_with_each_vendors_own_look_ups() {
         &["--grantee", "jane", "--grantee", "Finance", "-o", "json"],
     )
     .await;
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let report = run.json();
     let rows = rows_of(&report);
     check(
         find(

@@ -11,8 +11,7 @@ mod support;
 use std::path::PathBuf;
 
 use grant_operator::api::{
-    GrafanaPermission, GrafanaPermissionsApi, GrantProvider, SigmaPermission, SnowflakeGranteeType,
-    SnowflakeGrantsApi,
+    GrafanaPermission, GrantProvider, SigmaPermission, SnowflakeGranteeType,
 };
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
@@ -51,20 +50,7 @@ const EARLIER: &str = "2020-01-01T00:00:00Z";
 /// The four providers, their Secrets (Grafana's token left out: it comes from
 /// `--secret ...=env:`), as the objects of a manifest.
 fn providers(h: &Harness) -> Vec<GrantProvider> {
-    let mut sigma = h.sigma_provider(NS, "sigma-prod", "sigma-api");
-    sigma.spec.rate_limit = None;
-    vec![
-        sigma,
-        h.grafana_provider(NS, "grafana", "grafana-sa", GrafanaPermissionsApi::Auto),
-        h.dremio_provider(NS, "dremio", "dremio-pat", false),
-        h.snowflake_provider(
-            NS,
-            "snowflake",
-            "snowflake-pat",
-            SnowflakeLogin::Pat,
-            SnowflakeGrantsApi::RoleGrants,
-        ),
-    ]
+    manifest_providers(h, "snowflake-pat", SnowflakeLogin::Pat)
 }
 
 fn secrets() -> Vec<Secret> {

@@ -278,8 +278,7 @@ async fn fail_on_gates_with_exit_code_3() {
         "json",
     ])
     .await;
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let report = run.json();
     assert_eq!(report["summary"]["rows"], 1, "{report:#}");
     assert_eq!(report["rows"][0]["state"], "managed");
     // Only the Sigma provider was used: no other vendor was called.
