@@ -83,13 +83,7 @@ async fn refused_credentials_are_unauthorized_and_missing_rights_forbidden(deplo
     // refusal (Forbidden) starts three doublings along, at most 80 ms.
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(settle(&h, "zips").await.unwrap_err(), "Unauthorized");
-    assert_eq!(
-        h.reconcile_provider(NS, "dremio")
-            .await
-            .unwrap_err()
-            .reason(),
-        "Unauthorized"
-    );
+    assert_eq!(h.provider_refusal(NS, "dremio").await, "Unauthorized");
     assert!(
         !h.provider_ready(NS, "dremio")
             .message

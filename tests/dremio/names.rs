@@ -161,13 +161,7 @@ async fn a_cloud_provider_of_an_unknown_project_is_not_ready() {
         dremio.project_id = Some("no-such-project".into());
     }
     h.put(&provider);
-    assert_eq!(
-        h.reconcile_provider(NS, "dremio")
-            .await
-            .unwrap_err()
-            .reason(),
-        "InvalidSpec"
-    );
+    assert_eq!(h.provider_refusal(NS, "dremio").await, "InvalidSpec");
     let ready = h.provider_ready(NS, "dremio");
     assert!(
         ready.message.contains("no project no-such-project"),

@@ -189,10 +189,7 @@ async fn a_missing_token_key_is_credentials_missing_without_vendor_calls() {
     h.secret(NS, "grafana-sa", &[("not-token", GRAFANA_TOKEN)]);
     h.put(&h.grafana_provider(NS, "grafana", "grafana-sa", GrafanaPermissionsApi::Auto));
     assert_eq!(
-        h.reconcile_provider(NS, "grafana")
-            .await
-            .unwrap_err()
-            .reason(),
+        h.provider_refusal(NS, "grafana").await,
         "CredentialsMissing"
     );
     assert!(h.grafana.calls().is_empty());

@@ -71,13 +71,7 @@ fn datasource_by_id(id: i64) -> grant_operator::api::GrafanaDatasourceRef {
 async fn provider_unauthorized(
     h: &Harness,
 ) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-    assert_eq!(
-        h.reconcile_provider(NS, "grafana")
-            .await
-            .unwrap_err()
-            .reason(),
-        "Unauthorized"
-    );
+    assert_eq!(h.provider_refusal(NS, "grafana").await, "Unauthorized");
     h.provider_ready(NS, "grafana")
 }
 

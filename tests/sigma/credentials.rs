@@ -142,10 +142,7 @@ async fn missing_secret_and_key_are_credentials_missing() {
     let h = Harness::new().await;
     h.put(&h.sigma_provider(NS, "sigma-prod", "sigma-api"));
     assert_eq!(
-        h.reconcile_provider(NS, "sigma-prod")
-            .await
-            .unwrap_err()
-            .reason(),
+        h.provider_refusal(NS, "sigma-prod").await,
         "CredentialsMissing"
     );
     let ready = h.provider_ready(NS, "sigma-prod");
@@ -154,10 +151,7 @@ async fn missing_secret_and_key_are_credentials_missing() {
 
     h.secret(NS, "sigma-api", &[("client-id", CLIENT_ID)]);
     assert_eq!(
-        h.reconcile_provider(NS, "sigma-prod")
-            .await
-            .unwrap_err()
-            .reason(),
+        h.provider_refusal(NS, "sigma-prod").await,
         "CredentialsMissing"
     );
     assert_eq!(

@@ -9,26 +9,16 @@ async fn rate_limits_and_server_errors_converge_without_duplicates() {
     for i in 0..3 {
         h.sigma.add_member(&format!("user{i}@example.com"));
     }
-    h.sigma.inject(sigma::Fault {
-        method: Some("POST".into()),
-        path_prefix: "/v2/connections".into(),
-        times: 1,
-        kind: sigma::FaultKind::RateLimited {
+    fault_on_connections(
+        &h,
+        "POST",
+        1,
+        sigma::FaultKind::RateLimited {
             retry_after_secs: 1,
         },
-    });
-    h.sigma.inject(sigma::Fault {
-        method: Some("POST".into()),
-        path_prefix: "/v2/connections".into(),
-        times: 1,
-        kind: sigma::FaultKind::Status(500),
-    });
-    h.sigma.inject(sigma::Fault {
-        method: Some("GET".into()),
-        path_prefix: "/v2/connections".into(),
-        times: 2,
-        kind: sigma::FaultKind::Status(503),
-    });
+    );
+    fault_on_connections(&h, "POST", 1, sigma::FaultKind::Status(500));
+    fault_on_connections(&h, "GET", 2, sigma::FaultKind::Status(503));
     h.put(&sigma_grant(
         "readers",
         (0..3)
@@ -72,12 +62,7 @@ async fn persistent_outage_is_reported_and_nothing_is_forgotten() {
     let (h, _) = jane_reads().await;
     let rows = h.status("readers").grants;
 
-    h.sigma.inject(sigma::Fault {
-        method: Some("GET".into()),
-        path_prefix: "/v2/connections".into(),
-        times: 100,
-        kind: sigma::FaultKind::Status(502),
-    });
+    fault_on_connections(&h, "GET", 100, sigma::FaultKind::Status(502));
     h.advance(Duration::from_secs(61));
     let error = h.settle("readers").await.unwrap_err();
     assert_eq!(error.reason(), "VendorUnavailable");
@@ -157,12 +142,12 @@ async fn slow_answers_time_out_and_are_retried() {
     h.put(&provider);
     h.reconcile_provider(NS, "sigma-prod").await.unwrap();
     h.sigma.add_member("jane@example.com");
-    h.sigma.inject(sigma::Fault {
-        method: Some("GET".into()),
-        path_prefix: "/v2/connections".into(),
-        times: 1,
-        kind: sigma::FaultKind::Delay(Duration::from_millis(1500)),
-    });
+    fault_on_connections(
+        &h,
+        "GET",
+        1,
+        sigma::FaultKind::Delay(Duration::from_millis(1500)),
+    );
     h.put_settled(&sigma_grant(
         "readers",
         vec![member("jane@example.com", Usage)],
@@ -180,25 +165,20 @@ async fn slow_answers_time_out_and_are_retried() {
 async fn a_long_retry_after_is_handed_to_the_controller_and_wins() {
     let h = Harness::ready().await;
     h.sigma.add_member("jane@example.com");
-    h.sigma.inject(sigma::Fault {
-        method: Some("GET".into()),
-        path_prefix: "/v2/connections".into(),
-        times: 1,
-        kind: sigma::FaultKind::RateLimited {
+    fault_on_connections(
+        &h,
+        "GET",
+        1,
+        sigma::FaultKind::RateLimited {
             retry_after_secs: 90,
         },
-    });
+    );
     h.put(&sigma_grant(
         "readers",
         vec![member("jane@example.com", Usage)],
     ));
     h.reconcile("readers").await.unwrap(); // finalizer
-    h.caught_up().await;
-    let object = h
-        .grants
-        .store
-        .get(&kube::runtime::reflector::ObjectRef::new("readers").within(NS))
-        .unwrap();
+    let object = h.stored_grant(NS, "readers").await;
     let error = reconcile_through(object.clone(), h.grants.clone())
         .await
         .unwrap_err();
@@ -274,20 +254,15 @@ async fn a_long_retry_after_on_a_write_also_wins() {
         vec![member("jane@example.com", Usage)],
     ));
     h.reconcile("readers").await.unwrap(); // finalizer
-    h.sigma.inject(sigma::Fault {
-        method: Some("POST".into()),
-        path_prefix: "/v2/connections".into(),
-        times: 1,
-        kind: sigma::FaultKind::RateLimited {
+    fault_on_connections(
+        &h,
+        "POST",
+        1,
+        sigma::FaultKind::RateLimited {
             retry_after_secs: 120,
         },
-    });
-    h.caught_up().await;
-    let object = h
-        .grants
-        .store
-        .get(&kube::runtime::reflector::ObjectRef::new("readers").within(NS))
-        .unwrap();
+    );
+    let object = h.stored_grant(NS, "readers").await;
     let started = std::time::Instant::now();
     let error = reconcile_through(object.clone(), h.grants.clone())
         .await

@@ -9,6 +9,16 @@ use std::time::Duration;
 use grant_operator::api::{GrantState, SigmaPermission::*};
 use support::*;
 
+/// Injects `kind` into the next `times` `method` requests to a connection.
+fn fault_on_connections(h: &Harness, method: &str, times: usize, kind: sigma::FaultKind) {
+    h.sigma.inject(sigma::Fault {
+        method: Some(method.into()),
+        path_prefix: "/v2/connections".into(),
+        times,
+        kind,
+    });
+}
+
 /// A ready harness on which `readers` grants jane@example.com `usage`, synced;
 /// with jane's member id.
 async fn jane_reads() -> (Harness, String) {

@@ -67,20 +67,10 @@ async fn a_grant_cannot_use_a_provider_of_another_namespace() {
     let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
     grant.metadata.namespace = Some("other".into());
     h.put(&grant);
-    h.caught_up().await;
-    let object = h
-        .grants
-        .store
-        .get(&kube::runtime::reflector::ObjectRef::new("readers").within("other"))
-        .unwrap();
+    let object = h.stored_grant("other", "readers").await;
     // First reconcile adds the finalizer, the second looks for the provider in "other".
     let _ = reconcile_through(object, h.grants.clone()).await;
-    h.caught_up().await;
-    let object = h
-        .grants
-        .store
-        .get(&kube::runtime::reflector::ObjectRef::new("readers").within("other"))
-        .unwrap();
+    let object = h.stored_grant("other", "readers").await;
     let error = reconcile_through(object, h.grants.clone())
         .await
         .unwrap_err();
