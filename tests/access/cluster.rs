@@ -45,9 +45,8 @@ async fn from_cluster_reads_the_cluster_and_writes_nothing() {
         "json",
     ])
     .await;
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let report = run.json();
     no_secret_in(&run);
-    let report: Value = serde_json::from_str(&run.stdout).unwrap();
     let rows = rows_of(&report);
     check(
         find(

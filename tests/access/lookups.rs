@@ -167,9 +167,8 @@ async fn targets_name_objects_and_all_targets_lists_them() {
     h.grafana.clear_calls();
     h.snowflake.clear_calls();
     let run = access(dir, &["--all-targets", "-o", "json"]).await;
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let report = run.json();
     no_secret_in(&run);
-    let report: Value = serde_json::from_str(&run.stdout).unwrap();
     let rows = rows_of(&report);
     let objects = |vendor: &str| -> std::collections::BTreeSet<String> {
         rows.iter()
@@ -258,9 +257,8 @@ async fn grantees_are_looked_up_with_each_vendors_own_look_ups() {
         ],
     )
     .await;
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let report = run.json();
     no_secret_in(&run);
-    let report: Value = serde_json::from_str(&run.stdout).unwrap();
     let rows = rows_of(&report);
     let mut seen: Vec<(String, String)> = rows
         .iter()

@@ -43,6 +43,25 @@ fn call(method: &str, target: &str, headers: &[(&str, &str)], body: Option<Value
     }
 }
 
+/// An HTTP Basic `Authorization` value.
+fn basic() -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("client-id:client-secret")
+    )
+}
+
+/// Sigma's token request, with HTTP Basic credentials, the `content_type` and
+/// the form `body`.
+fn token_request(content_type: &str, body: Value) -> Call {
+    call(
+        "POST",
+        "/v2/auth/token",
+        &[("authorization", &basic()), ("content-type", content_type)],
+        Some(body),
+    )
+}
+
 fn bearer() -> String {
     format!("Bearer {SIGMA_TOKEN}")
 }

@@ -8,33 +8,19 @@ fn requests_shaped_as_the_definitions_say_conform() {
     let Some(apis) = definitions() else {
         return;
     };
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("client-id:client-secret")
-    );
     // Sigma's token request: HTTP Basic, form-encoded client_credentials.
     conforms(
         &apis.sigma,
-        &call(
-            "POST",
-            "/v2/auth/token",
-            &[
-                ("authorization", &basic),
-                ("content-type", "application/x-www-form-urlencoded"),
-            ],
-            Some(json!({"grant_type": "client_credentials"})),
+        &token_request(
+            "application/x-www-form-urlencoded",
+            json!({"grant_type": "client_credentials"}),
         ),
     );
     conforms(
         &apis.sigma,
-        &call(
-            "POST",
-            "/v2/auth/token",
-            &[
-                ("authorization", &basic),
-                ("content-type", "application/x-www-form-urlencoded"),
-            ],
-            Some(json!({"grant_type": "refresh_token", "refresh_token": "r"})),
+        &token_request(
+            "application/x-www-form-urlencoded",
+            json!({"grant_type": "refresh_token", "refresh_token": "r"}),
         ),
     );
     for target in [
@@ -201,51 +187,39 @@ fn each_kind_of_departure_is_flagged_with_its_rule() {
         "malformed percent-encoding",
     );
     // Bodies: required field missing, undefined field, enum, type, read-only field.
-    flagged(
-        sigma_api,
-        &sigma("POST", "/v2/connections/c1/grants", Some(json!({}))),
-        "\"grants\" is a required property",
-    );
-    flagged(
-        sigma_api,
-        &sigma(
-            "POST",
-            "/v2/connections/c1/grants",
-            Some(
-                json!({"grants": [{"grantee": {"memberId": "m1"}, "permission": "usage", "note": "x"}]}),
-            ),
+    for (body, rule) in [
+        (json!({}), "\"grants\" is a required property"),
+        (
+            json!({"grants": [{"grantee": {"memberId": "m1"}, "permission": "usage", "note": "x"}]}),
+            "'note' was unexpected",
         ),
-        "'note' was unexpected",
-    );
-    flagged(
-        sigma_api,
-        &sigma(
-            "POST",
-            "/v2/connections/c1/grants",
-            Some(json!({"grants": [{"grantee": {"memberId": "m1"}, "permission": "admin"}]})),
+        (
+            json!({"grants": [{"grantee": {"memberId": "m1"}, "permission": "admin"}]}),
+            "\"admin\" is not one of",
         ),
-        "\"admin\" is not one of",
-    );
-    flagged(
-        snowflake_api,
-        &jwt(
-            "POST",
-            "/api/v2/roles/ANALYST/grants",
-            Some(json!({"securable_type": "SCHEMA", "privileges": "USAGE"})),
+    ] {
+        flagged(
+            sigma_api,
+            &sigma("POST", "/v2/connections/c1/grants", Some(body)),
+            rule,
+        );
+    }
+    for (body, rule) in [
+        (
+            json!({"securable_type": "SCHEMA", "privileges": "USAGE"}),
+            "body /privileges",
         ),
-        "body /privileges",
-    );
-    flagged(
-        snowflake_api,
-        &jwt(
-            "POST",
-            "/api/v2/roles/ANALYST/grants",
-            Some(
-                json!({"securable_type": "SCHEMA", "privileges": ["USAGE"], "created_on": "2024-01-01T00:00:00Z"}),
-            ),
+        (
+            json!({"securable_type": "SCHEMA", "privileges": ["USAGE"], "created_on": "2024-01-01T00:00:00Z"}),
+            "'created_on' was unexpected",
         ),
-        "'created_on' was unexpected",
-    );
+    ] {
+        flagged(
+            snowflake_api,
+            &jwt("POST", "/api/v2/roles/ANALYST/grants", Some(body)),
+            rule,
+        );
+    }
     flagged(
         snowflake_api,
         &jwt("POST", "/api/v2/roles/ANALYST/grants", None),
@@ -257,33 +231,19 @@ fn each_kind_of_departure_is_flagged_with_its_rule() {
         "takes no request body",
     );
     // The token request form-encoded, as its definition says; an unknown grant type.
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("client-id:client-secret")
-    );
     flagged(
         sigma_api,
-        &call(
-            "POST",
-            "/v2/auth/token",
-            &[
-                ("authorization", &basic),
-                ("content-type", "application/json"),
-            ],
-            Some(json!({"grant_type": "client_credentials"})),
+        &token_request(
+            "application/json",
+            json!({"grant_type": "client_credentials"}),
         ),
         "Content-Type \"application/json\" is not one the operation accepts",
     );
     flagged(
         sigma_api,
-        &call(
-            "POST",
-            "/v2/auth/token",
-            &[
-                ("authorization", &basic),
-                ("content-type", "application/x-www-form-urlencoded"),
-            ],
-            Some(json!({"grant_type": "password"})),
+        &token_request(
+            "application/x-www-form-urlencoded",
+            json!({"grant_type": "password"}),
         ),
         "body (root)",
     );
@@ -298,7 +258,7 @@ fn each_kind_of_departure_is_flagged_with_its_rule() {
         &call(
             "GET",
             "/v2/connections?limit=1",
-            &[("authorization", &basic)],
+            &[("authorization", &basic())],
             None,
         ),
         "no security requirement is met (Authorization scheme Basic",
