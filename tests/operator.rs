@@ -114,12 +114,12 @@ async fn a_resource_that_keeps_failing_backs_off_instead_of_looping() {
         vec![member("nobody@example.com", Usage)],
     ));
     // Slow answers make each sync take over a second, so each one writes a new lastSyncTime.
-    h.sigma.inject(sigma::Fault {
-        method: Some("GET".into()),
-        path_prefix: "/v2/members".into(),
-        times: 1000,
-        kind: sigma::FaultKind::Delay(Duration::from_millis(1100)),
-    });
+    h.sigma.inject(fault(
+        "GET",
+        "/v2/members",
+        1000,
+        sigma::FaultKind::Delay(Duration::from_millis(1100)),
+    ));
 
     let config = Config {
         error_backoff: Duration::from_secs(10),

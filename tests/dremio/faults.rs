@@ -95,26 +95,18 @@ async fn rate_limits_and_server_errors_converge(deployment: Deployment) {
     let h = ready(deployment).await;
     let jean = h.dremio.add_user("jeansmith", "jean@example.com");
     let path = grants_path(&h, deployment);
-    h.dremio.inject(Fault {
-        method: Some("PUT".into()),
-        path_prefix: path.clone(),
-        times: 1,
-        kind: FaultKind::RateLimited {
+    h.dremio.inject(fault(
+        "PUT",
+        &path,
+        1,
+        FaultKind::RateLimited {
             retry_after_secs: 1,
         },
-    });
-    h.dremio.inject(Fault {
-        method: Some("PUT".into()),
-        path_prefix: path.clone(),
-        times: 1,
-        kind: FaultKind::Status(502),
-    });
-    h.dremio.inject(Fault {
-        method: Some("GET".into()),
-        path_prefix: path.clone(),
-        times: 2,
-        kind: FaultKind::Status(503),
-    });
+    ));
+    h.dremio
+        .inject(fault("PUT", &path, 1, FaultKind::Status(502)));
+    h.dremio
+        .inject(fault("GET", &path, 2, FaultKind::Status(503)));
     h.put(&dremio_grant(
         "zips",
         vec![dremio_user("jeansmith", &["SELECT"])],
@@ -160,12 +152,12 @@ async fn a_write_that_got_no_answer_is_never_overtaken(deployment: Deployment) {
     let analysts = h.dremio.add_role("analysts");
     let path = grants_path(&h, deployment);
     // The first write is answered after the client gave up (1 s), and lands then.
-    h.dremio.inject(Fault {
-        method: Some("PUT".into()),
-        path_prefix: path.clone(),
-        times: 1,
-        kind: FaultKind::Delay(Duration::from_millis(1500)),
-    });
+    h.dremio.inject(fault(
+        "PUT",
+        &path,
+        1,
+        FaultKind::Delay(Duration::from_millis(1500)),
+    ));
     h.put(&dremio_grant(
         "jean",
         vec![dremio_user("jeansmith", &["SELECT"])],

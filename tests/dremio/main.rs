@@ -13,7 +13,7 @@ use std::time::Duration;
 use grant_operator::api::{
     DeletionPolicy, DremioCatalogObjectRef, DremioGrant, GrantState, ManagementPolicy, Mode,
 };
-use support::dremio::{Fault, FaultKind, GrantRecord, GranteeType};
+use support::dremio::{FaultKind, GrantRecord, GranteeType};
 use support::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -85,12 +85,8 @@ async fn only_answered_reads_count_towards_interference() {
         1,
         record(GranteeType::Role, &w.analysts, &["SELECT"]),
     );
-    w.dremio.inject(Fault {
-        method: Some("GET".into()),
-        path_prefix: path.clone(),
-        times: 1,
-        kind: FaultKind::Status(503),
-    });
+    w.dremio
+        .inject(fault("GET", &path, 1, FaultKind::Status(503)));
     assert_eq!(get(&w.dremio, &path).await.status, 503);
     assert_eq!(send(w.dremio.anonymous("GET", &path)).await.status, 401);
     assert_eq!(

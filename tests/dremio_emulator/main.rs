@@ -13,6 +13,7 @@ use reqwest::{Client, RequestBuilder};
 use serde_json::{Value, json};
 use support::dremio::*;
 use support::emulator::{Reply, assert_answer, assert_ok, send};
+use support::fault;
 
 const TOKEN: &str = "dremio-pat-main";
 const PROJECT: &str = "6a0f5b8e-2f7d-4a57-9d1c-3b2e4c5d6e7f";

@@ -70,12 +70,8 @@ async fn injected_faults_fire_before_routing_and_auth_and_leave_state_alone() {
     let path = grants_path(CLOUD, &w.table);
     let body = json!({"grants": [entry("USER", &w.jean, &["SELECT"])]});
 
-    w.dremio.inject(Fault {
-        method: Some("put".into()),
-        path_prefix: "/v0/projects/".into(),
-        times: 2,
-        kind: FaultKind::Status(503),
-    });
+    w.dremio
+        .inject(fault("put", "/v0/projects/", 2, FaultKind::Status(503)));
     assert_ok(&get(&w.dremio, &path).await);
     for _ in 0..2 {
         let reply = put(&w.dremio, &path, body.clone()).await;

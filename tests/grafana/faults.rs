@@ -46,26 +46,18 @@ async fn rate_limits_and_server_errors_converge_without_duplicates(server: Serve
         })
         .collect();
     let path = permissions_path(&h, server);
-    h.grafana.inject(Fault {
-        method: Some("POST".into()),
-        path_prefix: path.clone(),
-        times: 1,
-        kind: FaultKind::RateLimited {
+    h.grafana.inject(fault(
+        "POST",
+        &path,
+        1,
+        FaultKind::RateLimited {
             retry_after_secs: 1,
         },
-    });
-    h.grafana.inject(Fault {
-        method: Some("POST".into()),
-        path_prefix: path.clone(),
-        times: 1,
-        kind: FaultKind::Status(500),
-    });
-    h.grafana.inject(Fault {
-        method: Some("GET".into()),
-        path_prefix: path.clone(),
-        times: 2,
-        kind: FaultKind::Status(503),
-    });
+    ));
+    h.grafana
+        .inject(fault("POST", &path, 1, FaultKind::Status(500)));
+    h.grafana
+        .inject(fault("GET", &path, 2, FaultKind::Status(503)));
     h.put(&grafana_grant(
         "ds-users",
         (0..3)

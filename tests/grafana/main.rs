@@ -16,7 +16,7 @@ use grant_operator::api::{
     DeletionPolicy, GrafanaBuiltInRole, GrafanaDatasourceRef, GrafanaPermission::*,
     GrafanaPermissionsApi, GrantState, ManagementPolicy, Mode,
 };
-use support::grafana::{Fault, FaultKind, Grantee, Level};
+use support::grafana::{FaultKind, Grantee, Level};
 use support::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

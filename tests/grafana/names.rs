@@ -67,12 +67,12 @@ async fn unknown_data_source_is_target_not_found(server: Server) {
     h.grafana.add_user(1, "jane", "jane@example.com");
     h.put_settled(&grafana_grant("other", vec![user_login("jane", Query)]))
         .await;
-    h.grafana.inject(Fault {
-        method: Some("GET".into()),
-        path_prefix: permissions_path(&h, server),
-        times: 10,
-        kind: FaultKind::Status(404),
-    });
+    h.grafana.inject(fault(
+        "GET",
+        &permissions_path(&h, server),
+        10,
+        FaultKind::Status(404),
+    ));
     h.advance(Duration::from_secs(61));
     assert_eq!(settle(&h, "other").await.unwrap_err(), "TargetNotFound");
     assert_eq!(

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Client, RequestBuilder};
 use serde_json::{Value, json};
 use support::emulator::{Reply, assert_answer, assert_ok, send};
+use support::fault;
 use support::grafana::*;
 
 const TOKEN: &str = "glsa_main_org_token";

@@ -88,12 +88,12 @@ async fn injected_faults_fire_before_routing_and_auth_and_leave_state_alone() {
     let jane = grafana.add_user(1, "jane", "jane@example.com");
     let path = format!("/api/access-control/datasources/prom/users/{jane}");
 
-    grafana.inject(Fault {
-        method: Some("post".into()),
-        path_prefix: "/api/access-control/".into(),
-        times: 2,
-        kind: FaultKind::Status(503),
-    });
+    grafana.inject(fault(
+        "post",
+        "/api/access-control/",
+        2,
+        FaultKind::Status(503),
+    ));
     assert_ok(&get(&grafana, "/api/access-control/datasources/prom").await);
     for _ in 0..2 {
         let reply = post(&grafana, &path, json!({"permission": "Query"})).await;
@@ -124,12 +124,7 @@ async fn injected_faults_fire_before_routing_and_auth_and_leave_state_alone() {
         "Not found",
     );
 
-    grafana.inject(Fault {
-        method: Some("GET".into()),
-        path_prefix: "/api/health".into(),
-        times: 1,
-        kind: FaultKind::Status(500),
-    });
+    grafana.inject(fault("GET", "/api/health", 1, FaultKind::Status(500)));
     assert_error(
         &get(&grafana, "/api/health").await,
         500,

@@ -11,12 +11,8 @@ use support::*;
 
 /// Injects `kind` into the next `times` `method` requests to a connection.
 fn fault_on_connections(h: &Harness, method: &str, times: usize, kind: sigma::FaultKind) {
-    h.sigma.inject(sigma::Fault {
-        method: Some(method.into()),
-        path_prefix: "/v2/connections".into(),
-        times,
-        kind,
-    });
+    h.sigma
+        .inject(fault(method, "/v2/connections", times, kind));
 }
 
 /// A ready harness on which `readers` grants jane@example.com `usage`, synced;

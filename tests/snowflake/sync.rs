@@ -119,12 +119,12 @@ async fn rate_limits_and_server_errors_converge(api: SnowflakeGrantsApi, login: 
         times: 1,
         kind: FaultKind::Status(503),
     });
-    h.snowflake.inject(Fault {
-        method: Some("GET".into()),
-        path_prefix: listing_path(api, "ANALYST"),
-        times: 2,
-        kind: FaultKind::Status(504),
-    });
+    h.snowflake.inject(fault(
+        "GET",
+        &listing_path(api, "ANALYST"),
+        2,
+        FaultKind::Status(504),
+    ));
     put_public_usage(&h).await;
     assert_analyst_holds(&h, &[("SCHEMA SALES.PUBLIC", "USAGE")]);
     let posts: Vec<_> = h

@@ -28,12 +28,7 @@ async fn accepted_answers_complete_after_some_polls() {
 #[tokio::test]
 async fn injected_faults_answer_with_the_error_body() {
     let snowflake = emulator().await;
-    snowflake.inject(Fault {
-        method: Some("GET".into()),
-        path_prefix: "/api/v2/roles".into(),
-        times: 1,
-        kind: FaultKind::Status(503),
-    });
+    snowflake.inject(fault("GET", "/api/v2/roles", 1, FaultKind::Status(503)));
     let reply = get(&snowflake, "/api/v2/roles").await;
     assert_eq!(reply.status, 503);
     assert!(reply.body["request_id"].is_string());

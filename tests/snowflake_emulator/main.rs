@@ -15,7 +15,7 @@ use support::emulator::{Reply, assert_ok, send};
 use support::snowflake::*;
 use support::{
     SNOWFLAKE_ACCOUNT, SNOWFLAKE_KEY, SNOWFLAKE_OAUTH, SNOWFLAKE_OTHER_KEY, SNOWFLAKE_PAT,
-    SNOWFLAKE_PUBLIC_KEY, SNOWFLAKE_USER, seed_snowflake,
+    SNOWFLAKE_PUBLIC_KEY, SNOWFLAKE_USER, fault, seed_snowflake,
 };
 
 async fn emulator() -> SnowflakeEmulator {

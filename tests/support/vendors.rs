@@ -3,6 +3,22 @@
 
 use super::*;
 
+/// A fault for an emulator: `kind` answers the next `times` `method` requests
+/// whose path starts with `path_prefix`.
+pub fn fault(
+    method: &str,
+    path_prefix: &str,
+    times: usize,
+    kind: emulator::FaultKind,
+) -> emulator::Fault {
+    emulator::Fault {
+        method: Some(method.into()),
+        path_prefix: path_prefix.into(),
+        times,
+        kind,
+    }
+}
+
 impl Harness {
     /// Grants of a Dremio catalog object as `(grantee key, privileges sorted)` sorted.
     pub fn dremio_live(&self, object: &str) -> Vec<(String, Vec<String>)> {
