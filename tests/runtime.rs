@@ -69,13 +69,7 @@ async fn the_http_endpoints_report_metrics_liveness_and_readiness() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(http_get(&base, "/nothing-here").await.0, 404);
 
-    health.set_leading(true);
-    let operator = RunningOperator::start_reporting(
-        h.kube.client(),
-        fast_config(),
-        metrics.clone(),
-        health.clone(),
-    );
+    let operator = RunningOperator::start_leading(h.kube.client(), &metrics, &health);
 
     eventually("grant Synced", || synced(&h)).await;
     let (status, _, body) = http_get(&base, "/readyz").await;

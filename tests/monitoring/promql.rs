@@ -54,13 +54,7 @@ async fn scrape() -> Scrape {
     let health = Health::new(metrics.clone(), false);
     let server = HttpServer::start(metrics.clone(), health.clone()).await;
     let base = server.base.clone();
-    health.set_leading(true);
-    let operator = RunningOperator::start_reporting(
-        h.kube.client(),
-        fast_config(),
-        metrics.clone(),
-        health.clone(),
-    );
+    let operator = RunningOperator::start_leading(h.kube.client(), &metrics, &health);
     let reason = |name: &str| {
         h.kube
             .get::<SigmaGrant>(Some(NS), name)

@@ -128,3 +128,17 @@ pub fn slow_sigma(emulator: &SigmaEmulator, connections: usize) -> Vec<String> {
     });
     members
 }
+
+/// The `i`-th grant of a benchmark on [`slow_sigma`]: `g{i}`, on connection
+/// `conn-{i % connections}`, granting `Usage` to one of `members` in turn.
+pub fn spread_grant(i: usize, members: &[String], connections: usize) -> SigmaGrant {
+    let mut grant = sigma_grant(
+        &format!("g{i}"),
+        vec![member_id(
+            &members[i % members.len()],
+            SigmaPermission::Usage,
+        )],
+    );
+    grant.spec.connection_id = format!("conn-{}", i % connections);
+    grant
+}
