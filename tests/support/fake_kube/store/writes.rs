@@ -4,6 +4,14 @@
 use super::*;
 
 impl State {
+    /// The stored object at `key`, or `404 NotFound`.
+    fn existing(&self, key: &Key) -> Result<Value, ApiError> {
+        self.objects
+            .get(key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&key.gvr, &key.name))
+    }
+
     pub(in super::super) fn create(
         &mut self,
         gvr: &Gvr,
@@ -120,11 +128,7 @@ impl State {
         status_only: bool,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
-        let old = self
-            .objects
-            .get(key)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&key.gvr, &key.name))?;
+        let old = self.existing(key)?;
         if !candidate.is_object() {
             return Err(ApiError::bad_request("object must be a JSON object"));
         }
@@ -287,11 +291,7 @@ impl State {
         options: &Value,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
-        let old = self
-            .objects
-            .get(key)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&key.gvr, &key.name))?;
+        let old = self.existing(key)?;
         if let Some(pre) = options.get("preconditions") {
             let check = |field: &str| {
                 pre.get(field)
