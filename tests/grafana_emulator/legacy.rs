@@ -324,39 +324,21 @@ async fn legacy_add_refuses_unknown_grantees_and_duplicates() {
     // Ids are one sequence: a team id is never a user id, and the reverse.
     let user_not_found = "Failed to add permission: user not found";
     let team_not_found = "Failed to add permission: team not found";
-    assert_error(
-        &post(&grafana, &path, json!({"userId": 999, "permission": 1})).await,
-        400,
-        user_not_found,
-    );
-    assert_error(
-        &post(&grafana, &path, json!({"userId": finance, "permission": 1})).await,
-        400,
-        user_not_found,
-    );
-    assert_error(
-        &post(&grafana, &path, json!({"teamId": 999, "permission": 1})).await,
-        400,
-        team_not_found,
-    );
-    assert_error(
-        &post(&grafana, &path, json!({"teamId": jane, "permission": 1})).await,
-        400,
-        team_not_found,
-    );
+    for (body, message) in [
+        (json!({"userId": 999, "permission": 1}), user_not_found),
+        (json!({"userId": finance, "permission": 1}), user_not_found),
+        (json!({"teamId": 999, "permission": 1}), team_not_found),
+        (json!({"teamId": jane, "permission": 1}), team_not_found),
+    ] {
+        assert_error(&post(&grafana, &path, body).await, 400, message);
+    }
 
     let duplicate = "Permission for user/team already exists";
     assert_ok(&post(&grafana, &path, json!({"userId": jane, "permission": 1})).await);
-    assert_error(
-        &post(&grafana, &path, json!({"userId": jane, "permission": 1})).await,
-        400,
-        duplicate,
-    );
-    assert_error(
-        &post(&grafana, &path, json!({"userId": jane, "permission": 2})).await,
-        400,
-        duplicate,
-    );
+    for permission in [1, 2] {
+        let body = json!({"userId": jane, "permission": permission});
+        assert_error(&post(&grafana, &path, body).await, 400, duplicate);
+    }
     // A team's Admin entry set through the other API blocks it too, and is listed as 4.
     let reply = post(
         &grafana,
