@@ -340,12 +340,7 @@ async fn a_hanging_vendor_holds_no_reconcile_slot_others_need() {
         "fast",
         vec![member("jane@example.com", Usage)],
     ));
-    let synced = || {
-        h.kube
-            .get::<SigmaGrant>(Some(NS), "fast")
-            .and_then(|grant| grant.status)
-            .is_some_and(|status| status.conditions.iter().any(|c| c.reason == "Synced"))
-    };
+    let synced = || h.has_reason::<SigmaGrant>("fast", "Synced");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !synced() {
         assert!(

@@ -27,10 +27,7 @@ async fn setup(sync_interval: Option<&str>) -> (Harness, String) {
 }
 
 fn synced(h: &Harness) -> bool {
-    h.kube
-        .get::<SigmaGrant>(Some(NS), "readers")
-        .and_then(|g| g.status)
-        .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "Synced"))
+    h.has_reason::<SigmaGrant>("readers", "Synced")
 }
 
 async fn http_get(base: &str, path: &str) -> (u16, String, String) {

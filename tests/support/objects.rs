@@ -164,6 +164,22 @@ impl Harness {
             .unwrap_or_else(|| panic!("{name} has no Ready condition"))
     }
 
+    /// Whether a condition of the grant `name` has `reason` (not while it has
+    /// no status).
+    pub fn has_reason<K: TestKind>(&self, name: &str, reason: &str) -> bool {
+        self.get_of::<K>(name)
+            .and_then(|grant| grant.status().cloned())
+            .is_some_and(|status| status.conditions.iter().any(|c| c.reason == reason))
+    }
+
+    /// Whether a condition of the provider `name` of [`NS`] has `reason`.
+    pub fn provider_has_reason(&self, name: &str, reason: &str) -> bool {
+        self.kube
+            .get::<GrantProvider>(Some(NS), name)
+            .and_then(|provider| provider.status)
+            .is_some_and(|status| status.conditions.iter().any(|c| c.reason == reason))
+    }
+
     /// The `Ready` condition of `name` has `status` and `reason`; returns its
     /// message.
     #[track_caller]
