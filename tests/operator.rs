@@ -17,7 +17,7 @@ async fn the_operator_converges_repairs_and_revokes_on_its_own() {
     let h = Harness::new().await;
     let jane = h.sigma.add_member("jane@example.com");
     h.sigma_prod_provider();
-    let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
+    let mut grant = jane_readers();
     grant.spec.policy.sync_interval = Some("1s".into());
     h.put(&grant);
 

@@ -7,7 +7,6 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use grant_operator::api::SigmaPermission::*;
 use support::*;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -42,10 +41,7 @@ async fn secrets_and_tokens_never_leave_memory() {
 
     let h = Harness::ready().await;
     h.sigma.add_member("jane@example.com");
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
+    h.put(&jane_readers());
     h.settle("readers").await.unwrap();
     // Refresh after a refused token, then a failing rotation.
     h.sigma.expire_all_tokens();

@@ -20,7 +20,7 @@ async fn setup(sync_interval: Option<&str>) -> (Harness, String) {
     let h = Harness::new().await;
     let jane = h.sigma.add_member("jane@example.com");
     h.sigma_prod_provider();
-    let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
+    let mut grant = jane_readers();
     grant.spec.policy.sync_interval = sync_interval.map(str::to_string);
     h.put(&grant);
     (h, jane)

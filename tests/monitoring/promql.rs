@@ -42,7 +42,7 @@ async fn scrape() -> Scrape {
     let h = Harness::new().await;
     h.sigma.add_member("jane@example.com");
     h.sigma_prod_provider();
-    let mut readers = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
+    let mut readers = jane_readers();
     readers.spec.policy.sync_interval = Some("1s".into());
     h.put(&readers);
     h.put(&sigma_grant(

@@ -35,10 +35,7 @@ async fn wrong_credentials_make_the_provider_unauthorized_and_grants_wait() {
     assert_eq!(h.sigma.calls().len(), 0);
 
     h.sigma.add_member("jane@example.com");
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
+    h.put(&jane_readers());
     h.sigma.clear_calls();
     let error = h.settle("readers").await.unwrap_err();
     assert_eq!(error.reason(), "ProviderNotReady");
@@ -87,11 +84,7 @@ async fn rotated_secret_is_used_from_the_next_sync_without_restart() {
     let h = Harness::ready().await;
     h.sigma.add_member("jane@example.com");
     h.sigma.add_member("joe@example.com");
-    h.put_settled(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ))
-    .await;
+    h.put_settled(&jane_readers()).await;
 
     h.sigma.add_client("client-id-2", "client-secret-2");
     h.secret(
@@ -168,11 +161,7 @@ async fn the_token_is_refreshed_shortly_before_it_expires() {
     h.sigma_prod_provider();
     h.reconcile_provider(NS, "sigma-prod").await.unwrap();
     h.sigma.add_member("jane@example.com");
-    h.put_settled(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ))
-    .await;
+    h.put_settled(&jane_readers()).await;
     assert_eq!(h.sigma.tokens_issued(), (1, 0));
 
     // Renewed a quarter of its lifetime early (at 3 s of 4 s): never refused.

@@ -23,7 +23,7 @@ async fn deleting_revokes_and_releases_the_resource() {
 async fn orphan_leaves_grants_in_place() {
     let h = Harness::ready().await;
     h.sigma.add_member("jane@example.com");
-    let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
+    let mut grant = jane_readers();
     grant.spec.policy.deletion_policy = grant_operator::api::DeletionPolicy::Orphan;
     h.put(&grant);
     h.settle("readers").await.unwrap();
@@ -92,10 +92,7 @@ async fn deletion_waits_for_an_unreachable_provider_and_orphan_releases() {
 #[tokio::test]
 async fn a_resource_that_never_applied_anything_deletes_without_a_provider() {
     let h = Harness::new().await;
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
+    h.put(&jane_readers());
     let error = h.settle("readers").await.unwrap_err();
     assert_eq!(error.reason(), "ProviderNotFound");
     h.delete("readers");

@@ -148,11 +148,7 @@ async fn slow_answers_time_out_and_are_retried() {
         1,
         sigma::FaultKind::Delay(Duration::from_millis(1500)),
     );
-    h.put_settled(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ))
-    .await;
+    h.put_settled(&jane_readers()).await;
     assert_eq!(h.live().len(), 1);
     assert_eq!(
         h.metrics
@@ -173,10 +169,7 @@ async fn a_long_retry_after_is_handed_to_the_controller_and_wins() {
             retry_after_secs: 90,
         },
     );
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
+    h.put(&jane_readers());
     h.reconcile("readers").await.unwrap(); // finalizer
     let object = h.stored_grant(NS, "readers").await;
     let error = reconcile_through(object.clone(), h.grants.clone())
@@ -249,10 +242,7 @@ async fn a_configured_rate_limit_paces_requests_and_none_is_the_default() {
 async fn a_long_retry_after_on_a_write_also_wins() {
     let h = Harness::ready().await;
     h.sigma.add_member("jane@example.com");
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
+    h.put(&jane_readers());
     h.reconcile("readers").await.unwrap(); // finalizer
     fault_on_connections(
         &h,

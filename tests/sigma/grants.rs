@@ -274,11 +274,7 @@ async fn authoritative_prunes_undeclared_grants_but_not_unmanaged_permissions() 
         .seed_grant(CONNECTION, sigma::Grantee::Member(admin.clone()), "admin");
 
     // Additive first: the stranger's grant is left alone.
-    h.put_settled(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ))
-    .await;
+    h.put_settled(&jane_readers()).await;
     assert_eq!(h.live().len(), 3);
 
     h.edit("readers", |spec| {

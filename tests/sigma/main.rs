@@ -20,11 +20,7 @@ fn fault_on_connections(h: &Harness, method: &str, times: usize, kind: sigma::Fa
 async fn jane_reads() -> (Harness, String) {
     let h = Harness::ready().await;
     let jane = h.sigma.add_member("jane@example.com");
-    h.put_settled(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ))
-    .await;
+    h.put_settled(&jane_readers()).await;
     (h, jane)
 }
 

@@ -7,7 +7,7 @@ use super::*;
 async fn unknown_connection_is_target_not_found() {
     let h = Harness::ready().await;
     h.sigma.add_member("jane@example.com");
-    let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
+    let mut grant = jane_readers();
     grant.spec.connection_id = "no-such-connection".into();
     h.put(&grant);
     let error = h.settle("readers").await.unwrap_err();
@@ -40,7 +40,7 @@ async fn cluster_provider_scoping_refuses_other_namespaces_without_vendor_calls(
     h.sigma.add_member("jane@example.com");
     h.sigma.clear_calls();
 
-    let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
+    let mut grant = jane_readers();
     grant.spec.policy.provider_ref.kind = ProviderKind::ClusterGrantProvider;
     grant.spec.policy.provider_ref.name = "sigma".into();
     h.put(&grant);
@@ -64,7 +64,7 @@ async fn a_grant_cannot_use_a_provider_of_another_namespace() {
     let h = Harness::ready().await;
     h.namespace("other", &[]);
     h.sigma.add_member("jane@example.com");
-    let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
+    let mut grant = jane_readers();
     grant.metadata.namespace = Some("other".into());
     h.put(&grant);
     let object = h.stored_grant("other", "readers").await;
@@ -87,7 +87,7 @@ async fn a_grant_naming_a_provider_of_another_vendor_is_provider_not_found() {
         .await
         .expect("the Dremio provider is ready");
 
-    let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
+    let mut grant = jane_readers();
     grant.spec.policy.provider_ref.name = "dremio".into();
     h.put(&grant);
     assert_eq!(

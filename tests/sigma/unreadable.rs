@@ -94,11 +94,7 @@ async fn an_unreadable_grant_entry_stops_the_sync(entry: serde_json::Value, why:
         sigma::Grantee::Member(admin.clone()),
         "writeback",
     );
-    h.put_settled(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ))
-    .await;
+    h.put_settled(&jane_readers()).await;
     assert_eq!(h.ready_condition("readers").reason, "Synced");
 
     h.sigma.inject_raw_grant(CONNECTION, entry);
