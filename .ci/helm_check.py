@@ -1,6 +1,6 @@
 """The Helm chart as Helm itself reads it: lint, schema, and what renders.
 
-Run by .ci/helm. tests/monitoring.rs checks the monitoring templates in
+Run by .ci/helm. tests/monitoring/ checks the monitoring templates in
 `cargo test` with a limited renderer; this checks the whole chart with Helm's
 engine, for the default values and the optional parts switched on.
 """

@@ -87,11 +87,7 @@ async fn converge(resources: usize, hanging: usize) -> Duration {
 
     let started = Instant::now();
     for i in 0..resources {
-        let mut grant = sigma_grant(
-            &format!("g{i}"),
-            vec![member_id(&members[i % members.len()], Usage)],
-        );
-        grant.spec.connection_id = format!("conn-{}", i % connections);
+        let mut grant = spread_grant(i, &members, connections);
         grant.spec.policy.provider_ref.name = "healthy".into();
         h.put(&grant);
     }

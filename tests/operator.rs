@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use grant_operator::api::{GrantProvider, SigmaGrant, SigmaPermission::*};
+use grant_operator::api::{SigmaGrant, SigmaPermission::*};
 use grant_operator::controller::Config;
 use grant_operator::metrics::Metrics;
 use support::*;
@@ -17,24 +17,18 @@ async fn the_operator_converges_repairs_and_revokes_on_its_own() {
     let h = Harness::new().await;
     let jane = h.sigma.add_member("jane@example.com");
     h.sigma_prod_provider();
-    let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
+    let mut grant = jane_readers();
     grant.spec.policy.sync_interval = Some("1s".into());
     h.put(&grant);
 
     let operator = RunningOperator::start(h.kube.client(), fast_config(), Arc::new(Metrics::new()));
 
     eventually("provider Ready", || {
-        h.kube
-            .get::<GrantProvider>(Some(NS), "sigma-prod")
-            .and_then(|p| p.status)
-            .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "Authenticated"))
+        h.provider_has_reason("sigma-prod", "Authenticated")
     })
     .await;
     eventually("grant Synced", || {
-        h.kube
-            .get::<SigmaGrant>(Some(NS), "readers")
-            .and_then(|g| g.status)
-            .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "Synced"))
+        h.has_reason::<SigmaGrant>("readers", "Synced")
     })
     .await;
     assert_eq!(
@@ -69,25 +63,16 @@ async fn the_operator_converges_repairs_and_revokes_on_its_own() {
         &[("client-id", CLIENT_ID), ("client-secret", "wrong")],
     );
     eventually("provider Unauthorized", || {
-        h.kube
-            .get::<GrantProvider>(Some(NS), "sigma-prod")
-            .and_then(|p| p.status)
-            .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "Unauthorized"))
+        h.provider_has_reason("sigma-prod", "Unauthorized")
     })
     .await;
     h.sigma_api_secret();
     eventually("provider Ready again", || {
-        h.kube
-            .get::<GrantProvider>(Some(NS), "sigma-prod")
-            .and_then(|p| p.status)
-            .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "Authenticated"))
+        h.provider_has_reason("sigma-prod", "Authenticated")
     })
     .await;
     eventually("grant Synced again", || {
-        h.kube
-            .get::<SigmaGrant>(Some(NS), "readers")
-            .and_then(|g| g.status)
-            .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "Synced"))
+        h.has_reason::<SigmaGrant>("readers", "Synced")
     })
     .await;
 
@@ -114,12 +99,12 @@ async fn a_resource_that_keeps_failing_backs_off_instead_of_looping() {
         vec![member("nobody@example.com", Usage)],
     ));
     // Slow answers make each sync take over a second, so each one writes a new lastSyncTime.
-    h.sigma.inject(sigma::Fault {
-        method: Some("GET".into()),
-        path_prefix: "/v2/members".into(),
-        times: 1000,
-        kind: sigma::FaultKind::Delay(Duration::from_millis(1100)),
-    });
+    h.sigma.inject(fault(
+        "GET",
+        "/v2/members",
+        1000,
+        sigma::FaultKind::Delay(Duration::from_millis(1100)),
+    ));
 
     let config = Config {
         error_backoff: Duration::from_secs(10),
@@ -128,10 +113,7 @@ async fn a_resource_that_keeps_failing_backs_off_instead_of_looping() {
     };
     let operator = RunningOperator::start(h.kube.client(), config, Arc::new(Metrics::new()));
     eventually("GranteeNotFound reported", || {
-        h.kube
-            .get::<SigmaGrant>(Some(NS), "readers")
-            .and_then(|g| g.status)
-            .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "GranteeNotFound"))
+        h.has_reason::<SigmaGrant>("readers", "GranteeNotFound")
     })
     .await;
     let first = h.sigma.count("GET", "/v2/connections");
@@ -175,12 +157,7 @@ async fn the_operator_runs_grafana_grants_too() {
     h.put(&grant);
 
     let operator = RunningOperator::start(h.kube.client(), fast_config(), Arc::new(Metrics::new()));
-    let synced = || {
-        h.kube
-            .get::<GrafanaGrant>(Some(NS), "sre")
-            .and_then(|g| g.status)
-            .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "Synced"))
-    };
+    let synced = || h.has_reason::<GrafanaGrant>("sre", "Synced");
     eventually("GrafanaGrant Synced", synced).await;
     let expected = vec![(format!("user:{jane}"), "Query".to_string())];
     assert_eq!(h.grafana_live(DATASOURCE_UID), expected);
@@ -207,14 +184,11 @@ async fn the_operator_runs_grafana_grants_too() {
 async fn the_operator_runs_snowflake_grants_too() {
     use grant_operator::api::{SnowflakeGrant, SnowflakeGranteeType, SnowflakeGrantsApi};
     let h = Harness::new().await;
-    h.snowflake_secret(NS, "snowflake-key", SnowflakeLogin::KeyPair);
-    h.put(&h.snowflake_provider(
-        NS,
-        "snowflake",
+    h.put_snowflake_provider(
         "snowflake-key",
         SnowflakeLogin::KeyPair,
         SnowflakeGrantsApi::RoleGrants,
-    ));
+    );
     let mut grant = snowflake_grant(
         "public",
         (SnowflakeGranteeType::Role, "ANALYST"),
@@ -226,12 +200,7 @@ async fn the_operator_runs_snowflake_grants_too() {
     h.put(&grant);
 
     let operator = RunningOperator::start(h.kube.client(), fast_config(), Arc::new(Metrics::new()));
-    let synced = || {
-        h.kube
-            .get::<SnowflakeGrant>(Some(NS), "public")
-            .and_then(|g| g.status)
-            .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "Synced"))
-    };
+    let synced = || h.has_reason::<SnowflakeGrant>("public", "Synced");
     eventually("SnowflakeGrant Synced", synced).await;
     let expected = vec![("SCHEMA SALES.PUBLIC".to_string(), "USAGE".to_string())];
     assert_eq!(h.snowflake.live("ROLE", "ANALYST"), expected);

@@ -51,10 +51,7 @@ async fn synced(h: &Harness, name: &str) {
 #[tokio::test]
 async fn cleanup_decides_from_the_resource_as_the_api_server_has_it() {
     let (h, jane) = sigma().await;
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
+    h.put(&jane_readers());
     synced(&h, "readers").await;
     assert_eq!(h.live().len(), 1);
 
@@ -89,10 +86,7 @@ async fn cleanup_decides_from_the_resource_as_the_api_server_has_it() {
 #[tokio::test]
 async fn nothing_is_kept_after_a_deleted_resource_is_revoked() {
     let (h, _) = sigma().await;
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
+    h.put(&jane_readers());
     synced(&h, "readers").await;
     h.delete("readers");
     h.settle("readers").await.unwrap();
@@ -104,7 +98,7 @@ async fn nothing_is_kept_after_a_deleted_resource_is_revoked() {
 #[tokio::test]
 async fn nothing_is_kept_after_an_orphaned_resource_goes() {
     let (h, _) = sigma().await;
-    let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
+    let mut grant = jane_readers();
     grant.spec.policy.deletion_policy = DeletionPolicy::Orphan;
     h.put(&grant);
     synced(&h, "readers").await;
@@ -123,7 +117,7 @@ async fn nothing_is_kept_after_an_observing_resource_goes() {
         support::sigma::Grantee::Member(jane.clone()),
         "usage",
     );
-    let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
+    let mut grant = jane_readers();
     grant.spec.policy.management_policy = ManagementPolicy::Observe;
     h.put(&grant);
     synced(&h, "readers").await;
@@ -166,10 +160,7 @@ async fn nothing_is_kept_after_a_suspended_resource_goes() {
 async fn nothing_is_kept_after_a_failing_resource_goes() {
     // No provider at all: every sync fails; the resource never applied anything.
     let h = Harness::new().await;
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
+    h.put(&jane_readers());
     assert_eq!(
         h.settle("readers").await.unwrap_err().reason(),
         "ProviderNotFound"
@@ -185,10 +176,7 @@ async fn a_changed_provider_ref_leaves_no_unit_behind() {
     let (h, _) = sigma().await;
     h.put(&h.sigma_provider(NS, "sigma-other", "sigma-api"));
     h.reconcile_provider(NS, "sigma-other").await.unwrap();
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
+    h.put(&jane_readers());
     synced(&h, "readers").await;
     assert_eq!(h.grants.units.len(), 1);
     h.edit("readers", |spec| {
@@ -208,10 +196,7 @@ async fn a_changed_provider_ref_leaves_no_unit_behind() {
 #[tokio::test]
 async fn a_deleted_provider_takes_its_client_and_lane_with_it() {
     let (h, _) = sigma().await;
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
+    h.put(&jane_readers());
     synced(&h, "readers").await;
     assert_eq!(kept(&h).2, 1, "one client");
     assert_eq!(kept(&h).3, 1, "one lane");
@@ -269,10 +254,7 @@ async fn a_resource_deleted_without_a_sync_leaves_nothing_behind() {
     // Deleted without the finalizer (never reconciled): the watch's delete event
     // is what tells the controller.
     let (h, _) = sigma().await;
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
+    h.put(&jane_readers());
     synced(&h, "readers").await;
     assert_eq!(h.grants.units.len(), 1);
     let mut released = h.get("readers").unwrap();
@@ -340,12 +322,7 @@ async fn a_hanging_vendor_holds_no_reconcile_slot_others_need() {
         "fast",
         vec![member("jane@example.com", Usage)],
     ));
-    let synced = || {
-        h.kube
-            .get::<SigmaGrant>(Some(NS), "fast")
-            .and_then(|grant| grant.status)
-            .is_some_and(|status| status.conditions.iter().any(|c| c.reason == "Synced"))
-    };
+    let synced = || h.has_reason::<SigmaGrant>("fast", "Synced");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !synced() {
         assert!(
@@ -367,10 +344,7 @@ async fn a_hanging_vendor_holds_no_reconcile_slot_others_need() {
 #[tokio::test]
 async fn a_reconcile_that_reports_a_condition_never_writes_older_rows_back() {
     let (h, jane) = sigma().await;
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
+    h.put(&jane_readers());
     synced(&h, "readers").await;
     // Suspended: its reconcile only reports the condition. Handed a copy from
     // before the first sync (no status at all), it must not write that copy's

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use grant_operator::api::{ClusterGrantProvider, GrantProvider, SigmaPermission::*};
+use grant_operator::api::{ClusterGrantProvider, GrantProvider};
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::Value;
@@ -111,10 +111,7 @@ async fn recorded_requests() -> Vec<Request> {
         "sigma-shared",
         LabelSelector::default(),
     ));
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
+    h.put(&jane_readers());
     // One grant of every other implemented kind, so their calls are recorded too.
     h.grafana.add_user(1, "jane", "jane@example.com");
     h.secret(NS, "grafana-sa", &[("token", GRAFANA_TOKEN)]);
@@ -138,14 +135,11 @@ async fn recorded_requests() -> Vec<Request> {
         "dr-readers",
         vec![dremio_user("jeansmith", &["SELECT"])],
     ));
-    h.snowflake_secret(NS, "snowflake-key", SnowflakeLogin::KeyPair);
-    h.put(&h.snowflake_provider(
-        NS,
-        "snowflake",
+    h.put_snowflake_provider(
         "snowflake-key",
         SnowflakeLogin::KeyPair,
         grant_operator::api::SnowflakeGrantsApi::RoleGrants,
-    ));
+    );
     h.put(&snowflake_grant(
         "sf-readers",
         (grant_operator::api::SnowflakeGranteeType::Role, "ANALYST"),

@@ -7,7 +7,6 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use grant_operator::api::SigmaPermission::*;
 use support::*;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -42,10 +41,7 @@ async fn secrets_and_tokens_never_leave_memory() {
 
     let h = Harness::ready().await;
     h.sigma.add_member("jane@example.com");
-    h.put(&sigma_grant(
-        "readers",
-        vec![member("jane@example.com", Usage)],
-    ));
+    h.put(&jane_readers());
     h.settle("readers").await.unwrap();
     // Refresh after a refused token, then a failing rotation.
     h.sigma.expire_all_tokens();
@@ -64,14 +60,11 @@ async fn secrets_and_tokens_never_leave_memory() {
     let _ = h.reconcile_provider(NS, "sigma-prod").await;
 
     // Snowflake: an encrypted key pair (JWTs, one refused as expired) and a PAT.
-    h.snowflake_secret(NS, "snowflake-key", SnowflakeLogin::EncryptedKeyPair);
-    h.put(&h.snowflake_provider(
-        NS,
-        "snowflake",
+    h.put_snowflake_provider(
         "snowflake-key",
         SnowflakeLogin::EncryptedKeyPair,
         grant_operator::api::SnowflakeGrantsApi::RoleGrants,
-    ));
+    );
     h.reconcile_provider(NS, "snowflake").await.unwrap();
     h.put(&snowflake_grant(
         "sf",

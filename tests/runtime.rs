@@ -20,17 +20,14 @@ async fn setup(sync_interval: Option<&str>) -> (Harness, String) {
     let h = Harness::new().await;
     let jane = h.sigma.add_member("jane@example.com");
     h.sigma_prod_provider();
-    let mut grant = sigma_grant("readers", vec![member("jane@example.com", Usage)]);
+    let mut grant = jane_readers();
     grant.spec.policy.sync_interval = sync_interval.map(str::to_string);
     h.put(&grant);
     (h, jane)
 }
 
 fn synced(h: &Harness) -> bool {
-    h.kube
-        .get::<SigmaGrant>(Some(NS), "readers")
-        .and_then(|g| g.status)
-        .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "Synced"))
+    h.has_reason::<SigmaGrant>("readers", "Synced")
 }
 
 async fn http_get(base: &str, path: &str) -> (u16, String, String) {
@@ -69,13 +66,7 @@ async fn the_http_endpoints_report_metrics_liveness_and_readiness() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(http_get(&base, "/nothing-here").await.0, 404);
 
-    health.set_leading(true);
-    let operator = RunningOperator::start_reporting(
-        h.kube.client(),
-        fast_config(),
-        metrics.clone(),
-        health.clone(),
-    );
+    let operator = RunningOperator::start_leading(h.kube.client(), &metrics, &health);
 
     eventually("grant Synced", || synced(&h)).await;
     let (status, _, body) = http_get(&base, "/readyz").await;

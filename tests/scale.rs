@@ -8,7 +8,6 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use grant_operator::api::SigmaPermission::*;
 use grant_operator::controller::Config;
 use grant_operator::metrics::Metrics;
 use support::*;
@@ -36,11 +35,7 @@ async fn many_grants_converge() {
     let members = slow_sigma(&h.sigma, connections);
     let started = Instant::now();
     for i in 0..resources {
-        let mut grant = sigma_grant(
-            &format!("g{i}"),
-            vec![member_id(&members[i % members.len()], Usage)],
-        );
-        grant.spec.connection_id = format!("conn-{}", i % connections);
+        let mut grant = spread_grant(i, &members, connections);
         grant.spec.policy.sync_interval = Some(format!("{interval}s"));
         h.put(&grant);
     }

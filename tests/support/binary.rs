@@ -4,7 +4,9 @@
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::Value;
 
-use super::{GRAFANA_TOKEN, NS};
+use grant_operator::api::{GrafanaPermissionsApi, GrantProvider, SnowflakeGrantsApi};
+
+use super::{GRAFANA_TOKEN, Harness, NS, SnowflakeLogin};
 
 /// What a run of the binary printed and returned.
 pub struct Run {
@@ -14,6 +16,15 @@ pub struct Run {
     pub stdout: String,
     /// Standard error.
     pub stderr: String,
+}
+
+impl Run {
+    /// Standard output parsed as JSON, after checking the run exited 0.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        assert_eq!(self.code, 0, "{}{}", self.stdout, self.stderr);
+        serde_json::from_str(&self.stdout).unwrap()
+    }
 }
 
 /// Runs the binary with `args`; `GRAFANA_TOKEN_FROM_ENV` holds the Grafana
@@ -50,4 +61,29 @@ pub fn yaml<T: serde::Serialize>(objects: &[T]) -> String {
         .map(|object| serde_norway::to_string(object).unwrap())
         .collect::<Vec<_>>()
         .join("---\n")
+}
+
+/// The four providers as the test manifests declare them: Sigma `sigma-prod`
+/// (without a rate limit), Grafana `grafana` (API detected), Dremio `dremio`,
+/// and Snowflake `snowflake` logging in the `login` way with the Secret
+/// `snowflake_secret`.
+pub fn manifest_providers(
+    h: &Harness,
+    snowflake_secret: &str,
+    login: SnowflakeLogin,
+) -> Vec<GrantProvider> {
+    let mut sigma = h.sigma_provider(NS, "sigma-prod", "sigma-api");
+    sigma.spec.rate_limit = None;
+    vec![
+        sigma,
+        h.grafana_provider(NS, "grafana", "grafana-sa", GrafanaPermissionsApi::Auto),
+        h.dremio_provider(NS, "dremio", "dremio-pat", false),
+        h.snowflake_provider(
+            NS,
+            "snowflake",
+            snowflake_secret,
+            login,
+            SnowflakeGrantsApi::RoleGrants,
+        ),
+    ]
 }

@@ -103,6 +103,15 @@ pub fn team(name: &str, permission: SigmaPermission) -> SigmaGrantEntry {
     }
 }
 
+/// The resource most Sigma tests start from: `readers`, granting
+/// jane@example.com `usage`.
+pub fn jane_readers() -> SigmaGrant {
+    sigma_grant(
+        "readers",
+        vec![member("jane@example.com", SigmaPermission::Usage)],
+    )
+}
+
 /// A SigmaGrant in [`NS`] on [`CONNECTION`] through `sigma-prod`.
 pub fn sigma_grant(name: &str, grants: Vec<SigmaGrantEntry>) -> SigmaGrant {
     let mut grant = SigmaGrant::new(

@@ -245,34 +245,36 @@ impl Drop for Harness {
     }
 }
 
-fn reflect<K>(client: &kube::Client, tasks: &mut Vec<tokio::task::JoinHandle<()>>) -> Store<K>
-where
+/// What a reflector needs of a kind.
+trait Reflected:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static
+{
+}
+
+impl<K> Reflected for K where
     K: Resource<DynamicType = ()>
         + Clone
         + DeserializeOwned
         + std::fmt::Debug
         + Send
         + Sync
-        + 'static,
+        + 'static
 {
+}
+
+fn reflect<K: Reflected>(
+    client: &kube::Client,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Store<K> {
     reflect_telling(client, tasks, |_| {})
 }
 
 /// [`reflect`], telling `deleted` of every object the watch sees deleted.
-fn reflect_telling<K>(
+fn reflect_telling<K: Reflected>(
     client: &kube::Client,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
     deleted: impl Fn(&K) + Send + 'static,
-) -> Store<K>
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
+) -> Store<K> {
     let (store, writer) = reflector::store::<K>();
     let api: Api<K> = Api::all(client.clone());
     let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()));

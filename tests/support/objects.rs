@@ -164,6 +164,36 @@ impl Harness {
             .unwrap_or_else(|| panic!("{name} has no Ready condition"))
     }
 
+    /// Whether a condition of the grant `name` has `reason` (not while it has
+    /// no status).
+    pub fn has_reason<K: TestKind>(&self, name: &str, reason: &str) -> bool {
+        self.get_of::<K>(name)
+            .and_then(|grant| grant.status().cloned())
+            .is_some_and(|status| status.conditions.iter().any(|c| c.reason == reason))
+    }
+
+    /// Whether a condition of the provider `name` of [`NS`] has `reason`.
+    pub fn provider_has_reason(&self, name: &str, reason: &str) -> bool {
+        self.kube
+            .get::<GrantProvider>(Some(NS), name)
+            .and_then(|provider| provider.status)
+            .is_some_and(|status| status.conditions.iter().any(|c| c.reason == reason))
+    }
+
+    /// The `Ready` condition of `name` has `status` and `reason`; returns its
+    /// message.
+    #[track_caller]
+    pub fn assert_ready_of<K: TestKind>(&self, name: &str, status: &str, reason: &str) -> String {
+        let ready = self.ready_of::<K>(name);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            (status, reason),
+            "{name}: {}",
+            ready.message
+        );
+        ready.message
+    }
+
     /// Changes the spec of a grant (keeping its status and finalizers, like `kubectl apply`).
     pub fn edit(&self, name: &str, change: impl FnOnce(&mut SigmaGrantSpec)) {
         self.edit_of::<SigmaGrant>(name, |grant| change(&mut grant.spec));
@@ -217,6 +247,18 @@ impl Harness {
 }
 
 impl Harness {
+    /// The Secret `secret` in [`NS`] with what `login` needs, and the provider
+    /// `snowflake` that logs in with it on `api`.
+    pub fn put_snowflake_provider(
+        &self,
+        secret: &str,
+        login: SnowflakeLogin,
+        api: grant_operator::api::SnowflakeGrantsApi,
+    ) {
+        self.snowflake_secret(NS, secret, login);
+        self.put(&self.snowflake_provider(NS, "snowflake", secret, login, api));
+    }
+
     /// The Secret `name` in `namespace` with what `login` needs
     /// (`private-key`, `passphrase`, `token`).
     pub fn snowflake_secret(&self, namespace: &str, name: &str, login: SnowflakeLogin) {

@@ -22,6 +22,17 @@ impl RunningOperator {
         })
     }
 
+    /// Makes `health` report the leader and starts the operator with
+    /// [`fast_config`], reporting to it, as an elected replica of the binary.
+    pub fn start_leading(
+        client: kube::Client,
+        metrics: &Arc<Metrics>,
+        health: &Arc<grant_operator::server::Health>,
+    ) -> RunningOperator {
+        health.set_leading(true);
+        RunningOperator::start_reporting(client, fast_config(), metrics.clone(), health.clone())
+    }
+
     /// [`RunningOperator::start`], reporting to `health` as the binary does.
     pub fn start_reporting(
         client: kube::Client,

@@ -32,6 +32,16 @@ impl Harness {
         }
     }
 
+    /// The SigmaGrant `name` of `namespace` as the reflector store holds it,
+    /// once the store has caught up.
+    pub async fn stored_grant(&self, namespace: &str, name: &str) -> Arc<Watched<SigmaGrant>> {
+        self.caught_up().await;
+        self.grants
+            .store
+            .get(&ObjectRef::new(name).within(namespace))
+            .expect("grant in store")
+    }
+
     /// Waits until every reflector store has seen the latest version of every object.
     pub async fn caught_up(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -155,6 +165,15 @@ impl Harness {
         }
         self.caught_up().await;
         result
+    }
+
+    /// The reason the check of the provider `name` fails with (it must fail).
+    pub async fn provider_refusal(&self, namespace: &str, name: &str) -> String {
+        self.reconcile_provider(namespace, name)
+            .await
+            .unwrap_err()
+            .reason()
+            .to_string()
     }
 
     pub async fn reconcile_cluster_provider(&self, name: &str) -> Result<Action, Error> {

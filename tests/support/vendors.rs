@@ -3,6 +3,22 @@
 
 use super::*;
 
+/// A fault for an emulator: `kind` answers the next `times` `method` requests
+/// whose path starts with `path_prefix`.
+pub fn fault(
+    method: &str,
+    path_prefix: &str,
+    times: usize,
+    kind: emulator::FaultKind,
+) -> emulator::Fault {
+    emulator::Fault {
+        method: Some(method.into()),
+        path_prefix: path_prefix.into(),
+        times,
+        kind,
+    }
+}
+
 impl Harness {
     /// Grants of a Dremio catalog object as `(grantee key, privileges sorted)` sorted.
     pub fn dremio_live(&self, object: &str) -> Vec<(String, Vec<String>)> {
@@ -111,4 +127,18 @@ pub fn slow_sigma(emulator: &SigmaEmulator, connections: usize) -> Vec<String> {
         kind: sigma::FaultKind::Delay(Duration::from_millis(100)),
     });
     members
+}
+
+/// The `i`-th grant of a benchmark on [`slow_sigma`]: `g{i}`, on connection
+/// `conn-{i % connections}`, granting `Usage` to one of `members` in turn.
+pub fn spread_grant(i: usize, members: &[String], connections: usize) -> SigmaGrant {
+    let mut grant = sigma_grant(
+        &format!("g{i}"),
+        vec![member_id(
+            &members[i % members.len()],
+            SigmaPermission::Usage,
+        )],
+    );
+    grant.spec.connection_id = format!("conn-{}", i % connections);
+    grant
 }
