@@ -10,4 +10,5 @@ pub mod demo;
 pub mod export;
 pub mod manifests;
 pub mod plan;
+pub mod providers;
 pub mod secrets;

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::api::{GrantStatus, GrantTarget, ProviderConfig, ProviderKind, Reason, vendor_of};
 use crate::controller::Failure;
-use crate::controller::clients::{ProviderId, admits_namespace, build_client};
+use crate::controller::clients::ProviderId;
 use crate::metrics::Metrics;
 use crate::names;
 use crate::plan::{self, Declaration, Phase};
@@ -26,6 +26,7 @@ use crate::vendor_api::http::RetryPolicy;
 use crate::vendor_api::{GrantKind, Vendor, VendorClient};
 
 use super::manifests::Manifests;
+use super::providers::{self, ProviderSpec};
 use super::secrets::CliSecrets;
 
 /// What `plan` found (and `apply` did), for the table and for `-o json`.
@@ -377,7 +378,7 @@ impl Engine<'_> {
                 format!("{id} is not in the manifests"),
             )
         };
-        match id.kind {
+        let provider = match id.kind {
             ProviderKind::GrantProvider => {
                 let provider = self
                     .manifests
@@ -389,14 +390,7 @@ impl Engine<'_> {
                     })
                     .ok_or_else(not_found)?;
                 self.check_vendor::<K, _>(id, &provider.spec)?;
-                build_client(
-                    &provider.spec,
-                    id.namespace.as_deref(),
-                    self.secrets,
-                    self.metrics,
-                    self.retry,
-                )
-                .await
+                ProviderSpec::Namespaced(provider)
             }
             ProviderKind::ClusterGrantProvider => {
                 let provider = self
@@ -406,20 +400,19 @@ impl Engine<'_> {
                     .find(|p| p.name_any() == id.name)
                     .ok_or_else(not_found)?;
                 self.check_vendor::<K, _>(id, &provider.spec)?;
-                let labels = self
-                    .manifests
-                    .namespace_labels(namespace)
-                    .unwrap_or_default();
-                admits_namespace(
+                providers::admits(
+                    self.manifests,
                     provider,
                     &id.to_string(),
                     namespace,
-                    &labels,
                     "its namespaceSelector does not match the labels of the Namespace in the manifests, or the Namespace is not in them",
                 )?;
-                build_client(&provider.spec, None, self.secrets, self.metrics, self.retry).await
+                ProviderSpec::Cluster(provider)
             }
-        }
+        };
+        provider
+            .client(id, self.secrets, self.metrics, self.retry)
+            .await
     }
 
     fn check_vendor<K: GrantKind, P: ProviderConfig>(

@@ -15,6 +15,7 @@ use crate::vendor_api::http::RetryPolicy;
 use crate::vendor_api::{ResolvedTarget, VendorClient};
 
 use crate::cli::manifests::Manifests;
+use crate::cli::providers::ProviderSpec;
 use crate::cli::secrets::CliSecrets;
 
 use super::Options;
@@ -22,7 +23,7 @@ use super::grantees::{GranteeFilter, Reviewed};
 use super::objects::Account;
 use super::read::JobResult;
 use super::report::{GranteeMatch, GranteeMatches, ReadError, Report, vendor_order};
-use super::sources::{ProviderEntry, ProviderSpec, endpoint};
+use super::sources::{ProviderEntry, endpoint};
 
 /// What became of a `--target` on the providers of its vendor.
 #[derive(Default)]
@@ -249,37 +250,25 @@ impl<'a> Engine<'a> {
                 .iter()
                 .find(|entry| entry.id == id)
                 .map(|entry| (entry.vendor, entry.spec, endpoint::<K>(entry)));
-            let Some((vendor, spec, account)) = found else {
-                if report_resources {
-                    self.error(
-                        vendor_kind,
-                        Some(&id),
-                        None,
-                        vec![name],
-                        Failure::new(
-                            Reason::ProviderNotFound,
-                            format!("{id} is not in the sources"),
-                        ),
-                    );
-                }
-                continue;
-            };
-            if vendor != Some(vendor_kind) {
-                if !report_resources {
+            let (spec, account) = match found {
+                Some((vendor, spec, account)) if vendor == Some(vendor_kind) => (spec, account),
+                found => {
+                    if report_resources {
+                        let message = match found {
+                            None => format!("{id} is not in the sources"),
+                            Some(_) => format!("{id} is not a {vendor_kind} provider"),
+                        };
+                        self.error(
+                            vendor_kind,
+                            Some(&id),
+                            None,
+                            vec![name],
+                            Failure::new(Reason::ProviderNotFound, message),
+                        );
+                    }
                     continue;
                 }
-                self.error(
-                    vendor_kind,
-                    Some(&id),
-                    None,
-                    vec![name],
-                    Failure::new(
-                        Reason::ProviderNotFound,
-                        format!("{id} is not a {vendor_kind} provider"),
-                    ),
-                );
-                continue;
-            }
+            };
             let admitted = match spec {
                 ProviderSpec::Cluster(provider) => self.admits(provider, &namespace),
                 ProviderSpec::Namespaced(_) => Ok(()),

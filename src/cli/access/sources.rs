@@ -7,12 +7,13 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
 use kube::{Resource, ResourceExt};
 
-use crate::api::{ClusterGrantProvider, GrantProvider, Reason, VendorKind};
+use crate::api::{ClusterGrantProvider, Reason, VendorKind};
 use crate::controller::Failure;
-use crate::controller::clients::{ProviderId, admits_namespace, build_client};
+use crate::controller::clients::ProviderId;
 use crate::vendor_api::{GrantKind, VendorClient};
 
 use crate::cli::manifests::Manifests;
+use crate::cli::providers::{self, ProviderSpec};
 
 use super::scope::Engine;
 
@@ -22,12 +23,6 @@ pub(super) struct ProviderEntry<'a> {
     pub(super) vendor: Option<VendorKind>,
     pub(super) spec: ProviderSpec<'a>,
     pub(super) in_scope: bool,
-}
-
-#[derive(Clone, Copy)]
-pub(super) enum ProviderSpec<'a> {
-    Namespaced(&'a GrantProvider),
-    Cluster(&'a ClusterGrantProvider),
 }
 
 /// The vendor account a provider reaches, as the controller compares them
@@ -47,21 +42,12 @@ impl Engine<'_> {
             return client.clone();
         }
         let client = match self.providers.iter().find(|entry| &entry.id == id) {
-            Some(entry) => match entry.spec {
-                ProviderSpec::Namespaced(provider) => {
-                    build_client(
-                        &provider.spec,
-                        id.namespace.as_deref(),
-                        self.secrets,
-                        self.metrics,
-                        self.retry,
-                    )
+            Some(entry) => {
+                entry
+                    .spec
+                    .client(id, self.secrets, self.metrics, self.retry)
                     .await
-                }
-                ProviderSpec::Cluster(provider) => {
-                    build_client(&provider.spec, None, self.secrets, self.metrics, self.retry).await
-                }
-            },
+            }
             None => Err(Failure::new(
                 Reason::ProviderNotFound,
                 format!("{id} is not in the sources"),
@@ -78,15 +64,11 @@ impl Engine<'_> {
         provider: &ClusterGrantProvider,
         namespace: &str,
     ) -> Result<(), Failure> {
-        let labels = self
-            .manifests
-            .namespace_labels(namespace)
-            .unwrap_or_default();
-        admits_namespace(
+        providers::admits(
+            self.manifests,
             provider,
             &format!("ClusterGrantProvider {}", provider.name_any()),
             namespace,
-            &labels,
             "its namespaceSelector does not match the Namespace's labels, or the Namespace is not in the sources",
         )
     }

@@ -68,12 +68,12 @@ fn a_write_that_may_still_land_is_watched_until_then() {
         planned.actions
     );
     let reports = report(&u, &planned, &u.live, &BTreeMap::new(), Watch::at(now));
-    assert_eq!(
-        rows(&reports[0]),
-        vec![
-            ("m2".to_string(), U, GrantState::Pending),
-            ("m1".to_string(), U, GrantState::Pending),
-        ]
+    assert_rows(
+        &reports[0],
+        &[
+            ("m2", U, GrantState::Pending),
+            ("m1", U, GrantState::Pending),
+        ],
     );
     assert!(reports[0].rows[0].message.starts_with(INTENT_MARK));
     assert!(reports[0].rows[1].message.starts_with(REVOCATION_MARK));
@@ -81,10 +81,7 @@ fn a_write_that_may_still_land_is_watched_until_then() {
 
     // Once it can no longer land, a row that shows nothing live is dropped.
     let reports = report(&u, &planned, &u.live, &BTreeMap::new(), Watch::at(later));
-    assert_eq!(
-        rows(&reports[0]),
-        vec![("m2".to_string(), U, GrantState::Pending)]
-    );
+    assert_rows(&reports[0], &[("m2", U, GrantState::Pending)]);
     assert!(!reports[0].rows[0].message.starts_with(INTENT_MARK));
 
     // It landed late: it is the member's, and revoked as undeclared.
@@ -130,13 +127,7 @@ fn a_joining_member_gets_nothing_and_loses_nothing() {
     );
     let planned = plan(&u);
     assert!(planned.actions.is_empty(), "{:?}", planned.actions);
-    let reports = report(
-        &u,
-        &planned,
-        &u.live,
-        &BTreeMap::new(),
-        Watch::at(Timestamp::UNIX_EPOCH),
-    );
+    let reports = report_at_epoch(&u, &planned, &u.live, &BTreeMap::new());
     assert!(reports[0].rows.is_empty(), "no status is written for it");
     assert_eq!(intents(&u, &planned), vec![vec![], vec![]]);
 }

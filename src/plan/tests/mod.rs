@@ -191,10 +191,50 @@ fn applied<Q: Permission>(unit: &Unit<Q>) -> Vec<LiveGrant<Q>> {
         .collect()
 }
 
-fn rows<Q: Permission>(report: &Report<Q>) -> Vec<(String, Q, GrantState)> {
-    report
+/// The reports of a sync at the epoch, `after` live and `failures` failed.
+fn report_at_epoch<Q: Permission>(
+    unit: &Unit<Q>,
+    planned: &Plan<Q>,
+    after: &[LiveGrant<Q>],
+    failures: &BTreeMap<Key, Failure>,
+) -> Vec<Report<Q>> {
+    report(
+        unit,
+        planned,
+        after,
+        failures,
+        Watch::at(Timestamp::UNIX_EPOCH),
+    )
+}
+
+/// The one failure of a sync, at `key`.
+fn failure_at(key: &str, reason: Reason, message: &str) -> BTreeMap<Key, Failure> {
+    BTreeMap::from([(
+        key.to_string(),
+        Failure {
+            reason,
+            message: message.into(),
+            retry_after: None,
+        },
+    )])
+}
+
+/// A member that declares `decls` and applied them before.
+fn holding<Q: Permission>(decls: &[(&str, Q)]) -> Member<Q> {
+    member(decls).owns(decls)
+}
+
+/// Asserts the `(grantee, permission, state)` of every row of `report`.
+#[track_caller]
+fn assert_rows<Q: Permission + fmt::Debug>(report: &Report<Q>, expect: &[(&str, Q, GrantState)]) {
+    let rows: Vec<(String, Q, GrantState)> = report
         .rows
         .iter()
         .map(|row| (row.grantee.clone(), row.perm.clone(), row.state))
-        .collect()
+        .collect();
+    let expect: Vec<(String, Q, GrantState)> = expect
+        .iter()
+        .map(|(grantee, perm, state)| (grantee.to_string(), perm.clone(), *state))
+        .collect();
+    assert_eq!(rows, expect);
 }

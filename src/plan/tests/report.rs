@@ -14,32 +14,19 @@ fn report_rows_after_a_successful_sync() {
     );
     let planned = plan(&u);
     let after = applied(&u);
-    let reports = report(
-        &u,
-        &planned,
-        &after,
-        &BTreeMap::new(),
-        Watch::at(Timestamp::UNIX_EPOCH),
-    );
-    assert_eq!(
-        rows(&reports[0]),
-        vec![
-            ("m1".to_string(), U, GrantState::Applied),
-            ("t1".to_string(), A, GrantState::Applied),
-            (
-                "member:nobody@example.com".to_string(),
-                U,
-                GrantState::Failed
-            ),
-        ]
+    let reports = report_at_epoch(&u, &planned, &after, &BTreeMap::new());
+    assert_rows(
+        &reports[0],
+        &[
+            ("m1", U, GrantState::Applied),
+            ("t1", A, GrantState::Applied),
+            ("member:nobody@example.com", U, GrantState::Failed),
+        ],
     );
     assert_eq!(reports[0].rows[0].vendor_id.as_deref(), Some("id-m1"));
     assert!(!reports[0].rows[2].resolved);
     // The observe member declared annotate; only usage is live.
-    assert_eq!(
-        rows(&reports[1]),
-        vec![("m1".to_string(), A, GrantState::Drifted)]
-    );
+    assert_rows(&reports[1], &[("m1", A, GrantState::Drifted)]);
     assert_eq!(reports[1].rows[0].message, "declared annotate, live usage");
     assert_eq!(reports[0].drift_repaired, 0);
 }
@@ -52,29 +39,16 @@ fn report_failures_keep_memory_of_revocations() {
     );
     let planned = plan(&u);
     assert_eq!(planned.actions.len(), 2);
-    let failures = BTreeMap::from([(
-        "m1".to_string(),
-        Failure {
-            reason: Reason::VendorUnavailable,
-            message: "Sigma answered 503".into(),
-            retry_after: None,
-        },
-    )]);
+    let failures = failure_at("m1", Reason::VendorUnavailable, "Sigma answered 503");
     // The revocation of m1 failed: m1 is still live.
     let after = live(&[("m1", A), ("m2", U)]);
-    let reports = report(
-        &u,
-        &planned,
-        &after,
-        &failures,
-        Watch::at(Timestamp::UNIX_EPOCH),
-    );
-    assert_eq!(
-        rows(&reports[0]),
-        vec![
-            ("m2".to_string(), U, GrantState::Applied),
-            ("m1".to_string(), A, GrantState::Failed),
-        ]
+    let reports = report_at_epoch(&u, &planned, &after, &failures);
+    assert_rows(
+        &reports[0],
+        &[
+            ("m2", U, GrantState::Applied),
+            ("m1", A, GrantState::Failed),
+        ],
     );
     assert!(reports[0].rows[1].message.starts_with(REVOCATION_MARK));
     assert_eq!(reports[0].failures.len(), 1);
@@ -107,28 +81,19 @@ fn report_failures_keep_memory_of_revocations() {
 fn report_declared_row_fails_with_the_vendor_message() {
     let u = unit(vec![member(&[("m1", U), ("m2", U)])], &[]);
     let planned = plan(&u);
-    let failures = BTreeMap::from([(
-        "m2".to_string(),
-        Failure {
-            reason: Reason::InvalidGrant,
-            message: "Sigma refused the grant: unknown member".into(),
-            retry_after: None,
-        },
-    )]);
-    let after = live(&[("m1", U)]);
-    let reports = report(
-        &u,
-        &planned,
-        &after,
-        &failures,
-        Watch::at(Timestamp::UNIX_EPOCH),
+    let failures = failure_at(
+        "m2",
+        Reason::InvalidGrant,
+        "Sigma refused the grant: unknown member",
     );
-    assert_eq!(
-        rows(&reports[0]),
-        vec![
-            ("m1".to_string(), U, GrantState::Applied),
-            ("m2".to_string(), U, GrantState::Failed),
-        ]
+    let after = live(&[("m1", U)]);
+    let reports = report_at_epoch(&u, &planned, &after, &failures);
+    assert_rows(
+        &reports[0],
+        &[
+            ("m1", U, GrantState::Applied),
+            ("m2", U, GrantState::Failed),
+        ],
     );
     assert_eq!(
         reports[0].rows[1].message,
@@ -143,105 +108,47 @@ fn report_a_failure_at_a_key_fails_only_the_rows_not_live() {
     // while another member's lower level is live.
     let sets = unit(vec![member(&[("r", p("SELECT")), ("r", p("BOGUS"))])], &[]);
     let planned = plan(&sets);
-    let failures = BTreeMap::from([(
-        "r".to_string(),
-        Failure {
-            reason: Reason::InvalidGrant,
-            message: "BOGUS is not available".into(),
-            retry_after: None,
-        },
-    )]);
-    let reports = report(
-        &sets,
-        &planned,
-        &live(&[("r", p("SELECT"))]),
-        &failures,
-        Watch::at(Timestamp::UNIX_EPOCH),
-    );
-    assert_eq!(
-        rows(&reports[0]),
-        vec![
-            ("r".to_string(), p("SELECT"), GrantState::Applied),
-            ("r".to_string(), p("BOGUS"), GrantState::Failed),
-        ]
+    let failures = failure_at("r", Reason::InvalidGrant, "BOGUS is not available");
+    let reports = report_at_epoch(&sets, &planned, &live(&[("r", p("SELECT"))]), &failures);
+    assert_rows(
+        &reports[0],
+        &[
+            ("r", p("SELECT"), GrantState::Applied),
+            ("r", p("BOGUS"), GrantState::Failed),
+        ],
     );
     assert_eq!(reports[0].failures[0].reason, Reason::InvalidGrant);
 
     let levels = unit(vec![member(&[("u", U)]), member(&[("u", A)])], &[]);
     let planned = plan(&levels);
-    let failures = BTreeMap::from([(
-        "u".to_string(),
-        Failure {
-            reason: Reason::Forbidden,
-            message: "may not raise".into(),
-            retry_after: None,
-        },
-    )]);
-    let reports = report(
-        &levels,
-        &planned,
-        &live(&[("u", U)]),
-        &failures,
-        Watch::at(Timestamp::UNIX_EPOCH),
-    );
-    assert_eq!(
-        rows(&reports[0]),
-        vec![("u".to_string(), U, GrantState::Applied)]
-    );
+    let failures = failure_at("u", Reason::Forbidden, "may not raise");
+    let reports = report_at_epoch(&levels, &planned, &live(&[("u", U)]), &failures);
+    assert_rows(&reports[0], &[("u", U, GrantState::Applied)]);
     assert!(reports[0].failures.is_empty(), "its grant is live");
-    assert_eq!(
-        rows(&reports[1]),
-        vec![("u".to_string(), A, GrantState::Failed)]
-    );
+    assert_rows(&reports[1], &[("u", A, GrantState::Failed)]);
 }
 
 #[test]
 fn report_counts_drift_repairs() {
     // m1 was applied before, removed behind our back, and is restored.
-    let u = unit(
-        vec![member(&[("m1", U), ("m2", U)]).owns(&[("m1", U), ("m2", U)])],
-        &[("m2", U)],
-    );
+    let u = unit(vec![holding(&[("m1", U), ("m2", U)])], &[("m2", U)]);
     let planned = plan(&u);
-    let reports = report(
-        &u,
-        &planned,
-        &applied(&u),
-        &BTreeMap::new(),
-        Watch::at(Timestamp::UNIX_EPOCH),
-    );
+    let reports = report_at_epoch(&u, &planned, &applied(&u), &BTreeMap::new());
     assert_eq!(reports[0].drift_repaired, 1);
 
     // A first convergence is not drift.
     let first = unit(vec![member(&[("m1", U)])], &[]);
     let planned = plan(&first);
-    let reports = report(
-        &first,
-        &planned,
-        &applied(&first),
-        &BTreeMap::new(),
-        Watch::at(Timestamp::UNIX_EPOCH),
-    );
+    let reports = report_at_epoch(&first, &planned, &applied(&first), &BTreeMap::new());
     assert_eq!(reports[0].drift_repaired, 0);
 
     // Authoritative: a grant added behind our back to a synced resource is drift.
     let pruned = unit(
-        vec![
-            member(&[("m1", U)])
-                .owns(&[("m1", U)])
-                .authoritative()
-                .synced(),
-        ],
+        vec![holding(&[("m1", U)]).authoritative().synced()],
         &[("m1", U), ("m9", U)],
     );
     let planned = plan(&pruned);
-    let reports = report(
-        &pruned,
-        &planned,
-        &applied(&pruned),
-        &BTreeMap::new(),
-        Watch::at(Timestamp::UNIX_EPOCH),
-    );
+    let reports = report_at_epoch(&pruned, &planned, &applied(&pruned), &BTreeMap::new());
     assert_eq!(reports[0].drift_repaired, 1);
 }
 
@@ -252,23 +159,14 @@ fn report_deleting_member_is_done_when_nothing_is_pending() {
             member(&[("m1", A)])
                 .owns(&[("m1", A), ("m2", U)])
                 .phase(Phase::Deleting),
-            member(&[("m1", U)]).owns(&[("m1", U)]),
+            holding(&[("m1", U)]),
         ],
         &[("m1", A), ("m2", U)],
     );
     let planned = plan(&u);
-    let reports = report(
-        &u,
-        &planned,
-        &applied(&u),
-        &BTreeMap::new(),
-        Watch::at(Timestamp::UNIX_EPOCH),
-    );
+    let reports = report_at_epoch(&u, &planned, &applied(&u), &BTreeMap::new());
     assert!(reports[0].rows.is_empty(), "{:?}", reports[0].rows);
-    assert_eq!(
-        rows(&reports[1]),
-        vec![("m1".to_string(), U, GrantState::Applied)]
-    );
+    assert_rows(&reports[1], &[("m1", U, GrantState::Applied)]);
 }
 
 #[test]
@@ -283,20 +181,14 @@ fn report_held_back_revocations_are_remembered() {
     );
     let planned = plan(&u);
     assert!(planned.actions.is_empty());
-    let reports = report(
-        &u,
-        &planned,
-        &u.live,
-        &BTreeMap::new(),
-        Watch::at(Timestamp::UNIX_EPOCH),
-    );
-    assert_eq!(
-        rows(&reports[0]),
-        vec![
-            ("m1".to_string(), U, GrantState::Applied),
-            ("member:gone@example.com".to_string(), U, GrantState::Failed),
-            ("m2".to_string(), U, GrantState::Pending),
-        ]
+    let reports = report_at_epoch(&u, &planned, &u.live, &BTreeMap::new());
+    assert_rows(
+        &reports[0],
+        &[
+            ("m1", U, GrantState::Applied),
+            ("member:gone@example.com", U, GrantState::Failed),
+            ("m2", U, GrantState::Pending),
+        ],
     );
     assert!(reports[0].rows[2].message.contains("held back"));
 }
@@ -308,13 +200,7 @@ fn report_observe_authoritative_counts_undeclared() {
         &[("m1", U), ("m8", U), ("m9", A)],
     );
     let planned = plan(&u);
-    let reports = report(
-        &u,
-        &planned,
-        &u.live,
-        &BTreeMap::new(),
-        Watch::at(Timestamp::UNIX_EPOCH),
-    );
+    let reports = report_at_epoch(&u, &planned, &u.live, &BTreeMap::new());
     assert_eq!(reports[0].undeclared, 2);
     assert!(reports[0].all_applied());
 }

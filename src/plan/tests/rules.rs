@@ -18,7 +18,7 @@ fn level_rules() {
         },
         Case {
             name: "already live: nothing to do",
-            unit: unit(vec![member(&[("m1", U)]).owns(&[("m1", U)])], &[("m1", U)]),
+            unit: unit(vec![holding(&[("m1", U)])], &[("m1", U)]),
             expect: vec![],
         },
         Case {
@@ -60,10 +60,8 @@ fn level_rules() {
             name: "deletion revokes what no one else declares",
             unit: unit(
                 vec![
-                    member(&[("m1", U)])
-                        .owns(&[("m1", U)])
-                        .phase(Phase::Deleting),
-                    member(&[("m2", U)]).owns(&[("m2", U)]),
+                    holding(&[("m1", U)]).phase(Phase::Deleting),
+                    holding(&[("m2", U)]),
                 ],
                 &[("m1", U), ("m2", U)],
             ),
@@ -73,10 +71,8 @@ fn level_rules() {
             name: "deletion keeps what another resource declares",
             unit: unit(
                 vec![
-                    member(&[("m1", U)])
-                        .owns(&[("m1", U)])
-                        .phase(Phase::Deleting),
-                    member(&[("m1", U)]).owns(&[("m1", U)]),
+                    holding(&[("m1", U)]).phase(Phase::Deleting),
+                    holding(&[("m1", U)]),
                 ],
                 &[("m1", U)],
             ),
@@ -86,10 +82,8 @@ fn level_rules() {
             name: "deletion lowers to what the others still declare",
             unit: unit(
                 vec![
-                    member(&[("m1", A)])
-                        .owns(&[("m1", A)])
-                        .phase(Phase::Deleting),
-                    member(&[("m1", U)]).owns(&[("m1", U)]),
+                    holding(&[("m1", A)]).phase(Phase::Deleting),
+                    holding(&[("m1", U)]),
                 ],
                 &[("m1", A)],
             ),
@@ -99,10 +93,8 @@ fn level_rules() {
             name: "deletion of the lower declaration keeps the higher level",
             unit: unit(
                 vec![
-                    member(&[("m1", U)])
-                        .owns(&[("m1", U)])
-                        .phase(Phase::Deleting),
-                    member(&[("m1", A)]).owns(&[("m1", A)]),
+                    holding(&[("m1", U)]).phase(Phase::Deleting),
+                    holding(&[("m1", A)]),
                 ],
                 &[("m1", A)],
             ),
@@ -111,11 +103,7 @@ fn level_rules() {
         Case {
             name: "expiry revokes like deletion",
             unit: unit(
-                vec![
-                    member(&[("m1", U)])
-                        .owns(&[("m1", U)])
-                        .phase(Phase::Expired),
-                ],
+                vec![holding(&[("m1", U)]).phase(Phase::Expired)],
                 &[("m1", U)],
             ),
             expect: vec![("m1", Revoke, vec![])],
@@ -124,10 +112,8 @@ fn level_rules() {
             name: "expiry keeps what another resource declares",
             unit: unit(
                 vec![
-                    member(&[("m1", A)])
-                        .owns(&[("m1", A)])
-                        .phase(Phase::Expired),
-                    member(&[("m1", U)]).owns(&[("m1", U)]),
+                    holding(&[("m1", A)]).phase(Phase::Expired),
+                    holding(&[("m1", U)]),
                 ],
                 &[("m1", A)],
             ),
@@ -135,16 +121,13 @@ fn level_rules() {
         },
         Case {
             name: "additive leaves grants nobody declares",
-            unit: unit(
-                vec![member(&[("m1", U)]).owns(&[("m1", U)])],
-                &[("m1", U), ("m9", A)],
-            ),
+            unit: unit(vec![holding(&[("m1", U)])], &[("m1", U), ("m9", A)]),
             expect: vec![],
         },
         Case {
             name: "authoritative revokes grants nobody declares",
             unit: unit(
-                vec![member(&[("m1", U)]).owns(&[("m1", U)]).authoritative()],
+                vec![holding(&[("m1", U)]).authoritative()],
                 &[("m1", U), ("m9", A)],
             ),
             expect: vec![("m9", Revoke, vec![])],
@@ -164,7 +147,7 @@ fn level_rules() {
         },
         Case {
             name: "additive leaves a level someone else raised",
-            unit: unit(vec![member(&[("m1", U)]).owns(&[("m1", U)])], &[("m1", A)]),
+            unit: unit(vec![holding(&[("m1", U)])], &[("m1", A)]),
             expect: vec![],
         },
         Case {
@@ -226,8 +209,7 @@ fn level_rules() {
             name: "suspended authoritative does not prune",
             unit: unit(
                 vec![
-                    member(&[("m1", U)])
-                        .owns(&[("m1", U)])
+                    holding(&[("m1", U)])
                         .authoritative()
                         .phase(Phase::Suspended),
                 ],
@@ -238,11 +220,7 @@ fn level_rules() {
         Case {
             name: "suspended deletion waits: nothing revoked",
             unit: unit(
-                vec![
-                    member(&[("m1", U)])
-                        .owns(&[("m1", U)])
-                        .phase(Phase::Suspended),
-                ],
+                vec![holding(&[("m1", U)]).phase(Phase::Suspended)],
                 &[("m1", U)],
             ),
             expect: vec![],
@@ -250,12 +228,7 @@ fn level_rules() {
         Case {
             name: "deleting observe member revokes nothing",
             unit: unit(
-                vec![
-                    member(&[("m1", U)])
-                        .owns(&[("m1", U)])
-                        .observe()
-                        .phase(Phase::Deleting),
-                ],
+                vec![holding(&[("m1", U)]).observe().phase(Phase::Deleting)],
                 &[("m1", U)],
             ),
             expect: vec![],
@@ -365,7 +338,7 @@ fn level_rules() {
                     member(&[("m1", A)])
                         .owns(&[("m1", A), ("m4", U)])
                         .phase(Phase::Deleting),
-                    member(&[("m1", U)]).owns(&[("m1", U)]).authoritative(),
+                    holding(&[("m1", U)]).authoritative(),
                     member(&[("m2", U)]).observe(),
                 ],
                 &[("m1", A), ("m2", U), ("m3", U), ("m4", U)],
@@ -427,7 +400,7 @@ fn privilege_set_rules() {
             member(&[("r1", p("SELECT"))])
                 .owns(&[("r1", p("SELECT")), ("r1", p("ALTER"))])
                 .phase(Phase::Deleting),
-            member(&[("r1", p("SELECT"))]).owns(&[("r1", p("SELECT"))]),
+            holding(&[("r1", p("SELECT"))]),
         ],
         &[("r1", p("SELECT")), ("r1", p("ALTER"))],
     );

@@ -7,9 +7,9 @@ use serde_json::{Map, Value, json};
 
 use crate::sandbox::emulator::{Answer, json_response};
 
-use super::legacy::{grantee_in_org, json_object, parse_id};
+use super::legacy::{grantee_in_org, insert_grantee, json_object, parse_id};
 use super::routes::{AcTarget, bad_request, bad_request_data, datasource_not_found};
-use super::{BUILT_IN_ROLES, Entry, Grantee, Level, State, avatar_url, message};
+use super::{BUILT_IN_ROLES, Entry, Grantee, Level, State, message};
 
 fn role_name(entry: &Entry) -> String {
     match (&entry.grantee, entry.managed) {
@@ -40,24 +40,9 @@ pub(super) fn ac_list(st: &State, org: i64, uid: &str) -> Answer {
             obj.insert("isManaged".into(), json!(e.managed));
             obj.insert("isInherited".into(), json!(e.inherited));
             obj.insert("isServiceAccount".into(), json!(false));
-            match &e.grantee {
-                Grantee::User(id) => {
-                    let user = st.user(*id);
-                    let login = user.map(|u| u.login.as_str()).unwrap_or_default();
-                    let email = user.map(|u| u.email.as_str()).unwrap_or_default();
-                    obj.insert("userId".into(), json!(id));
-                    obj.insert("userLogin".into(), json!(login));
-                    obj.insert("userAvatarUrl".into(), json!(avatar_url(email)));
-                }
-                Grantee::Team(id) => {
-                    let name = st.team(*id).map(|t| t.name.as_str()).unwrap_or_default();
-                    obj.insert("teamId".into(), json!(id));
-                    obj.insert("team".into(), json!(name));
-                    obj.insert("teamAvatarUrl".into(), json!(avatar_url(name)));
-                }
-                Grantee::BuiltIn(role) => {
-                    obj.insert("builtInRole".into(), json!(role));
-                }
+            insert_grantee(&mut obj, st, &e.grantee, false);
+            if let Grantee::BuiltIn(role) = &e.grantee {
+                obj.insert("builtInRole".into(), json!(role));
             }
             obj.insert("actions".into(), json!(e.level.actions()));
             obj.insert("permission".into(), json!(e.level.name()));
@@ -116,15 +101,7 @@ pub(super) fn ac_set(
                 e.updated_ms = ts;
             }
         }
-        (Some(level), None) => d.entries.push(Entry {
-            id: new_id,
-            grantee,
-            level,
-            managed: true,
-            inherited: false,
-            created_ms: ts,
-            updated_ms: ts,
-        }),
+        (Some(level), None) => d.entries.push(Entry::written(new_id, grantee, level, ts)),
         (None, Some(position)) => {
             d.entries.remove(position);
         }

@@ -57,24 +57,7 @@ pub(super) fn legacy_list(st: &State, org: i64, raw: &str) -> Answer {
             let mut obj = Map::new();
             obj.insert("id".into(), json!(e.id));
             obj.insert("datasourceId".into(), json!(d.id));
-            match &e.grantee {
-                Grantee::User(id) => {
-                    let user = st.user(*id);
-                    let login = user.map(|u| u.login.as_str()).unwrap_or_default();
-                    let email = user.map(|u| u.email.as_str()).unwrap_or_default();
-                    obj.insert("userId".into(), json!(id));
-                    obj.insert("userLogin".into(), json!(login));
-                    obj.insert("userEmail".into(), json!(email));
-                    obj.insert("userAvatarUrl".into(), json!(avatar_url(email)));
-                }
-                Grantee::Team(id) => {
-                    let name = st.team(*id).map(|t| t.name.as_str()).unwrap_or_default();
-                    obj.insert("teamId".into(), json!(id));
-                    obj.insert("team".into(), json!(name));
-                    obj.insert("teamAvatarUrl".into(), json!(avatar_url(name)));
-                }
-                Grantee::BuiltIn(_) => {}
-            }
+            insert_grantee(&mut obj, st, &e.grantee, true);
             obj.insert("permission".into(), json!(e.level.legacy_code()));
             obj.insert("permissionName".into(), json!(e.level.name()));
             obj.insert("created".into(), json!(rfc3339_millis(e.created_ms)));
@@ -91,6 +74,37 @@ pub(super) fn legacy_list(st: &State, org: i64, raw: &str) -> Answer {
             "permissions": permissions,
         }),
     ))
+}
+
+/// The fields naming a user or team grantee in a permission entry, as both
+/// APIs list them: id, login or name, avatar (and, with `email`, the user's
+/// email, which only the legacy API shows). A built-in role adds none here.
+pub(super) fn insert_grantee(
+    obj: &mut Map<String, Value>,
+    st: &State,
+    grantee: &Grantee,
+    email: bool,
+) {
+    match grantee {
+        Grantee::User(id) => {
+            let user = st.user(*id);
+            let login = user.map(|u| u.login.as_str()).unwrap_or_default();
+            let address = user.map(|u| u.email.as_str()).unwrap_or_default();
+            obj.insert("userId".into(), json!(id));
+            obj.insert("userLogin".into(), json!(login));
+            if email {
+                obj.insert("userEmail".into(), json!(address));
+            }
+            obj.insert("userAvatarUrl".into(), json!(avatar_url(address)));
+        }
+        Grantee::Team(id) => {
+            let name = st.team(*id).map(|t| t.name.as_str()).unwrap_or_default();
+            obj.insert("teamId".into(), json!(id));
+            obj.insert("team".into(), json!(name));
+            obj.insert("teamAvatarUrl".into(), json!(avatar_url(name)));
+        }
+        Grantee::BuiltIn(_) => {}
+    }
 }
 
 /// A JSON object body sent as `application/json`, or `bad request data`.
@@ -154,15 +168,7 @@ pub(super) fn legacy_add(
     if d.entries.iter().any(|e| e.own() && e.grantee == grantee) {
         return Err(bad_request("Permission for user/team already exists"));
     }
-    d.entries.push(Entry {
-        id,
-        grantee,
-        level,
-        managed: true,
-        inherited: false,
-        created_ms: ts,
-        updated_ms: ts,
-    });
+    d.entries.push(Entry::written(id, grantee, level, ts));
     Ok(message(StatusCode::OK, "Datasource permission added"))
 }
 

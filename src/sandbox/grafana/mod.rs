@@ -166,6 +166,19 @@ struct Entry {
 }
 
 impl Entry {
+    /// An entry a client writes (managed, not inherited), made at `ts`.
+    fn written(id: i64, grantee: Grantee, level: Level, ts: i64) -> Entry {
+        Entry {
+            id,
+            grantee,
+            level,
+            managed: true,
+            inherited: false,
+            created_ms: ts,
+            updated_ms: ts,
+        }
+    }
+
     /// Whether a client may change or remove this entry.
     fn own(&self) -> bool {
         self.managed && !self.inherited

@@ -8,7 +8,7 @@ use crate::sandbox::emulator::{Server, lock};
 use super::auth::spki_der;
 use super::ident::{ident, one};
 use super::listings::held_row;
-use super::{GranteeType, Held, Snowflake, State};
+use super::{GranteeId, GranteeType, Held, Snowflake, State};
 
 impl Server<Snowflake> {
     pub(super) fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -76,12 +76,7 @@ impl Server<Snowflake> {
             panic!("a schema is DB.SCHEMA")
         };
         let mut state = self.state();
-        state
-            .databases
-            .entry(db.clone())
-            .or_default()
-            .entry(schema.clone())
-            .or_default();
+        state.schema_entry(db, schema);
         state.apply_futures("SCHEMA", db, schema, &format!("{db}.{schema}"));
     }
 
@@ -101,12 +96,7 @@ impl Server<Snowflake> {
             panic!("an object is DB.SCHEMA.NAME")
         };
         let mut state = self.state();
-        let entry = state
-            .databases
-            .entry(db.clone())
-            .or_default()
-            .entry(schema.clone())
-            .or_default();
+        let entry = state.schema_entry(db, schema);
         if table {
             entry.tables.insert(object.clone());
         } else {
@@ -127,10 +117,7 @@ impl Server<Snowflake> {
         option: bool,
     ) {
         let mut state = self.state();
-        let grantee = (
-            GranteeType::from_wire(grantee_type).expect("grantee type"),
-            ident(grantee).expect("grantee").join("."),
-        );
+        let grantee = grantee_id(grantee_type, grantee);
         let object = state.object(type_, name).expect("object exists");
         state
             .grant(&grantee, &object, &[privilege.to_string()], option)
@@ -147,10 +134,7 @@ impl Server<Snowflake> {
         privilege: &str,
     ) {
         let mut state = self.state();
-        let grantee = (
-            GranteeType::from_wire(grantee_type).expect("grantee type"),
-            ident(grantee).expect("grantee").join("."),
-        );
+        let grantee = grantee_id(grantee_type, grantee);
         let object = (type_.to_string(), ident(name).expect("name").join("."));
         state.revoke(&grantee, &object, &[privilege.to_string()], false);
     }
@@ -158,10 +142,7 @@ impl Server<Snowflake> {
     /// Privileges a grantee holds, as `(SECURABLE_TYPE NAME, PRIVILEGE[ WITH GRANT OPTION])`, sorted.
     pub fn live(&self, grantee_type: &str, grantee: &str) -> Vec<Held> {
         let state = self.state();
-        let grantee = (
-            GranteeType::from_wire(grantee_type).expect("grantee type"),
-            ident(grantee).expect("grantee").join("."),
-        );
+        let grantee = grantee_id(grantee_type, grantee);
         let mut out: Vec<Held> = Vec::new();
         for ((type_, name), held) in state.grants.get(&grantee).into_iter().flatten() {
             for (privilege, option) in held {
@@ -175,10 +156,7 @@ impl Server<Snowflake> {
     /// Future grants of a grantee, as `(FUTURE TYPES IN SCOPE NAME, PRIVILEGE[...])`, sorted.
     pub fn future_live(&self, grantee_type: &str, grantee: &str) -> Vec<Held> {
         let state = self.state();
-        let grantee = (
-            GranteeType::from_wire(grantee_type).expect("grantee type"),
-            ident(grantee).expect("grantee").join("."),
-        );
+        let grantee = grantee_id(grantee_type, grantee);
         let mut out = Vec::new();
         for ((type_, scope_type, scope), held) in state.futures.get(&grantee).into_iter().flatten()
         {
@@ -225,10 +203,7 @@ impl Server<Snowflake> {
     /// ...): more grants than a listing answers, when `count` exceeds showLimit.
     pub fn add_filler_grants(&self, grantee_type: &str, grantee: &str, count: usize) {
         let mut state = self.state();
-        let grantee = (
-            GranteeType::from_wire(grantee_type).expect("grantee type"),
-            ident(grantee).expect("grantee").join("."),
-        );
+        let grantee = grantee_id(grantee_type, grantee);
         for i in 0..count {
             let warehouse = format!("FILLER_{i:05}");
             state.warehouses.insert(warehouse.clone());
@@ -246,10 +221,7 @@ impl Server<Snowflake> {
     /// databases `FILLER_00000`, ...).
     pub fn add_filler_futures(&self, grantee_type: &str, grantee: &str, count: usize) {
         let mut state = self.state();
-        let grantee = (
-            GranteeType::from_wire(grantee_type).expect("grantee type"),
-            ident(grantee).expect("grantee").join("."),
-        );
+        let grantee = grantee_id(grantee_type, grantee);
         for i in 0..count {
             state
                 .futures
@@ -268,22 +240,14 @@ impl Server<Snowflake> {
             panic!("a schema is DB.SCHEMA")
         };
         let mut state = self.state();
-        let entry = state
-            .databases
-            .entry(db.clone())
-            .or_default()
-            .entry(schema.clone())
-            .or_default();
+        let entry = state.schema_entry(db, schema);
         entry.tables.extend((0..count).map(|i| format!("T{i:05}")));
     }
 
     /// Appends `row`, as it is, to the grantee's grants listing (`future`:
     /// its future-grants listing).
     pub fn add_raw_row(&self, grantee_type: &str, grantee: &str, future: bool, row: Value) {
-        let grantee = (
-            GranteeType::from_wire(grantee_type).expect("grantee type"),
-            ident(grantee).expect("grantee").join("."),
-        );
+        let grantee = grantee_id(grantee_type, grantee);
         self.state()
             .raw_rows
             .entry((grantee, future))
@@ -296,4 +260,12 @@ impl Server<Snowflake> {
     pub fn list_futures_as_securables(&self) {
         self.state().futures_as_securable = true;
     }
+}
+
+/// The grantee a test names by its wire type and its name.
+fn grantee_id(grantee_type: &str, grantee: &str) -> GranteeId {
+    (
+        GranteeType::from_wire(grantee_type).expect("grantee type"),
+        ident(grantee).expect("grantee").join("."),
+    )
 }

@@ -7,10 +7,10 @@ use serde_json::{Map, Value, json};
 use crate::sandbox::emulator::{self, Answer, json_response, params, unknown_key};
 
 use super::wire::{
-    bad, body_object, grant_option_of, missing, ok, privileges_of, role_type, securable_type_of,
-    singular,
+    bad, body_object, grant_option_of, missing, object_field, ok, privileges_of, role_type,
+    securable_type_of, singular, str_field,
 };
-use super::{GranteeId, GranteeType, State};
+use super::{GranteeId, GranteeType, Object, State};
 
 impl State {
     pub(super) fn role_grants(
@@ -176,12 +176,8 @@ impl State {
                     return Err(bad("securable.name is required"));
                 }
                 let object = self.object(&type_, &name.join("."))?;
-                if revoke {
-                    self.revoke(grantee, &object, &privileges, option_only);
-                } else {
-                    self.grant(grantee, &object, &privileges, option)?;
-                }
-                Ok(ok())
+                let option = if revoke { option_only } else { option };
+                self.grant_or_revoke(grantee, &object, &privileges, revoke, option)
             }
         }
     }
@@ -217,17 +213,11 @@ impl State {
                 "a {type_} cannot be granted with the grant option"
             )));
         }
-        let securable = body
-            .get("securable")
-            .and_then(Value::as_object)
-            .ok_or_else(|| bad("securable is required"))?;
+        let securable = object_field(body, "securable")?;
         if let Some(key) = unknown_key(securable, &["database", "name"]) {
             return Err(bad(format!("unknown field securable.{key} of a {type_}")));
         }
-        let name = securable
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("securable.name is required"))?;
+        let name = str_field(securable, "securable", "name")?;
         let text = match (type_, securable.get("database").and_then(Value::as_str)) {
             ("ROLE", None) => name.to_string(),
             ("DATABASE ROLE", Some(database)) => format!("{database}.{name}"),
@@ -260,10 +250,23 @@ impl State {
             return Err(bad("a role cannot be granted to itself"));
         }
         let usage = ["USAGE".to_string()];
+        self.grant_or_revoke(grantee, &object, &usage, revoke, false)
+    }
+
+    /// Grants `privileges` on `object` (with the grant option when `option`),
+    /// or, when `revoke`, revokes them (only the grant option when `option`).
+    fn grant_or_revoke(
+        &mut self,
+        grantee: &GranteeId,
+        object: &Object,
+        privileges: &[String],
+        revoke: bool,
+        option: bool,
+    ) -> Answer {
         if revoke {
-            self.revoke(grantee, &object, &usage, false);
+            self.revoke(grantee, object, privileges, option);
         } else {
-            self.grant(grantee, &object, &usage, false)?;
+            self.grant(grantee, object, privileges, option)?;
         }
         Ok(ok())
     }
@@ -273,17 +276,11 @@ impl State {
         &self,
         body: &Map<String, Value>,
     ) -> Result<(String, Vec<String>), emulator::ApiError> {
-        let scope = body
-            .get("containing_scope")
-            .and_then(Value::as_object)
-            .ok_or_else(|| bad("containing_scope is required"))?;
+        let scope = object_field(body, "containing_scope")?;
         if let Some(key) = unknown_key(scope, &["database", "schema"]) {
             return Err(bad(format!("unknown field containing_scope.{key}")));
         }
-        let db = scope
-            .get("database")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("containing_scope.database is required"))?;
+        let db = str_field(scope, "containing_scope", "database")?;
         let (scope_type, name) = match scope.get("schema").and_then(Value::as_str) {
             Some(schema) => ("SCHEMA", format!("{db}.{schema}")),
             None => ("DATABASE", db.to_string()),

@@ -7,13 +7,13 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::sandbox::emulator::{
-    self, Answer, err, json_response, params, percent_decode, random_alnum, unknown_key,
+    self, Answer, err, json_response, params, percent_decode, random_alnum,
 };
 
 use super::ident::{ident, one};
 use super::wire::{
-    bad, body_object, grant_option_of, legacy_grantee_type, legacy_plural, legacy_scope_type,
-    missing, ok, privileges_of, role_type,
+    bad, legacy_grantee_type, legacy_plural, legacy_scope_type, missing, ok, privileges_body,
+    role_type,
 };
 use super::{GranteeType, State};
 
@@ -243,14 +243,7 @@ impl State {
                         self.require_grantee(&grantee)?;
                         match tail {
                             [] if post => {
-                                let body = body_object(request)?;
-                                if let Some(key) =
-                                    unknown_key(&body, &["privileges", "grant_option"])
-                                {
-                                    return Err(bad(format!("unknown field {key}")));
-                                }
-                                let privileges = privileges_of(&body)?;
-                                let option = grant_option_of(&body)?;
+                                let (privileges, option) = privileges_body(request)?;
                                 self.bulk(
                                     &grantee,
                                     bulk,
@@ -284,14 +277,7 @@ impl State {
                         self.require_grantee(&grantee)?;
                         match tail {
                             [] if post => {
-                                let body = body_object(request)?;
-                                if let Some(key) =
-                                    unknown_key(&body, &["privileges", "grant_option"])
-                                {
-                                    return Err(bad(format!("unknown field {key}")));
-                                }
-                                let privileges = privileges_of(&body)?;
-                                let option = grant_option_of(&body)?;
+                                let (privileges, option) = privileges_body(request)?;
                                 self.grant(&grantee, &object, &privileges, option)?;
                                 Ok(ok())
                             }

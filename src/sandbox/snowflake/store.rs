@@ -6,9 +6,18 @@ use crate::sandbox::emulator::{self, Answer};
 
 use super::ident::ident;
 use super::wire::{bad, missing, ok};
-use super::{FutureKey, GranteeId, GranteeType, Object, State, TYPES, valid_privileges};
+use super::{FutureKey, GranteeId, GranteeType, Object, Schema, State, TYPES, valid_privileges};
 
 impl State {
+    /// The schema `db.schema`, added (with its database) when missing.
+    pub(super) fn schema_entry(&mut self, db: &str, schema: &str) -> &mut Schema {
+        self.databases
+            .entry(db.to_string())
+            .or_default()
+            .entry(schema.to_string())
+            .or_default()
+    }
+
     pub(super) fn require_grantee(&self, grantee: &GranteeId) -> Result<(), emulator::ApiError> {
         let exists = match grantee.0 {
             GranteeType::Role => self.roles.contains(&grantee.1),

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use crate::sandbox::emulator::{self, err, json_response};
+use crate::sandbox::emulator::{self, err, json_response, unknown_key};
 
 use super::GranteeType;
 
@@ -57,6 +57,39 @@ pub(super) fn privileges_of(body: &Map<String, Value>) -> Result<Vec<String>, em
                 .ok_or_else(|| bad(format!("invalid privilege {p}")))
         })
         .collect()
+}
+
+/// The body of a Legacy grant: `privileges` and `grant_option`, nothing else.
+pub(super) fn privileges_body(
+    request: &emulator::Request,
+) -> Result<(Vec<String>, bool), emulator::ApiError> {
+    let body = body_object(request)?;
+    if let Some(key) = unknown_key(&body, &["privileges", "grant_option"]) {
+        return Err(bad(format!("unknown field {key}")));
+    }
+    Ok((privileges_of(&body)?, grant_option_of(&body)?))
+}
+
+/// The object `body` holds at `field`, which is required.
+pub(super) fn object_field<'a>(
+    body: &'a Map<String, Value>,
+    field: &str,
+) -> Result<&'a Map<String, Value>, emulator::ApiError> {
+    body.get(field)
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad(format!("{field} is required")))
+}
+
+/// The string `object` (the body's `within`) holds at `field`, which is required.
+pub(super) fn str_field<'a>(
+    object: &'a Map<String, Value>,
+    within: &str,
+    field: &str,
+) -> Result<&'a str, emulator::ApiError> {
+    object
+        .get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad(format!("{within}.{field} is required")))
 }
 
 pub(super) fn grant_option_of(body: &Map<String, Value>) -> Result<bool, emulator::ApiError> {

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::api::VendorKind;
-use crate::vendor_api::http::{CallError, HttpClient, HttpResponse, Repeat};
+use crate::vendor_api::http::{ApiRoot, CallError, HttpClient, HttpResponse, Repeat};
 use crate::vendor_api::{VendorError, read_entries};
 
 const VENDOR: VendorKind = VendorKind::Dremio;
@@ -152,8 +152,7 @@ struct WithId {
 
 /// The Dremio API of one provider.
 pub struct DremioApi {
-    http: HttpClient,
-    base: String,
+    root: ApiRoot,
     deployment: Deployment,
     token: SecretString,
 }
@@ -161,7 +160,7 @@ pub struct DremioApi {
 impl std::fmt::Debug for DremioApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DremioApi")
-            .field("base", &self.base)
+            .field("base", &self.root.base())
             .field("deployment", &self.deployment)
             .finish_non_exhaustive()
     }
@@ -176,8 +175,7 @@ impl DremioApi {
         token: SecretString,
     ) -> DremioApi {
         DremioApi {
-            http,
-            base: url.trim_end_matches('/').to_string(),
+            root: ApiRoot::new(http, url),
             deployment,
             token,
         }
@@ -185,7 +183,7 @@ impl DremioApi {
 
     /// The base URL.
     pub fn base(&self) -> &str {
-        &self.base
+        self.root.base()
     }
 
     /// The deployment.
@@ -211,8 +209,9 @@ impl DremioApi {
         query: &[(&str, String)],
         body: Option<serde_json::Value>,
     ) -> Result<HttpResponse, CallError> {
-        let url = format!("{}{path}", self.base);
-        self.http
+        let url = self.root.url(path);
+        self.root
+            .http()
             .send(operation, repeat_of(operation), |client| {
                 let mut request = client
                     .request(method.clone(), &url)
@@ -261,19 +260,22 @@ impl DremioApi {
             .await?
         {
             Some(_) => Ok(match &self.deployment {
-                Deployment::Software => format!("Dremio Software at {}", self.base),
+                Deployment::Software => format!("Dremio Software at {}", self.root.base()),
                 Deployment::Cloud { project_id } => {
-                    format!("Dremio Cloud project {project_id} at {}", self.base)
+                    format!("Dremio Cloud project {project_id} at {}", self.root.base())
                 }
             }),
             None => Err(VendorError::Config {
                 vendor: VENDOR,
                 message: match &self.deployment {
                     Deployment::Software => {
-                        format!("no Dremio catalog at {}{path}", self.base)
+                        format!("no Dremio catalog at {}{path}", self.root.base())
                     }
                     Deployment::Cloud { project_id } => {
-                        format!("Dremio Cloud has no project {project_id} at {}", self.base)
+                        format!(
+                            "Dremio Cloud has no project {project_id} at {}",
+                            self.root.base()
+                        )
                     }
                 },
             }),

@@ -18,7 +18,8 @@
 //! can no longer land (see `controller::grant`), so that no later write is
 //! overtaken by it. Each vendor client decides per call, with its reason.
 //!
-//! This module owns the client, its configuration and the retry policy;
+//! This module owns the client, its configuration, the retry policy and
+//! [`ApiRoot`] (a client and its base URL, on which each vendor client is built);
 //! `limiter` the per-provider token bucket; `errors` the answers and errors of
 //! a call ([`HttpResponse`], [`CallError`]) and how they read as vendor errors.
 
@@ -132,6 +133,38 @@ impl Default for HttpConfig {
             ca_pem: None,
             retry: RetryPolicy::default(),
         }
+    }
+}
+
+/// Where a vendor client's calls go: the provider's HTTP client and the base
+/// URL every path is put after. Each vendor's client is built on one.
+pub struct ApiRoot {
+    http: HttpClient,
+    base: String,
+}
+
+impl ApiRoot {
+    /// The root at `url` (its trailing `/`s dropped, so paths begin with one).
+    pub fn new(http: HttpClient, url: &str) -> ApiRoot {
+        ApiRoot {
+            http,
+            base: url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// The HTTP client.
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The URL of `path` (which begins with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::api::VendorKind;
-use crate::vendor_api::http::{CallError, HttpClient, HttpResponse, Repeat};
+use crate::vendor_api::http::{ApiRoot, CallError, HttpClient, HttpResponse, Repeat};
 use crate::vendor_api::{VendorError, read_entries};
 
 const VENDOR: VendorKind = VendorKind::Sigma;
@@ -173,8 +173,7 @@ pub struct Credentials {
 
 /// The Sigma API of one provider.
 pub struct SigmaApi {
-    http: HttpClient,
-    base: String,
+    root: ApiRoot,
     credentials: Credentials,
     token: Mutex<Option<Token>>,
 }
@@ -182,7 +181,7 @@ pub struct SigmaApi {
 impl std::fmt::Debug for SigmaApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigmaApi")
-            .field("base", &self.base)
+            .field("base", &self.root.base())
             .finish_non_exhaustive()
     }
 }
@@ -191,8 +190,7 @@ impl SigmaApi {
     /// A client for `api_url`.
     pub fn new(http: HttpClient, api_url: &str, credentials: Credentials) -> SigmaApi {
         SigmaApi {
-            http,
-            base: api_url.trim_end_matches('/').to_string(),
+            root: ApiRoot::new(http, api_url),
             credentials,
             token: Mutex::new(None),
         }
@@ -200,11 +198,11 @@ impl SigmaApi {
 
     /// The base URL.
     pub fn base(&self) -> &str {
-        &self.base
+        self.root.base()
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.root.url(path)
     }
 
     /// Obtains a new token with the client credentials, and keeps it.
@@ -252,7 +250,8 @@ impl SigmaApi {
     async fn request_token(&self, refresh: Option<&SecretString>) -> Result<Token, CallError> {
         let url = self.url("/v2/auth/token");
         let response = self
-            .http
+            .root
+            .http()
             // Asking for a token again is harmless.
             .send("token", Repeat::Read, |client| {
                 let request = client.post(&url).basic_auth(
@@ -307,7 +306,8 @@ impl SigmaApi {
         loop {
             let access = self.bearer().await?;
             let result = self
-                .http
+                .root
+                .http()
                 .send(operation, repeat_of(operation), |client| {
                     build(client).bearer_auth(access.expose_secret())
                 })

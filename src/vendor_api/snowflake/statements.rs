@@ -287,6 +287,15 @@ impl SnowflakeClient {
         removal: &Removal,
         first: &mut Option<VendorError>,
     ) -> Result<(), VendorError> {
+        let mut revoked = |result, option_only| {
+            record(
+                first,
+                result,
+                revoke_operation(option_only),
+                securable,
+                true,
+            )
+        };
         match self.api.grants_api() {
             SnowflakeGrantsApi::Legacy => {
                 let target = legacy_target(securable);
@@ -296,13 +305,7 @@ impl SnowflakeClient {
                             .api
                             .legacy_revoke(grantee, &target, name, option_only)
                             .await;
-                        record(
-                            first,
-                            result,
-                            revoke_operation(option_only),
-                            securable,
-                            true,
-                        );
+                        revoked(result, option_only);
                     }
                 }
             }
@@ -321,13 +324,7 @@ impl SnowflakeClient {
                         .api
                         .role_grants_write(grantee, future, true, &body)
                         .await;
-                    record(
-                        first,
-                        result,
-                        revoke_operation(option_only),
-                        securable,
-                        true,
-                    );
+                    revoked(result, option_only);
                 }
             }
         }

@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::api::VendorKind;
-use crate::vendor_api::http::{CallError, HttpClient, HttpResponse, Repeat};
+use crate::vendor_api::http::{ApiRoot, CallError, HttpClient, HttpResponse, Repeat};
 use crate::vendor_api::{VendorError, read_entries};
 
 pub use permissions::{AccessEntry, AccessGrantee, LegacyEntry, LegacyGrantee, LegacyListing};
@@ -113,8 +113,7 @@ struct TeamPage {
 
 /// The Grafana API of one provider.
 pub struct GrafanaApi {
-    http: HttpClient,
-    base: String,
+    root: ApiRoot,
     org_id: Option<i64>,
     auth: Auth,
 }
@@ -122,7 +121,7 @@ pub struct GrafanaApi {
 impl std::fmt::Debug for GrafanaApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GrafanaApi")
-            .field("base", &self.base)
+            .field("base", &self.root.base())
             .field("org_id", &self.org_id)
             .finish_non_exhaustive()
     }
@@ -132,8 +131,7 @@ impl GrafanaApi {
     /// A client for the Grafana at `url`.
     pub fn new(http: HttpClient, url: &str, org_id: Option<i64>, auth: Auth) -> GrafanaApi {
         GrafanaApi {
-            http,
-            base: url.trim_end_matches('/').to_string(),
+            root: ApiRoot::new(http, url),
             org_id,
             auth,
         }
@@ -141,7 +139,7 @@ impl GrafanaApi {
 
     /// The base URL.
     pub fn base(&self) -> &str {
-        &self.base
+        self.root.base()
     }
 
     /// The organisation asked for, if any.
@@ -158,8 +156,9 @@ impl GrafanaApi {
         query: &[(&str, String)],
         body: Option<serde_json::Value>,
     ) -> Result<HttpResponse, CallError> {
-        let url = format!("{}{path}", self.base);
-        self.http
+        let url = self.root.url(path);
+        self.root
+            .http()
             .send(operation, repeat_of(operation), |client| {
                 let mut request = client.request(method.clone(), &url);
                 if !query.is_empty() {

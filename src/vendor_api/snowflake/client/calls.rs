@@ -31,7 +31,10 @@ impl SnowflakeApi {
         .map_err(|error| {
             error.into_vendor_error(VENDOR, operation, |message| VendorError::Config {
                 vendor: VENDOR,
-                message: format!("no Snowflake REST API at {} (404: {message})", self.base),
+                message: format!(
+                    "no Snowflake REST API at {} (404: {message})",
+                    self.root.base()
+                ),
             })
         })
     }

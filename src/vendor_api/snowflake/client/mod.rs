@@ -22,7 +22,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
 use crate::api::{SnowflakeGrantsApi, VendorKind};
-use crate::vendor_api::http::{CallError, HttpClient, HttpResponse, Repeat};
+use crate::vendor_api::http::{ApiRoot, CallError, HttpClient, HttpResponse, Repeat};
 
 use self::wire::Accepted;
 use super::auth::{Auth, TOKEN_TYPE_HEADER, bearer};
@@ -72,8 +72,7 @@ impl Default for PollPolicy {
 
 /// The Snowflake API of one provider.
 pub struct SnowflakeApi {
-    http: HttpClient,
-    base: String,
+    root: ApiRoot,
     auth: Auth,
     grants_api: SnowflakeGrantsApi,
     poll: PollPolicy,
@@ -82,7 +81,7 @@ pub struct SnowflakeApi {
 impl std::fmt::Debug for SnowflakeApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SnowflakeApi")
-            .field("base", &self.base)
+            .field("base", &self.root.base())
             .field("auth", &self.auth)
             .field("grants_api", &self.grants_api)
             .finish_non_exhaustive()
@@ -98,8 +97,7 @@ impl SnowflakeApi {
         grants_api: SnowflakeGrantsApi,
     ) -> SnowflakeApi {
         SnowflakeApi {
-            http,
-            base: account_url.trim_end_matches('/').to_string(),
+            root: ApiRoot::new(http, account_url),
             auth,
             grants_api,
             poll: PollPolicy::default(),
@@ -119,7 +117,7 @@ impl SnowflakeApi {
 
     /// The account URL.
     pub fn base(&self) -> &str {
-        &self.base
+        self.root.base()
     }
 
     /// How the operator authenticates (no secret).
@@ -148,7 +146,8 @@ impl SnowflakeApi {
             Repeat::Idempotent
         };
         let result = self
-            .http
+            .root
+            .http()
             // Grants and revokes are the same when repeated: Snowflake documents
             // them as succeeding when the privilege is already held or already
             // gone (a 202 is polled, never sent again).
@@ -185,7 +184,7 @@ impl SnowflakeApi {
         query: &[(&str, String)],
         body: Option<&serde_json::Value>,
     ) -> Result<HttpResponse, CallError> {
-        let url = format!("{}{path}", self.base);
+        let url = self.root.url(path);
         self.call_url(operation, method, &url, query, body).await
     }
 
@@ -193,8 +192,8 @@ impl SnowflakeApi {
     /// (the token is never sent elsewhere).
     fn own_url(&self, target: &str) -> Result<String, CallError> {
         if target.starts_with('/') {
-            Ok(format!("{}{target}", self.base))
-        } else if target.starts_with(&format!("{}/", self.base)) {
+            Ok(self.root.url(target))
+        } else if target.starts_with(&format!("{}/", self.root.base())) {
             Ok(target.to_string())
         } else {
             Err(CallError::Unreadable {
@@ -230,7 +229,10 @@ impl SnowflakeApi {
             all.extend(page);
             let Some(next) = response.link.as_deref().and_then(next_link) else {
                 if all.len() >= SHOW_LIMIT {
-                    self.http.metrics().incomplete_listing(VENDOR.as_str());
+                    self.root
+                        .http()
+                        .metrics()
+                        .incomplete_listing(VENDOR.as_str());
                     return Err(ListingError::Capped(format!(
                         "{subject} holds more {rows_are} than Snowflake lists in one answer ({SHOW_LIMIT_TEXT}, showLimit's maximum): the listing may be incomplete, so nothing is granted, revoked or reported in sync from it"
                     )));
@@ -292,9 +294,9 @@ impl SnowflakeApi {
                 .ok()
                 .and_then(|accepted| accepted.result_handler);
             let result_url = match (handle, &response.location) {
-                (Some(handle), _) => {
-                    format!("{}/api/v2/results/{}", self.base, encode_segment(&handle))
-                }
+                (Some(handle), _) => self
+                    .root
+                    .url(&format!("/api/v2/results/{}", encode_segment(&handle))),
                 (None, Some(location)) => self.own_url(location)?,
                 (None, None) => {
                     return Err(CallError::Unreadable {
