@@ -38,7 +38,7 @@
 //! operator under a profiler, e.g. `valgrind --tool=massif`), `BENCH_OPERATOR`
 //! (another build of the binary, to compare), `SCALE_REFRESH_INTERVALS`
 //! (`--last-sync-refresh-intervals`; unset: the operator's default, README,
-//! "Behaviour where the contract is silent", 10).
+//! "Behaviour where the contract is silent", item 10).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -133,7 +133,7 @@ async fn scale_on_four_vendors() {
     }
     let kubeconfig = serve_kube_over_http(&world.kube).await;
     // The operator's default lastSyncTime refresh unless SCALE_REFRESH_INTERVALS
-    // names another (README, "Behaviour where the contract is silent", 10).
+    // names another (README, "Behaviour where the contract is silent", item 10).
     let refresh = std::env::var("SCALE_REFRESH_INTERVALS").ok();
     let mut args = vec!["--log-level", "warn"];
     if let Some(refresh) = &refresh {
