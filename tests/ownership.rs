@@ -8,7 +8,7 @@
 //! - a unit whose vendor hangs holds no reconcile slot that other units need.
 //!
 //! (The write-ahead ordering itself is checked call by call in `kube_mock.rs`,
-//! and under kills and faults in `crash.rs`.)
+//! and under kills and faults in `tests/crash/`.)
 
 mod support;
 
