@@ -19,18 +19,17 @@
 //!   call and refuses a second entry for a grantee, so it changes a level by
 //!   removing the entry and adding it again; a removal that the next change of
 //!   that grantee undoes, with a level at least as high and within
-//!   [`REPLACED_WITHIN`], is the first half of such a change;
+//!   [`REPLACED_WITHIN`], is the first half of such a change, and so is the
+//!   removal that begins a raise when the grantee is declared no more before
+//!   the second half is made;
 //! - no request changed the outsider's grant (everything is `Additive`).
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use serde_json::Value;
+use std::collections::BTreeSet;
+use std::time::Instant;
 
 use crate::model::*;
 use crate::report::{calls_touching, declarers, join, recorded, rows, transition_line};
-use crate::support::NS;
 use crate::world::*;
-use grant_operator::api::GROUP;
 
 /// How soon a Grafana Legacy removal must be followed by the addition that
 /// completes a level change (a kill between the two is followed by a restart
@@ -81,26 +80,8 @@ pub fn check(world: &World) -> Vec<Violation> {
     violations
 }
 
-fn stored(world: &World, vendor: Vendor) -> BTreeMap<String, Value> {
-    world
-        .kube
-        .list_json(GROUP, vendor.plural())
-        .into_iter()
-        .filter(|object| object["metadata"]["namespace"] == NS)
-        .map(|object| {
-            (
-                object["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                object,
-            )
-        })
-        .collect()
-}
-
 fn resources(world: &World, vendor: Vendor, violations: &mut Vec<Violation>) {
-    let stored = stored(world, vendor);
+    let stored = world.stored(vendor);
     for ((v, name), declared) in &world.resources {
         if *v != vendor {
             continue;
@@ -167,7 +148,7 @@ fn end_state(world: &World, vendor: Vendor, violations: &mut Vec<Violation>) {
         ));
     }
     let expected = world.expected(vendor);
-    let stored = stored(world, vendor);
+    let stored = world.stored(vendor);
     let (outsider_key, _) = outsider(vendor);
     let empty = BTreeSet::new();
     let keys: BTreeSet<&String> = live.atoms.keys().chain(expected.keys()).collect();
@@ -252,8 +233,13 @@ fn end_state(world: &World, vendor: Vendor, violations: &mut Vec<Violation>) {
 }
 
 /// Whether the removal of `key` (at level `was`) by `transitions[index]` is
-/// the first half of a Grafana Legacy level change (see the module docs).
+/// the first half of a Grafana Legacy level change (see the module docs): the
+/// entry comes back at `was` or higher within [`REPLACED_WITHIN`], or the
+/// change was a raise whose second half stopped being wanted, the key being
+/// declared no more, before that (a kill between the two halves, and the
+/// resource deleted while the operator was down).
 fn replaced(
+    world: &World,
     transitions: &[Transition],
     index: usize,
     vendor: Vendor,
@@ -261,14 +247,26 @@ fn replaced(
     was: usize,
 ) -> bool {
     let removal = &transitions[index];
-    let Some(next) = transitions[index + 1..]
+    let next = transitions[index + 1..]
         .iter()
-        .find(|t| t.before.get(key) != t.after.get(key))
-    else {
-        return false;
-    };
-    next.at.duration_since(removal.at) <= REPLACED_WITHIN
+        .find(|t| t.before.get(key) != t.after.get(key));
+    let within = |at: Instant| at.duration_since(removal.at) <= REPLACED_WITHIN;
+    if let Some(next) = next
+        && within(next.at)
         && top(vendor, next.after.get(key)).is_some_and(|now| now >= was)
+    {
+        return true;
+    }
+    let declared = |at: Instant| top(vendor, world.journal.declared_at(vendor, at).get(key));
+    let until = next.map(|next| next.at);
+    declared(removal.at).is_some_and(|wanted| wanted > was)
+        && world.journal.changes().iter().any(|change| {
+            change.vendor == vendor
+                && change.after > removal.at
+                && within(change.after)
+                && until.is_none_or(|until| change.after <= until)
+                && declared(change.after).is_none()
+        })
 }
 
 fn transitions(world: &World, vendor: Vendor, violations: &mut Vec<Violation>) {
@@ -310,7 +308,7 @@ fn transitions(world: &World, vendor: Vendor, violations: &mut Vec<Violation>) {
                             if wanted.contains(level)
                                 && !(legacy
                                     && now.is_none()
-                                    && replaced(&all, index, vendor, key, was))
+                                    && replaced(world, &all, index, vendor, key, was))
                             {
                                 vec![level.to_string()]
                             } else {

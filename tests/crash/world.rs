@@ -153,14 +153,7 @@ impl World {
                 Vendor::Snowflake => self.kube.put(&typed::<SnowflakeGrant>(object)),
             };
         }
-        let after = Instant::now();
-        self.journal.record(Change {
-            before,
-            after,
-            vendor,
-            name: name.to_string(),
-            spec: Some(spec.clone()),
-        });
+        self.record(before, vendor, name, Some(spec.clone()));
         self.resources.insert(
             (vendor, name.to_string()),
             Declared {
@@ -168,6 +161,31 @@ impl World {
                 deleted: false,
             },
         );
+    }
+
+    /// Journals a declaration change written between `before` and now.
+    fn record(&mut self, before: Instant, vendor: Vendor, name: &str, spec: Option<Spec>) {
+        let after = Instant::now();
+        self.journal.record(Change {
+            before,
+            after,
+            vendor,
+            name: name.to_string(),
+            spec,
+        });
+    }
+
+    /// The grant resources of `vendor` the API server stores, by name, as JSON.
+    pub fn stored(&self, vendor: Vendor) -> BTreeMap<String, Value> {
+        self.kube
+            .list_json(GROUP, vendor.plural())
+            .into_iter()
+            .filter(|object| object["metadata"]["namespace"] == NS)
+            .map(|object| {
+                let name = object["metadata"]["name"].as_str().unwrap_or_default();
+                (name.to_string(), object)
+            })
+            .collect()
     }
 
     fn modify<K: kube::Resource<DynamicType = ()>>(&self, name: &str, spec: Value) -> bool {
@@ -184,14 +202,7 @@ impl World {
             Vendor::Dremio => self.kube.delete::<DremioGrant>(Some(NS), name),
             Vendor::Snowflake => self.kube.delete::<SnowflakeGrant>(Some(NS), name),
         }
-        let after = Instant::now();
-        self.journal.record(Change {
-            before,
-            after,
-            vendor,
-            name: name.to_string(),
-            spec: None,
-        });
+        self.record(before, vendor, name, None);
         if let Some(declared) = self.resources.get_mut(&(vendor, name.to_string())) {
             declared.deleted = true;
         }
@@ -280,20 +291,7 @@ impl World {
     pub fn unsettled_resources(&self, since: Option<Since>) -> Vec<String> {
         let mut problems = Vec::new();
         for vendor in &self.options.vendors {
-            let stored: HashMap<String, Value> = self
-                .kube
-                .list_json(GROUP, vendor.plural())
-                .into_iter()
-                .map(|object| {
-                    (
-                        object["metadata"]["name"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                        object,
-                    )
-                })
-                .collect();
+            let stored = self.stored(*vendor);
             for ((v, name), declared) in &self.resources {
                 if v != vendor {
                     continue;

@@ -124,10 +124,8 @@ async fn legacy_add_list_and_remove() {
     let listed = reply.body["permissions"].as_array().unwrap();
     assert_eq!(listed.len(), 2, "{listed:?}");
     let user = listed[0].as_object().unwrap();
-    let mut user_keys: Vec<&String> = user.keys().collect();
-    user_keys.sort();
     assert_eq!(
-        user_keys,
+        sorted_keys(user),
         [
             "created",
             "datasourceId",
@@ -162,10 +160,8 @@ async fn legacy_add_list_and_remove() {
         (&json!(1), &json!("Query"))
     );
     let team = listed[1].as_object().unwrap();
-    let mut team_keys: Vec<&String> = team.keys().collect();
-    team_keys.sort();
     assert_eq!(
-        team_keys,
+        sorted_keys(team),
         [
             "created",
             "datasourceId",
@@ -367,4 +363,11 @@ async fn legacy_add_refuses_unknown_grantees_and_duplicates() {
         .map(|p| (p.permission, p.managed))
         .collect();
     assert_eq!(bobs, vec![(Level::Edit, false), (Level::Query, true)]);
+}
+
+/// The keys of a JSON object, sorted.
+fn sorted_keys(object: &serde_json::Map<String, serde_json::Value>) -> Vec<&String> {
+    let mut keys: Vec<&String> = object.keys().collect();
+    keys.sort();
+    keys
 }
