@@ -142,12 +142,12 @@ pub(super) async fn sync_unit<K: GrantKind>(
         return outcome;
     }
     // A previous operator's writes may still land where it had work in progress.
-    let inherited = after_start(&context, &provider, started);
+    // Checked once per unit, at its first sync in the start-up window.
+    let inherited = after_start(&context, &provider, started).filter(|_| cx.first_check(&unit));
     if let Some(left) = inherited
         && members
             .iter()
             .any(|member| work_in_progress(member, context.leading_since))
-        && cx.first_check(&unit)
     {
         cx.fence(&unit, left);
         let cause = format!(
@@ -156,9 +156,6 @@ pub(super) async fn sync_unit<K: GrantKind>(
         );
         fail_reported(&cx, &mut outcome, &members, &fence_failure(&cause, left)).await;
         return outcome;
-    }
-    if inherited.is_some() {
-        cx.first_check(&unit);
     }
     match read_plan_apply(&cx, &unit, &provider, &mut members, &neighbours, started).await {
         Ok(result) => finish(&cx, &mut outcome, &members, result, started).await,
